@@ -1,0 +1,39 @@
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const HEADER: &str = "x-admin-key";
+
+/// Proof that the request carries one of the configured admin keys. Compared in constant time against every
+/// key (several are allowed so keys can rotate without downtime).
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let keys = &state.config.admin.api_keys;
+        if keys.is_empty() {
+            return Err(ApiError::forbidden(
+                "admin_api_disabled",
+                "The admin API is disabled: no admin.api_keys are configured.",
+            ));
+        }
+        let Some(given) = parts.headers.get(HEADER) else {
+            return Err(ApiError::Unauthorized("Missing X-Admin-Key header.".into()));
+        };
+        let given = given.as_bytes();
+        // Check every key, without stopping at a match, so timing says nothing about which key matched.
+        let matched = keys
+            .iter()
+            .fold(subtle::Choice::from(0), |acc, key| acc | key.expose().as_bytes().ct_eq(given));
+        if bool::from(matched) {
+            Ok(AdminAuth)
+        } else {
+            Err(ApiError::Unauthorized("Invalid X-Admin-Key.".into()))
+        }
+    }
+}

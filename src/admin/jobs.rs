@@ -1,0 +1,167 @@
+//! Inspect and steer the job queue.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::AdminAuth;
+use crate::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+use crate::jobs::{Enqueued, JobFilter, JobId, JobRow, JobState, KindStats, NewJob};
+use crate::state::AppState;
+use crate::tenancy::TenantId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    state: Option<String>,
+    kind: Option<String>,
+    tenant_id: Option<TenantId>,
+    /// Page backwards: jobs with an id below this one.
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /admin/jobs`: newest first, filtered by state, kind and tenant.
+pub async fn list(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let job_state = match params.state.as_deref() {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("Unknown state {s:?}; expected one of pending, running, succeeded, discarded, cancelled."),
+            )
+        })?),
+    };
+    let filter = JobFilter {
+        state: job_state,
+        kind: params.kind,
+        tenant_id: params.tenant_id,
+        before: params.before.map(JobId),
+        limit: params.limit.unwrap_or(50),
+    };
+    let jobs = state.jobs.list(&filter).await?;
+    let next_before = if jobs.len() as i64 == filter.limit.clamp(1, 500) { jobs.last().map(|j| j.id) } else { None };
+    Ok(axum::Json(json!({ "jobs": jobs, "next_before": next_before })))
+}
+
+/// `GET /admin/jobs/stats`: counts by kind and state.
+pub async fn stats(_: AdminAuth, State(state): State<AppState>) -> Result<axum::Json<Vec<KindStats>>, ApiError> {
+    Ok(axum::Json(state.jobs.stats().await?))
+}
+
+/// `GET /admin/jobs/{id}`.
+pub async fn get(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<JobRow>, ApiError> {
+    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    kind: String,
+    #[serde(default)]
+    payload: Option<Value>,
+    tenant_id: Option<TenantId>,
+    unique_key: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    run_at: Option<OffsetDateTime>,
+    max_attempts: Option<i32>,
+    priority: Option<i16>,
+}
+
+/// `POST /admin/jobs`: run a registered job kind now or later (e.g. trigger a periodic task by hand).
+/// 201 with the new job, or 200 with the live duplicate when the unique key is taken.
+pub async fn enqueue(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Json(request): Json<EnqueueRequest>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let payload = request.payload.unwrap_or_else(|| json!({}));
+    match state.job_registry.check_payload(&request.kind, &payload) {
+        None => {
+            return Err(ApiError::unprocessable(
+                "unknown_job_kind",
+                format!("No handler is registered for kind {:?}; known kinds: {}.", request.kind, state.job_registry.kinds().join(", ")),
+            ));
+        }
+        Some(Err(e)) => {
+            return Err(ApiError::unprocessable(
+                "invalid_payload",
+                format!("The payload does not fit kind {:?}: {e}", request.kind),
+            ));
+        }
+        Some(Ok(())) => {}
+    }
+    if request.max_attempts.is_some_and(|n| !(1..=100).contains(&n)) {
+        return Err(ApiError::unprocessable("invalid_body", "max_attempts must be between 1 and 100."));
+    }
+    let mut job = NewJob::raw(request.kind, payload);
+    if let Some(tenant) = request.tenant_id {
+        job = job.for_tenant(tenant);
+    }
+    if let Some(key) = request.unique_key {
+        job = job.unique_key(key);
+    }
+    if let Some(at) = request.run_at {
+        job = job.run_at(at);
+    }
+    if let Some(n) = request.max_attempts {
+        job = job.max_attempts(n);
+    }
+    if let Some(p) = request.priority {
+        job = job.priority(p);
+    }
+    let (status, id) = match state.jobs.enqueue(job).await? {
+        Enqueued::Inserted(id) => (StatusCode::CREATED, id),
+        Enqueued::Duplicate(id) => (StatusCode::OK, id),
+    };
+    let row = state.jobs.get(id).await?.ok_or_else(|| job_not_found(id.0))?;
+    Ok((status, axum::Json(json!({ "job": row, "duplicate": status == StatusCode::OK }))))
+}
+
+/// `POST /admin/jobs/{id}/retry`: a discarded or cancelled job runs again with fresh attempts.
+pub async fn retry(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<JobRow>, ApiError> {
+    if !state.jobs.retry(JobId(id)).await? {
+        return Err(state_conflict(&state, id, "only discarded or cancelled jobs can be retried").await);
+    }
+    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+}
+
+/// `POST /admin/jobs/{id}/cancel`: a pending job will not run.
+pub async fn cancel(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<JobRow>, ApiError> {
+    if !state.jobs.cancel(JobId(id)).await? {
+        return Err(state_conflict(&state, id, "only pending jobs can be cancelled").await);
+    }
+    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+}
+
+/// 404 if the job does not exist, else 409 saying which state it is in.
+async fn state_conflict(state: &AppState, id: i64, rule: &str) -> ApiError {
+    match state.jobs.get(JobId(id)).await {
+        Ok(Some(job)) => ApiError::conflict("invalid_job_state", format!("Job {id} is {}; {rule}.", job.state)),
+        Ok(None) => job_not_found(id),
+        Err(e) => e.into(),
+    }
+}
+
+fn job_not_found(id: i64) -> ApiError {
+    ApiError::not_found("job_not_found", format!("No job with id {id}."))
+}

@@ -1,0 +1,206 @@
+//! Building the application state once and running the HTTP server and/or the job worker under one
+//! cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
+use crate::redis::Redis;
+use crate::state::AppState;
+use crate::{db, http, jobs, telemetry};
+
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API only.
+    Api,
+    /// Job workers and periodic tasks only (plus /health and /metrics for probes and scrapes).
+    Worker,
+    /// Both: what a single small server runs.
+    All,
+}
+
+impl Role {
+    fn runs_api(self) -> bool {
+        matches!(self, Self::Api | Self::All)
+    }
+    fn runs_worker(self) -> bool {
+        matches!(self, Self::Worker | Self::All)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error("Redis at {url} not reachable: {source}")]
+    Redis { url: String, source: fred::error::Error },
+    #[error("cannot listen on {address} ({key}): {source}")]
+    Bind { key: &'static str, address: String, source: std::io::Error },
+    #[error("cannot set up job handlers: {0}")]
+    Jobs(#[from] serde_json::Error),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error(transparent)]
+    Worker(#[from] jobs::WorkerError),
+}
+
+/// A built, not yet running, application: state created, migrations applied, sockets bound.
+pub struct Application {
+    state: AppState,
+    role: Role,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    registry: Registry,
+}
+
+impl Application {
+    /// Connects (waiting for PostgreSQL up to `db.startup_wait_secs`), migrates when `db.migrate_on_start`, and
+    /// binds the listeners, so that once this returns the ports are known and the app can run.
+    pub async fn build(config: Config, role: Role) -> Result<Self, StartupError> {
+        install_crypto_provider();
+        let pool = db::connect_with_retry(&config.db).await?;
+        if config.db.migrate_on_start {
+            db::migrate(&pool).await?;
+            tracing::info!("global migrations applied");
+        }
+        let redis = Redis::connect(&config.redis).await.map_err(|source| StartupError::Redis {
+            url: config.redis.url.redacted(),
+            source,
+        })?;
+
+        let mut registry = Registry::new();
+        jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
+
+        let listener = bind("server.listen", &config.server.listen).await?;
+        let metrics_listener = match config.server.metrics_listen.as_str() {
+            "" => None,
+            address => Some(bind("server.metrics_listen", address).await?),
+        };
+        let state = AppState {
+            jobs: JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
+            config: Arc::new(config),
+            db: pool,
+            redis,
+            metrics: telemetry::metrics_handle(),
+            job_registry: Arc::new(registry.clone()),
+        };
+        Ok(Self { state, role, listener, metrics_listener, registry })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The address the HTTP server is bound to (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until `shutdown` is cancelled (or a part fails, which cancels the others), then drains: requests
+    /// get `server.shutdown_timeout_secs`, jobs `jobs.shutdown_timeout_secs`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartupError> {
+        let Self { state, role, listener, metrics_listener, registry } = self;
+        let drain = state.config.shutdown_timeout();
+        let mut tasks: JoinSet<Result<(), StartupError>> = JoinSet::new();
+
+        let router = if role.runs_api() { http::api_router(state.clone()) } else { http::ops_router(state.clone()) };
+        tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, ?role, "HTTP server listening");
+        tasks.spawn(serve(listener, router, shutdown.clone(), drain));
+        if let Some(listener) = metrics_listener {
+            tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, "metrics listening");
+            tasks.spawn(serve(listener, http::metrics_router(state.clone()), shutdown.clone(), drain));
+        }
+        if role.runs_worker() {
+            let worker = Worker::new(state.db.clone(), registry, WorkerOptions::from_config(&state.config.jobs));
+            let token = shutdown.clone();
+            tasks.spawn(async move { worker.run(token).await.map_err(StartupError::from) });
+        }
+        let upkeep_stop = shutdown.clone();
+        let handle = state.metrics.clone();
+        tasks.spawn(async move {
+            telemetry::run_metrics_upkeep(handle, upkeep_stop).await;
+            Ok(())
+        });
+
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.unwrap_or_else(|e| {
+                Err(StartupError::Serve(std::io::Error::other(format!("task crashed: {e}"))))
+            });
+            if let Err(error) = result {
+                tracing::error!(error = %error, "a component failed; shutting down");
+                shutdown.cancel();
+                first_error.get_or_insert(error);
+            }
+        }
+        if let Some(redis) = &state.redis {
+            redis.quit().await;
+        }
+        state.db.close().await;
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    drain: std::time::Duration,
+) -> Result<(), StartupError> {
+    http::serve(listener, router, shutdown, drain).await.map_err(StartupError::Serve)
+}
+
+async fn bind(key: &'static str, address: &str) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartupError::Bind { key, address: address.to_string(), source })
+}
+
+/// rustls needs one process-wide crypto provider (we use ring); installing twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `wosool serve`: build, run until SIGTERM/SIGINT, drain, return.
+pub async fn run(config: Config, role: Role) -> Result<(), StartupError> {
+    let app = Application::build(config, role).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    app.run(shutdown).await
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+    token.cancel();
+}

@@ -1,0 +1,399 @@
+//! Configuration: figment layers (defaults → file → aliases → `WOSOOL_*` env → `*_FILE` secrets), then one
+//! validation pass that reports every problem at once.
+//!
+//! The defaults are `config/default.toml`, compiled in, so the file that documents every key is also the only
+//! place a default lives.
+
+mod secret;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use serde::{Deserialize, Serialize};
+
+pub use secret::Secret;
+
+/// The documented defaults, embedded at build time.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of every environment variable that sets a config key.
+const ENV_PREFIX: &str = "WOSOOL_";
+/// Conventional variables honoured as aliases of config keys (below `WOSOOL_*` in precedence).
+const ENV_ALIASES: &[(&str, &str)] = &[("DATABASE_URL", "db.url"), ("REDIS_URL", "redis.url")];
+/// Variables that carry our own options rather than config keys.
+const ENV_NOT_KEYS: &[&str] = &["WOSOOL_CONFIG"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub db: DbConfig,
+    pub redis: RedisConfig,
+    pub log: LogConfig,
+    pub jobs: JobsConfig,
+    pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub metrics_listen: String,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbConfig {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub startup_wait_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub key_prefix: String,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    pub concurrency: usize,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub default_max_attempts: i32,
+    pub retry_base_ms: u64,
+    pub retry_max_secs: u64,
+    pub retention_hours: u64,
+    pub discarded_retention_hours: u64,
+    pub prune_interval_secs: u64,
+    pub stats_interval_secs: u64,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub api_keys: Vec<Secret>,
+}
+
+/// Everything that went wrong while loading, one human line per problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: impl Into<String>) -> Self {
+        Self { problems: vec![problem.into()] }
+    }
+}
+
+impl Config {
+    /// Loads from the process environment and an optional file (`--config`, else `WOSOOL_CONFIG`).
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "WOSOOL_CONFIG")
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        Self::load_from(file.as_deref(), env)
+    }
+
+    /// Loads from an explicit set of environment variables: what `load` does, without touching process state
+    /// (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::one(format!(
+                    "config file {}: not found or not a file; expected a readable TOML file",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = EnvLayers::collect(env)?;
+        for (key, value) in env.aliases.into_iter().chain(env.prefixed).chain(env.files) {
+            figment = figment.merge(Serialized::global(&key, value));
+        }
+        let config: Config = figment.extract().map_err(|error| ConfigError {
+            problems: error.into_iter().map(|e| describe_figment_error(&e)).collect(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot express; reports every problem, not just the first.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, what: String, expected: &str| {
+            problems.push(format!("{key}: {what}; expected {expected}"));
+        };
+
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            problem(
+                "server.listen",
+                format!("{:?} is not a socket address", self.server.listen),
+                "host:port such as 0.0.0.0:8080",
+            );
+        }
+        if !self.server.metrics_listen.is_empty()
+            && self.server.metrics_listen.parse::<SocketAddr>().is_err()
+        {
+            problem(
+                "server.metrics_listen",
+                format!("{:?} is not a socket address", self.server.metrics_listen),
+                "empty or host:port such as 127.0.0.1:9100",
+            );
+        }
+        for (key, value) in [
+            ("server.request_timeout_secs", self.server.request_timeout_secs),
+            ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
+            ("db.acquire_timeout_secs", self.db.acquire_timeout_secs),
+            ("redis.timeout_secs", self.redis.timeout_secs),
+            ("jobs.concurrency", self.jobs.concurrency as u64),
+            ("jobs.poll_interval_ms", self.jobs.poll_interval_ms),
+            ("jobs.lease_secs", self.jobs.lease_secs),
+            ("jobs.retry_base_ms", self.jobs.retry_base_ms),
+            ("jobs.prune_interval_secs", self.jobs.prune_interval_secs),
+            ("jobs.stats_interval_secs", self.jobs.stats_interval_secs),
+        ] {
+            if value == 0 {
+                problem(key, "is 0".into(), "a positive number");
+            }
+        }
+        for origin in &self.server.cors_allowed_origins {
+            if origin != "*" && origin.parse::<http::HeaderValue>().is_err() {
+                problem(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} is not a valid origin"),
+                    "\"*\" or origins such as \"https://app.example.com\"",
+                );
+            }
+        }
+        match url::Url::parse(self.db.url.expose()) {
+            Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {}
+            _ => problem(
+                "db.url",
+                format!("{} is not a PostgreSQL URL", self.db.url.redacted()),
+                "postgres://user:password@host:5432/database",
+            ),
+        }
+        if self.db.max_connections < 2 {
+            problem(
+                "db.max_connections",
+                format!("is {}", self.db.max_connections),
+                "at least 2 (the job worker holds one for LISTEN)",
+            );
+        }
+        if self.db.min_connections > self.db.max_connections {
+            problem(
+                "db.min_connections",
+                format!(
+                    "{} is above db.max_connections ({})",
+                    self.db.min_connections, self.db.max_connections
+                ),
+                "a number no larger than db.max_connections",
+            );
+        }
+        if !self.redis.url.is_empty() {
+            match url::Url::parse(self.redis.url.expose()) {
+                Ok(url) if matches!(url.scheme(), "redis" | "rediss") => {}
+                _ => problem(
+                    "redis.url",
+                    format!("{} is not a Redis URL", self.redis.url.redacted()),
+                    "empty or redis://[:password@]host:6379[/db]",
+                ),
+            }
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            problem(
+                "redis.key_prefix",
+                format!("{:?} is empty or contains whitespace", self.redis.key_prefix),
+                "a short word such as \"wosool\"",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problem(
+                "log.level",
+                format!("{:?} is not a valid filter", self.log.level),
+                "a level (error, warn, info, debug, trace) or directives like \"info,wosool=debug\"",
+            );
+        }
+        if self.jobs.default_max_attempts < 1 {
+            problem(
+                "jobs.default_max_attempts",
+                format!("is {}", self.jobs.default_max_attempts),
+                "at least 1",
+            );
+        }
+        if self.jobs.retry_max_secs * 1000 < self.jobs.retry_base_ms {
+            problem(
+                "jobs.retry_max_secs",
+                "is below jobs.retry_base_ms".into(),
+                "a cap no smaller than the base delay",
+            );
+        }
+        for (i, key) in self.admin.api_keys.iter().enumerate() {
+            if key.expose().len() < 16 {
+                problem(
+                    &format!("admin.api_keys[{i}]"),
+                    "is shorter than 16 characters".into(),
+                    "a random key of at least 16 characters (e.g. `openssl rand -hex 32`)",
+                );
+            }
+        }
+
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+    }
+
+    /// The effective configuration as TOML, with every secret redacted (`wosool config check`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_timeout_secs)
+    }
+}
+
+/// Environment variables sorted into the layers they feed, already mapped to dotted config keys.
+struct EnvLayers {
+    aliases: Vec<(String, Value)>,
+    prefixed: Vec<(String, Value)>,
+    files: Vec<(String, Value)>,
+}
+
+impl EnvLayers {
+    fn collect(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut layers = EnvLayers { aliases: vec![], prefixed: vec![], files: vec![] };
+        let mut problems = Vec::new();
+        // Sorted so that the result never depends on the order the OS lists variables in.
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, raw) in &env {
+            if ENV_NOT_KEYS.contains(&name.as_str()) {
+                continue;
+            }
+            let (var, from_file) = match name.strip_suffix("_FILE") {
+                Some(var) => (var, true),
+                None => (name.as_str(), false),
+            };
+            let (key, is_alias) = if let Some(&(_, key)) = ENV_ALIASES.iter().find(|(a, _)| *a == var) {
+                (key.to_string(), true)
+            } else if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
+                (rest.to_ascii_lowercase().replace("__", "."), false)
+            } else {
+                continue;
+            };
+            if from_file {
+                match std::fs::read_to_string(raw) {
+                    Ok(content) => {
+                        let content = content.trim_end_matches(['\n', '\r']).to_string();
+                        layers.files.push((key, Value::from(content)));
+                    }
+                    Err(e) => problems.push(format!(
+                        "{name}: cannot read {raw:?} ({e}); expected a readable file holding the value of {key}"
+                    )),
+                }
+            } else {
+                if is_alias {
+                    layers.aliases.push((key, Value::from(raw.clone())));
+                } else {
+                    // Same parsing as figment's Env provider: "8080" is a number, "[a,b]" an array.
+                    let value: Value = raw.parse().unwrap_or_else(|never| match never {});
+                    layers.prefixed.push((key, value));
+                }
+            }
+        }
+        if problems.is_empty() { Ok(layers) } else { Err(ConfigError { problems }) }
+    }
+}
+
+/// One figment error as one line: the key it concerns, what was wrong, and where the value came from.
+fn describe_figment_error(error: &figment::Error) -> String {
+    let key = if error.path.is_empty() {
+        "config".to_string()
+    } else {
+        error.path.join(".")
+    };
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(source) => format!(" (from {} {source})", m.name),
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    format!("{key}: {}{source}", error.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_alone_are_a_complete_valid_config() {
+        let config = Config::load_from(None, env(&[])).expect("defaults load");
+        assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
+        assert!(config.db.migrate_on_start);
+        assert!(config.redis.url.is_empty());
+    }
+
+    #[test]
+    fn prefixed_env_beats_alias_and_nested_keys_use_double_underscore() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://a@alias/db"),
+                ("WOSOOL_DB__URL", "postgres://a@prefixed/db"),
+                ("WOSOOL_JOBS__CONCURRENCY", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.db.url.expose(), "postgres://a@prefixed/db");
+        assert_eq!(config.jobs.concurrency, 3);
+    }
+}

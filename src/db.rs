@@ -1,0 +1,98 @@
+//! The global (control-plane) database: connecting with a bounded wait, and its migrations.
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::DbConfig;
+
+/// Migrations of the global database, embedded in the binary.
+pub static GLOBAL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/global");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("PostgreSQL at {url} not reachable after {waited:?}: {source}")]
+    Unreachable { url: String, waited: Duration, source: sqlx::Error },
+    #[error("global migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Pool options from config. Connections are opened lazily, so building the pool never blocks.
+pub fn pool_options(config: &DbConfig) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(config.min_connections)
+        .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
+        .idle_timeout(Duration::from_secs(600))
+}
+
+/// Connects to the global database, retrying with capped exponential backoff for up to
+/// `db.startup_wait_secs` (in Docker Compose the database may come up after us). Each failed try is logged.
+pub async fn connect_with_retry(config: &DbConfig) -> Result<PgPool, DbError> {
+    let started = Instant::now();
+    let deadline = Duration::from_secs(config.startup_wait_secs);
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1u32;
+    loop {
+        match pool_options(config).connect(config.url.expose()).await {
+            Ok(pool) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, waited_ms = started.elapsed().as_millis() as u64, "connected to PostgreSQL");
+                }
+                return Ok(pool);
+            }
+            Err(error) if started.elapsed() + delay < deadline && is_transient(&error) => {
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    url = %config.url.redacted(),
+                    error = %error,
+                    "PostgreSQL not reachable yet; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(source) => {
+                return Err(DbError::Unreachable {
+                    url: config.url.redacted(),
+                    waited: started.elapsed(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Errors worth waiting out at startup: the server is not up (yet) or still starting. Wrong credentials or a
+/// missing database are not: retrying would only delay the clear failure.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // 57P03 cannot_connect_now: "the database system is starting up".
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("57P03"),
+        _ => false,
+    }
+}
+
+/// Applies pending global migrations. Safe to run from several replicas at once: sqlx holds an advisory lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    GLOBAL_MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// Whether every embedded global migration has been applied successfully (readiness check).
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .or_else(|e| match &e {
+                // The table does not exist before the first migration: nothing is applied.
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(vec![]),
+                _ => Err(e),
+            })?;
+    Ok(GLOBAL_MIGRATOR.iter().all(|m| applied.binary_search(&m.version).is_ok()))
+}

@@ -1,0 +1,145 @@
+//! The one API error type and its mapping to HTTP.
+//!
+//! Handlers return `Result<_, ApiError>`. `IntoResponse` only attaches an [`ErrorBody`] to the response; the
+//! `http::envelope` middleware renders every error (ours, axum's 404/405, tower-http's 408/413, caught panics)
+//! into `{"error":{"code","message","request_id"}}` in one place, where the request id is known.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (bad JSON, bad query string, invalid field).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Well-formed but semantically invalid input.
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String, details: Option<serde_json::Value> },
+    /// Anything unexpected. The cause is logged; the client only learns that it happened.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into() }
+    }
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable { code, message: message.into() }
+    }
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden { code, message: message.into() }
+    }
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let (code, message) = match self {
+            Self::BadRequest { code, message }
+            | Self::Forbidden { code, message }
+            | Self::NotFound { code, message }
+            | Self::Conflict { code, message }
+            | Self::Unprocessable { code, message }
+            | Self::Unavailable { code, message, .. } => (*code, message.clone()),
+            Self::Unauthorized(m) => ("unauthorized", m.clone()),
+            Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
+            Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
+            Self::Internal(_) => ("internal_error", "Something went wrong on our side; it has been logged.".into()),
+        };
+        let details = match self {
+            Self::Unavailable { details, .. } => details.clone(),
+            _ => None,
+        };
+        ErrorBody { code: code.into(), message, details }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut => Self::Unavailable {
+                code: "database_busy",
+                message: "The database is busy; try again shortly.".into(),
+                details: None,
+            },
+            _ => Self::internal(error),
+        }
+    }
+}
+
+/// What an error response says, before the envelope adds the request id.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl ErrorBody {
+    /// The body for an error response produced by something other than `ApiError` (axum's fallbacks,
+    /// tower-http layers), chosen from the status alone.
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "No such route."),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "This route does not accept that method."),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is larger than allowed."),
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long and was abandoned."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "Unsupported content type."),
+            StatusCode::BAD_REQUEST => ("bad_request", "The request is malformed."),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "Authentication is required."),
+            StatusCode::FORBIDDEN => ("forbidden", "This is not allowed."),
+            s if s.is_server_error() => ("internal_error", "Something went wrong on our side; it has been logged."),
+            _ => ("error", "The request failed."),
+        };
+        Self { code: code.into(), message: message.into(), details: None }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %cause, "internal error");
+        }
+        let mut response = self.status().into_response();
+        response.extensions_mut().insert(self.body());
+        response
+    }
+}

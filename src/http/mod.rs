@@ -1,0 +1,154 @@
+//! Router assembly, the middleware stack, and serving with graceful shutdown.
+
+mod envelope;
+pub mod extract;
+mod health;
+mod observe;
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any as AnyOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use observe::record_tenant;
+
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The full API: operations endpoints, the public API and the admin API.
+pub fn api_router(state: AppState) -> Router {
+    let metrics_inline = state.config.server.metrics_listen.is_empty();
+    let mut router = ops_routes(metrics_inline)
+        .route("/api/version", get(version))
+        .nest("/admin", crate::admin::router());
+    router = router.fallback(not_found);
+    with_middleware(router, &state).with_state(state)
+}
+
+/// What a worker-only process serves: health and metrics, so it can be probed and scraped like the API.
+pub fn ops_router(state: AppState) -> Router {
+    let metrics_inline = state.config.server.metrics_listen.is_empty();
+    with_middleware(ops_routes(metrics_inline).fallback(not_found), &state).with_state(state)
+}
+
+/// `/metrics` alone, for `server.metrics_listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    let router = Router::new().route("/metrics", get(health::metrics)).fallback(not_found);
+    with_middleware(router, &state).with_state(state)
+}
+
+fn ops_routes(with_metrics: bool) -> Router<AppState> {
+    let router = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready));
+    if with_metrics { router.route("/metrics", get(health::metrics)) } else { router }
+}
+
+/// The layers every response passes through, outermost first.
+fn with_middleware(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let server = &state.config.server;
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(from_fn(observe::observe))
+        .layer(CompressionLayer::new())
+        .option_layer(cors_layer(&server.cors_allowed_origins))
+        .layer(from_fn(envelope::envelope))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(server.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(server.body_limit_bytes));
+    router.layer(stack)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(AnyOrigin).allow_headers(AnyOrigin));
+    }
+    // Validated at config load; an unparsable entry cannot reach here, but skipping beats panicking.
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(list))
+            .allow_credentials(true)
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                REQUEST_ID,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-tenant-id"),
+            ]),
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}
+
+/// Unknown routes: a bare 404 that the envelope turns into the JSON error naming the method and path.
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
+}
+
+async fn version() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "name": env!("CARGO_PKG_NAME"),
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_sha": option_env!("WOSOOL_GIT_SHA").unwrap_or("unknown"),
+    }))
+}
+
+/// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests finish for at most
+/// `drain`; connections still open after that are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        _ = shutdown.cancelled() => match tokio::time::timeout(drain, server).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(drain_secs = drain.as_secs(), "requests still in flight after the drain timeout; closing");
+                Ok(())
+            }
+        },
+    }
+}

@@ -1,0 +1,82 @@
+//! Per-request span, access log line and HTTP metrics, labelled by route template (never the raw path, so
+//! label cardinality stays bounded).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::REQUEST_ID;
+use crate::tenancy::TenantId;
+
+/// Label for requests that matched no route (404s of unknown paths).
+const UNMATCHED: &str = "unmatched";
+
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| UNMATCHED.to_owned());
+    let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        request_id = %request_id,
+        tenant_id = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+
+    let in_flight = InFlight::enter();
+    let response = next.run(request).instrument(span.clone()).await;
+    drop(in_flight);
+
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let labels = [("method", method), ("route", route.clone()), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+
+    span.record("status", status);
+    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
+    let _entered = span.enter();
+    // Probes and scrapes arrive every few seconds: keep them out of the default log level.
+    let routine = route.starts_with("/health/") || route == "/metrics";
+    if status >= 500 {
+        tracing::error!("request failed");
+    } else if routine {
+        tracing::debug!("request finished");
+    } else {
+        tracing::info!("request finished");
+    }
+    response
+}
+
+/// Adds the tenant to the current request's span once it is known (by the tenant extractor).
+pub fn record_tenant(tenant: TenantId) {
+    tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+}
+
+/// Counts a request in `http_requests_in_flight` until dropped, also when the client disconnects and the
+/// request future is dropped midway.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
+}

@@ -1,0 +1,576 @@
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
+
+use super::backoff::retry_delay;
+use super::job::{JobContext, JobError, JobId};
+use super::registry::{PeriodicJob, Registry};
+use super::{JobQueue, NOTIFY_CHANNEL};
+use crate::config::JobsConfig;
+use crate::tenancy::TenantId;
+
+/// How a worker behaves. `from_config` gives the production values; tests shorten the intervals.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Written into `locked_by`: which process holds a job's lease.
+    pub id: String,
+    pub concurrency: usize,
+    pub poll_interval: Duration,
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub stats_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub default_max_attempts: i32,
+}
+
+impl WorkerOptions {
+    pub fn from_config(config: &JobsConfig) -> Self {
+        Self {
+            id: default_worker_id(),
+            concurrency: config.concurrency,
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            lease: Duration::from_secs(config.lease_secs),
+            retry_base: Duration::from_millis(config.retry_base_ms),
+            retry_max: Duration::from_secs(config.retry_max_secs),
+            stats_interval: Duration::from_secs(config.stats_interval_secs),
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+            default_max_attempts: config.default_max_attempts,
+        }
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("periodic job {name:?} uses kind {kind:?}, which has no registered handler")]
+    UnknownPeriodicKind { name: String, kind: String },
+    #[error("job queue database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Runs jobs from the queue until cancelled.
+pub struct Worker {
+    pool: PgPool,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+}
+
+/// State shared by the worker's tasks.
+struct Shared {
+    pool: PgPool,
+    registry: Arc<Registry>,
+    options: WorkerOptions,
+    kinds: Vec<String>,
+    /// Ids of the jobs this worker is running: the heartbeat renews their leases.
+    running: Mutex<HashSet<i64>>,
+    /// Woken by NOTIFY, by rescued jobs, and by nothing else: the poll interval is the safety net.
+    wake: Notify,
+    /// Where running jobs report success; the completer records them in batches.
+    succeeded: mpsc::Sender<(i64, String)>,
+    /// The worker's shutdown signal, handed to handlers so long jobs can stop at a safe point.
+    shutdown: CancellationToken,
+}
+
+/// A fetched job: the columns a handler run needs.
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    id: i64,
+    kind: String,
+    payload: serde_json::Value,
+    tenant_id: Option<TenantId>,
+    attempts: i32,
+    max_attempts: i32,
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, registry: Registry, options: WorkerOptions) -> Self {
+        Self { pool, registry: Arc::new(registry), options }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.options.id
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops fetching, gives running jobs `shutdown_timeout` to finish
+    /// and releases the leases of those that did not (they run again elsewhere, the attempt not counted).
+    ///
+    /// Dropping the future instead (a crash, as far as the queue can tell) stops everything at once without
+    /// releasing anything: the leases then expire and another worker takes the jobs over.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        for schedule in self.registry.periodic_jobs() {
+            if self.registry.handler(schedule.job.kind()).is_none() {
+                return Err(WorkerError::UnknownPeriodicKind {
+                    name: schedule.name.clone(),
+                    kind: schedule.job.kind().to_string(),
+                });
+            }
+        }
+        install_schedules(&self.pool, self.registry.periodic_jobs()).await?;
+
+        let (succeeded_tx, succeeded_rx) = mpsc::channel(4096);
+        let shared = Arc::new(Shared {
+            kinds: self.registry.kinds(),
+            pool: self.pool,
+            registry: self.registry,
+            options: self.options,
+            running: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            succeeded: succeeded_tx,
+            shutdown: shutdown.clone(),
+        });
+        tracing::info!(worker_id = %shared.options.id, kinds = ?shared.kinds, concurrency = shared.options.concurrency, "job worker started");
+
+        let background_stop = CancellationToken::new();
+        let mut background = JoinSet::new();
+        background.spawn(listen(Arc::clone(&shared), background_stop.clone()));
+        background.spawn(heartbeat(Arc::clone(&shared), background_stop.clone()));
+        background.spawn(maintenance(Arc::clone(&shared), background_stop.clone()));
+        let completer = AbortOnDropHandle::new(tokio::spawn(complete(
+            shared.pool.clone(),
+            shared.options.id.clone(),
+            succeeded_rx,
+        )));
+
+        let mut jobs = JoinSet::new();
+        fetch_loop(&shared, &mut jobs, &shutdown).await;
+
+        tracing::info!(worker_id = %shared.options.id, running = jobs.len(), "job worker draining");
+        let drained = tokio::time::timeout(shared.options.shutdown_timeout, async {
+            while jobs.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            jobs.shutdown().await;
+            release_unfinished(&shared).await;
+        }
+        background_stop.cancel();
+        while background.join_next().await.is_some() {}
+        // The completer ends once the last sender, owned by `shared`, is gone: every other holder has stopped.
+        drop(shared);
+        let _ = completer.await;
+        tracing::info!("job worker stopped");
+        Ok(())
+    }
+}
+
+async fn fetch_loop(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &CancellationToken) {
+    let semaphore = Arc::new(Semaphore::new(shared.options.concurrency));
+    while !shutdown.is_cancelled() {
+        while jobs.try_join_next().is_some() {}
+        let available = semaphore.available_permits();
+        if available == 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                permit = Arc::clone(&semaphore).acquire_owned() => { drop(permit); continue; }
+            }
+        }
+        let Ok(mut permits) = Arc::clone(&semaphore).try_acquire_many_owned(available as u32) else {
+            continue;
+        };
+        let claimed = match claim(shared, available).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(error = %error, "fetching jobs failed; retrying after the poll interval");
+                Vec::new()
+            }
+        };
+        let fetched = claimed.len();
+        for job in claimed {
+            let permit = permits.split(1);
+            let shared = Arc::clone(shared);
+            jobs.spawn(async move {
+                execute(&shared, job).await;
+                drop(permit);
+            });
+        }
+        drop(permits);
+        if fetched == available {
+            continue; // the queue may hold more: fetch again at once
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(shared.options.poll_interval) => {}
+        }
+    }
+}
+
+/// Moves up to `limit` due jobs to `running` under this worker's lease, in one statement.
+async fn claim(shared: &Shared, limit: usize) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH next AS ( \
+             SELECT id FROM jobs \
+             WHERE state = 'pending' AND run_at <= now() AND kind = ANY($1) \
+             ORDER BY priority DESC, run_at, id \
+             LIMIT $2 \
+             FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, locked_by = $3, \
+             locked_until = now() + $4 * interval '1 millisecond', started_at = now() \
+         FROM next WHERE jobs.id = next.id \
+         RETURNING jobs.id, jobs.kind, jobs.payload, jobs.tenant_id, jobs.attempts, jobs.max_attempts",
+    )
+    .bind(&shared.kinds)
+    .bind(limit as i64)
+    .bind(&shared.options.id)
+    .bind(shared.options.lease.as_millis() as i64)
+    .fetch_all(&shared.pool)
+    .await
+}
+
+/// Runs one attempt and records its outcome.
+async fn execute(shared: &Arc<Shared>, mut job: Claimed) {
+    let span = tracing::info_span!(
+        "job",
+        job_id = job.id,
+        kind = %job.kind,
+        tenant_id = job.tenant_id.map(tracing::field::display),
+        attempt = job.attempts,
+    );
+    async {
+        let kind = job.kind.clone();
+        metrics::counter!("jobs_started_total", "kind" => kind.clone()).increment(1);
+        lock(&shared.running).insert(job.id);
+        let started = Instant::now();
+        let result = match shared.registry.handler(&job.kind) {
+            Some(handler) => {
+                let ctx = JobContext {
+                    id: JobId(job.id),
+                    kind: job.kind.clone(),
+                    attempt: job.attempts,
+                    max_attempts: job.max_attempts,
+                    tenant_id: job.tenant_id,
+                    shutdown: shared.shutdown.clone(),
+                };
+                // Its own task, so that a panic is caught as a failed attempt instead of taking the worker
+                // down, and aborted with us if the worker itself is dropped.
+                let task = AbortOnDropHandle::new(tokio::spawn((handler.run)(ctx, std::mem::take(&mut job.payload))));
+                match task.await {
+                    Ok(result) => result,
+                    Err(join) if join.is_panic() => Err(JobError::retry(format!(
+                        "handler panicked: {}",
+                        panic_message(join.into_panic())
+                    ))),
+                    Err(join) => Err(JobError::retry(format!("handler task ended: {join}"))),
+                }
+            }
+            None => Err(JobError::permanent(format!("no handler registered for kind {kind:?}"))),
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                metrics::counter!("jobs_succeeded_total", "kind" => kind.clone()).increment(1);
+                metrics::histogram!("job_duration_seconds", "kind" => kind.clone(), "outcome" => "succeeded")
+                    .record(elapsed);
+                if shared.succeeded.send((job.id, kind)).await.is_err() {
+                    tracing::error!("completer is gone; the job will run again after its lease expires");
+                }
+            }
+            Err(error) => {
+                metrics::counter!("jobs_failed_total", "kind" => kind.clone()).increment(1);
+                metrics::histogram!("job_duration_seconds", "kind" => kind.clone(), "outcome" => "failed")
+                    .record(elapsed);
+                record_failure(shared, &job, &kind, error).await;
+            }
+        }
+        lock(&shared.running).remove(&job.id);
+    }
+    .instrument(span)
+    .await
+}
+
+async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobError) {
+    let discard = error.is_permanent() || job.attempts >= job.max_attempts;
+    let delay = retry_delay(job.attempts, shared.options.retry_base, shared.options.retry_max);
+    let message: String = format!("attempt {}: {}", job.attempts, error.message()).chars().take(4000).collect();
+    let recorded = sqlx::query(
+        "UPDATE jobs SET \
+             state = CASE WHEN $3 THEN 'discarded' ELSE 'pending' END, \
+             run_at = CASE WHEN $3 THEN run_at ELSE now() + $4 * interval '1 millisecond' END, \
+             finished_at = CASE WHEN $3 THEN now() END, \
+             last_error = $2, locked_by = NULL, locked_until = NULL \
+         WHERE id = $1 AND locked_by = $5 AND state = 'running'",
+    )
+    .bind(job.id)
+    .bind(&message)
+    .bind(discard)
+    .bind(delay.as_millis() as i64)
+    .bind(&shared.options.id)
+    .execute(&shared.pool)
+    .await;
+    match recorded {
+        Ok(r) if r.rows_affected() == 0 => {
+            tracing::warn!("lease was lost before the failure could be recorded; another worker owns the job")
+        }
+        Ok(_) if discard => {
+            metrics::counter!("jobs_discarded_total", "kind" => kind.to_string()).increment(1);
+            tracing::error!(error = %message, "job discarded");
+        }
+        Ok(_) => {
+            metrics::counter!("jobs_retried_total", "kind" => kind.to_string()).increment(1);
+            tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+        }
+        Err(db) => tracing::error!(error = %db, "could not record job failure; it will rerun after its lease"),
+    }
+}
+
+/// Records successes in batches: one UPDATE for everything that finished since the last one.
+async fn complete(pool: PgPool, worker_id: String, mut succeeded: mpsc::Receiver<(i64, String)>) {
+    let mut batch = Vec::with_capacity(512);
+    while succeeded.recv_many(&mut batch, 512).await > 0 {
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=5 {
+            let result = sqlx::query(
+                "UPDATE jobs SET state = 'succeeded', finished_at = now(), locked_by = NULL, locked_until = NULL \
+                 WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+            )
+            .bind(&ids)
+            .bind(&worker_id)
+            .execute(&pool)
+            .await;
+            match result {
+                Ok(_) => break,
+                Err(error) if attempt < 5 => {
+                    tracing::warn!(error = %error, jobs = ids.len(), "recording job successes failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => tracing::error!(
+                    error = %error, jobs = ids.len(),
+                    "could not record job successes; they will run again after their leases expire"
+                ),
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Keeps the leases of running jobs alive.
+async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(shared.options.lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ids: Vec<i64> = lock(&shared.running).iter().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let renewed = sqlx::query(
+            "UPDATE jobs SET locked_until = now() + $3 * interval '1 millisecond' \
+             WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+        )
+        .bind(&ids)
+        .bind(&shared.options.id)
+        .bind(shared.options.lease.as_millis() as i64)
+        .execute(&shared.pool)
+        .await;
+        if let Err(error) = renewed {
+            tracing::warn!(error = %error, jobs = ids.len(), "renewing job leases failed");
+        }
+    }
+}
+
+/// Turns NOTIFYs into wake-ups. Best effort: if the listener is down, polling still finds every job.
+async fn listen(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        match PgListener::connect_with(&shared.pool).await {
+            Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
+                Ok(()) => loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        received = listener.recv() => match received {
+                            Ok(_) => shared.wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(error = %error, "job notification listener lost; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                },
+                Err(error) => tracing::warn!(error = %error, "LISTEN failed; relying on polling"),
+            },
+            Err(error) => tracing::warn!(error = %error, "job notification listener cannot connect"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Periodic housekeeping on the poll interval: rescue jobs whose lease expired, fire due periodic schedules,
+/// and refresh the queue-depth gauges.
+async fn maintenance(shared: Arc<Shared>, stop: CancellationToken) {
+    let queue = JobQueue::new(shared.pool.clone(), shared.options.default_max_attempts);
+    let mut tick = tokio::time::interval(shared.options.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_stats: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match rescue_expired(&shared.pool).await {
+            Ok(0) => {}
+            Ok(_) => shared.wake.notify_one(),
+            Err(error) => tracing::warn!(error = %error, "rescuing expired jobs failed"),
+        }
+        if let Err(error) = fire_periodic(&shared, &queue).await {
+            tracing::warn!(error = %error, "scheduling periodic jobs failed");
+        }
+        if last_stats.is_none_or(|at| at.elapsed() >= shared.options.stats_interval) {
+            last_stats = Some(Instant::now());
+            if let Err(error) = record_depth(&shared.pool).await {
+                tracing::warn!(error = %error, "sampling queue depth failed");
+            }
+        }
+    }
+}
+
+/// Jobs whose worker stopped renewing the lease go back to pending, or are discarded when that was their last
+/// attempt. Returns how many were rescued.
+async fn rescue_expired(pool: &PgPool) -> Result<usize, sqlx::Error> {
+    let rescued: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE jobs SET \
+             state = CASE WHEN attempts >= max_attempts THEN 'discarded' ELSE 'pending' END, \
+             finished_at = CASE WHEN attempts >= max_attempts THEN now() END, \
+             last_error = 'attempt ' || attempts || ': lease expired (worker ' || coalesce(locked_by, '?') \
+                 || ' stopped renewing it)', \
+             run_at = now(), locked_by = NULL, locked_until = NULL \
+         WHERE id IN (SELECT id FROM jobs WHERE state = 'running' AND locked_until < now() \
+                      LIMIT 1000 FOR UPDATE SKIP LOCKED) \
+         RETURNING kind, state",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (kind, state) in &rescued {
+        tracing::warn!(kind = %kind, new_state = %state, "job lease expired; rescued");
+        metrics::counter!("jobs_failed_total", "kind" => kind.clone()).increment(1);
+        let outcome = if state == "discarded" { "jobs_discarded_total" } else { "jobs_retried_total" };
+        metrics::counter!(outcome, "kind" => kind.clone()).increment(1);
+    }
+    Ok(rescued.len())
+}
+
+/// Creates or updates the schedule rows. A new schedule fires at once; a changed interval takes effect
+/// without waiting out the old one.
+async fn install_schedules(pool: &PgPool, schedules: &[PeriodicJob]) -> Result<(), sqlx::Error> {
+    for schedule in schedules {
+        sqlx::query(
+            "INSERT INTO periodic_jobs (name, kind, interval_ms, next_run_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, interval_ms = EXCLUDED.interval_ms, \
+                 next_run_at = LEAST(periodic_jobs.next_run_at, now() + EXCLUDED.interval_ms * interval '1 millisecond')",
+        )
+        .bind(&schedule.name)
+        .bind(schedule.job.kind())
+        .bind(schedule.interval.as_millis() as i64)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Enqueues each due schedule's job. Claiming the schedule (moving `next_run_at` forward) and enqueueing share
+/// one transaction, and the row lock makes concurrent replicas take turns: an interval fires exactly once.
+async fn fire_periodic(shared: &Shared, queue: &JobQueue) -> Result<(), sqlx::Error> {
+    let schedules = shared.registry.periodic_jobs();
+    if schedules.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+    let due: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM periodic_jobs WHERE name = ANY($1) AND next_run_at <= now()")
+            .bind(&names)
+            .fetch_all(&shared.pool)
+            .await?;
+    for name in due {
+        let Some(schedule) = schedules.iter().find(|s| s.name == name) else { continue };
+        let mut tx = shared.pool.begin().await?;
+        let claimed: Option<String> = sqlx::query_scalar(
+            "UPDATE periodic_jobs SET next_run_at = now() + interval_ms * interval '1 millisecond', \
+                 last_run_at = now() \
+             WHERE name = $1 AND next_run_at <= now() RETURNING name",
+        )
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if claimed.is_none() {
+            continue; // another replica fired it first
+        }
+        let job = schedule.job.clone().unique_key(format!("periodic:{name}"));
+        let enqueued = queue.enqueue_in(&mut tx, job).await?;
+        sqlx::query("UPDATE periodic_jobs SET last_job_id = $2 WHERE name = $1")
+            .bind(&name)
+            .bind(enqueued.id())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn record_depth(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.state, count(j.id) FROM unnest(ARRAY['pending', 'running', 'discarded']) AS s(state) \
+         LEFT JOIN jobs j ON j.state = s.state GROUP BY s.state",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (state, count) in counts {
+        metrics::gauge!("jobs_queue_depth", "state" => state).set(count as f64);
+    }
+    Ok(())
+}
+
+/// After the shutdown timeout: give this worker's unfinished jobs back without counting the attempt.
+async fn release_unfinished(shared: &Shared) {
+    let ids: Vec<i64> = lock(&shared.running).drain().collect();
+    if ids.is_empty() {
+        return;
+    }
+    let released = sqlx::query(
+        "UPDATE jobs SET state = 'pending', attempts = greatest(attempts - 1, 0), run_at = now(), \
+             locked_by = NULL, locked_until = NULL \
+         WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'",
+    )
+    .bind(&ids)
+    .bind(&shared.options.id)
+    .execute(&shared.pool)
+    .await;
+    match released {
+        Ok(r) => tracing::warn!(jobs = r.rows_affected(), "released unfinished jobs at shutdown"),
+        Err(error) => tracing::error!(error = %error, "could not release jobs; they return when their leases expire"),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// The running set is only touched for an instant; a poisoned lock (a panic while holding it) leaves the set
+/// itself intact, so keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

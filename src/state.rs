@@ -1,0 +1,21 @@
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::jobs::{JobQueue, Registry};
+use crate::redis::Redis;
+
+/// Everything a request handler may need, built once at startup. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// The global (control-plane) database.
+    pub db: PgPool,
+    pub redis: Option<Redis>,
+    pub metrics: PrometheusHandle,
+    pub jobs: JobQueue,
+    /// Job kinds this deployment runs (the admin API validates enqueues against it).
+    pub job_registry: Arc<Registry>,
+}

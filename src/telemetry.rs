@@ -1,0 +1,82 @@
+//! Logs (tracing) and metrics (Prometheus recorder) for the whole process.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Latency buckets (seconds) shared by every `*_duration_seconds` histogram: 1 ms to 5 min.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Installs the global tracing subscriber. `RUST_LOG`, when set, overrides `log.level`.
+/// Calling it twice is harmless (the second call keeps the first subscriber), which in-process tests rely on.
+pub fn init_logging(config: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let _ = match config.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.pretty().try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder. The first call installs it; later calls return the same handle, so
+/// several in-process app instances (tests) share one registry instead of failing.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS)
+                .expect("bucket list is non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding program); ours then still renders
+            // whatever is recorded through it, which is nothing, rather than crashing the process.
+            let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
+            handle
+        })
+        .clone()
+}
+
+/// Runs the recorder's housekeeping (histogram bucket rotation) until the token is cancelled.
+pub async fn run_metrics_upkeep(handle: PrometheusHandle, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("http_requests_total", "HTTP requests answered, by method, route template and status");
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency, by method, route template and status"
+    );
+    describe_gauge!("http_requests_in_flight", "HTTP requests being handled right now");
+    describe_counter!("jobs_enqueued_total", "Jobs inserted into the queue, by kind");
+    describe_counter!("jobs_started_total", "Job attempts started, by kind");
+    describe_counter!("jobs_succeeded_total", "Job attempts that succeeded, by kind");
+    describe_counter!("jobs_failed_total", "Job attempts that failed (including panics and lost leases), by kind");
+    describe_counter!("jobs_retried_total", "Failed attempts scheduled for a retry, by kind");
+    describe_counter!("jobs_discarded_total", "Jobs given up on after their last attempt, by kind");
+    describe_histogram!("job_duration_seconds", Unit::Seconds, "Job attempt duration, by kind and outcome");
+    describe_gauge!("jobs_queue_depth", "Jobs in the queue, by state (refreshed periodically)");
+}
