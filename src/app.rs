@@ -39,9 +39,16 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] db::DbError),
     #[error("Redis at {url} not reachable: {source}")]
-    Redis { url: String, source: fred::error::Error },
+    Redis {
+        url: String,
+        source: fred::error::Error,
+    },
     #[error("cannot listen on {address} ({key}): {source}")]
-    Bind { key: &'static str, address: String, source: std::io::Error },
+    Bind {
+        key: &'static str,
+        address: String,
+        source: std::io::Error,
+    },
     #[error("cannot set up job handlers: {0}")]
     Jobs(#[from] serde_json::Error),
     #[error("HTTP server failed: {0}")]
@@ -69,10 +76,12 @@ impl Application {
             db::migrate(&pool).await?;
             tracing::info!("global migrations applied");
         }
-        let redis = Redis::connect(&config.redis).await.map_err(|source| StartupError::Redis {
-            url: config.redis.url.redacted(),
-            source,
-        })?;
+        let redis = Redis::connect(&config.redis)
+            .await
+            .map_err(|source| StartupError::Redis {
+                url: config.redis.url.redacted(),
+                source,
+            })?;
 
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
@@ -90,7 +99,13 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             job_registry: Arc::new(registry.clone()),
         };
-        Ok(Self { state, role, listener, metrics_listener, registry })
+        Ok(Self {
+            state,
+            role,
+            listener,
+            metrics_listener,
+            registry,
+        })
     }
 
     pub fn state(&self) -> &AppState {
@@ -103,25 +118,46 @@ impl Application {
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Runs until `shutdown` is cancelled (or a part fails, which cancels the others), then drains: requests
     /// get `server.shutdown_timeout_secs`, jobs `jobs.shutdown_timeout_secs`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartupError> {
-        let Self { state, role, listener, metrics_listener, registry } = self;
+        let Self {
+            state,
+            role,
+            listener,
+            metrics_listener,
+            registry,
+        } = self;
         let drain = state.config.shutdown_timeout();
         let mut tasks: JoinSet<Result<(), StartupError>> = JoinSet::new();
 
-        let router = if role.runs_api() { http::api_router(state.clone()) } else { http::ops_router(state.clone()) };
+        let router = if role.runs_api() {
+            http::api_router(state.clone())
+        } else {
+            http::ops_router(state.clone())
+        };
         tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, ?role, "HTTP server listening");
         tasks.spawn(serve(listener, router, shutdown.clone(), drain));
         if let Some(listener) = metrics_listener {
             tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, "metrics listening");
-            tasks.spawn(serve(listener, http::metrics_router(state.clone()), shutdown.clone(), drain));
+            tasks.spawn(serve(
+                listener,
+                http::metrics_router(state.clone()),
+                shutdown.clone(),
+                drain,
+            ));
         }
         if role.runs_worker() {
-            let worker = Worker::new(state.db.clone(), registry, WorkerOptions::from_config(&state.config.jobs));
+            let worker = Worker::new(
+                state.db.clone(),
+                registry,
+                WorkerOptions::from_config(&state.config.jobs),
+            );
             let token = shutdown.clone();
             tasks.spawn(async move { worker.run(token).await.map_err(StartupError::from) });
         }
@@ -135,7 +171,9 @@ impl Application {
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             let result = joined.unwrap_or_else(|e| {
-                Err(StartupError::Serve(std::io::Error::other(format!("task crashed: {e}"))))
+                Err(StartupError::Serve(std::io::Error::other(format!(
+                    "task crashed: {e}"
+                ))))
             });
             if let Err(error) = result {
                 tracing::error!(error = %error, "a component failed; shutting down");
@@ -160,13 +198,19 @@ async fn serve(
     shutdown: CancellationToken,
     drain: std::time::Duration,
 ) -> Result<(), StartupError> {
-    http::serve(listener, router, shutdown, drain).await.map_err(StartupError::Serve)
+    http::serve(listener, router, shutdown, drain)
+        .await
+        .map_err(StartupError::Serve)
 }
 
 async fn bind(key: &'static str, address: &str) -> Result<TcpListener, StartupError> {
     TcpListener::bind(address)
         .await
-        .map_err(|source| StartupError::Bind { key, address: address.to_string(), source })
+        .map_err(|source| StartupError::Bind {
+            key,
+            address: address.to_string(),
+            source,
+        })
 }
 
 /// rustls needs one process-wide crypto provider (we use ring); installing twice is harmless.

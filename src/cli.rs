@@ -90,7 +90,11 @@ const EXIT_CONFIG: u8 = 2;
 
 impl Cli {
     pub async fn execute(self) -> ExitCode {
-        if let Command::Health { url: Some(url), timeout_secs } = &self.command {
+        if let Command::Health {
+            url: Some(url),
+            timeout_secs,
+        } = &self.command
+        {
             return health(url, *timeout_secs).await;
         }
         let config = match Config::load(self.config.as_deref()) {
@@ -111,17 +115,28 @@ impl Cli {
                 telemetry::init_logging(&config.log);
                 report(migrate(&config).await)
             }
-            Command::Health { url: None, timeout_secs } => {
+            Command::Health {
+                url: None,
+                timeout_secs,
+            } => {
                 let port = config.server.listen.rsplit(':').next().unwrap_or("8080");
-                health(&format!("http://127.0.0.1:{port}/health/ready"), timeout_secs).await
+                health(
+                    &format!("http://127.0.0.1:{port}/health/ready"),
+                    timeout_secs,
+                )
+                .await
             }
             Command::Health { url: Some(_), .. } => unreachable!("handled before loading config"),
-            Command::Config { action: ConfigAction::Check } => {
+            Command::Config {
+                action: ConfigAction::Check,
+            } => {
                 print!("{}", config.to_redacted_toml());
                 eprintln!("config ok");
                 ExitCode::SUCCESS
             }
-            Command::Jobs { action: JobsAction::Stats { json } } => report(jobs_stats(&config, json).await),
+            Command::Jobs {
+                action: JobsAction::Stats { json },
+            } => report(jobs_stats(&config, json).await),
         }
     }
 }
@@ -145,7 +160,10 @@ async fn migrate(config: &Config) -> Result<(), db::DbError> {
 
 async fn health(url: &str, timeout_secs: u64) -> ExitCode {
     crate::install_crypto_provider();
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(timeout_secs)).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_secs))
+        .build()
+    {
         Ok(client) => client,
         Err(error) => {
             eprintln!("unhealthy: cannot build HTTP client: {error}");
@@ -182,16 +200,24 @@ enum StatsError {
 
 async fn jobs_stats(config: &Config, json: bool) -> Result<(), StatsError> {
     let pool = db::connect_with_retry(&config.db).await?;
-    let stats = JobQueue::new(pool, config.jobs.default_max_attempts).stats().await?;
+    let stats = JobQueue::new(pool, config.jobs.default_max_attempts)
+        .stats()
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());
     }
     let states = ["pending", "running", "succeeded", "discarded", "cancelled"];
-    println!("{:<32} {:>9} {:>9} {:>10} {:>10} {:>10} {:>14}", "KIND", "PENDING", "RUNNING", "SUCCEEDED", "DISCARDED", "CANCELLED", "OLDEST DUE (s)");
+    println!(
+        "{:<32} {:>9} {:>9} {:>10} {:>10} {:>10} {:>14}",
+        "KIND", "PENDING", "RUNNING", "SUCCEEDED", "DISCARDED", "CANCELLED", "OLDEST DUE (s)"
+    );
     for kind in &stats {
         let count = |state: &str| kind.by_state.get(state).copied().unwrap_or(0);
-        let oldest = kind.oldest_due_pending_secs.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
+        let oldest = kind
+            .oldest_due_pending_secs
+            .map(|s| format!("{s:.1}"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<32} {:>9} {:>9} {:>10} {:>10} {:>10} {:>14}",
             kind.kind,

@@ -114,7 +114,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn one(problem: impl Into<String>) -> Self {
-        Self { problems: vec![problem.into()] }
+        Self {
+            problems: vec![problem.into()],
+        }
     }
 }
 
@@ -152,7 +154,10 @@ impl Config {
             figment = figment.merge(Serialized::global(&key, value));
         }
         let config: Config = figment.extract().map_err(|error| ConfigError {
-            problems: error.into_iter().map(|e| describe_figment_error(&e)).collect(),
+            problems: error
+                .into_iter()
+                .map(|e| describe_figment_error(&e))
+                .collect(),
         })?;
         config.validate()?;
         Ok(config)
@@ -182,8 +187,14 @@ impl Config {
             );
         }
         for (key, value) in [
-            ("server.request_timeout_secs", self.server.request_timeout_secs),
-            ("server.body_limit_bytes", self.server.body_limit_bytes as u64),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+            ),
             ("db.acquire_timeout_secs", self.db.acquire_timeout_secs),
             ("redis.timeout_secs", self.redis.timeout_secs),
             ("jobs.concurrency", self.jobs.concurrency as u64),
@@ -244,7 +255,10 @@ impl Config {
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
             problem(
                 "redis.key_prefix",
-                format!("{:?} is empty or contains whitespace", self.redis.key_prefix),
+                format!(
+                    "{:?} is empty or contains whitespace",
+                    self.redis.key_prefix
+                ),
                 "a short word such as \"wosool\"",
             );
         }
@@ -279,7 +293,11 @@ impl Config {
             }
         }
 
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError { problems }) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 
     /// The effective configuration as TOML, with every secret redacted (`wosool config check`).
@@ -305,7 +323,11 @@ struct EnvLayers {
 
 impl EnvLayers {
     fn collect(env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut layers = EnvLayers { aliases: vec![], prefixed: vec![], files: vec![] };
+        let mut layers = EnvLayers {
+            aliases: vec![],
+            prefixed: vec![],
+            files: vec![],
+        };
         let mut problems = Vec::new();
         // Sorted so that the result never depends on the order the OS lists variables in.
         let env: BTreeMap<String, String> = env.into_iter().collect();
@@ -317,13 +339,14 @@ impl EnvLayers {
                 Some(var) => (var, true),
                 None => (name.as_str(), false),
             };
-            let (key, is_alias) = if let Some(&(_, key)) = ENV_ALIASES.iter().find(|(a, _)| *a == var) {
-                (key.to_string(), true)
-            } else if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
-                (rest.to_ascii_lowercase().replace("__", "."), false)
-            } else {
-                continue;
-            };
+            let (key, is_alias) =
+                if let Some(&(_, key)) = ENV_ALIASES.iter().find(|(a, _)| *a == var) {
+                    (key.to_string(), true)
+                } else if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
+                    (rest.to_ascii_lowercase().replace("__", "."), false)
+                } else {
+                    continue;
+                };
             if from_file {
                 match std::fs::read_to_string(raw) {
                     Ok(content) => {
@@ -344,7 +367,11 @@ impl EnvLayers {
                 }
             }
         }
-        if problems.is_empty() { Ok(layers) } else { Err(ConfigError { problems }) }
+        if problems.is_empty() {
+            Ok(layers)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 }
 
@@ -371,7 +398,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub static GLOBAL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/global");
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("PostgreSQL at {url} not reachable after {waited:?}: {source}")]
-    Unreachable { url: String, waited: Duration, source: sqlx::Error },
+    Unreachable {
+        url: String,
+        waited: Duration,
+        source: sqlx::Error,
+    },
     #[error("global migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -39,7 +43,11 @@ pub async fn connect_with_retry(config: &DbConfig) -> Result<PgPool, DbError> {
         match pool_options(config).connect(config.url.expose()).await {
             Ok(pool) => {
                 if attempt > 1 {
-                    tracing::info!(attempt, waited_ms = started.elapsed().as_millis() as u64, "connected to PostgreSQL");
+                    tracing::info!(
+                        attempt,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "connected to PostgreSQL"
+                    );
                 }
                 return Ok(pool);
             }
@@ -94,5 +102,7 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
                 sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(vec![]),
                 _ => Err(e),
             })?;
-    Ok(GLOBAL_MIGRATOR.iter().all(|m| applied.binary_search(&m.version).is_ok()))
+    Ok(GLOBAL_MIGRATOR
+        .iter()
+        .all(|m| applied.binary_search(&m.version).is_ok()))
 }

@@ -29,7 +29,11 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable { code: &'static str, message: String },
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String, details: Option<serde_json::Value> },
+    Unavailable {
+        code: &'static str,
+        message: String,
+        details: Option<serde_json::Value>,
+    },
     /// Anything unexpected. The cause is logged; the client only learns that it happened.
     #[error("internal error: {0}")]
     Internal(String),
@@ -37,19 +41,34 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
     }
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Unprocessable { code, message: message.into() }
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+        }
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Forbidden { code, message: message.into() }
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
     }
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
@@ -81,13 +100,20 @@ impl ApiError {
             Self::Unauthorized(m) => ("unauthorized", m.clone()),
             Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
             Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
-            Self::Internal(_) => ("internal_error", "Something went wrong on our side; it has been logged.".into()),
+            Self::Internal(_) => (
+                "internal_error",
+                "Something went wrong on our side; it has been logged.".into(),
+            ),
         };
         let details = match self {
             Self::Unavailable { details, .. } => details.clone(),
             _ => None,
         };
-        ErrorBody { code: code.into(), message, details }
+        ErrorBody {
+            code: code.into(),
+            message,
+            details,
+        }
     }
 }
 
@@ -119,17 +145,35 @@ impl ErrorBody {
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
             StatusCode::NOT_FOUND => ("not_found", "No such route."),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "This route does not accept that method."),
-            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is larger than allowed."),
-            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long and was abandoned."),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "Unsupported content type."),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "This route does not accept that method.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "The request body is larger than allowed.",
+            ),
+            StatusCode::REQUEST_TIMEOUT => (
+                "request_timeout",
+                "The request took too long and was abandoned.",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "Unsupported content type.")
+            }
             StatusCode::BAD_REQUEST => ("bad_request", "The request is malformed."),
             StatusCode::UNAUTHORIZED => ("unauthorized", "Authentication is required."),
             StatusCode::FORBIDDEN => ("forbidden", "This is not allowed."),
-            s if s.is_server_error() => ("internal_error", "Something went wrong on our side; it has been logged."),
+            s if s.is_server_error() => (
+                "internal_error",
+                "Something went wrong on our side; it has been logged.",
+            ),
             _ => ("error", "The request failed."),
         };
-        Self { code: code.into(), message: message.into(), details: None }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            details: None,
+        }
     }
 }
 

@@ -32,7 +32,10 @@ impl Redis {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build()?;
         client.init().await?;
-        Ok(Some(Self { client, prefix: config.key_prefix.clone() }))
+        Ok(Some(Self {
+            client,
+            prefix: config.key_prefix.clone(),
+        }))
     }
 
     pub fn client(&self) -> &Client {

@@ -19,7 +19,9 @@ pub fn init_logging(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     let _ = match config.format {
         LogFormat::Json => builder
             .json()
@@ -38,7 +40,10 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), DURATION_BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".into()),
+                    DURATION_BUCKETS,
+                )
                 .expect("bucket list is non-empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -52,7 +57,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// Runs the recorder's housekeeping (histogram bucket rotation) until the token is cancelled.
-pub async fn run_metrics_upkeep(handle: PrometheusHandle, stop: tokio_util::sync::CancellationToken) {
+pub async fn run_metrics_upkeep(
+    handle: PrometheusHandle,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -64,19 +72,47 @@ pub async fn run_metrics_upkeep(handle: PrometheusHandle, stop: tokio_util::sync
 
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("http_requests_total", "HTTP requests answered, by method, route template and status");
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route template and status"
+    );
     describe_histogram!(
         "http_request_duration_seconds",
         Unit::Seconds,
         "HTTP request latency, by method, route template and status"
     );
-    describe_gauge!("http_requests_in_flight", "HTTP requests being handled right now");
-    describe_counter!("jobs_enqueued_total", "Jobs inserted into the queue, by kind");
+    describe_gauge!(
+        "http_requests_in_flight",
+        "HTTP requests being handled right now"
+    );
+    describe_counter!(
+        "jobs_enqueued_total",
+        "Jobs inserted into the queue, by kind"
+    );
     describe_counter!("jobs_started_total", "Job attempts started, by kind");
-    describe_counter!("jobs_succeeded_total", "Job attempts that succeeded, by kind");
-    describe_counter!("jobs_failed_total", "Job attempts that failed (including panics and lost leases), by kind");
-    describe_counter!("jobs_retried_total", "Failed attempts scheduled for a retry, by kind");
-    describe_counter!("jobs_discarded_total", "Jobs given up on after their last attempt, by kind");
-    describe_histogram!("job_duration_seconds", Unit::Seconds, "Job attempt duration, by kind and outcome");
-    describe_gauge!("jobs_queue_depth", "Jobs in the queue, by state (refreshed periodically)");
+    describe_counter!(
+        "jobs_succeeded_total",
+        "Job attempts that succeeded, by kind"
+    );
+    describe_counter!(
+        "jobs_failed_total",
+        "Job attempts that failed (including panics and lost leases), by kind"
+    );
+    describe_counter!(
+        "jobs_retried_total",
+        "Failed attempts scheduled for a retry, by kind"
+    );
+    describe_counter!(
+        "jobs_discarded_total",
+        "Jobs given up on after their last attempt, by kind"
+    );
+    describe_histogram!(
+        "job_duration_seconds",
+        Unit::Seconds,
+        "Job attempt duration, by kind and outcome"
+    );
+    describe_gauge!(
+        "jobs_queue_depth",
+        "Jobs in the queue, by state (refreshed periodically)"
+    );
 }

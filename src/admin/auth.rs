@@ -14,7 +14,10 @@ pub struct AdminAuth;
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let keys = &state.config.admin.api_keys;
         if keys.is_empty() {
             return Err(ApiError::forbidden(
@@ -27,9 +30,9 @@ impl FromRequestParts<AppState> for AdminAuth {
         };
         let given = given.as_bytes();
         // Check every key, without stopping at a match, so timing says nothing about which key matched.
-        let matched = keys
-            .iter()
-            .fold(subtle::Choice::from(0), |acc, key| acc | key.expose().as_bytes().ct_eq(given));
+        let matched = keys.iter().fold(subtle::Choice::from(0), |acc, key| {
+            acc | key.expose().as_bytes().ct_eq(given)
+        });
         if bool::from(matched) {
             Ok(AdminAuth)
         } else {

@@ -47,12 +47,21 @@ pub async fn list(
         limit: params.limit.unwrap_or(50),
     };
     let jobs = state.jobs.list(&filter).await?;
-    let next_before = if jobs.len() as i64 == filter.limit.clamp(1, 500) { jobs.last().map(|j| j.id) } else { None };
-    Ok(axum::Json(json!({ "jobs": jobs, "next_before": next_before })))
+    let next_before = if jobs.len() as i64 == filter.limit.clamp(1, 500) {
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(axum::Json(
+        json!({ "jobs": jobs, "next_before": next_before }),
+    ))
 }
 
 /// `GET /admin/jobs/stats`: counts by kind and state.
-pub async fn stats(_: AdminAuth, State(state): State<AppState>) -> Result<axum::Json<Vec<KindStats>>, ApiError> {
+pub async fn stats(
+    _: AdminAuth,
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<KindStats>>, ApiError> {
     Ok(axum::Json(state.jobs.stats().await?))
 }
 
@@ -62,7 +71,12 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<JobRow>, ApiError> {
-    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+    state
+        .jobs
+        .get(JobId(id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| job_not_found(id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +105,11 @@ pub async fn enqueue(
         None => {
             return Err(ApiError::unprocessable(
                 "unknown_job_kind",
-                format!("No handler is registered for kind {:?}; known kinds: {}.", request.kind, state.job_registry.kinds().join(", ")),
+                format!(
+                    "No handler is registered for kind {:?}; known kinds: {}.",
+                    request.kind,
+                    state.job_registry.kinds().join(", ")
+                ),
             ));
         }
         Some(Err(e)) => {
@@ -102,8 +120,14 @@ pub async fn enqueue(
         }
         Some(Ok(())) => {}
     }
-    if request.max_attempts.is_some_and(|n| !(1..=100).contains(&n)) {
-        return Err(ApiError::unprocessable("invalid_body", "max_attempts must be between 1 and 100."));
+    if request
+        .max_attempts
+        .is_some_and(|n| !(1..=100).contains(&n))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "max_attempts must be between 1 and 100.",
+        ));
     }
     let mut job = NewJob::raw(request.kind, payload);
     if let Some(tenant) = request.tenant_id {
@@ -125,8 +149,15 @@ pub async fn enqueue(
         Enqueued::Inserted(id) => (StatusCode::CREATED, id),
         Enqueued::Duplicate(id) => (StatusCode::OK, id),
     };
-    let row = state.jobs.get(id).await?.ok_or_else(|| job_not_found(id.0))?;
-    Ok((status, axum::Json(json!({ "job": row, "duplicate": status == StatusCode::OK }))))
+    let row = state
+        .jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| job_not_found(id.0))?;
+    Ok((
+        status,
+        axum::Json(json!({ "job": row, "duplicate": status == StatusCode::OK })),
+    ))
 }
 
 /// `POST /admin/jobs/{id}/retry`: a discarded or cancelled job runs again with fresh attempts.
@@ -136,9 +167,19 @@ pub async fn retry(
     Path(id): Path<i64>,
 ) -> Result<axum::Json<JobRow>, ApiError> {
     if !state.jobs.retry(JobId(id)).await? {
-        return Err(state_conflict(&state, id, "only discarded or cancelled jobs can be retried").await);
+        return Err(state_conflict(
+            &state,
+            id,
+            "only discarded or cancelled jobs can be retried",
+        )
+        .await);
     }
-    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+    state
+        .jobs
+        .get(JobId(id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| job_not_found(id))
 }
 
 /// `POST /admin/jobs/{id}/cancel`: a pending job will not run.
@@ -150,13 +191,21 @@ pub async fn cancel(
     if !state.jobs.cancel(JobId(id)).await? {
         return Err(state_conflict(&state, id, "only pending jobs can be cancelled").await);
     }
-    state.jobs.get(JobId(id)).await?.map(axum::Json).ok_or_else(|| job_not_found(id))
+    state
+        .jobs
+        .get(JobId(id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| job_not_found(id))
 }
 
 /// 404 if the job does not exist, else 409 saying which state it is in.
 async fn state_conflict(state: &AppState, id: i64, rule: &str) -> ApiError {
     match state.jobs.get(JobId(id)).await {
-        Ok(Some(job)) => ApiError::conflict("invalid_job_state", format!("Job {id} is {}; {rule}.", job.state)),
+        Ok(Some(job)) => ApiError::conflict(
+            "invalid_job_state",
+            format!("Job {id} is {}; {rule}.", job.state),
+        ),
         Ok(None) => job_not_found(id),
         Err(e) => e.into(),
     }

@@ -46,7 +46,10 @@ pub async fn envelope(request: Request, next: Next) -> Response {
     }
     let json = serde_json::json!({ "error": error });
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.remove(header::CONTENT_LENGTH);
     *response.body_mut() = Body::from(json.to_string());
     response

@@ -25,21 +25,33 @@ pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, A
         match tokio::time::timeout(CHECK_TIMEOUT, crate::db::migrations_applied(&state.db)).await {
             Ok(Ok(true)) => (Ok(()), Ok(())),
             Ok(Ok(false)) => (Ok(()), Err("pending migrations".to_string())),
-            Ok(Err(e)) => (Err(e.to_string()), Err("unknown: database unreachable".to_string())),
-            Err(_) => (Err("timed out".to_string()), Err("unknown: database unreachable".to_string())),
+            Ok(Err(e)) => (
+                Err(e.to_string()),
+                Err("unknown: database unreachable".to_string()),
+            ),
+            Err(_) => (
+                Err("timed out".to_string()),
+                Err("unknown: database unreachable".to_string()),
+            ),
         };
     let redis = match &state.redis {
         None => None,
-        Some(redis) => Some(match tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".to_string()),
-        }),
+        Some(redis) => Some(
+            match tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out".to_string()),
+            },
+        ),
     };
 
     let mut checks = serde_json::Map::new();
     let mut failing = Vec::new();
-    for (name, result) in [("database", Some(database)), ("migrations", Some(migrations)), ("redis", redis)] {
+    for (name, result) in [
+        ("database", Some(database)),
+        ("migrations", Some(migrations)),
+        ("redis", redis),
+    ] {
         let value = match result {
             None => json!({ "status": "not_configured" }),
             Some(Ok(())) => json!({ "status": "ok" }),
@@ -63,5 +75,8 @@ pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, A
 
 /// Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

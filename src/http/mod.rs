@@ -24,6 +24,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,31 +39,43 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/version", get(version))
         .nest("/admin", crate::admin::router());
     router = router.fallback(not_found);
-    with_middleware(router, &state).with_state(state)
+    with_middleware(router, &state.config.server).with_state(state)
 }
 
 /// What a worker-only process serves: health and metrics, so it can be probed and scraped like the API.
 pub fn ops_router(state: AppState) -> Router {
     let metrics_inline = state.config.server.metrics_listen.is_empty();
-    with_middleware(ops_routes(metrics_inline).fallback(not_found), &state).with_state(state)
+    with_middleware(
+        ops_routes(metrics_inline).fallback(not_found),
+        &state.config.server,
+    )
+    .with_state(state)
 }
 
 /// `/metrics` alone, for `server.metrics_listen`.
 pub fn metrics_router(state: AppState) -> Router {
-    let router = Router::new().route("/metrics", get(health::metrics)).fallback(not_found);
-    with_middleware(router, &state).with_state(state)
+    let router = Router::new()
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found);
+    with_middleware(router, &state.config.server).with_state(state)
 }
 
 fn ops_routes(with_metrics: bool) -> Router<AppState> {
     let router = Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready));
-    if with_metrics { router.route("/metrics", get(health::metrics)) } else { router }
+    if with_metrics {
+        router.route("/metrics", get(health::metrics))
+    } else {
+        router
+    }
 }
 
 /// The layers every response passes through, outermost first.
-fn with_middleware(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let server = &state.config.server;
+fn with_middleware<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    server: &ServerConfig,
+) -> Router<S> {
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -85,7 +98,13 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         return None;
     }
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
@@ -150,5 +169,43 @@ pub async fn serve(
                 Ok(())
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_json_error_with_the_request_id() {
+        let config = crate::config::Config::load_from(None, Vec::new()).expect("defaults");
+        let router: Router = with_middleware(
+            Router::new().route("/boom", get(|| async { panic!("kaboom") as &'static str })),
+            &config.server,
+        );
+        let response = router
+            .oneshot(
+                Request::get("/boom")
+                    .header("x-request-id", "req-1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .expect("a response, not a dropped connection");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert_eq!(body["error"]["request_id"], "req-1");
+        assert!(
+            !body.to_string().contains("kaboom"),
+            "panic details stay in the logs"
+        );
     }
 }

@@ -15,7 +15,9 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const MAX_ATTEMPTS: Option<i32> = None;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct JobId(pub i64);
@@ -37,8 +39,13 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 5] =
-        [Self::Pending, Self::Running, Self::Succeeded, Self::Discarded, Self::Cancelled];
+    pub const ALL: [JobState; 5] = [
+        Self::Pending,
+        Self::Running,
+        Self::Succeeded,
+        Self::Discarded,
+        Self::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,7 +89,15 @@ impl NewJob {
 
     /// An untyped job (admin API): the caller has checked that `kind` is registered and the payload fits it.
     pub(crate) fn raw(kind: String, payload: serde_json::Value) -> Self {
-        Self { kind, payload, tenant_id: None, unique_key: None, run_at: None, max_attempts: None, priority: 0 }
+        Self {
+            kind,
+            payload,
+            tenant_id: None,
+            unique_key: None,
+            run_at: None,
+            max_attempts: None,
+            priority: 0,
+        }
     }
 
     /// The tenant the work belongs to. Handlers get it back as `ctx.tenant_id`.
@@ -145,12 +160,18 @@ pub struct JobError {
 impl JobError {
     /// A failure worth retrying (network, lock timeout, upstream 5xx...).
     pub fn retry(cause: impl fmt::Display) -> Self {
-        Self { message: cause.to_string(), permanent: false }
+        Self {
+            message: cause.to_string(),
+            permanent: false,
+        }
     }
 
     /// A failure no retry will fix (invalid payload, record deleted): the job is discarded at once.
     pub fn permanent(cause: impl fmt::Display) -> Self {
-        Self { message: cause.to_string(), permanent: true }
+        Self {
+            message: cause.to_string(),
+            permanent: true,
+        }
     }
 
     pub fn is_permanent(&self) -> bool {
@@ -170,7 +191,12 @@ impl<E: std::error::Error> From<E> for JobError {
 
 impl fmt::Debug for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JobError({}{})", if self.permanent { "permanent: " } else { "" }, self.message)
+        write!(
+            f,
+            "JobError({}{})",
+            if self.permanent { "permanent: " } else { "" },
+            self.message
+        )
     }
 }
 

@@ -51,7 +51,11 @@ impl PruneFinishedJobs {
 }
 
 /// Registers the queue's own handlers and schedules.
-pub fn register_builtin(registry: &mut Registry, pool: PgPool, config: &JobsConfig) -> Result<(), serde_json::Error> {
+pub fn register_builtin(
+    registry: &mut Registry,
+    pool: PgPool,
+    config: &JobsConfig,
+) -> Result<(), serde_json::Error> {
     registry.register(move |_ctx, job: PruneFinishedJobs| {
         let pool = pool.clone();
         async move {

@@ -55,7 +55,10 @@ const SELECT_JOB: &str = "SELECT id, kind, payload, tenant_id, state, priority, 
 
 impl JobQueue {
     pub fn new(pool: PgPool, default_max_attempts: i32) -> Self {
-        Self { pool, default_max_attempts }
+        Self {
+            pool,
+            default_max_attempts,
+        }
     }
 
     /// Enqueues in its own transaction.
@@ -66,7 +69,11 @@ impl JobQueue {
 
     /// Enqueues on the caller's connection: pass `&mut *tx` to make the job part of a transaction, so it exists
     /// only if the transaction commits (and the NOTIFY fires only then too).
-    pub async fn enqueue_in(&self, conn: &mut PgConnection, job: NewJob) -> Result<Enqueued, sqlx::Error> {
+    pub async fn enqueue_in(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+    ) -> Result<Enqueued, sqlx::Error> {
         // The live duplicate can finish between our INSERT and our look-up; then inserting again is right.
         for _ in 0..3 {
             let inserted: Option<i64> = sqlx::query_scalar(
@@ -105,7 +112,9 @@ impl JobQueue {
                 return Ok(Enqueued::Duplicate(JobId(id)));
             }
         }
-        Err(sqlx::Error::Protocol("unique job kept finishing while being enqueued".into()))
+        Err(sqlx::Error::Protocol(
+            "unique job kept finishing while being enqueued".into(),
+        ))
     }
 
     /// Inserts many jobs in one statement (bulk work such as an import fan-out). Jobs with a unique key that is
@@ -149,7 +158,9 @@ impl JobQueue {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("SELECT pg_notify('wosool_jobs', '')").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify('wosool_jobs', '')")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         let mut per_kind: BTreeMap<&str, u64> = BTreeMap::new();
         for job in jobs {
@@ -196,9 +207,10 @@ impl JobQueue {
         .await?;
         let mut stats: BTreeMap<String, KindStats> = BTreeMap::new();
         for (kind, state, count, oldest) in rows {
-            let entry = stats
-                .entry(kind.clone())
-                .or_insert_with(|| KindStats { kind, ..Default::default() });
+            let entry = stats.entry(kind.clone()).or_insert_with(|| KindStats {
+                kind,
+                ..Default::default()
+            });
             entry.by_state.insert(state, count);
             if oldest.is_some() {
                 entry.oldest_due_pending_secs = oldest;

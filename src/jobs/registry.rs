@@ -51,20 +51,32 @@ impl Registry {
         let run: ErasedHandler = Arc::new(move |ctx, payload| {
             let handler = Arc::clone(&handler);
             Box::pin(async move {
-                let payload: J = serde_json::from_value(payload)
-                    .map_err(|e| JobError::permanent(format!("payload does not match {}: {e}", J::KIND)))?;
+                let payload: J = serde_json::from_value(payload).map_err(|e| {
+                    JobError::permanent(format!("payload does not match {}: {e}", J::KIND))
+                })?;
                 handler(ctx, payload).await
             })
         });
         let check: PayloadCheck = |value| serde_json::from_value::<J>(value.clone()).map(drop);
-        let previous = self.handlers.insert(J::KIND.to_string(), Handler { run, check });
+        let previous = self
+            .handlers
+            .insert(J::KIND.to_string(), Handler { run, check });
         assert!(previous.is_none(), "job kind {} registered twice", J::KIND);
         self
     }
 
     /// Adds a periodic schedule. Its job's kind must have a handler (checked when the worker starts).
-    pub fn periodic(&mut self, name: impl Into<String>, interval: Duration, job: NewJob) -> &mut Self {
-        self.periodic.push(PeriodicJob { name: name.into(), interval, job });
+    pub fn periodic(
+        &mut self,
+        name: impl Into<String>,
+        interval: Duration,
+        job: NewJob,
+    ) -> &mut Self {
+        self.periodic.push(PeriodicJob {
+            name: name.into(),
+            interval,
+            job,
+        });
         self
     }
 
@@ -83,7 +95,11 @@ impl Registry {
     }
 
     /// Whether `payload` would decode for `kind` (admin enqueue validates before inserting).
-    pub fn check_payload(&self, kind: &str, payload: &serde_json::Value) -> Option<Result<(), serde_json::Error>> {
+    pub fn check_payload(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Option<Result<(), serde_json::Error>> {
         self.handlers.get(kind).map(|h| (h.check)(payload))
     }
 }

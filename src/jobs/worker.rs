@@ -50,7 +50,11 @@ impl WorkerOptions {
 
 fn default_worker_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
-    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +101,11 @@ struct Claimed {
 
 impl Worker {
     pub fn new(pool: PgPool, registry: Registry, options: WorkerOptions) -> Self {
-        Self { pool, registry: Arc::new(registry), options }
+        Self {
+            pool,
+            registry: Arc::new(registry),
+            options,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -177,7 +185,8 @@ async fn fetch_loop(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Can
                 permit = Arc::clone(&semaphore).acquire_owned() => { drop(permit); continue; }
             }
         }
-        let Ok(mut permits) = Arc::clone(&semaphore).try_acquire_many_owned(available as u32) else {
+        let Ok(mut permits) = Arc::clone(&semaphore).try_acquire_many_owned(available as u32)
+        else {
             continue;
         };
         let claimed = match claim(shared, available).await {
@@ -293,8 +302,15 @@ async fn execute(shared: &Arc<Shared>, mut job: Claimed) {
 
 async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobError) {
     let discard = error.is_permanent() || job.attempts >= job.max_attempts;
-    let delay = retry_delay(job.attempts, shared.options.retry_base, shared.options.retry_max);
-    let message: String = format!("attempt {}: {}", job.attempts, error.message()).chars().take(4000).collect();
+    let delay = retry_delay(
+        job.attempts,
+        shared.options.retry_base,
+        shared.options.retry_max,
+    );
+    let message: String = format!("attempt {}: {}", job.attempts, error.message())
+        .chars()
+        .take(4000)
+        .collect();
     let recorded = sqlx::query(
         "UPDATE jobs SET \
              state = CASE WHEN $3 THEN 'discarded' ELSE 'pending' END, \
@@ -312,7 +328,9 @@ async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobEr
     .await;
     match recorded {
         Ok(r) if r.rows_affected() == 0 => {
-            tracing::warn!("lease was lost before the failure could be recorded; another worker owns the job")
+            tracing::warn!(
+                "lease was lost before the failure could be recorded; another worker owns the job"
+            )
         }
         Ok(_) if discard => {
             metrics::counter!("jobs_discarded_total", "kind" => kind.to_string()).increment(1);
@@ -322,7 +340,9 @@ async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobEr
             metrics::counter!("jobs_retried_total", "kind" => kind.to_string()).increment(1);
             tracing::warn!(error = %message, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
         }
-        Err(db) => tracing::error!(error = %db, "could not record job failure; it will rerun after its lease"),
+        Err(db) => {
+            tracing::error!(error = %db, "could not record job failure; it will rerun after its lease")
+        }
     }
 }
 
@@ -405,7 +425,9 @@ async fn listen(shared: Arc<Shared>, stop: CancellationToken) {
                 },
                 Err(error) => tracing::warn!(error = %error, "LISTEN failed; relying on polling"),
             },
-            Err(error) => tracing::warn!(error = %error, "job notification listener cannot connect"),
+            Err(error) => {
+                tracing::warn!(error = %error, "job notification listener cannot connect")
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -462,7 +484,11 @@ async fn rescue_expired(pool: &PgPool) -> Result<usize, sqlx::Error> {
     for (kind, state) in &rescued {
         tracing::warn!(kind = %kind, new_state = %state, "job lease expired; rescued");
         metrics::counter!("jobs_failed_total", "kind" => kind.clone()).increment(1);
-        let outcome = if state == "discarded" { "jobs_discarded_total" } else { "jobs_retried_total" };
+        let outcome = if state == "discarded" {
+            "jobs_discarded_total"
+        } else {
+            "jobs_retried_total"
+        };
         metrics::counter!(outcome, "kind" => kind.clone()).increment(1);
     }
     Ok(rescued.len())
@@ -494,13 +520,16 @@ async fn fire_periodic(shared: &Shared, queue: &JobQueue) -> Result<(), sqlx::Er
         return Ok(());
     }
     let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
-    let due: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM periodic_jobs WHERE name = ANY($1) AND next_run_at <= now()")
-            .bind(&names)
-            .fetch_all(&shared.pool)
-            .await?;
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM periodic_jobs WHERE name = ANY($1) AND next_run_at <= now()",
+    )
+    .bind(&names)
+    .fetch_all(&shared.pool)
+    .await?;
     for name in due {
-        let Some(schedule) = schedules.iter().find(|s| s.name == name) else { continue };
+        let Some(schedule) = schedules.iter().find(|s| s.name == name) else {
+            continue;
+        };
         let mut tx = shared.pool.begin().await?;
         let claimed: Option<String> = sqlx::query_scalar(
             "UPDATE periodic_jobs SET next_run_at = now() + interval_ms * interval '1 millisecond', \
@@ -554,8 +583,13 @@ async fn release_unfinished(shared: &Shared) {
     .execute(&shared.pool)
     .await;
     match released {
-        Ok(r) => tracing::warn!(jobs = r.rows_affected(), "released unfinished jobs at shutdown"),
-        Err(error) => tracing::error!(error = %error, "could not release jobs; they return when their leases expire"),
+        Ok(r) => tracing::warn!(
+            jobs = r.rows_affected(),
+            "released unfinished jobs at shutdown"
+        ),
+        Err(error) => {
+            tracing::error!(error = %error, "could not release jobs; they return when their leases expire")
+        }
     }
 }
 
@@ -572,5 +606,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// The running set is only touched for an instant; a poisoned lock (a panic while holding it) leaves the set
 /// itself intact, so keep using it.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

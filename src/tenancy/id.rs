@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 /// A tenant's identifier. Only ever built from a verified source (the registry, a verified token, a job row),
 /// and carried as this type so a tenant id can't be confused with any other UUID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct TenantId(Uuid);

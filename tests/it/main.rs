@@ -1,1 +1,12 @@
+//! The one integration-test binary: real PostgreSQL and Redis (started by scripts/test), the real application
+//! booted in-process per test.
 
+mod cli;
+mod config;
+mod deploy;
+mod health;
+mod helpers;
+mod http_errors;
+mod jobs;
+mod metrics;
+mod shutdown;

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: dependencies are compiled in their own layer (rebuilt only when Cargo.toml/Cargo.lock
+# change), the runtime image is slim Debian with the one binary, run as a non-root user.
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# 1. Dependencies only, against stub sources, so this layer is cached across code changes.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches tests/it \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/queue.rs && touch tests/it/main.rs \
+    && cargo build --release --locked --bin wosool \
+    && rm -rf src benches tests
+# 2. The application itself (migrations and default config are compiled in).
+COPY src ./src
+COPY migrations ./migrations
+COPY config ./config
+COPY benches ./benches
+COPY tests ./tests
+ARG WOSOOL_GIT_SHA=unknown
+ENV WOSOOL_GIT_SHA=${WOSOOL_GIT_SHA}
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wosool
+
+FROM debian:bookworm-slim AS runtime
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin wosool
+COPY --from=build /src/target/release/wosool /usr/local/bin/wosool
+COPY config /etc/wosool
+USER wosool
+EXPOSE 8080
+# `wosool health` probes http://127.0.0.1:<server.listen port>/health/ready; no curl needed in the image.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/wosool", "health"]
+ENTRYPOINT ["/usr/local/bin/wosool"]
+CMD ["serve", "--role", "all"]

@@ -1,0 +1,100 @@
+# Shared helpers for scripts/run, scripts/test and scripts/bench: find or install PostgreSQL and Redis, and
+# start/stop private instances on loopback. Sourced, not executed.
+
+PG_MAJOR=${PG_MAJOR:-15}
+
+log() { printf '\033[1m[wosool]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[wosool] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  [ "$(id -u)" = 0 ] || die "$* missing and not running as root: install it (apt-get install $*)"
+  command -v apt-get >/dev/null || die "$* missing and apt-get unavailable: install it by hand"
+  log "installing $* with apt-get"
+  if [ -z "${APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Sets PG_BIN to a directory holding initdb/pg_ctl/postgres, installing PostgreSQL when none is present.
+find_pg_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/"$PG_MAJOR"/bin /usr/lib/postgresql/*/bin; do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then PG_BIN=$dir; return; fi
+  done
+  apt_install "postgresql-$PG_MAJOR"
+  PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL server binaries not found after install"
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-server >/dev/null || die "redis-server not found after install"
+}
+
+# PostgreSQL refuses to run as root: as root, run its binaries as the 'postgres' system user.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_pg DATA_DIR PORT [extra postgres -c options...]: initialises the cluster on first use (superuser
+# 'postgres', trust auth on loopback only) and starts it. Idempotent.
+start_pg() {
+  local data=$1 port=$2; shift 2
+  find_pg_bin
+  mkdir -p "$data"
+  [ "$(id -u)" = 0 ] && chown postgres "$data" 2>/dev/null
+  chmod 700 "$data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >"$data.initdb.log" 2>&1 \
+      || { cat "$data.initdb.log" >&2; die "initdb failed"; }
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return 0
+  fi
+  local opts="-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300"
+  for o in "$@"; do opts="$opts -c $o"; done
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "$opts" -w -t 60 start >/dev/null \
+    || { tail -20 "$data/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+stop_pg() {
+  local data=$1
+  [ -n "${PG_BIN:-}" ] || find_pg_bin
+  [ -f "$data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1
+  return 0
+}
+
+# start_redis DIR PORT: a loopback-only Redis with no persistence (it is never the only copy of anything).
+start_redis() {
+  local dir=$1 port=$2
+  ensure_redis
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --maxmemory-policy noeviction --daemonize yes
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  die "Redis did not start (see $dir/redis.log)"
+}
+
+stop_redis() {
+  local dir=$1
+  if [ -f "$dir/redis.pid" ]; then
+    kill "$(cat "$dir/redis.pid")" 2>/dev/null
+    rm -f "$dir/redis.pid"
+  fi
+  return 0
+}

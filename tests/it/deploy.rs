@@ -1,0 +1,228 @@
+//! The Dockerfile and the Dokploy compose file can't be built or started here (no Docker engine), so their
+//! invariants are checked by reading them.
+
+use std::collections::BTreeSet;
+
+use serde_yaml_ng::Value;
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dokploy.yml"))
+        .unwrap();
+    serde_yaml_ng::from_str(&text).expect("deploy/dokploy.yml is valid YAML")
+}
+
+fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    compose["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("service {name} exists"))
+}
+
+fn env_of(service: &Value) -> Vec<(String, String)> {
+    service["environment"]
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        other => panic!("unexpected env value {other:?}"),
+                    };
+                    (k.as_str().unwrap().to_string(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn compose_has_the_four_services_with_health_checks_and_limits() {
+    let compose = compose();
+    for name in ["api", "worker", "postgres", "redis"] {
+        let service = service(&compose, name);
+        assert!(
+            service["healthcheck"]["test"].is_sequence(),
+            "{name} has a health check"
+        );
+        assert!(
+            service["deploy"]["resources"]["limits"]["memory"].is_string(),
+            "{name} has a memory limit"
+        );
+        assert!(
+            service["deploy"]["resources"]["limits"]["cpus"].is_string(),
+            "{name} has a CPU limit"
+        );
+        assert!(service["restart"].is_string(), "{name} restarts");
+    }
+}
+
+#[test]
+fn api_and_worker_share_the_image_and_differ_by_role() {
+    let compose = compose();
+    let api = service(&compose, "api");
+    let worker = service(&compose, "worker");
+    assert_eq!(api["image"], worker["image"]);
+    let command = |s: &Value| {
+        s["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(command(api), ["serve", "--role", "api"]);
+    assert_eq!(command(worker), ["serve", "--role", "worker"]);
+    for s in [api, worker] {
+        assert_eq!(s["healthcheck"]["test"][1], "/usr/local/bin/wosool");
+        assert_eq!(s["healthcheck"]["test"][2], "health");
+        for dependency in ["postgres", "redis"] {
+            assert_eq!(
+                s["depends_on"][dependency]["condition"], "service_healthy",
+                "waits for {dependency}"
+            );
+        }
+    }
+}
+
+#[test]
+fn traefik_routes_to_the_api_only() {
+    let compose = compose();
+    let labels: Vec<String> = service(&compose, "api")["labels"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(labels.contains(&"traefik.enable=true".to_string()));
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("loadbalancer.server.port=8080"))
+    );
+    assert!(labels.iter().any(|l| l.contains(".rule=Host(")));
+    assert!(
+        service(&compose, "worker")["labels"].is_null(),
+        "workers take no traffic"
+    );
+}
+
+#[test]
+fn postgres_and_redis_are_pinned_persistent_and_redis_never_evicts() {
+    let compose = compose();
+    let postgres = service(&compose, "postgres");
+    let image = postgres["image"].as_str().unwrap();
+    let tag = image.split(':').nth(1).expect("postgres image has a tag");
+    assert!(
+        tag.chars().next().unwrap().is_ascii_digit(),
+        "major version pinned: {image}"
+    );
+    assert!(
+        postgres["volumes"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(":/var/lib/postgresql/data")
+    );
+    let redis = service(&compose, "redis");
+    let command: Vec<&str> = redis["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let policy = command
+        .iter()
+        .position(|a| *a == "--maxmemory-policy")
+        .expect("policy set");
+    assert_eq!(command[policy + 1], "noeviction");
+    assert!(redis["volumes"][0].as_str().unwrap().ends_with(":/data"));
+}
+
+#[test]
+fn no_secret_is_written_inline() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        for (key, value) in env_of(service) {
+            let sensitive = ["PASSWORD", "KEY", "SECRET", "TOKEN", "DATABASE_URL"]
+                .iter()
+                .any(|s| key.contains(s));
+            if sensitive {
+                assert!(
+                    value.contains("${"),
+                    "{name:?}.{key} must come from a ${{VAR}}, found {value:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_wosool_variable_is_a_real_config_key() {
+    let compose = compose();
+    let mut env = Vec::new();
+    for (_, service) in compose["services"].as_mapping().unwrap() {
+        for (key, value) in env_of(service) {
+            if key.starts_with("WOSOOL_") {
+                // Give interpolated values a plausible shape so the config loader judges the key, not the value.
+                let value = value.replace("${WOSOOL_ADMIN_KEY}", "\"0123456789abcdef0123\"");
+                let value = regex_free_interpolate(&value);
+                env.push((key, value));
+            }
+        }
+    }
+    assert!(!env.is_empty());
+    let keys: BTreeSet<&String> = env.iter().map(|(k, _)| k).collect();
+    for key in keys {
+        let pairs: Vec<(String, String)> = env.iter().filter(|(k, _)| k == key).cloned().collect();
+        if let Err(error) = wosool::config::Config::load_from(None, pairs) {
+            panic!("{key} in deploy/dokploy.yml is not accepted by the config loader: {error}");
+        }
+    }
+}
+
+/// `${VAR:-default}` → `default`; `${VAR}` → a placeholder.
+fn regex_free_interpolate(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .unwrap_or(rest.len() - 1);
+        let inner = &rest[start + 2..end];
+        out.push_str(
+            inner
+                .split_once(":-")
+                .map(|(_, d)| d)
+                .unwrap_or("placeholder"),
+        );
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn dockerfile_is_multistage_non_root_with_binary_healthcheck() {
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")) >= 2,
+        "multi-stage"
+    );
+    assert!(dockerfile.contains("\nUSER wosool"), "runs as non-root");
+    assert!(
+        dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"health\"]"),
+        "health via the binary"
+    );
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/wosool\"]"),
+        "exec-form entrypoint, no shell"
+    );
+    assert!(dockerfile.contains("EXPOSE 8080"));
+    let installs_curl = dockerfile
+        .lines()
+        .any(|l| !l.trim_start().starts_with('#') && l.contains("curl"));
+    assert!(!installs_curl, "no curl in the image");
+}

@@ -1,0 +1,228 @@
+//! Test harness: a fresh database per test (cloned from a migrated template), Redis isolated by key prefix,
+//! and the real application booted in-process on port 0.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wosool::config::Config;
+use wosool::{Application, Role, StartupError};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// The server started by scripts/test (a superuser connection to its `postgres` database).
+pub fn admin_database_url() -> String {
+    std::env::var("WOSOOL_TEST_DATABASE_URL")
+        .expect("WOSOOL_TEST_DATABASE_URL is not set: run the tests with scripts/test")
+}
+
+pub fn redis_url() -> String {
+    std::env::var("WOSOOL_TEST_REDIS_URL")
+        .expect("WOSOOL_TEST_REDIS_URL is not set: run the tests with scripts/test")
+}
+
+/// URL of `database` on the test server.
+pub fn database_url(database: &str) -> String {
+    let mut url = url::Url::parse(&admin_database_url()).expect("valid test database URL");
+    url.set_path(database);
+    url.to_string()
+}
+
+/// A new, fully migrated, empty global database for one test.
+pub async fn fresh_database() -> String {
+    let template = ensure_template().await;
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&admin_database_url())
+        .await
+        .expect("connect to test server");
+    // Clones of one template must not overlap with the template's own creation; the lock orders them.
+    conn.execute("SELECT pg_advisory_lock(727001)")
+        .await
+        .expect("lock");
+    let created = conn
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .await;
+    conn.execute("SELECT pg_advisory_unlock(727001)")
+        .await
+        .expect("unlock");
+    created.expect("create test database");
+    name
+}
+
+/// The template database: created and migrated once per test server (shared across test processes), named
+/// after the migrations' checksums so a changed migration gets a new template.
+async fn ensure_template() -> String {
+    let mut hash = 0u64;
+    for migration in wosool::db::GLOBAL_MIGRATOR.iter() {
+        for byte in migration.checksum.iter() {
+            hash = hash.wrapping_mul(31).wrapping_add(*byte as u64);
+        }
+    }
+    let template = format!("wosool_test_template_{:012x}", hash & 0xffff_ffff_ffff);
+    let mut conn = PgConnection::connect(&admin_database_url())
+        .await
+        .expect("connect to test server");
+    conn.execute("SELECT pg_advisory_lock(727001)")
+        .await
+        .expect("lock");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut conn)
+            .await
+            .expect("look up template");
+    if !exists {
+        let building = format!("{template}_building");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {building}"
+        )))
+        .await
+        .expect("drop");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+            .await
+            .expect("create template");
+        let pool = PgPool::connect(&database_url(&building))
+            .await
+            .expect("connect template");
+        wosool::db::migrate(&pool).await.expect("migrate template");
+        pool.close().await;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .await
+        .expect("publish template");
+    }
+    conn.execute("SELECT pg_advisory_unlock(727001)")
+        .await
+        .expect("unlock");
+    template
+}
+
+/// The environment a test app is configured with, as `WOSOOL_*` variables (what an operator would set).
+pub fn test_env(database: &str) -> Vec<(String, String)> {
+    [
+        ("WOSOOL_DB__URL", database_url(database)),
+        ("WOSOOL_DB__MAX_CONNECTIONS", "10".into()),
+        ("WOSOOL_DB__MIN_CONNECTIONS", "0".into()),
+        ("WOSOOL_DB__STARTUP_WAIT_SECS", "5".into()),
+        ("WOSOOL_SERVER__LISTEN", "127.0.0.1:0".into()),
+        ("WOSOOL_SERVER__SHUTDOWN_TIMEOUT_SECS", "10".into()),
+        ("WOSOOL_REDIS__URL", redis_url()),
+        (
+            "WOSOOL_REDIS__KEY_PREFIX",
+            format!("test-{}", uuid::Uuid::new_v4().simple()),
+        ),
+        ("WOSOOL_ADMIN__API_KEYS", format!("[\"{ADMIN_KEY}\"]")),
+        ("WOSOOL_JOBS__POLL_INTERVAL_MS", "50".into()),
+        ("WOSOOL_LOG__LEVEL", "warn".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    /// The app's global database, for arranging and asserting.
+    pub db: PgPool,
+    pub database: String,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<Result<(), StartupError>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub fn admin_get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).header("x-admin-key", ADMIN_KEY)
+    }
+
+    pub fn admin_post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("x-admin-key", ADMIN_KEY)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+/// Boots the real application (role `api`) against a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Role::Api, |_| {}).await
+}
+
+/// Boots the real application with a role and adjusted environment.
+pub async fn spawn_app_with(
+    role: Role,
+    adjust: impl FnOnce(&mut Vec<(String, String)>),
+) -> TestApp {
+    let database = fresh_database().await;
+    let mut env = test_env(&database);
+    adjust(&mut env);
+    let config = Config::load_from(None, env).expect("test config is valid");
+    wosool::telemetry::init_logging(&config.log);
+    let app = Application::build(config, role)
+        .await
+        .expect("application builds");
+    let address = app.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let db = PgPoolOptions::new()
+        .max_connections(5)
+        .connect(&database_url(&database))
+        .await
+        .expect("connect test database");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        database,
+        shutdown,
+        server,
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
