@@ -29,7 +29,7 @@ pub fn init_logging(config: &LogConfig) {
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Pretty => builder.pretty().try_init(),
+        LogFormat::Pretty => builder.try_init(),
     };
 }
 
