@@ -22,17 +22,24 @@ async fn main() {
     };
     let env = vec![
         ("DATABASE_URL".to_string(), admin_url),
-        ("WOSOOL_SERVER__LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "WOSOOL_SERVER__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
         ("WOSOOL_LOG__LEVEL".to_string(), "warn".to_string()),
     ];
     let config = Config::load_from(None, env).expect("config");
     wosool::telemetry::init_logging(&config.log);
-    let app = Application::build(config, Role::Api).await.expect("app builds");
+    let app = Application::build(config, Role::Api)
+        .await
+        .expect("app builds");
     let full = app.local_addr().expect("addr");
     let stop = CancellationToken::new();
     let server = tokio::spawn(app.run(stop.clone()));
 
-    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let bare_addr = bare.local_addr().expect("addr");
     let bare_router = Router::new().route(
         "/health/live",
@@ -41,9 +48,10 @@ async fn main() {
     tokio::spawn(async move { axum::serve(bare, bare_router).await });
 
     // wrk blocks; run it off the runtime's worker threads.
-    let bare_rps = tokio::task::spawn_blocking(move || wrk(&format!("http://{bare_addr}/health/live")))
-        .await
-        .expect("wrk");
+    let bare_rps =
+        tokio::task::spawn_blocking(move || wrk(&format!("http://{bare_addr}/health/live")))
+            .await
+            .expect("wrk");
     let full_rps = tokio::task::spawn_blocking(move || wrk(&format!("http://{full}/health/live")))
         .await
         .expect("wrk");

@@ -32,13 +32,28 @@ async fn main() {
     let defaults = Config::load_from(None, Vec::new()).expect("default config");
 
     let baseline = insert_delete_loop(&pool, JOBS).await;
-    report("baseline: INSERT + DELETE loop, one row at a time", JOBS, baseline, None);
+    report(
+        "baseline: INSERT + DELETE loop, one row at a time",
+        JOBS,
+        baseline,
+        None,
+    );
 
     let bulk = queue_run(&pool, &defaults, Producer::Bulk).await;
-    report("queue: enqueue_many (1,000 per statement) + run", JOBS, bulk, Some(baseline));
+    report(
+        "queue: enqueue_many (1,000 per statement) + run",
+        JOBS,
+        bulk,
+        Some(baseline),
+    );
 
     let single = queue_run(&pool, &defaults, Producer::OneByOne).await;
-    report("queue: enqueue one by one (8 producers) + run", JOBS, single, Some(baseline));
+    report(
+        "queue: enqueue one by one (8 producers) + run",
+        JOBS,
+        single,
+        Some(baseline),
+    );
 }
 
 fn report(name: &str, rows: usize, took: Duration, baseline: Option<Duration>) {
@@ -49,17 +64,30 @@ fn report(name: &str, rows: usize, took: Duration, baseline: Option<Duration>) {
             took.as_secs_f64(),
             base.as_secs_f64() / took.as_secs_f64()
         ),
-        None => println!("{name}: {rows} rows in {:.2}s = {rate:.0} rows/s", took.as_secs_f64()),
+        None => println!(
+            "{name}: {rows} rows in {:.2}s = {rate:.0} rows/s",
+            took.as_secs_f64()
+        ),
     }
 }
 
 async fn fresh_database(admin_url: &str) -> PgPool {
     let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin.execute("DROP DATABASE IF EXISTS wosool_bench WITH (FORCE)").await.expect("drop");
-    admin.execute("CREATE DATABASE wosool_bench").await.expect("create");
+    admin
+        .execute("DROP DATABASE IF EXISTS wosool_bench WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .execute("CREATE DATABASE wosool_bench")
+        .await
+        .expect("create");
     let mut url = url::Url::parse(admin_url).expect("url");
     url.set_path("wosool_bench");
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(20).connect(url.as_str()).await.expect("connect");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect(url.as_str())
+        .await
+        .expect("connect");
     wosool::db::migrate(&pool).await.expect("migrate");
     pool
 }
@@ -75,7 +103,11 @@ async fn insert_delete_loop(pool: &PgPool, rows: usize) -> Duration {
             .fetch_one(pool)
             .await
             .expect("insert");
-        sqlx::query("DELETE FROM baseline WHERE id = $1").bind(id).execute(pool).await.expect("delete");
+        sqlx::query("DELETE FROM baseline WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("delete");
     }
     started.elapsed()
 }
@@ -92,7 +124,12 @@ async fn queue_run(pool: &PgPool, config: &Config, producer: Producer) -> Durati
     registry.register(|_, _: Noop| async { Ok(()) });
     let stop = CancellationToken::new();
     let worker = tokio::spawn(
-        Worker::new(pool.clone(), registry, WorkerOptions::from_config(&config.jobs)).run(stop.clone()),
+        Worker::new(
+            pool.clone(),
+            registry,
+            WorkerOptions::from_config(&config.jobs),
+        )
+        .run(stop.clone()),
     );
     let queue = JobQueue::new(pool.clone(), config.jobs.default_max_attempts);
 
@@ -100,9 +137,16 @@ async fn queue_run(pool: &PgPool, config: &Config, producer: Producer) -> Durati
     match producer {
         Producer::Bulk => {
             for chunk in (0..JOBS).collect::<Vec<_>>().chunks(1000) {
-                let jobs: Vec<NewJob> = chunk.iter().map(|&n| NewJob::new(&Noop { n }).expect("payload")).collect();
+                let jobs: Vec<NewJob> = chunk
+                    .iter()
+                    .map(|&n| NewJob::new(&Noop { n }).expect("payload"))
+                    .collect();
                 queue.enqueue_many(&jobs).await.expect("enqueue");
             }
+            // The table was truncated a moment ago and has no statistics yet: without them the planner sorts
+            // the whole backlog on every fetch. In a running system autovacuum keeps them current (tuned
+            // eagerly for `jobs`), so measure that state rather than a never-analyzed table.
+            pool.execute("ANALYZE jobs").await.expect("analyze");
         }
         Producer::OneByOne => {
             let producers: Vec<_> = (0..8)
@@ -110,7 +154,10 @@ async fn queue_run(pool: &PgPool, config: &Config, producer: Producer) -> Durati
                     let queue = queue.clone();
                     tokio::spawn(async move {
                         for n in (p..JOBS).step_by(8) {
-                            queue.enqueue(NewJob::new(&Noop { n }).expect("payload")).await.expect("enqueue");
+                            queue
+                                .enqueue(NewJob::new(&Noop { n }).expect("payload"))
+                                .await
+                                .expect("enqueue");
                         }
                     })
                 })

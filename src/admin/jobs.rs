@@ -71,12 +71,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<JobRow>, ApiError> {
-    state
-        .jobs
-        .get(JobId(id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| job_not_found(id))
+    job_json(&state, id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,12 +169,7 @@ pub async fn retry(
         )
         .await);
     }
-    state
-        .jobs
-        .get(JobId(id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| job_not_found(id))
+    job_json(&state, id).await
 }
 
 /// `POST /admin/jobs/{id}/cancel`: a pending job will not run.
@@ -191,12 +181,7 @@ pub async fn cancel(
     if !state.jobs.cancel(JobId(id)).await? {
         return Err(state_conflict(&state, id, "only pending jobs can be cancelled").await);
     }
-    state
-        .jobs
-        .get(JobId(id))
-        .await?
-        .map(axum::Json)
-        .ok_or_else(|| job_not_found(id))
+    job_json(&state, id).await
 }
 
 /// 404 if the job does not exist, else 409 saying which state it is in.
@@ -209,6 +194,11 @@ async fn state_conflict(state: &AppState, id: i64, rule: &str) -> ApiError {
         Ok(None) => job_not_found(id),
         Err(e) => e.into(),
     }
+}
+
+async fn job_json(state: &AppState, id: i64) -> Result<axum::Json<JobRow>, ApiError> {
+    let job = state.jobs.get(JobId(id)).await?;
+    job.map(axum::Json).ok_or_else(|| job_not_found(id))
 }
 
 fn job_not_found(id: i64) -> ApiError {

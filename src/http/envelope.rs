@@ -1,39 +1,29 @@
 //! Renders every error response as `{"error":{"code","message","request_id"}}`: one place, for errors from
-//! handlers (`ApiError`), from axum (404, 405) and from tower-http layers (408, 413).
+//! handlers (`ApiError`), from axum (404, 405) and from tower-http layers (408, 413). Called by `observe`,
+//! which knows the request id.
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 
-use super::REQUEST_ID;
 use crate::error::ErrorBody;
 
-pub async fn envelope(request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-
-    let mut response = next.run(request).await;
+/// Rewrites `response` in place when it is an error: an `ErrorBody` attached by `ApiError`, or any other 4xx/5xx
+/// that is not already JSON. `method` and `uri` name the request in 404/405 messages.
+pub fn render(response: &mut Response, request_id: &str, method: &Method, uri: &Uri) {
     let status = response.status();
     let body = match response.extensions_mut().remove::<ErrorBody>() {
         Some(body) => body,
-        None if (status.is_client_error() || status.is_server_error()) && !is_json(&response) => {
+        None if (status.is_client_error() || status.is_server_error()) && !is_json(response) => {
             let mut body = ErrorBody::for_status(status);
             if status == StatusCode::NOT_FOUND {
-                body.message = format!("No route matches {method} {path}.");
+                body.message = format!("No route matches {method} {}.", uri.path());
             } else if status == StatusCode::METHOD_NOT_ALLOWED {
-                body.message = format!("{path} does not accept {method}.");
+                body.message = format!("{} does not accept {method}.", uri.path());
             }
             body
         }
-        None => return response,
+        None => return,
     };
 
     let mut error = serde_json::json!({
@@ -51,8 +41,8 @@ pub async fn envelope(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::CONTENT_ENCODING);
     *response.body_mut() = Body::from(json.to_string());
-    response
 }
 
 fn is_json(response: &Response) -> bool {

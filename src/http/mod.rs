@@ -82,7 +82,6 @@ fn with_middleware<S: Clone + Send + Sync + 'static>(
         .layer(from_fn(observe::observe))
         .layer(CompressionLayer::new())
         .option_layer(cors_layer(&server.cors_allowed_origins))
-        .layer(from_fn(envelope::envelope))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(server.request_timeout_secs),

@@ -1,5 +1,5 @@
-//! Per-request span, access log line and HTTP metrics, labelled by route template (never the raw path, so
-//! label cardinality stays bounded).
+//! Per-request span, error rendering, access log line and HTTP metrics, labelled by route template (never the
+//! raw path, so label cardinality stays bounded).
 
 use std::time::Instant;
 
@@ -9,15 +9,18 @@ use axum::response::Response;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::REQUEST_ID;
+use super::{REQUEST_ID, envelope};
 use crate::tenancy::TenantId;
 
 /// Label for requests that matched no route (404s of unknown paths).
 const UNMATCHED: &str = "unmatched";
 
+/// The outermost middleware of our own: opens the request span, renders error bodies (see `envelope`), records
+/// metrics and writes the access log line.
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -27,42 +30,41 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
     let span = tracing::info_span!(
         "request",
         method = %method,
         route = %route,
         request_id = %request_id,
         tenant_id = Empty,
-        status = Empty,
-        latency_ms = Empty,
     );
 
     let in_flight = InFlight::enter();
-    let response = next.run(request).instrument(span.clone()).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     drop(in_flight);
+    envelope::render(&mut response, &request_id, &method, &uri);
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let labels = [
-        ("method", method),
+        ("method", method.as_str().to_owned()),
         ("route", route.clone()),
         ("status", status.to_string()),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
 
-    span.record("status", status);
-    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     let _entered = span.enter();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     // Probes and scrapes arrive every few seconds: keep them out of the default log level.
     let routine = route.starts_with("/health/") || route == "/metrics";
     if status >= 500 {
-        tracing::error!("request failed");
+        tracing::error!(status, latency_ms, "request failed");
     } else if routine {
-        tracing::debug!("request finished");
+        tracing::debug!(status, latency_ms, "request finished");
     } else {
-        tracing::info!("request finished");
+        tracing::info!(status, latency_ms, "request finished");
     }
     response
 }

@@ -140,13 +140,14 @@ impl JobQueue {
             priorities.push(job.priority);
         }
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
+        let inserted_kinds: Vec<String> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, payload, tenant_id, unique_key, run_at, max_attempts, priority) \
              SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[], $4::text[], $5::timestamptz[], \
                                   $6::int[], $7::smallint[]) \
              ON CONFLICT (kind, tenant_id, unique_key) \
                  WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') \
-             DO NOTHING",
+             DO NOTHING \
+             RETURNING kind",
         )
         .bind(&kinds)
         .bind(&payloads)
@@ -155,23 +156,20 @@ impl JobQueue {
         .bind(&run_ats)
         .bind(&attempts)
         .bind(&priorities)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
         sqlx::query("SELECT pg_notify('wosool_jobs', '')")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let mut per_kind: BTreeMap<&str, u64> = BTreeMap::new();
-        for job in jobs {
-            *per_kind.entry(&job.kind).or_default() += 1;
+        let mut per_kind: BTreeMap<String, u64> = BTreeMap::new();
+        for kind in &inserted_kinds {
+            *per_kind.entry(kind.clone()).or_default() += 1;
         }
-        if inserted == jobs.len() as u64 {
-            for (kind, n) in per_kind {
-                metrics::counter!("jobs_enqueued_total", "kind" => kind.to_string()).increment(n);
-            }
+        for (kind, n) in per_kind {
+            metrics::counter!("jobs_enqueued_total", "kind" => kind).increment(n);
         }
-        Ok(inserted)
+        Ok(inserted_kinds.len() as u64)
     }
 
     pub async fn get(&self, id: JobId) -> Result<Option<JobRow>, sqlx::Error> {

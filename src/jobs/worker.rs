@@ -174,16 +174,32 @@ impl Worker {
     }
 }
 
+/// While jobs are running, a fetch waits up to this long for half the worker's slots to free up, so claims come
+/// in batches instead of one row per finished job.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+
 async fn fetch_loop(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &CancellationToken) {
-    let semaphore = Arc::new(Semaphore::new(shared.options.concurrency));
+    let concurrency = shared.options.concurrency;
+    let min_batch = concurrency.div_ceil(2).max(1) as u32;
+    let semaphore = Arc::new(Semaphore::new(concurrency));
     while !shutdown.is_cancelled() {
         while jobs.try_join_next().is_some() {}
         let available = semaphore.available_permits();
-        if available == 0 {
+        if available < min_batch as usize {
+            // Busy: wait for a slot (at least one), or for enough slots to make a batch worth a round trip.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                permit = Arc::clone(&semaphore).acquire_owned() => { drop(permit); continue; }
+                permits = Arc::clone(&semaphore).acquire_many_owned(min_batch) => drop(permits),
+                _ = tokio::time::sleep(BATCH_WINDOW), if available > 0 => {}
+                permit = Arc::clone(&semaphore).acquire_owned(), if available == 0 => {
+                    drop(permit);
+                    continue;
+                }
             }
+        }
+        let available = semaphore.available_permits();
+        if available == 0 {
+            continue;
         }
         let Ok(mut permits) = Arc::clone(&semaphore).try_acquire_many_owned(available as u32)
         else {

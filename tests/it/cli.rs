@@ -145,3 +145,41 @@ async fn migrate_applies_the_global_migrations_to_an_empty_database() {
     assert!(stats.status.success(), "{}", text(&stats.stderr));
     assert!(text(&stats.stdout).contains("KIND"));
 }
+
+#[tokio::test]
+async fn serve_drains_and_exits_0_on_sigterm() {
+    let database = fresh_database().await;
+    let port = closed_port();
+    let mut env: Vec<(String, String)> = crate::helpers::test_env(&database);
+    env.retain(|(k, _)| k != "WOSOOL_SERVER__LISTEN");
+    env.push(("WOSOOL_SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wosool"))
+        .args(["serve", "--role", "all"])
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn wosool serve");
+    let client = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/health/ready");
+    crate::helpers::eventually(
+        "the server to be ready",
+        std::time::Duration::from_secs(30),
+        || async {
+            let response = client.get(&ready).send().await.ok()?;
+            response.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let pid = child.id().expect("running").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within the drain timeout")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}

@@ -166,3 +166,13 @@ fn the_documented_defaults_are_the_compiled_defaults() {
         }
     }
 }
+
+#[test]
+fn the_production_example_is_a_valid_config_file() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/production.toml"
+    ));
+    let config = Config::load_from(Some(path), env(&[])).unwrap();
+    assert_eq!(config.server.metrics_listen, "0.0.0.0:9100");
+}

@@ -551,3 +551,28 @@ async fn jobs_keep_their_tenant() {
     assert_eq!(*seen.lock().unwrap(), Some(tenant));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn enqueue_many_inserts_in_bulk_and_skips_live_duplicates() {
+    let pool = test_pool().await;
+    let queue = JobQueue::new(pool.clone(), 5);
+    queue
+        .enqueue(probe("first").unique_key("k1"))
+        .await
+        .unwrap();
+    let batch = [
+        probe("a"),
+        probe("b").unique_key("k1"),
+        probe("c").unique_key("k2"),
+    ];
+    assert_eq!(
+        queue.enqueue_many(&batch).await.unwrap(),
+        2,
+        "the live k1 is not duplicated"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+}

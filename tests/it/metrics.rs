@@ -79,3 +79,39 @@ async fn no_secret_appears_in_metrics() {
     assert!(!metrics.contains(crate::helpers::ADMIN_KEY));
     assert!(!metrics.contains("postgres://"));
 }
+
+#[tokio::test]
+async fn job_metrics_are_exposed_by_kind_and_state() {
+    // Role `all` runs the worker, whose periodic prune job fires at start.
+    let app = spawn_app_with(wosool::Role::All, |_| {}).await;
+    let metrics = crate::helpers::eventually(
+        "the prune job to be counted",
+        std::time::Duration::from_secs(20),
+        || async {
+            let metrics = app.metrics().await;
+            metrics
+                .lines()
+                .any(|l| l.starts_with("jobs_succeeded_total{kind=\"jobs.prune\"}"))
+                .then_some(metrics)
+        },
+    )
+    .await;
+    for name in [
+        "jobs_enqueued_total{kind=\"jobs.prune\"}",
+        "jobs_started_total{kind=\"jobs.prune\"}",
+        "job_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "missing {name}");
+    }
+    crate::helpers::eventually(
+        "queue depth gauges",
+        std::time::Duration::from_secs(20),
+        || async {
+            let metrics = app.metrics().await;
+            metrics
+                .contains("jobs_queue_depth{state=\"pending\"}")
+                .then_some(())
+        },
+    )
+    .await;
+}
