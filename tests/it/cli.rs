@@ -158,8 +158,10 @@ async fn serve_drains_and_exits_0_on_sigterm() {
         .env_clear()
         .envs(env)
         .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .expect("spawn wosool serve");
+    wosool::install_crypto_provider();
     let client = reqwest::Client::new();
     let ready = format!("http://127.0.0.1:{port}/health/ready");
     crate::helpers::eventually(
