@@ -8,11 +8,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::TenantAdmin;
 use crate::config::Config;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
+use crate::provisioning::{NotConfigured, Provisioner};
 use crate::redis::Redis;
 use crate::state::AppState;
-use crate::{db, http, jobs, telemetry};
+use crate::tenancy::servers::ServerError;
+use crate::tenancy::{TenantDirectory, TenantPools, TenantServers};
+use crate::{db, http, jobs, provisioning, telemetry};
 
 /// What this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +59,45 @@ pub enum StartupError {
     Serve(std::io::Error),
     #[error(transparent)]
     Worker(#[from] jobs::WorkerError),
+    #[error("tenant servers: {0}")]
+    TenantServers(#[from] ServerError),
+}
+
+/// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere.
+pub struct TenancyStack {
+    pub directory: TenantDirectory,
+    pub pools: TenantPools,
+    pub provisioner: Provisioner,
+    pub admin: TenantAdmin,
+}
+
+impl TenancyStack {
+    pub fn build(
+        config: &Config,
+        pool: sqlx::PgPool,
+        redis: Option<Redis>,
+    ) -> Result<Self, ServerError> {
+        let servers = TenantServers::from_config(config)?;
+        let directory = TenantDirectory::new(pool.clone(), redis, &config.tenancy.cache);
+        let pools = TenantPools::new(servers.clone(), config.tenancy.pools.clone());
+        let jobs = JobQueue::new(pool.clone(), config.jobs.default_max_attempts);
+        let provisioner = Provisioner::new(
+            pool,
+            directory.clone(),
+            servers,
+            pools.clone(),
+            jobs,
+            Arc::new(NotConfigured),
+            Arc::new(NotConfigured),
+            config.tenancy.clone(),
+        );
+        Ok(Self {
+            directory,
+            pools,
+            admin: TenantAdmin::new(provisioner.clone()),
+            provisioner,
+        })
+    }
 }
 
 /// A built, not yet running, application: state created, migrations applied, sockets bound.
@@ -83,8 +126,18 @@ impl Application {
                 source,
             })?;
 
+        let tenancy = TenancyStack::build(&config, pool.clone(), redis.clone())?;
+        if config.db.migrate_on_start {
+            tenancy
+                .provisioner
+                .servers()
+                .ensure_templates(&pool)
+                .await?;
+        }
+
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
+        provisioning::register_jobs(&mut registry, tenancy.provisioner.clone());
 
         let listener = bind("server.listen", &config.server.listen).await?;
         let metrics_listener = match config.server.metrics_listen.as_str() {
@@ -98,6 +151,10 @@ impl Application {
             redis,
             metrics: telemetry::metrics_handle(),
             job_registry: Arc::new(registry.clone()),
+            directory: tenancy.directory,
+            pools: tenancy.pools,
+            provisioner: tenancy.provisioner,
+            admin: tenancy.admin,
         };
         Ok(Self {
             state,
@@ -161,6 +218,27 @@ impl Application {
             let token = shutdown.clone();
             tasks.spawn(async move { worker.run(token).await.map_err(StartupError::from) });
         }
+        let listener_stop = shutdown.clone();
+        let directory = state.directory.clone();
+        tasks.spawn(async move {
+            directory.run_listener(listener_stop).await;
+            Ok(())
+        });
+        let reaper_stop = shutdown.clone();
+        let pools = state.pools.clone();
+        tasks.spawn(async move {
+            pools.run_reaper(reaper_stop).await;
+            Ok(())
+        });
+        let gauges_stop = shutdown.clone();
+        let (gauge_db, every) = (
+            state.db.clone(),
+            std::time::Duration::from_secs(state.config.jobs.stats_interval_secs),
+        );
+        tasks.spawn(async move {
+            crate::tenancy::run_status_gauges(gauge_db, every, gauges_stop).await;
+            Ok(())
+        });
         let upkeep_stop = shutdown.clone();
         let handle = state.metrics.clone();
         tasks.spawn(async move {
@@ -184,6 +262,7 @@ impl Application {
         if let Some(redis) = &state.redis {
             redis.quit().await;
         }
+        state.provisioner.servers().close().await;
         state.db.close().await;
         match first_error {
             Some(error) => Err(error),

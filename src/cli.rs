@@ -1,5 +1,7 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
+mod tenants;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,10 +43,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Role::All)]
         role: Role,
     },
-    /// Apply pending migrations of the global (control-plane) database, then exit.
+    /// Apply pending migrations, then exit.
     ///
-    /// Safe to run while servers are up and from several places at once (an advisory lock serialises runs).
-    Migrate,
+    /// Without a target: the global (control-plane) database and the tenant template of every tenant server.
+    /// Safe to run while servers are up and from several places at once (advisory locks serialise runs).
+    Migrate {
+        #[command(subcommand)]
+        target: Option<MigrateTarget>,
+    },
+    /// Operate tenants: list, show, create, suspend, activate, retry, delete, API keys.
+    Tenants {
+        #[command(subcommand)]
+        action: tenants::TenantsAction,
+    },
+    /// Fleet statistics: tenants by status and plan, provisioning p50/p95, queue depth.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
     /// Probe a running server's readiness: exit 0 when it answers 2xx, 1 otherwise.
     ///
     /// Used by the Docker HEALTHCHECK. Without --url it asks http://127.0.0.1:<port of server.listen>/health/ready.
@@ -65,6 +81,25 @@ pub enum Command {
     Jobs {
         #[command(subcommand)]
         action: JobsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateTarget {
+    /// Roll every tenant database to the latest tenant migration: template first, then the tenants with
+    /// bounded parallelism. A failing tenant does not stop the others; it is reported and retried next run.
+    Tenants {
+        /// Tenant databases migrated at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Only this tenant (id or slug).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Tenants by schema version, template versions, and tenants whose last migration failed.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -111,10 +146,22 @@ impl Cli {
                 telemetry::init_logging(&config.log);
                 report(crate::run(config, role).await)
             }
-            Command::Migrate => {
+            Command::Migrate { target: None } => {
                 telemetry::init_logging(&config.log);
                 report(migrate(&config).await)
             }
+            Command::Migrate {
+                target:
+                    Some(MigrateTarget::Tenants {
+                        concurrency,
+                        tenant,
+                    }),
+            } => report(tenants::migrate_tenants(&config, concurrency, tenant).await),
+            Command::Migrate {
+                target: Some(MigrateTarget::Status { json }),
+            } => report(tenants::migrate_status(&config, json).await),
+            Command::Tenants { action } => report(tenants::run(&config, action).await),
+            Command::Stats { json } => report(tenants::stats(&config, json).await),
             Command::Health {
                 url: None,
                 timeout_secs,
@@ -151,10 +198,22 @@ fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     }
 }
 
-async fn migrate(config: &Config) -> Result<(), db::DbError> {
+#[derive(Debug, thiserror::Error)]
+enum MigrateError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error(transparent)]
+    Servers(#[from] crate::tenancy::servers::ServerError),
+}
+
+async fn migrate(config: &Config) -> Result<(), MigrateError> {
     let pool = db::connect_with_retry(&config.db).await?;
     db::migrate(&pool).await?;
     tracing::info!("global migrations applied");
+    let servers = crate::tenancy::TenantServers::from_config(config)?;
+    servers.ensure_templates(&pool).await?;
+    servers.close().await;
+    tracing::info!("tenant templates migrated");
     Ok(())
 }
 

@@ -37,6 +37,7 @@ pub struct Config {
     pub log: LogConfig,
     pub jobs: JobsConfig,
     pub admin: AdminConfig,
+    pub tenancy: TenancyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +60,14 @@ pub struct DbConfig {
     pub acquire_timeout_secs: u64,
     pub startup_wait_secs: u64,
     pub migrate_on_start: bool,
+    pub tenant_servers: Vec<TenantServerConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantServerConfig {
+    pub key: String,
+    pub url: Secret,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +112,42 @@ pub struct JobsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     pub api_keys: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyConfig {
+    pub template_database: String,
+    pub plans: Vec<String>,
+    pub default_locale: String,
+    pub default_currency: String,
+    pub default_timezone: String,
+    pub provision_max_attempts: i32,
+    pub backup_dir: PathBuf,
+    pub pg_dump_path: String,
+    pub cache: TenantCacheConfig,
+    pub pools: TenantPoolsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantCacheConfig {
+    pub max_entries: u64,
+    pub ttl_secs: u64,
+    pub negative_ttl_secs: u64,
+    pub redis_ttl_secs: u64,
+    pub redis_timeout_ms: u64,
+    pub redis_retry_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPoolsConfig {
+    pub max_connections_per_tenant: u32,
+    pub total_connections: u32,
+    pub max_resident: usize,
+    pub idle_timeout_secs: u64,
+    pub acquire_timeout_ms: u64,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -203,6 +248,36 @@ impl Config {
             ("jobs.retry_base_ms", self.jobs.retry_base_ms),
             ("jobs.prune_interval_secs", self.jobs.prune_interval_secs),
             ("jobs.stats_interval_secs", self.jobs.stats_interval_secs),
+            ("tenancy.cache.max_entries", self.tenancy.cache.max_entries),
+            ("tenancy.cache.ttl_secs", self.tenancy.cache.ttl_secs),
+            (
+                "tenancy.cache.negative_ttl_secs",
+                self.tenancy.cache.negative_ttl_secs,
+            ),
+            (
+                "tenancy.cache.redis_ttl_secs",
+                self.tenancy.cache.redis_ttl_secs,
+            ),
+            (
+                "tenancy.cache.redis_timeout_ms",
+                self.tenancy.cache.redis_timeout_ms,
+            ),
+            (
+                "tenancy.pools.max_connections_per_tenant",
+                self.tenancy.pools.max_connections_per_tenant as u64,
+            ),
+            (
+                "tenancy.pools.max_resident",
+                self.tenancy.pools.max_resident as u64,
+            ),
+            (
+                "tenancy.pools.idle_timeout_secs",
+                self.tenancy.pools.idle_timeout_secs,
+            ),
+            (
+                "tenancy.pools.acquire_timeout_ms",
+                self.tenancy.pools.acquire_timeout_ms,
+            ),
         ] {
             if value == 0 {
                 problem(key, "is 0".into(), "a positive number");
@@ -293,10 +368,96 @@ impl Config {
             }
         }
 
+        self.validate_tenancy(&mut problem);
+
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError { problems })
+        }
+    }
+
+    fn validate_tenancy(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        use crate::tenancy::settings;
+
+        let mut keys = std::collections::HashSet::new();
+        for (i, server) in self.db.tenant_servers.iter().enumerate() {
+            let key = format!("db.tenant_servers[{i}]");
+            if !crate::tenancy::is_valid_server_key(&server.key) {
+                problem(
+                    &format!("{key}.key"),
+                    format!("{:?} is not a valid server key", server.key),
+                    "1-32 characters of a-z, 0-9 and -",
+                );
+            }
+            if !keys.insert(server.key.as_str()) {
+                problem(
+                    &format!("{key}.key"),
+                    format!("{:?} is used twice", server.key),
+                    "a unique key per server",
+                );
+            }
+            match url::Url::parse(server.url.expose()) {
+                Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {}
+                _ => problem(
+                    &format!("{key}.url"),
+                    format!("{} is not a PostgreSQL URL", server.url.redacted()),
+                    "postgres://user:password@host:5432/postgres",
+                ),
+            }
+        }
+        let tenancy = &self.tenancy;
+        if !crate::tenancy::is_valid_identifier(&tenancy.template_database) {
+            problem(
+                "tenancy.template_database",
+                format!("{:?} is not a plain identifier", tenancy.template_database),
+                "1-63 characters of a-z, 0-9 and _, starting with a letter",
+            );
+        }
+        if tenancy.plans.is_empty() || !tenancy.plans.iter().all(|p| settings::is_valid_plan(p)) {
+            problem(
+                "tenancy.plans",
+                format!("{:?} is empty or holds an invalid name", tenancy.plans),
+                "names of 1-32 characters of a-z, 0-9, _ and -",
+            );
+        }
+        for (key, value, check) in [
+            (
+                "tenancy.default_locale",
+                &tenancy.default_locale,
+                settings::check_locale as fn(&str) -> Result<(), String>,
+            ),
+            (
+                "tenancy.default_currency",
+                &tenancy.default_currency,
+                settings::check_currency,
+            ),
+            (
+                "tenancy.default_timezone",
+                &tenancy.default_timezone,
+                settings::check_timezone,
+            ),
+        ] {
+            if let Err(why) = check(value) {
+                problem(key, why, "a value such as the documented default");
+            }
+        }
+        if tenancy.provision_max_attempts < 1 {
+            problem(
+                "tenancy.provision_max_attempts",
+                format!("is {}", tenancy.provision_max_attempts),
+                "at least 1",
+            );
+        }
+        if tenancy.pools.total_connections < tenancy.pools.max_connections_per_tenant {
+            problem(
+                "tenancy.pools.total_connections",
+                format!(
+                    "{} is below tenancy.pools.max_connections_per_tenant ({})",
+                    tenancy.pools.total_connections, tenancy.pools.max_connections_per_tenant
+                ),
+                "a budget that fits at least one tenant pool",
+            );
         }
     }
 

@@ -34,6 +34,20 @@ pub enum ApiError {
         message: String,
         details: Option<serde_json::Value>,
     },
+    /// Invalid fields of a request body: 422 `validation_failed` with `details.fields` naming each problem.
+    #[error("invalid fields: {fields:?}")]
+    Invalid {
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// The caller's tenant exists but cannot be served in its current status (DESIGN §5). `provisioning`
+    /// is added next to `error` in the body while the tenant is being provisioned.
+    #[error("{message}")]
+    TenantUnavailable {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        provisioning: Option<serde_json::Value>,
+    },
     /// Anything unexpected. The cause is logged; the client only learns that it happened.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +99,8 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TenantUnavailable { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,7 +112,15 @@ impl ApiError {
             | Self::NotFound { code, message }
             | Self::Conflict { code, message }
             | Self::Unprocessable { code, message }
-            | Self::Unavailable { code, message, .. } => (*code, message.clone()),
+            | Self::Unavailable { code, message, .. }
+            | Self::TenantUnavailable { code, message, .. } => (*code, message.clone()),
+            Self::Invalid { fields } => (
+                "validation_failed",
+                format!(
+                    "Invalid fields: {}.",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
             Self::Unauthorized(m) => ("unauthorized", m.clone()),
             Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
             Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
@@ -107,12 +131,18 @@ impl ApiError {
         };
         let details = match self {
             Self::Unavailable { details, .. } => details.clone(),
+            Self::Invalid { fields } => Some(serde_json::json!({ "fields": fields })),
+            _ => None,
+        };
+        let provisioning = match self {
+            Self::TenantUnavailable { provisioning, .. } => provisioning.clone(),
             _ => None,
         };
         ErrorBody {
             code: code.into(),
             message,
             details,
+            provisioning,
         }
     }
 }
@@ -137,6 +167,9 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// Rendered beside `error` (not inside it): `{"error": {...}, "provisioning": {...}}`.
+    #[serde(skip)]
+    pub provisioning: Option<serde_json::Value>,
 }
 
 impl ErrorBody {
@@ -173,6 +206,7 @@ impl ErrorBody {
             code: code.into(),
             message: message.into(),
             details: None,
+            provisioning: None,
         }
     }
 }
@@ -185,5 +219,62 @@ impl IntoResponse for ApiError {
         let mut response = self.status().into_response();
         response.extensions_mut().insert(self.body());
         response
+    }
+}
+
+impl From<crate::tenancy::RegistryError> for ApiError {
+    fn from(error: crate::tenancy::RegistryError) -> Self {
+        use crate::tenancy::RegistryError as E;
+        match error {
+            E::NotFound => Self::not_found("tenant_not_found", "No such tenant."),
+            E::IllegalTransition { from, to } => Self::conflict(
+                "illegal_transition",
+                format!("A {from} tenant cannot become {to}."),
+            ),
+            E::VersionConflict { .. } => Self::conflict(
+                "version_conflict",
+                "The tenant changed meanwhile; read it again and retry.",
+            ),
+            E::Taken { field } => {
+                let code = match field {
+                    "slug" => "slug_taken",
+                    "clerk_org_id" => "clerk_org_taken",
+                    "salla_merchant_id" => "salla_merchant_taken",
+                    "domain" => "domain_taken",
+                    _ => "conflict",
+                };
+                Self::conflict(code, format!("That {field} is already taken."))
+            }
+            E::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::provisioning::ProvisionError> for ApiError {
+    fn from(error: crate::provisioning::ProvisionError) -> Self {
+        use crate::provisioning::ProvisionError as E;
+        use crate::tenancy::servers::ServerError;
+        match error {
+            E::Registry(e) => e.into(),
+            E::Db(e) => e.into(),
+            E::Server(ServerError::UnknownServer(key)) => Self::unprocessable(
+                "unknown_server",
+                format!("No tenant server named {key:?} is configured."),
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::tenancy::PoolError> for ApiError {
+    fn from(error: crate::tenancy::PoolError) -> Self {
+        match error {
+            crate::tenancy::PoolError::BudgetExhausted(_) => Self::Unavailable {
+                code: "tenant_capacity",
+                message: "Too many tenant databases are busy right now; try again shortly.".into(),
+                details: None,
+            },
+            other => Self::internal(other),
+        }
     }
 }

@@ -6,10 +6,12 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod provisioning;
 pub mod redis;
 pub mod state;
 pub mod telemetry;
@@ -17,4 +19,4 @@ pub mod tenancy;
 
 mod app;
 
-pub use app::{Application, Role, StartupError, install_crypto_provider, run};
+pub use app::{Application, Role, StartupError, TenancyStack, install_crypto_provider, run};

@@ -3,9 +3,12 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
+use crate::admin::TenantAdmin;
 use crate::config::Config;
 use crate::jobs::{JobQueue, Registry};
+use crate::provisioning::Provisioner;
 use crate::redis::Redis;
+use crate::tenancy::{TenantDirectory, TenantPools};
 
 /// Everything a request handler may need, built once at startup. Cheap to clone.
 #[derive(Clone)]
@@ -18,4 +21,11 @@ pub struct AppState {
     pub jobs: JobQueue,
     /// Job kinds this deployment runs (the admin API validates enqueues against it).
     pub job_registry: Arc<Registry>,
+    /// Tenant resolution (cached) and every change to a tenant.
+    pub directory: TenantDirectory,
+    /// Connection pools of tenant databases, under one budget.
+    pub pools: TenantPools,
+    pub provisioner: Provisioner,
+    /// The operator service layer (admin API and CLI).
+    pub admin: TenantAdmin,
 }

@@ -9,7 +9,10 @@ const HEADER: &str = "x-admin-key";
 
 /// Proof that the request carries one of the configured admin keys. Compared in constant time against every
 /// key (several are allowed so keys can rotate without downtime).
-pub struct AdminAuth;
+pub struct AdminAuth {
+    /// Names the key in the audit log without revealing it: `admin:` + 8 hex digits of its SHA-256.
+    pub actor: String,
+}
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
@@ -34,7 +37,11 @@ impl FromRequestParts<AppState> for AdminAuth {
             acc | key.expose().as_bytes().ct_eq(given)
         });
         if bool::from(matched) {
-            Ok(AdminAuth)
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(given);
+            Ok(AdminAuth {
+                actor: format!("admin:{}", hex::encode(&digest[..4])),
+            })
         } else {
             Err(ApiError::Unauthorized("Invalid X-Admin-Key.".into()))
         }

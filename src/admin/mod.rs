@@ -1,14 +1,17 @@
-//! Operator-facing API under `/admin`, authenticated by `X-Admin-Key`.
+//! Operator-facing API under `/api/admin` (also mounted at `/admin`), authenticated by `X-Admin-Key`.
 
 mod auth;
 mod jobs;
+mod service;
+mod tenants;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::state::AppState;
 
 pub use auth::AdminAuth;
+pub use service::{Actor, FleetStats, TenantAdmin, TenantDetails, parse_time};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,4 +20,18 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}", get(jobs::get))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route("/tenants/{id}", get(tenants::show).delete(tenants::delete))
+        .route("/tenants/{id}/suspend", post(tenants::suspend))
+        .route("/tenants/{id}/activate", post(tenants::activate))
+        .route("/tenants/{id}/retry", post(tenants::retry))
+        .route(
+            "/tenants/{id}/api-keys",
+            get(tenants::list_keys).post(tenants::create_key),
+        )
+        .route(
+            "/tenants/{id}/api-keys/{key_id}",
+            delete(tenants::revoke_key),
+        )
+        .route("/stats", get(tenants::stats))
 }

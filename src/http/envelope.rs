@@ -34,7 +34,10 @@ pub fn render(response: &mut Response, request_id: &str, method: &Method, uri: &
     if let Some(details) = body.details {
         error["details"] = details;
     }
-    let json = serde_json::json!({ "error": error });
+    let mut json = serde_json::json!({ "error": error });
+    if let Some(provisioning) = body.provisioning {
+        json["provisioning"] = provisioning;
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

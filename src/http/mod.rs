@@ -4,6 +4,7 @@ mod envelope;
 pub mod extract;
 mod health;
 mod observe;
+mod tenant_context;
 
 use std::any::Any;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use observe::record_tenant;
+pub use tenant_context::{TenantContext, provisioning_progress, step_and_progress};
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +39,8 @@ pub fn api_router(state: AppState) -> Router {
     let metrics_inline = state.config.server.metrics_listen.is_empty();
     let mut router = ops_routes(metrics_inline)
         .route("/api/version", get(version))
+        .nest("/api", crate::dashboard::router())
+        .nest("/api/admin", crate::admin::router())
         .nest("/admin", crate::admin::router());
     router = router.fallback(not_found);
     with_middleware(router, &state.config.server).with_state(state)

@@ -1,6 +1,57 @@
-//! Tenancy: who a request or a job belongs to. This stage holds only the tenant identifier; the registry,
-//! resolution and per-tenant pools arrive with the tenancy issue.
+//! Tenancy: the tenant registry, resolution with caching, per-tenant connection pools, and the tenant
+//! servers their databases live on.
 
+mod api_key;
+mod directory;
 mod id;
+mod key;
+mod l2;
+mod model;
+mod names;
+mod pools;
+pub mod registry;
+pub mod servers;
+pub mod settings;
+mod status;
 
+pub use api_key::{ApiKeyHash, ApiKeyInfo, looks_like_key};
+pub use directory::TenantDirectory;
 pub use id::TenantId;
+pub use key::LookupKey;
+pub use model::{NewTenant, Tenant};
+pub use names::{DbName, Slug, is_valid_identifier, is_valid_server_key};
+pub use pools::{PoolError, TenantPool, TenantPools};
+pub use registry::RegistryError;
+pub use servers::{TenantServer, TenantServers};
+pub use status::TenantStatus;
+
+/// Keeps the `tenants{status}` gauge current (every replica reports the same registry-wide numbers).
+pub async fn run_status_gauges(
+    db: sqlx::PgPool,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match sqlx::query_as::<_, (String, i64)>(
+            "SELECT status, count(*) FROM tenants GROUP BY status",
+        )
+        .fetch_all(&db)
+        .await
+        {
+            Ok(rows) => {
+                for status in TenantStatus::ALL {
+                    let count = rows
+                        .iter()
+                        .find(|(s, _)| s == status.as_str())
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!("tenants", "status" => status.as_str()).set(count as f64);
+                }
+            }
+            Err(error) => tracing::debug!(error = %error, "cannot refresh tenant gauges"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

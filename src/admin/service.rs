@@ -1,0 +1,375 @@
+//! The operator service layer: what the admin API and the `wosool tenants` CLI both call, so the two can never
+//! disagree. Every action is written to the audit log with its actor and request id.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::jobs::{Enqueued, NewJob};
+use crate::provisioning::steps::{self, RunRecord, StepRecord};
+use crate::provisioning::{
+    DeleteTenant, ProvisionError, Provisioner, Registered, ValidRegistration,
+};
+use crate::tenancy::registry::{self, AuditEntry, RegistryError, TenantFilter};
+use crate::tenancy::{ApiKeyInfo, LookupKey, Slug, Tenant, TenantId, TenantStatus};
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Self {
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        Self {
+            name: format!("cli:{user}"),
+            request_id: None,
+        }
+    }
+}
+
+/// A tenant as an operator sees it.
+#[derive(Debug, Serialize)]
+pub struct TenantDetails {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    pub database_size_bytes: Option<i64>,
+    pub latest_run: Option<RunWithSteps>,
+    pub api_keys: Vec<ApiKeyInfo>,
+    /// Rows per table of the tenant database (customers, products, orders, abandoned_carts); absent when the
+    /// database is not reachable (not created yet, deleted).
+    pub counts: Option<BTreeMap<String, i64>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunWithSteps {
+    #[serde(flatten)]
+    pub run: RunRecord,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetStats {
+    pub tenants_by_status: BTreeMap<String, i64>,
+    pub tenants_by_plan: BTreeMap<String, i64>,
+    pub provisioning: ProvisioningStats,
+    pub queue_depth: i64,
+    pub open_tenant_connections: u32,
+    pub resident_tenant_pools: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProvisioningStats {
+    pub runs: i64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+/// Runs considered by the provisioning percentiles.
+const STATS_RUNS: i64 = 100;
+
+#[derive(Clone)]
+pub struct TenantAdmin {
+    provisioner: Provisioner,
+}
+
+impl TenantAdmin {
+    pub fn new(provisioner: Provisioner) -> Self {
+        Self { provisioner }
+    }
+
+    pub fn provisioner(&self) -> &Provisioner {
+        &self.provisioner
+    }
+
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        tenant: Option<TenantId>,
+        details: serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
+        let mut conn = self.provisioner.db().acquire().await?;
+        registry::audit(
+            &mut conn,
+            AuditEntry {
+                actor: &actor.name,
+                action,
+                tenant_id: tenant,
+                request_id: actor.request_id.as_deref(),
+                details,
+            },
+        )
+        .await
+    }
+
+    /// A tenant by id or slug, straight from the registry (operators see the truth, not a cache).
+    pub async fn find(&self, id_or_slug: &str) -> Result<Tenant, RegistryError> {
+        let key = match id_or_slug.parse::<TenantId>() {
+            Ok(id) => LookupKey::Id(id),
+            Err(_) => {
+                LookupKey::Slug(Slug::parse(id_or_slug).map_err(|_| RegistryError::NotFound)?)
+            }
+        };
+        registry::find(self.provisioner.db(), &key)
+            .await?
+            .ok_or(RegistryError::NotFound)
+    }
+
+    pub async fn list(&self, filter: &TenantFilter) -> Result<Vec<Tenant>, sqlx::Error> {
+        registry::list(self.provisioner.db(), filter).await
+    }
+
+    pub async fn create(
+        &self,
+        registration: ValidRegistration,
+        server: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Registered, ProvisionError> {
+        self.provisioner
+            .register(
+                registration,
+                server,
+                &actor.name,
+                actor.request_id.as_deref(),
+            )
+            .await
+    }
+
+    pub async fn show(&self, id_or_slug: &str) -> Result<TenantDetails, ProvisionError> {
+        let tenant = self.find(id_or_slug).await?;
+        let db = self.provisioner.db();
+        let server = self.provisioner.servers().get(&tenant.db_server)?;
+        let database_size_bytes = server.database_size(&tenant.db_name).await.ok().flatten();
+        let latest_run = match steps::latest_run(db, tenant.id).await? {
+            Some(run) => Some(RunWithSteps {
+                steps: steps::steps_of(db, run.id).await?,
+                run,
+            }),
+            None => None,
+        };
+        let counts = if database_size_bytes.is_some() && tenant.schema_version > 0 {
+            self.counts(&tenant).await
+        } else {
+            None
+        };
+        Ok(TenantDetails {
+            api_keys: registry::list_api_keys(db, tenant.id).await?,
+            tenant,
+            database_size_bytes,
+            latest_run,
+            counts,
+        })
+    }
+
+    async fn counts(&self, tenant: &Tenant) -> Option<BTreeMap<String, i64>> {
+        let pool = self.provisioner.pools().get(tenant).await.ok()?;
+        let row: (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM products), \
+                    (SELECT count(*) FROM orders), (SELECT count(*) FROM abandoned_carts)",
+        )
+        .fetch_one(&*pool)
+        .await
+        .ok()?;
+        Some(BTreeMap::from([
+            ("customers".into(), row.0),
+            ("products".into(), row.1),
+            ("orders".into(), row.2),
+            ("abandoned_carts".into(), row.3),
+        ]))
+    }
+
+    pub async fn suspend(
+        &self,
+        id_or_slug: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Tenant, ProvisionError> {
+        let tenant = self.find(id_or_slug).await?;
+        let updated = self
+            .provisioner
+            .directory()
+            .transition(tenant.id, TenantStatus::Suspended, Some(reason), None)
+            .await?;
+        self.audit(
+            actor,
+            "tenant.suspended",
+            Some(tenant.id),
+            serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    pub async fn activate(
+        &self,
+        id_or_slug: &str,
+        actor: &Actor,
+    ) -> Result<Tenant, ProvisionError> {
+        let tenant = self.find(id_or_slug).await?;
+        let updated = self
+            .provisioner
+            .directory()
+            .transition(tenant.id, TenantStatus::Ready, None, None)
+            .await?;
+        self.audit(
+            actor,
+            "tenant.activated",
+            Some(tenant.id),
+            serde_json::json!({}),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    pub async fn retry(
+        &self,
+        id_or_slug: &str,
+        actor: &Actor,
+    ) -> Result<(Tenant, Uuid), ProvisionError> {
+        let tenant = self.find(id_or_slug).await?;
+        let (run, enqueued) = self.provisioner.retry(tenant.id).await?;
+        self.audit(
+            actor,
+            "tenant.provisioning_retried",
+            Some(tenant.id),
+            serde_json::json!({ "run_id": run, "job_id": enqueued.id(), "duplicate": matches!(enqueued, Enqueued::Duplicate(_)) }),
+        )
+        .await?;
+        Ok((self.find(&tenant.id.to_string()).await?, run))
+    }
+
+    /// Starts deletion: a ready tenant is suspended first (the lifecycle goes through `suspended`), then the
+    /// tenant is `deleting` and the `tenant.delete` job dumps and drops its database.
+    pub async fn delete(
+        &self,
+        id_or_slug: &str,
+        keep_data: bool,
+        actor: &Actor,
+    ) -> Result<Tenant, ProvisionError> {
+        let tenant = self.find(id_or_slug).await?;
+        let directory = self.provisioner.directory();
+        if tenant.status == TenantStatus::Ready {
+            directory
+                .transition(
+                    tenant.id,
+                    TenantStatus::Suspended,
+                    Some("being deleted"),
+                    None,
+                )
+                .await?;
+        }
+        let deleting = directory
+            .transition(tenant.id, TenantStatus::Deleting, None, None)
+            .await?;
+        let job = NewJob::new(&DeleteTenant {
+            tenant_id: tenant.id,
+            keep_data,
+        })?
+        .for_tenant(tenant.id)
+        .unique_key("delete");
+        let enqueued = self.provisioner.jobs().enqueue(job).await?;
+        self.audit(
+            actor,
+            "tenant.deletion_requested",
+            Some(tenant.id),
+            serde_json::json!({ "keep_data": keep_data, "job_id": enqueued.id() }),
+        )
+        .await?;
+        Ok(deleting)
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(ApiKeyInfo, String), sqlx::Error> {
+        let (info, plain) = self
+            .provisioner
+            .directory()
+            .create_api_key(tenant, name, &actor.name)
+            .await?;
+        self.audit(
+            actor,
+            "api_key.created",
+            Some(tenant),
+            serde_json::json!({ "key_id": info.id, "prefix": info.prefix, "name": name }),
+        )
+        .await?;
+        Ok((info, plain))
+    }
+
+    pub async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
+        registry::list_api_keys(self.provisioner.db(), tenant).await
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key: Uuid,
+        actor: &Actor,
+    ) -> Result<bool, sqlx::Error> {
+        let revoked = self
+            .provisioner
+            .directory()
+            .revoke_api_key(tenant, key)
+            .await?;
+        if revoked {
+            self.audit(
+                actor,
+                "api_key.revoked",
+                Some(tenant),
+                serde_json::json!({ "key_id": key }),
+            )
+            .await?;
+        }
+        Ok(revoked)
+    }
+
+    pub async fn stats(&self) -> Result<FleetStats, sqlx::Error> {
+        let db = self.provisioner.db();
+        let by_status: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM tenants GROUP BY status")
+                .fetch_all(db)
+                .await?;
+        let by_plan: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT plan, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY plan",
+        )
+        .fetch_all(db)
+        .await?;
+        let (p50, p95, runs) = steps::duration_percentiles(db, STATS_RUNS).await?;
+        let queue_depth: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE state = 'pending' AND run_at <= now()",
+        )
+        .fetch_one(db)
+        .await?;
+        let mut tenants_by_status: BTreeMap<String, i64> = TenantStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
+        tenants_by_status.extend(by_status);
+        Ok(FleetStats {
+            tenants_by_status,
+            tenants_by_plan: by_plan.into_iter().collect(),
+            provisioning: ProvisioningStats {
+                runs,
+                p50_ms: p50.map(|s| s * 1000.0),
+                p95_ms: p95.map(|s| s * 1000.0),
+            },
+            queue_depth,
+            open_tenant_connections: self.provisioner.pools().open_connections(),
+            resident_tenant_pools: self.provisioner.pools().resident_count(),
+        })
+    }
+}
+
+/// Parses an RFC 3339 timestamp given in a filter.
+pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("{raw:?} is not an RFC 3339 time like 2026-11-20T10:00:00Z"))
+}

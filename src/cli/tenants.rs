@@ -1,0 +1,488 @@
+//! `wosool tenants …`, `wosool stats` and `wosool migrate tenants|status`: the operator CLI, on the same
+//! service layer as the admin API.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use uuid::Uuid;
+
+use crate::admin::{Actor, TenantAdmin, parse_time};
+use crate::config::Config;
+use crate::provisioning::{FleetEvent, RegistrationRequest};
+use crate::tenancy::registry::TenantFilter;
+use crate::tenancy::{Tenant, TenantStatus};
+use crate::{TenancyStack, db};
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsAction {
+    /// List tenants, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        /// Substring of slug, name or owner email.
+        #[arg(long)]
+        search: Option<String>,
+        /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
+        #[arg(long)]
+        created_after: Option<String>,
+        #[arg(long)]
+        created_before: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about one tenant (by id or slug).
+    Show {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a tenant and start provisioning it.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        locale: Option<String>,
+        #[arg(long)]
+        currency: Option<String>,
+        #[arg(long)]
+        timezone: Option<String>,
+        /// Tenant server key (default: the one with the fewest tenants).
+        #[arg(long)]
+        server: Option<String>,
+        /// Wait (up to 60 s) until the tenant is ready or failed; needs a running worker.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: its users get 403 with the reason.
+    Suspend {
+        tenant: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reactivate a suspended tenant.
+    Activate { tenant: String },
+    /// Resume a failed provisioning from its failed step.
+    Retry { tenant: String },
+    /// Delete a tenant: dump its database to tenancy.backup_dir, drop it, mark the tenant deleted.
+    Delete {
+        tenant: String,
+        /// Dump but do not drop the database.
+        #[arg(long)]
+        keep_data: bool,
+    },
+    /// Manage a tenant's API keys.
+    ApiKey {
+        #[command(subcommand)]
+        action: ApiKeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyAction {
+    /// Create a key; it is printed once.
+    Create {
+        tenant: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    List {
+        tenant: String,
+    },
+    Revoke {
+        tenant: String,
+        key_id: Uuid,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+/// Connects to the registry (and Redis, so changes reach the servers' caches) and builds the services.
+async fn connect(config: &Config) -> Result<TenancyStack, CliError> {
+    crate::install_crypto_provider();
+    let pool = db::connect_with_retry(&config.db).await?;
+    let redis = crate::redis::Redis::connect(&config.redis)
+        .await
+        .map_err(|e| fail(format!("Redis: {e}")))?;
+    TenancyStack::build(config, pool, redis).map_err(fail)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    println!("{}", serde_json::to_string_pretty(value).map_err(fail)?);
+    Ok(())
+}
+
+fn print_table(tenants: &[Tenant]) {
+    println!(
+        "{:<36}  {:<24}  {:<12}  {:<10}  {:>7}  {:<20}",
+        "ID", "SLUG", "STATUS", "PLAN", "SCHEMA", "CREATED"
+    );
+    for t in tenants {
+        let created = t
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        println!(
+            "{:<36}  {:<24}  {:<12}  {:<10}  {:>7}  {:<20}",
+            t.id,
+            t.slug,
+            t.status,
+            t.plan,
+            t.schema_version,
+            &created[..created.len().min(19)]
+        );
+    }
+    if tenants.is_empty() {
+        println!("(no tenants)");
+    }
+}
+
+pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError> {
+    let stack = connect(config).await?;
+    let admin = &stack.admin;
+    let actor = Actor::cli();
+    match action {
+        TenantsAction::List {
+            status,
+            plan,
+            search,
+            created_after,
+            created_before,
+            limit,
+            json,
+        } => {
+            let filter = TenantFilter {
+                status: status
+                    .map(|s| {
+                        TenantStatus::parse(&s).ok_or_else(|| fail(format!("unknown status {s:?}")))
+                    })
+                    .transpose()?,
+                plan,
+                search,
+                created_after: created_after
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .map_err(fail)?,
+                created_before: created_before
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .map_err(fail)?,
+                after: None,
+                limit: limit.clamp(1, 10_000),
+            };
+            let tenants = admin.list(&filter).await.map_err(fail)?;
+            if json {
+                print_json(&tenants)?;
+            } else {
+                print_table(&tenants);
+            }
+        }
+        TenantsAction::Show { tenant, json } => {
+            let details = admin.show(&tenant).await.map_err(fail)?;
+            if json {
+                print_json(&details)?;
+            } else {
+                print_details(&details);
+            }
+        }
+        TenantsAction::Create {
+            name,
+            email,
+            slug,
+            plan,
+            locale,
+            currency,
+            timezone,
+            server,
+            wait,
+            json,
+        } => {
+            let request = RegistrationRequest {
+                organization_name: name,
+                admin_email: email,
+                plan,
+                slug,
+                locale,
+                currency,
+                timezone,
+            };
+            let valid = request.validate(&config.tenancy).map_err(|fields| {
+                fail(
+                    fields
+                        .iter()
+                        .map(|(f, why)| format!("{f}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+            let registered = admin
+                .create(valid, server.as_deref(), &actor)
+                .await
+                .map_err(fail)?;
+            let mut tenant = registered.tenant;
+            if wait {
+                tenant = wait_until_settled(admin, &tenant.id.to_string()).await?;
+            }
+            if json {
+                print_json(
+                    &serde_json::json!({ "tenant": tenant, "provisioning_id": registered.run_id }),
+                )?;
+            } else {
+                println!("{} {} {}", tenant.id, tenant.slug, tenant.status);
+            }
+        }
+        TenantsAction::Suspend { tenant, reason } => {
+            let t = admin
+                .suspend(&tenant, &reason, &actor)
+                .await
+                .map_err(fail)?;
+            println!("{} {}", t.slug, t.status);
+        }
+        TenantsAction::Activate { tenant } => {
+            let t = admin.activate(&tenant, &actor).await.map_err(fail)?;
+            println!("{} {}", t.slug, t.status);
+        }
+        TenantsAction::Retry { tenant } => {
+            let (t, run) = admin.retry(&tenant, &actor).await.map_err(fail)?;
+            println!("{} {} (provisioning run {run})", t.slug, t.status);
+        }
+        TenantsAction::Delete { tenant, keep_data } => {
+            let t = admin
+                .delete(&tenant, keep_data, &actor)
+                .await
+                .map_err(fail)?;
+            println!(
+                "{} {} (a worker dumps and drops the database)",
+                t.slug, t.status
+            );
+        }
+        TenantsAction::ApiKey { action } => match action {
+            ApiKeyAction::Create { tenant, name } => {
+                let t = admin.find(&tenant).await.map_err(fail)?;
+                let (info, plain) = admin
+                    .create_api_key(t.id, &name, &actor)
+                    .await
+                    .map_err(fail)?;
+                eprintln!("key {} created; it is shown only now:", info.id);
+                println!("{plain}");
+            }
+            ApiKeyAction::List { tenant } => {
+                let t = admin.find(&tenant).await.map_err(fail)?;
+                print_json(&admin.list_api_keys(t.id).await.map_err(fail)?)?;
+            }
+            ApiKeyAction::Revoke { tenant, key_id } => {
+                let t = admin.find(&tenant).await.map_err(fail)?;
+                if !admin
+                    .revoke_api_key(t.id, key_id, &actor)
+                    .await
+                    .map_err(fail)?
+                {
+                    return Err(fail("no such API key"));
+                }
+                println!("revoked {key_id}");
+            }
+        },
+    }
+    Ok(())
+}
+
+async fn wait_until_settled(admin: &TenantAdmin, id: &str) -> Result<Tenant, CliError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let tenant = admin.find(id).await.map_err(fail)?;
+        if matches!(tenant.status, TenantStatus::Ready | TenantStatus::Failed)
+            || std::time::Instant::now() > deadline
+        {
+            return Ok(tenant);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn print_details(details: &crate::admin::TenantDetails) {
+    let t = &details.tenant;
+    println!("id:             {}", t.id);
+    println!("slug:           {}", t.slug);
+    println!("name:           {}", t.display_name);
+    println!("status:         {}", t.status);
+    if let Some(reason) = t.suspended_reason.as_ref().or(t.failure_reason.as_ref()) {
+        println!("reason:         {reason}");
+    }
+    println!("plan:           {}", t.plan);
+    println!("owner:          {}", t.owner_email);
+    println!("database:       {} on {}", t.db_name, t.db_server);
+    println!(
+        "size:           {}",
+        details
+            .database_size_bytes
+            .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+    );
+    println!("schema version: {}", t.schema_version);
+    println!(
+        "settings:       {} / {} / {}",
+        t.locale, t.currency, t.timezone
+    );
+    if let Some(counts) = &details.counts {
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("rows:           {}", parts.join(", "));
+    }
+    if let Some(run) = &details.latest_run {
+        println!("provisioning:   {} (run {})", run.run.status, run.run.id);
+        for step in &run.steps {
+            println!(
+                "  {:<16} {:<10} {:>6} ms  {}",
+                step.name,
+                step.status,
+                step.duration_ms.unwrap_or(0),
+                step.error
+                    .as_deref()
+                    .or(step.detail.as_deref())
+                    .unwrap_or("")
+            );
+        }
+    }
+    println!("api keys:       {}", details.api_keys.len());
+    for key in &details.api_keys {
+        println!(
+            "  {} {}… {}{}",
+            key.id,
+            key.prefix,
+            key.name,
+            if key.revoked_at.is_some() {
+                " (revoked)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+pub async fn stats(config: &Config, json: bool) -> Result<(), CliError> {
+    let stack = connect(config).await?;
+    let stats = stack.admin.stats().await.map_err(fail)?;
+    if json {
+        return print_json(&stats);
+    }
+    println!("tenants by status:");
+    for (status, count) in &stats.tenants_by_status {
+        println!("  {status:<14} {count}");
+    }
+    println!("tenants by plan:");
+    for (plan, count) in &stats.tenants_by_plan {
+        println!("  {plan:<14} {count}");
+    }
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+    println!(
+        "provisioning (last {} runs): p50 {}, p95 {}",
+        stats.provisioning.runs,
+        ms(stats.provisioning.p50_ms),
+        ms(stats.provisioning.p95_ms)
+    );
+    println!("jobs due:       {}", stats.queue_depth);
+    Ok(())
+}
+
+/// `wosool migrate tenants`: prints one line per tenant; fails when any tenant failed.
+pub async fn migrate_tenants(
+    config: &Config,
+    concurrency: usize,
+    tenant: Option<String>,
+) -> Result<(), CliError> {
+    let stack = connect(config).await?;
+    db::migrate(stack.provisioner.db()).await?;
+    let only = match tenant {
+        Some(t) => Some(stack.admin.find(&t).await.map_err(fail)?.id),
+        None => None,
+    };
+    let report = stack
+        .provisioner
+        .migrate_fleet(concurrency, only, |event| match event {
+            FleetEvent::Started { tenants, target } => {
+                println!("migrating {tenants} tenant database(s) to version {target}")
+            }
+            FleetEvent::Migrated {
+                done,
+                total,
+                slug,
+                version,
+                ..
+            } => {
+                println!("[{done}/{total}] {slug}: ok (version {version})")
+            }
+            FleetEvent::Failed {
+                done,
+                total,
+                slug,
+                error,
+                ..
+            } => {
+                println!("[{done}/{total}] {slug}: FAILED: {error}")
+            }
+        })
+        .await
+        .map_err(fail)?;
+    println!(
+        "done: {} migrated, {} failed (failed tenants are retried on the next run)",
+        report.migrated,
+        report.failed.len()
+    );
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "{} tenant(s) failed to migrate",
+            report.failed.len()
+        )))
+    }
+}
+
+pub async fn migrate_status(config: &Config, json: bool) -> Result<(), CliError> {
+    let stack = connect(config).await?;
+    let status = stack.provisioner.fleet_status().await.map_err(fail)?;
+    if json {
+        return print_json(&status);
+    }
+    println!("latest tenant version: {}", status.latest_version);
+    for (server, version) in &status.templates {
+        println!("template on {server}: version {version}");
+    }
+    println!("tenants by schema version:");
+    for (version, count) in &status.tenants_by_version {
+        let marker = if *version == status.latest_version {
+            ""
+        } else {
+            "  (behind)"
+        };
+        println!("  {version:<16} {count}{marker}");
+    }
+    for failing in &status.failing {
+        println!(
+            "FAILING {} (version {}): {}",
+            failing.slug, failing.schema_version, failing.migration_error
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! A tenant's own API keys. Every query is scoped by the caller's tenant id from `TenantContext`, so a key of
+//! another tenant is simply not found.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::admin::Actor;
+use crate::error::ApiError;
+use crate::http::TenantContext;
+use crate::http::extract::{Json, Path, RequestId};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+}
+
+/// Checks a key's display name: 1–100 characters, no control characters.
+pub fn check_key_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "name".to_owned(),
+            "must be 1 to 100 printable characters".to_owned(),
+        );
+        return Err(ApiError::Invalid { fields });
+    }
+    Ok(name.to_owned())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+) -> Result<axum::Json<Value>, ApiError> {
+    let keys = state.admin.list_api_keys(ctx.id()).await?;
+    Ok(axum::Json(json!({ "api_keys": keys })))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    RequestId(request_id): RequestId,
+    Json(body): Json<CreateKey>,
+) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    let name = check_key_name(&body.name)?;
+    let actor = Actor {
+        name: ctx.actor.clone(),
+        request_id,
+    };
+    let (info, plain) = state.admin.create_api_key(ctx.id(), &name, &actor).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            json!({ "api_key": info, "key": plain, "note": "Store the key now: it is not shown again." }),
+        ),
+    ))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    RequestId(request_id): RequestId,
+    Path(key_id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let actor = Actor {
+        name: ctx.actor.clone(),
+        request_id,
+    };
+    if state.admin.revoke_api_key(ctx.id(), key_id, &actor).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("api_key_not_found", "No such API key."))
+    }
+}

@@ -1,0 +1,169 @@
+//! `TenantContext`: the tenant a request acts for, established from a verified credential only (a tenant API
+//! key now; Clerk session tokens later), resolved through the cached directory and passed through the status
+//! gate. A handler that takes a `TenantContext` can only ever see that tenant.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::provisioning::steps;
+use crate::state::AppState;
+use crate::tenancy::{ApiKeyHash, LookupKey, Tenant, TenantId, TenantStatus, looks_like_key};
+
+pub struct TenantContext {
+    pub tenant: Arc<Tenant>,
+    /// Who acts, for audit records (e.g. `api_key:wsl_3f9a1c2b`).
+    pub actor: String,
+}
+
+impl TenantContext {
+    pub fn id(&self) -> TenantId {
+        self.tenant.id
+    }
+}
+
+impl FromRequestParts<AppState> for TenantContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (key, claimed_tenant) = credentials(parts)?;
+        if !looks_like_key(&key) {
+            return Err(ApiError::Unauthorized("Invalid API key.".into()));
+        }
+        let tenant = state
+            .directory
+            .resolve(&LookupKey::ApiKey(ApiKeyHash::of(&key)))
+            .await
+            .map_err(|e| ApiError::internal(format!("resolving an API key: {e}")))?
+            .ok_or_else(|| ApiError::Unauthorized("Invalid API key.".into()))?;
+        if let Some(claimed) = claimed_tenant
+            && claimed != tenant.id
+        {
+            return Err(ApiError::forbidden(
+                "tenant_mismatch",
+                "The API key does not belong to the tenant named in X-Tenant-Id.",
+            ));
+        }
+        crate::http::record_tenant(tenant.id);
+        gate(state, &tenant).await?;
+        Ok(Self {
+            actor: format!("api_key:{}", &key[..12]),
+            tenant,
+        })
+    }
+}
+
+/// The key, and the tenant id the caller claims (only with `X-Api-Key`).
+fn credentials(parts: &Parts) -> Result<(String, Option<TenantId>), ApiError> {
+    if let Some(value) = parts.headers.get(AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("Malformed Authorization header.".into()))?;
+        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::Unauthorized("Expected `Authorization: Bearer wsl_…`.".into())
+        })?;
+        return Ok((token.trim().to_owned(), None));
+    }
+    let key = parts.headers.get("x-api-key");
+    let tenant = parts.headers.get("x-tenant-id");
+    match (key, tenant) {
+        (Some(key), Some(tenant)) => {
+            let key = key
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized("Malformed X-Api-Key header.".into()))?;
+            let tenant = tenant
+                .to_str()
+                .ok()
+                .and_then(|t| t.trim().parse::<TenantId>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_tenant_id", "X-Tenant-Id is not a tenant id.")
+                })?;
+            Ok((key.trim().to_owned(), Some(tenant)))
+        }
+        (Some(_), None) => Err(ApiError::Unauthorized(
+            "X-Api-Key must come with X-Tenant-Id.".into(),
+        )),
+        _ => Err(ApiError::Unauthorized(
+            "Missing credentials: send `Authorization: Bearer wsl_…` or X-Tenant-Id and X-Api-Key."
+                .into(),
+        )),
+    }
+}
+
+/// Only `ready` tenants are served (DESIGN §5).
+async fn gate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+    let unavailable = |status, code, message: String, provisioning| ApiError::TenantUnavailable {
+        status,
+        code,
+        message,
+        provisioning,
+    };
+    match tenant.status {
+        TenantStatus::Ready => Ok(()),
+        TenantStatus::Pending | TenantStatus::Provisioning => {
+            let progress = provisioning_progress(state, tenant.id).await;
+            Err(unavailable(
+                StatusCode::CONFLICT,
+                "tenant_provisioning",
+                "The organization is still being set up; try again in a moment.".into(),
+                Some(progress),
+            ))
+        }
+        TenantStatus::Suspended => Err(unavailable(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            format!(
+                "The organization is suspended: {}.",
+                tenant
+                    .suspended_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+            None,
+        )),
+        TenantStatus::Deleting | TenantStatus::Deleted => Err(unavailable(
+            StatusCode::GONE,
+            "tenant_deleted",
+            "The organization has been deleted.".into(),
+            None,
+        )),
+        TenantStatus::Failed => Err(unavailable(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tenant_failed",
+            "Setting up the organization failed; support has been notified.".into(),
+            None,
+        )),
+    }
+}
+
+/// `{step, progress}` of the tenant's latest provisioning run (progress 0–100).
+pub async fn provisioning_progress(state: &AppState, tenant: TenantId) -> serde_json::Value {
+    let Ok(Some(run)) = steps::latest_run(&state.db, tenant).await else {
+        return serde_json::json!({ "step": null, "progress": 0 });
+    };
+    let records = steps::steps_of(&state.db, run.id).await.unwrap_or_default();
+    let (step, progress) = step_and_progress(&records);
+    serde_json::json!({ "step": step, "progress": progress, "provisioning_id": run.id })
+}
+
+/// The first step not done yet, and the share of steps done.
+pub fn step_and_progress(records: &[steps::StepRecord]) -> (Option<String>, u8) {
+    let done = records.iter().filter(|r| r.is_done()).count();
+    let current = records
+        .iter()
+        .find(|r| !r.is_done())
+        .map(|r| r.name.clone());
+    let progress = if records.is_empty() {
+        0
+    } else {
+        (done * 100 / records.len()) as u8
+    };
+    (current, progress)
+}

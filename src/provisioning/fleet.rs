@@ -1,0 +1,210 @@
+//! Fleet migrations: bring every tenant database to the latest tenant migration. Template first, then the
+//! tenants with bounded parallelism; one failing tenant does not stop the others (its error is recorded in
+//! the registry and it is retried on the next run, which only picks tenants not yet at the latest version).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::pipeline::{ProvisionError, Provisioner};
+use crate::tenancy::servers::{self, latest_tenant_version};
+use crate::tenancy::{LookupKey, Tenant, TenantId};
+
+/// Progress of a fleet migration, reported as it happens.
+#[derive(Debug, Clone)]
+pub enum FleetEvent {
+    Started {
+        tenants: usize,
+        target: i64,
+    },
+    Migrated {
+        done: usize,
+        total: usize,
+        tenant: TenantId,
+        slug: String,
+        version: i64,
+    },
+    Failed {
+        done: usize,
+        total: usize,
+        tenant: TenantId,
+        slug: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FleetReport {
+    pub target_version: i64,
+    pub migrated: usize,
+    pub failed: Vec<(TenantId, String)>,
+}
+
+/// `wosool migrate status`: tenants by schema version, and the ones whose last migration failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetStatus {
+    pub latest_version: i64,
+    pub templates: BTreeMap<String, i64>,
+    pub tenants_by_version: BTreeMap<i64, i64>,
+    pub failing: Vec<FailingTenant>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FailingTenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub schema_version: i64,
+    pub migration_error: String,
+}
+
+/// Tenants whose database exists and is served or kept (pending/provisioning ones are migrated by their own
+/// provisioning run).
+const MIGRATABLE: &str = "status IN ('ready', 'suspended', 'failed')";
+
+impl Provisioner {
+    pub async fn migrate_fleet(
+        &self,
+        concurrency: usize,
+        only: Option<TenantId>,
+        progress: impl Fn(FleetEvent),
+    ) -> Result<FleetReport, ProvisionError> {
+        self.servers().ensure_templates(self.db()).await?;
+        let target = latest_tenant_version();
+        let ids: Vec<TenantId> = match only {
+            Some(id) => vec![id],
+            None => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM tenants WHERE {MIGRATABLE} AND (schema_version < $1 OR migration_error IS NOT NULL) \
+                 ORDER BY created_at"
+            )))
+            .bind(target)
+            .fetch_all(self.db())
+            .await?,
+        };
+        let total = ids.len();
+        progress(FleetEvent::Started {
+            tenants: total,
+            target,
+        });
+        let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+        let mut tasks: JoinSet<(Tenant, Result<i64, String>)> = JoinSet::new();
+        let mut report = FleetReport {
+            target_version: target,
+            ..FleetReport::default()
+        };
+        for id in ids {
+            let Some(tenant) =
+                crate::tenancy::registry::find(self.db(), &LookupKey::Id(id)).await?
+            else {
+                continue;
+            };
+            let permit = limit.clone().acquire_owned().await;
+            let this = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let result = this.migrate_one(&tenant).await;
+                (tenant, result)
+            });
+            // Report finished ones as we go, so progress shows while work continues.
+            while let Some(joined) = tasks.try_join_next() {
+                self.record(joined, &mut report, total, &progress);
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            self.record(joined, &mut report, total, &progress);
+        }
+        Ok(report)
+    }
+
+    fn record(
+        &self,
+        joined: Result<(Tenant, Result<i64, String>), tokio::task::JoinError>,
+        report: &mut FleetReport,
+        total: usize,
+        progress: &impl Fn(FleetEvent),
+    ) {
+        let Ok((tenant, result)) = joined else {
+            return;
+        };
+        let done = report.migrated + report.failed.len() + 1;
+        match result {
+            Ok(version) => {
+                report.migrated += 1;
+                progress(FleetEvent::Migrated {
+                    done,
+                    total,
+                    tenant: tenant.id,
+                    slug: tenant.slug.to_string(),
+                    version,
+                });
+            }
+            Err(error) => {
+                report.failed.push((tenant.id, error.clone()));
+                progress(FleetEvent::Failed {
+                    done,
+                    total,
+                    tenant: tenant.id,
+                    slug: tenant.slug.to_string(),
+                    error,
+                });
+            }
+        }
+    }
+
+    /// Migrates one tenant database and records the outcome in the registry.
+    async fn migrate_one(&self, tenant: &Tenant) -> Result<i64, String> {
+        let result = async {
+            let server = self
+                .servers()
+                .get(&tenant.db_server)
+                .map_err(|e| e.to_string())?;
+            servers::migrate_database(server.tenant_options(&tenant.db_name))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let recorded = match &result {
+            Ok(version) => {
+                self.directory()
+                    .set_schema_version(tenant.id, *version, None)
+                    .await
+            }
+            Err(error) => {
+                self.directory()
+                    .set_schema_version(tenant.id, tenant.schema_version, Some(error))
+                    .await
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::error!(tenant_id = %tenant.id, error = %error, "cannot record the migration outcome");
+        }
+        result
+    }
+
+    pub async fn fleet_status(&self) -> Result<FleetStatus, ProvisionError> {
+        let templates: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT db_server, schema_version FROM tenant_templates ORDER BY db_server",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let versions: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT schema_version, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(self.db())
+        .await?;
+        let failing: Vec<FailingTenant> = sqlx::query_as(
+            "SELECT id, slug, schema_version, migration_error FROM tenants \
+             WHERE migration_error IS NOT NULL AND status <> 'deleted' ORDER BY slug",
+        )
+        .fetch_all(self.db())
+        .await?;
+        Ok(FleetStatus {
+            latest_version: latest_tenant_version(),
+            templates: templates.into_iter().collect(),
+            tenants_by_version: versions.into_iter().collect(),
+            failing,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! Provisioning: turning a registered tenant into a ready one (database from the template, tenant migrations,
+//! seed, identity, CRM workspace, finalize) as a durable, resumable job; fleet migrations; deletion.
+
+mod deprovision;
+mod fleet;
+pub mod integrations;
+mod pipeline;
+mod registration;
+mod seed;
+pub mod steps;
+
+pub use deprovision::DeleteTenant;
+pub use fleet::{FleetEvent, FleetReport, FleetStatus};
+pub use integrations::{CrmBackend, IdentityProvider, NotConfigured, StepOutcome};
+pub use pipeline::{ProvisionError, ProvisionTenant, Provisioner, Registered, RunOutcome};
+pub use registration::{FieldErrors, RegistrationRequest, ValidRegistration};
+pub use steps::{RunRecord, Step, StepRecord};
+
+use crate::jobs::{JobError, Registry};
+
+/// Registers the provisioning job handlers.
+pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner) {
+    let for_delete = provisioner.clone();
+    registry.register(move |ctx, job: ProvisionTenant| {
+        let provisioner = provisioner.clone();
+        async move { provisioner.run_job(&ctx, &job).await }
+    });
+    registry.register(move |ctx, job: DeleteTenant| {
+        let provisioner = for_delete.clone();
+        async move {
+            provisioner
+                .delete_tenant(&job)
+                .await
+                .map_err(|e| {
+                    if ctx.attempt >= ctx.max_attempts {
+                        tracing::error!(tenant_id = %job.tenant_id, error = %e, "tenant deletion gave up; the tenant stays in deleting");
+                    }
+                    JobError::retry(e)
+                })
+        }
+    });
+}

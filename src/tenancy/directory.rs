@@ -1,0 +1,272 @@
+//! `TenantDirectory`: resolving a tenant from any of its keys through L1 (moka, in-process) → L2 (Redis) →
+//! L3 (the registry in PostgreSQL), and every change to a tenant, so that each change invalidates the caches
+//! of all replicas by construction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use moka::Expiry;
+use moka::future::Cache;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::api_key::{ApiKeyInfo, GeneratedKey};
+use super::l2::{INVALIDATION_CHANNEL, Invalidation, L2Cache};
+use super::registry::{self, RegistryError};
+use super::{LookupKey, Tenant, TenantId, TenantStatus};
+use crate::config::TenantCacheConfig;
+use crate::redis::Redis;
+
+/// A cached lookup: the tenant, or `None` for "no such tenant" (negative entry).
+type Cached = Option<Arc<Tenant>>;
+
+#[derive(Clone)]
+pub struct TenantDirectory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: PgPool,
+    l1: Cache<LookupKey, Cached>,
+    l2: Option<L2Cache>,
+    retry_every: Duration,
+    l1_hits: metrics::Counter,
+    l1_misses: metrics::Counter,
+}
+
+/// Positive entries live `ttl`, negative ones the shorter `negative_ttl`.
+struct EntryLifetime {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl Expiry<LookupKey, Cached> for EntryLifetime {
+    fn expire_after_create(
+        &self,
+        _key: &LookupKey,
+        value: &Cached,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        })
+    }
+}
+
+impl TenantDirectory {
+    pub fn new(db: PgPool, redis: Option<Redis>, config: &TenantCacheConfig) -> Self {
+        let l1 = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(EntryLifetime {
+                ttl: Duration::from_secs(config.ttl_secs),
+                negative_ttl: Duration::from_secs(config.negative_ttl_secs),
+            })
+            .support_invalidation_closures()
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                l1,
+                l2: redis.map(|r| L2Cache::new(r, config)),
+                retry_every: Duration::from_secs(config.redis_retry_secs.max(1)),
+                l1_hits: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "hit"),
+                l1_misses: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "miss"),
+            }),
+        }
+    }
+
+    /// The tenant behind `key`, or `None` when there is none. Concurrent misses of one key load it once.
+    pub async fn resolve(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Arc<sqlx::Error>> {
+        if let Some(cached) = self.inner.l1.get(key).await {
+            self.inner.l1_hits.increment(1);
+            return Ok(cached);
+        }
+        self.inner.l1_misses.increment(1);
+        self.inner
+            .l1
+            .try_get_with(key.clone(), self.load(key))
+            .await
+    }
+
+    pub async fn get(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, Arc<sqlx::Error>> {
+        self.resolve(&LookupKey::Id(id)).await
+    }
+
+    /// L2, then L3; fills L2 from L3.
+    async fn load(&self, key: &LookupKey) -> Result<Cached, sqlx::Error> {
+        if let Some(l2) = &self.inner.l2 {
+            let started = Instant::now();
+            match l2.get(key).await {
+                Some(Some(tenant)) => {
+                    record_load("l2", "hit", started);
+                    return Ok(Some(Arc::new(tenant)));
+                }
+                Some(None) => record_load("l2", "miss", started),
+                None => record_load("l2", "error", started),
+            }
+        }
+        let started = Instant::now();
+        let found = registry::find(&self.inner.db, key).await?;
+        record_load("l3", if found.is_some() { "hit" } else { "miss" }, started);
+        if let (Some(tenant), Some(l2)) = (&found, &self.inner.l2) {
+            l2.put(key, tenant).await;
+        }
+        Ok(found.map(Arc::new))
+    }
+
+    /// Evicts `tenant` everywhere: this process's L1, L2, and (through pub/sub) every replica's L1. `extra`
+    /// names keys that may be cached as unknown (a new slug, a new API key) or no longer point to the tenant.
+    pub async fn invalidate(&self, tenant: TenantId, extra: &[LookupKey]) {
+        self.evict_local(tenant, extra.iter().map(LookupKey::cache_key).collect())
+            .await;
+        if let Some(l2) = &self.inner.l2 {
+            l2.invalidate(tenant, extra).await;
+        }
+        metrics::counter!("tenant_cache_invalidations_total").increment(1);
+    }
+
+    async fn evict_local(&self, tenant: TenantId, keys: Vec<String>) {
+        for key in &keys {
+            // Negative entries of these keys: find them by their rendered form.
+            let key = key.clone();
+            let _ = self
+                .inner
+                .l1
+                .invalidate_entries_if(move |k, _| k.cache_key() == key);
+        }
+        let _ = self
+            .inner
+            .l1
+            .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == tenant));
+        // Also drop the id entry at once (predicates apply lazily), so the next `get` reloads.
+        self.inner.l1.invalidate(&LookupKey::Id(tenant)).await;
+    }
+
+    /// Number of entries in this process's L1 (approximate; for tests and metrics).
+    pub fn l1_len(&self) -> u64 {
+        self.inner.l1.entry_count()
+    }
+
+    /// Moves a tenant through its lifecycle (the rules live in `TenantStatus`) and invalidates its caches.
+    pub async fn transition(
+        &self,
+        id: TenantId,
+        to: TenantStatus,
+        reason: Option<&str>,
+        expected_version: Option<i64>,
+    ) -> Result<Tenant, RegistryError> {
+        let (tenant, changed) =
+            registry::transition(&self.inner.db, id, to, reason, expected_version).await?;
+        if changed {
+            self.invalidate(id, &[]).await;
+            tracing::info!(tenant_id = %id, status = %to, "tenant status changed");
+        }
+        Ok(tenant)
+    }
+
+    pub async fn set_schema_version(
+        &self,
+        id: TenantId,
+        version: i64,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        registry::set_schema_version(&self.inner.db, id, version, error).await?;
+        self.invalidate(id, &[]).await;
+        Ok(())
+    }
+
+    pub async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        created_by: &str,
+    ) -> Result<(ApiKeyInfo, String), sqlx::Error> {
+        let key = GeneratedKey::generate();
+        let info = registry::insert_api_key(&self.inner.db, tenant, name, &key, created_by).await?;
+        // The key may have been presented before it existed and be cached as unknown.
+        self.invalidate(tenant, &[LookupKey::ApiKey(key.hash)])
+            .await;
+        Ok((info, key.plain))
+    }
+
+    /// Revokes a key of `tenant`; `false` when the tenant has no such key.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: Uuid,
+    ) -> Result<bool, sqlx::Error> {
+        match registry::revoke_api_key(&self.inner.db, tenant, key_id).await? {
+            Some(hash) => {
+                self.invalidate(tenant, &[LookupKey::ApiKey(hash)]).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub async fn add_domain(&self, tenant: TenantId, domain: &str) -> Result<(), RegistryError> {
+        let domain = domain.to_ascii_lowercase();
+        registry::add_domain(&self.inner.db, tenant, &domain).await?;
+        self.invalidate(tenant, &[LookupKey::Domain(domain)]).await;
+        Ok(())
+    }
+
+    /// Receives invalidations from other replicas until `shutdown`; also replays invalidations that could
+    /// not reach Redis. Without Redis there is nothing to listen to.
+    pub async fn run_listener(self, shutdown: CancellationToken) {
+        let Some(l2) = self.inner.l2.clone() else {
+            return;
+        };
+        let subscriber = l2.redis().client().clone_new();
+        let channel = l2.redis().key(INVALIDATION_CHANNEL);
+        let connect = subscriber.init();
+        match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(_)) => {}
+            other => {
+                tracing::warn!(result = ?other.map(|r| r.map(drop)), "cannot start the tenant cache invalidation listener; will keep retrying");
+            }
+        }
+        let _ = subscriber.subscribe(channel.clone()).await;
+        let mut messages = subscriber.message_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        let mut tick = tokio::time::interval(self.inner.retry_every);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = messages.recv() => match message {
+                    Ok(message) => {
+                        let Some(text) = message.value.as_string() else { continue };
+                        match serde_json::from_str::<Invalidation>(&text) {
+                            Ok(inv) => self.evict_local(inv.tenant_id, inv.keys).await,
+                            Err(error) => tracing::warn!(error = %error, "ignoring a malformed tenant invalidation"),
+                        }
+                    }
+                    // Lagged: messages were dropped, so anything may be stale.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.inner.l1.invalidate_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                reconnected = reconnects.recv() => {
+                    if reconnected.is_ok() {
+                        // Invalidations published while we were disconnected are lost: start from empty.
+                        self.inner.l1.invalidate_all();
+                        let _ = subscriber.subscribe(channel.clone()).await;
+                        tracing::info!("tenant cache invalidation listener reconnected; L1 cleared");
+                    }
+                }
+                _ = tick.tick() => l2.flush_pending().await,
+            }
+        }
+        let _ = subscriber.quit().await;
+    }
+}
+
+fn record_load(level: &'static str, outcome: &'static str, started: Instant) {
+    metrics::counter!("tenant_cache_requests_total", "level" => level, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("tenant_cache_load_seconds", "level" => level)
+        .record(started.elapsed().as_secs_f64());
+}

@@ -1,0 +1,218 @@
+//! The L2 tenant cache in Redis, and cross-replica invalidation over Redis pub/sub.
+//!
+//! Redis is optional and may fail at any time: every call has a short timeout, and after a failure the cache
+//! skips Redis for `redis_retry_secs` (a circuit breaker) so requests fall through to PostgreSQL at full
+//! speed. Invalidations that could not reach Redis are remembered and replayed when it is back.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{LookupKey, Tenant, TenantId};
+use crate::config::TenantCacheConfig;
+use crate::redis::Redis;
+
+/// Pub/sub channel suffix of invalidation messages.
+pub const INVALIDATION_CHANNEL: &str = "tenant:invalidate";
+
+/// What replicas receive when a tenant changes: evict every L1 entry of this tenant, plus these keys (which
+/// may be cached as "unknown").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Invalidation {
+    pub tenant_id: TenantId,
+    pub keys: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct L2Cache {
+    inner: Arc<L2Inner>,
+}
+
+struct L2Inner {
+    redis: Redis,
+    ttl_secs: i64,
+    timeout: Duration,
+    retry_after: Duration,
+    started: Instant,
+    /// Milliseconds since `started` until which Redis is skipped; 0 when healthy.
+    down_until_ms: AtomicU64,
+    down_logged: AtomicBool,
+    pending: Mutex<HashSet<TenantId>>,
+}
+
+impl L2Cache {
+    pub fn new(redis: Redis, config: &TenantCacheConfig) -> Self {
+        metrics::gauge!("tenant_cache_redis_up").set(1.0);
+        Self {
+            inner: Arc::new(L2Inner {
+                redis,
+                ttl_secs: config.redis_ttl_secs as i64,
+                timeout: Duration::from_millis(config.redis_timeout_ms),
+                retry_after: Duration::from_secs(config.redis_retry_secs),
+                started: Instant::now(),
+                down_until_ms: AtomicU64::new(0),
+                down_logged: AtomicBool::new(false),
+                pending: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    pub fn redis(&self) -> &Redis {
+        &self.inner.redis
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    fn available(&self) -> bool {
+        let until = self.inner.down_until_ms.load(Ordering::Relaxed);
+        until == 0 || self.now_ms() >= until
+    }
+
+    /// Runs one Redis operation under the timeout and the breaker. `None` when skipped or failed.
+    async fn call<T, F>(&self, what: &'static str, op: F) -> Option<T>
+    where
+        F: Future<Output = Result<T, fred::error::Error>>,
+    {
+        if !self.available() {
+            return None;
+        }
+        match tokio::time::timeout(self.inner.timeout, op).await {
+            Ok(Ok(value)) => {
+                self.mark_up();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.mark_down(what, &error.to_string());
+                None
+            }
+            Err(_) => {
+                self.mark_down(what, "timed out");
+                None
+            }
+        }
+    }
+
+    fn mark_down(&self, what: &'static str, error: &str) {
+        metrics::counter!("tenant_cache_redis_errors_total", "op" => what).increment(1);
+        metrics::gauge!("tenant_cache_redis_up").set(0.0);
+        let until = self.now_ms() + self.inner.retry_after.as_millis() as u64;
+        self.inner
+            .down_until_ms
+            .store(until.max(1), Ordering::Relaxed);
+        // One warning per outage, not one per request.
+        if !self.inner.down_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                op = what,
+                error,
+                retry_in_secs = self.inner.retry_after.as_secs(),
+                "Redis unavailable for the tenant cache; using the in-process cache and PostgreSQL"
+            );
+        }
+    }
+
+    fn mark_up(&self) {
+        if self.inner.down_until_ms.swap(0, Ordering::Relaxed) != 0 {
+            metrics::gauge!("tenant_cache_redis_up").set(1.0);
+            self.inner.down_logged.store(false, Ordering::Relaxed);
+            tracing::info!("Redis is back for the tenant cache");
+        }
+    }
+
+    pub async fn get(&self, key: &LookupKey) -> Option<Option<Tenant>> {
+        let redis_key = self.inner.redis.key(&key.cache_key());
+        let raw: Option<Option<String>> = self
+            .call("get", self.inner.redis.client().get(redis_key))
+            .await;
+        raw.map(|value| value.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    pub async fn put(&self, key: &LookupKey, tenant: &Tenant) {
+        let Ok(json) = serde_json::to_string(tenant) else {
+            return;
+        };
+        let redis_key = self.inner.redis.key(&key.cache_key());
+        let index = self.index_key(tenant.id);
+        let ttl = self.inner.ttl_secs;
+        let client = self.inner.redis.client().clone();
+        self.call("put", async move {
+            let pipeline = client.pipeline();
+            let _: () = pipeline
+                .set(&redis_key, json, Some(Expiration::EX(ttl)), None, false)
+                .await?;
+            let _: () = pipeline.sadd(&index, &redis_key).await?;
+            let _: () = pipeline.expire(&index, ttl, None).await?;
+            pipeline.all::<Vec<Value>>().await.map(drop)
+        })
+        .await;
+    }
+
+    fn index_key(&self, tenant: TenantId) -> String {
+        self.inner.redis.key(&format!("tenant:v1:index:{tenant}"))
+    }
+
+    /// Deletes every L2 entry of `tenant` plus `keys`, then tells every replica. When Redis is unavailable
+    /// the tenant is remembered and the deletion replayed once Redis answers again.
+    pub async fn invalidate(&self, tenant: TenantId, keys: &[LookupKey]) {
+        let message = Invalidation {
+            tenant_id: tenant,
+            keys: keys.iter().map(LookupKey::cache_key).collect(),
+        };
+        if !self.delete_and_publish(&message).await {
+            self.pending().insert(tenant);
+        }
+    }
+
+    async fn delete_and_publish(&self, message: &Invalidation) -> bool {
+        let index = self.index_key(message.tenant_id);
+        let mut explicit: Vec<String> = message
+            .keys
+            .iter()
+            .map(|k| self.inner.redis.key(k))
+            .collect();
+        let channel = self.inner.redis.key(INVALIDATION_CHANNEL);
+        let Ok(payload) = serde_json::to_string(message) else {
+            return false;
+        };
+        let client = self.inner.redis.client().clone();
+        self.call("invalidate", async move {
+            let indexed: Vec<String> = client.smembers(&index).await?;
+            explicit.extend(indexed);
+            explicit.push(index);
+            let _: i64 = client.del(explicit).await?;
+            let _: i64 = client.publish(channel, payload).await?;
+            Ok(())
+        })
+        .await
+        .is_some()
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashSet<TenantId>> {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replays invalidations that could not reach Redis (called periodically by the directory's listener).
+    pub async fn flush_pending(&self) {
+        if !self.available() {
+            return;
+        }
+        let tenants: Vec<TenantId> = self.pending().drain().collect();
+        for tenant in tenants {
+            let message = Invalidation {
+                tenant_id: tenant,
+                keys: Vec::new(),
+            };
+            if !self.delete_and_publish(&message).await {
+                self.pending().insert(tenant);
+            }
+        }
+    }
+}

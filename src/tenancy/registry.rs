@@ -1,0 +1,314 @@
+//! SQL of the tenant registry (global database). Only `TenantDirectory` and the provisioning pipeline call
+//! these; everything that changes a tenant goes through the directory so caches are invalidated.
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::api_key::{ApiKeyHash, ApiKeyInfo, GeneratedKey};
+use super::{DbName, LookupKey, NewTenant, Tenant, TenantId, TenantStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no such tenant")]
+    NotFound,
+    #[error("a tenant cannot go from {from} to {to}")]
+    IllegalTransition {
+        from: TenantStatus,
+        to: TenantStatus,
+    },
+    #[error("the tenant changed since it was read (version {expected} expected)")]
+    VersionConflict { expected: i64 },
+    #[error("{field} is already taken by another tenant")]
+    Taken { field: &'static str },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The columns of `tenants`, in `Tenant`'s order.
+const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
+    migration_error, clerk_org_id, salla_merchant_id, owner_email, locale, currency, timezone, \
+    suspended_reason, failure_reason, created_at, updated_at, ready_at, deleted_at, version";
+
+pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> Result<Tenant, RegistryError> {
+    let sql = format!(
+        "INSERT INTO tenants (id, slug, display_name, plan, db_server, db_name, owner_email, locale, currency, \
+         timezone, clerk_org_id, salla_merchant_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {TENANT_COLUMNS}"
+    );
+    sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+        .bind(new.id)
+        .bind(new.slug.as_str())
+        .bind(&new.display_name)
+        .bind(&new.plan)
+        .bind(&new.db_server)
+        .bind(DbName::for_tenant(new.id).as_str())
+        .bind(&new.owner_email)
+        .bind(&new.locale)
+        .bind(&new.currency)
+        .bind(&new.timezone)
+        .bind(&new.clerk_org_id)
+        .bind(new.salla_merchant_id)
+        .fetch_one(conn)
+        .await
+        .map_err(unique_violation_as_taken)
+}
+
+/// Turns a unique-constraint violation into `Taken` naming the field.
+fn unique_violation_as_taken(error: sqlx::Error) -> RegistryError {
+    if let sqlx::Error::Database(db) = &error
+        && db.code().as_deref() == Some("23505")
+    {
+        let field = match db.constraint().unwrap_or_default() {
+            c if c.contains("slug") => "slug",
+            c if c.contains("clerk") => "clerk_org_id",
+            c if c.contains("salla") => "salla_merchant_id",
+            c if c.contains("domain") => "domain",
+            _ => "a unique field",
+        };
+        return RegistryError::Taken { field };
+    }
+    RegistryError::Db(error)
+}
+
+pub async fn find(pool: &PgPool, key: &LookupKey) -> Result<Option<Tenant>, sqlx::Error> {
+    let cols = TENANT_COLUMNS;
+    let query = match key {
+        LookupKey::Id(id) => sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE id = $1"
+        )))
+        .bind(*id),
+        LookupKey::Slug(slug) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE slug = $1"
+        )))
+        .bind(slug.as_str().to_owned()),
+        LookupKey::ClerkOrg(org) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE clerk_org_id = $1"
+        )))
+        .bind(org.clone()),
+        LookupKey::SallaMerchant(merchant) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE salla_merchant_id = $1"
+        )))
+        .bind(*merchant),
+        LookupKey::Domain(domain) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE id = (SELECT tenant_id FROM tenant_domains WHERE domain = $1)"
+        )))
+        .bind(domain.clone()),
+        LookupKey::ApiKey(hash) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE id = \
+             (SELECT tenant_id FROM tenant_api_keys WHERE key_hash = $1 AND revoked_at IS NULL)"
+        )))
+        .bind(hash.0.to_vec()),
+    };
+    query.fetch_optional(pool).await
+}
+
+/// Moves a tenant to `to`, atomically checking that its current status allows it (and, when given, that it
+/// still has `expected_version`). Moving to the status it already has is a no-op that returns the tenant.
+/// `reason` is the suspension reason (to `suspended`) or the failure (to `failed`).
+pub async fn transition(
+    pool: &PgPool,
+    id: TenantId,
+    to: TenantStatus,
+    reason: Option<&str>,
+    expected_version: Option<i64>,
+) -> Result<(Tenant, bool), RegistryError> {
+    let sources: Vec<&str> = to.allowed_sources().iter().map(|s| s.as_str()).collect();
+    let sql = format!(
+        "UPDATE tenants SET status = $2, version = version + 1, updated_at = now(), \
+           suspended_reason = CASE WHEN $2 = 'suspended' THEN $3 WHEN $2 = 'ready' THEN NULL ELSE suspended_reason END, \
+           failure_reason = CASE WHEN $2 = 'failed' THEN $3 WHEN $2 IN ('provisioning', 'ready') THEN NULL ELSE failure_reason END, \
+           ready_at = CASE WHEN $2 = 'ready' THEN coalesce(ready_at, now()) ELSE ready_at END, \
+           deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END \
+         WHERE id = $1 AND status = ANY($4) AND ($5::bigint IS NULL OR version = $5) \
+         RETURNING {TENANT_COLUMNS}"
+    );
+    let updated = sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(&sources)
+        .bind(expected_version)
+        .fetch_optional(pool)
+        .await?;
+    if let Some(tenant) = updated {
+        return Ok((tenant, true));
+    }
+    let current = find(pool, &LookupKey::Id(id))
+        .await?
+        .ok_or(RegistryError::NotFound)?;
+    match expected_version {
+        Some(expected) if current.version != expected => {
+            Err(RegistryError::VersionConflict { expected })
+        }
+        _ if current.status == to => Ok((current, false)),
+        _ => Err(RegistryError::IllegalTransition {
+            from: current.status,
+            to,
+        }),
+    }
+}
+
+pub async fn set_schema_version(
+    pool: &PgPool,
+    id: TenantId,
+    version: i64,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tenants SET schema_version = greatest(schema_version, $2), migration_error = $3, \
+         updated_at = now(), version = version + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Filters of the tenant listing. Pagination is by `(created_at, id)` descending.
+#[derive(Debug, Default, Clone)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub plan: Option<String>,
+    /// Case-insensitive substring of slug, display name or owner email.
+    pub search: Option<String>,
+    pub created_after: Option<OffsetDateTime>,
+    pub created_before: Option<OffsetDateTime>,
+    pub after: Option<(OffsetDateTime, TenantId)>,
+    pub limit: i64,
+}
+
+pub async fn list(pool: &PgPool, filter: &TenantFilter) -> Result<Vec<Tenant>, sqlx::Error> {
+    let pattern = filter.search.as_ref().map(|s| {
+        let escaped = s
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let sql = format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants \
+         WHERE ($1::text IS NULL OR status = $1) \
+           AND ($2::text IS NULL OR plan = $2) \
+           AND ($3::text IS NULL OR slug ILIKE $3 OR display_name ILIKE $3 OR owner_email ILIKE $3) \
+           AND ($4::timestamptz IS NULL OR created_at >= $4) \
+           AND ($5::timestamptz IS NULL OR created_at < $5) \
+           AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7)) \
+         ORDER BY created_at DESC, id DESC LIMIT $8"
+    );
+    sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+        .bind(filter.status.map(|s| s.as_str()))
+        .bind(&filter.plan)
+        .bind(pattern)
+        .bind(filter.created_after)
+        .bind(filter.created_before)
+        .bind(filter.after.map(|(at, _)| at))
+        .bind(filter.after.map(|(_, id)| id))
+        .bind(filter.limit)
+        .fetch_all(pool)
+        .await
+}
+
+/// Live (not deleted) tenants per tenant server, for placement.
+pub async fn tenants_per_server(pool: &PgPool) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT db_server, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY db_server",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+pub async fn insert_api_key(
+    pool: &PgPool,
+    tenant: TenantId,
+    name: &str,
+    key: &GeneratedKey,
+    created_by: &str,
+) -> Result<ApiKeyInfo, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO tenant_api_keys (id, tenant_id, name, prefix, key_hash, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         RETURNING id, tenant_id, name, prefix, created_by, created_at, revoked_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(name)
+    .bind(&key.prefix)
+    .bind(key.hash.0.to_vec())
+    .bind(created_by)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn list_api_keys(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, tenant_id, name, prefix, created_by, created_at, revoked_at FROM tenant_api_keys \
+         WHERE tenant_id = $1 ORDER BY created_at DESC",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+}
+
+/// Revokes a key of `tenant` (a key of another tenant is "not found"). Returns its hash, to evict caches.
+pub async fn revoke_api_key(
+    pool: &PgPool,
+    tenant: TenantId,
+    key_id: Uuid,
+) -> Result<Option<ApiKeyHash>, sqlx::Error> {
+    let hash: Option<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE tenant_api_keys SET revoked_at = coalesce(revoked_at, now()) \
+         WHERE id = $1 AND tenant_id = $2 RETURNING key_hash",
+    )
+    .bind(key_id)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?;
+    Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok().map(ApiKeyHash)))
+}
+
+pub async fn add_domain(
+    pool: &PgPool,
+    tenant: TenantId,
+    domain: &str,
+) -> Result<(), RegistryError> {
+    sqlx::query("INSERT INTO tenant_domains (domain, tenant_id) VALUES ($1, $2)")
+        .bind(domain)
+        .bind(tenant)
+        .execute(pool)
+        .await
+        .map_err(unique_violation_as_taken)?;
+    Ok(())
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub tenant_id: Option<TenantId>,
+    pub request_id: Option<&'a str>,
+    pub details: serde_json::Value,
+}
+
+pub async fn audit(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action, tenant_id, request_id, details) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.tenant_id)
+    .bind(entry.request_id)
+    .bind(entry.details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
