@@ -18,6 +18,9 @@ pub static TENANT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/tenant");
 /// The key of the implicit server when `db.tenant_servers` is empty.
 pub const DEFAULT_SERVER_KEY: &str = "main";
 
+/// The database maintenance connections of the implicit server use.
+const MAINTENANCE_DATABASE: &str = "postgres";
+
 /// Serialises clones and template migrations on one server (the template cannot be cloned while anything
 /// is connected to it, and two clones of one template must not race its `ALLOW_CONNECTIONS` toggling).
 const TEMPLATE_LOCK: i64 = 727_100;
@@ -272,11 +275,17 @@ impl TenantServers {
         let mut servers = Vec::with_capacity(entries.len());
         let mut password = std::collections::HashMap::new();
         for (key, url) in entries {
-            let options =
+            let mut options =
                 PgConnectOptions::from_str(&url).map_err(|source| ServerError::BadUrl {
                     key: key.clone(),
                     source,
                 })?;
+            if config.db.tenant_servers.is_empty() {
+                // The implicit server is db.url's cluster; its maintenance database is "postgres", never the
+                // global database, so that the template lock (advisory locks are per database) is shared
+                // by every deployment on the cluster.
+                options = options.database(MAINTENANCE_DATABASE);
+            }
             password.insert(
                 key.clone(),
                 url::Url::parse(&url)

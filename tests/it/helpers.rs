@@ -120,6 +120,13 @@ pub fn test_env(database: &str) -> Vec<(String, String)> {
         ("WOSOOL_ADMIN__API_KEYS", format!("[\"{ADMIN_KEY}\"]")),
         ("WOSOOL_JOBS__POLL_INTERVAL_MS", "50".into()),
         ("WOSOOL_LOG__LEVEL", "warn".into()),
+        (
+            "WOSOOL_TENANCY__BACKUP_DIR",
+            std::env::temp_dir()
+                .join(format!("wosool-test-backups-{database}"))
+                .display()
+                .to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -153,6 +160,57 @@ impl TestApp {
         self.client
             .post(self.url(path))
             .header("x-admin-key", ADMIN_KEY)
+    }
+
+    pub fn admin_delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(self.url(path))
+            .header("x-admin-key", ADMIN_KEY)
+    }
+
+    /// `POST /api/auth/register-organization` with `body`; returns status and JSON.
+    pub async fn register(&self, body: serde_json::Value) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/api/auth/register-organization"))
+            .json(&body)
+            .send()
+            .await
+            .expect("register request");
+        let status = response.status();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Registers an organization and waits (the app must run a worker) until it is ready; returns the
+    /// registration answer (`tenant_id`, `slug`, `provisioning_id`, …).
+    pub async fn register_ready(&self, name: &str) -> serde_json::Value {
+        let (status, body) = self
+            .register(serde_json::json!({ "organization_name": name, "admin_email": "owner@example.sa" }))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+        let status_url = body["status_url"].as_str().expect("status_url").to_owned();
+        eventually("tenant ready", Duration::from_secs(20), || async {
+            let progress: serde_json::Value =
+                self.get(&status_url).send().await.ok()?.json().await.ok()?;
+            assert_ne!(progress["status"], "failed", "{progress}");
+            (progress["status"] == "ready").then_some(())
+        })
+        .await;
+        body
+    }
+
+    /// Creates an API key for a tenant through the admin API; returns the plain key.
+    pub async fn api_key(&self, tenant_id: &str) -> String {
+        let body: serde_json::Value = self
+            .admin_post(&format!("/api/admin/tenants/{tenant_id}/api-keys"))
+            .json(&serde_json::json!({ "name": "test" }))
+            .send()
+            .await
+            .expect("create key")
+            .json()
+            .await
+            .expect("JSON");
+        body["key"].as_str().expect("key").to_owned()
     }
 
     pub async fn metrics(&self) -> String {
