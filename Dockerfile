@@ -8,7 +8,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches tests/it \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/queue.rs && touch tests/it/main.rs \
+    && for bench in queue http tenancy; do echo 'fn main() {}' > benches/$bench.rs; done \
+    && touch tests/it/main.rs \
     && cargo build --release --locked --bin wosool \
     && rm -rf src benches tests
 # 2. The application itself (migrations and default config are compiled in).
@@ -23,11 +24,14 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin wosool
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates postgresql-client-15 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin wosool
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin wosool \
+    && mkdir -p /var/lib/wosool/backups && chown wosool /var/lib/wosool/backups
 COPY --from=build /src/target/release/wosool /usr/local/bin/wosool
 COPY config /etc/wosool
+# pg_dump (postgresql-client-15) writes a tenant's database here before the tenant is deleted; mount a volume.
+ENV WOSOOL_TENANCY__BACKUP_DIR=/var/lib/wosool/backups
 USER wosool
 EXPOSE 8080
 # `wosool health` probes http://127.0.0.1:<server.listen port>/health/ready; no curl needed in the image.
