@@ -17,12 +17,12 @@ use criterion::Criterion;
 use sqlx::{Executor, PgPool};
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
+use wosool::TenancyStack;
 use wosool::config::{Config, TenantCacheConfig};
 use wosool::jobs::{Registry, Worker, WorkerOptions};
 use wosool::provisioning::RegistrationRequest;
 use wosool::redis::Redis;
 use wosool::tenancy::{DbName, LookupKey, Tenant, TenantDirectory, TenantId};
-use wosool::TenancyStack;
 
 const SEQUENTIAL_TENANTS: usize = 100;
 const CONCURRENT_TENANTS: usize = 100;
@@ -34,7 +34,9 @@ fn main() {
         std::env::var("WOSOOL_BENCH_DATABASE_URL"),
         std::env::var("WOSOOL_BENCH_REDIS_URL"),
     ) else {
-        eprintln!("tenancy bench skipped: WOSOOL_BENCH_DATABASE_URL / WOSOOL_BENCH_REDIS_URL not set (run scripts/bench)");
+        eprintln!(
+            "tenancy bench skipped: WOSOOL_BENCH_DATABASE_URL / WOSOOL_BENCH_REDIS_URL not set (run scripts/bench)"
+        );
         return;
     };
     wosool::install_crypto_provider();
@@ -65,8 +67,18 @@ fn main() {
     let existing: i64 = rt
         .block_on(sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&pool))
         .expect("count");
-    rt.block_on(insert_registry_rows(&pool, REGISTRY_ROWS - existing as usize));
-    let at_10k = resolution(&rt, &mut criterion, &pool, &redis, &config, "10,000 tenants");
+    rt.block_on(insert_registry_rows(
+        &pool,
+        REGISTRY_ROWS - existing as usize,
+    ));
+    let at_10k = resolution(
+        &rt,
+        &mut criterion,
+        &pool,
+        &redis,
+        &config,
+        "10,000 tenants",
+    );
     summary.extend(at_10k.lines("10,000 tenants"));
     summary.push(format!(
         "resolution 10,000 vs 10 tenants: L1 {:.2}x, L2 {:.2}x, L3 {:.2}x (time ratio; 1.00 = no slower)",
@@ -106,7 +118,9 @@ async fn fresh_database(admin_url: &str, redis_url: &str) -> Config {
     ];
     Config::load_from(
         None,
-        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Vec<_>>(),
+        env.into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<Vec<_>>(),
     )
     .expect("bench config")
 }
@@ -188,7 +202,8 @@ fn resolution(
 ) -> Levels {
     let slug: String = rt
         .block_on(
-            sqlx::query_scalar("SELECT slug FROM tenants ORDER BY random() LIMIT 1").fetch_one(pool),
+            sqlx::query_scalar("SELECT slug FROM tenants ORDER BY random() LIMIT 1")
+                .fetch_one(pool),
         )
         .expect("a tenant");
     let key = LookupKey::Slug(wosool::tenancy::Slug::parse(&slug).expect("slug"));
@@ -204,7 +219,8 @@ fn resolution(
     let mut group = criterion.benchmark_group(format!("resolve ({label})"));
     for (name, directory) in [("L1 hit", &l1), ("L2 hit", &l2), ("L3 load", &l3)] {
         group.bench_function(name, |b| {
-            b.to_async(rt).iter(|| async { directory.resolve(&key).await.expect("resolve") })
+            b.to_async(rt)
+                .iter(|| async { directory.resolve(&key).await.expect("resolve") })
         });
     }
     group.finish();
@@ -216,7 +232,12 @@ fn resolution(
 }
 
 /// Median over `batches` of the mean time per call within a batch of `per_batch` calls.
-async fn median_per_call(directory: &TenantDirectory, key: &LookupKey, batches: usize, per_batch: usize) -> f64 {
+async fn median_per_call(
+    directory: &TenantDirectory,
+    key: &LookupKey,
+    batches: usize,
+    per_batch: usize,
+) -> f64 {
     let mut samples = Vec::with_capacity(batches);
     for _ in 0..batches {
         let started = Instant::now();
@@ -252,7 +273,10 @@ async fn provisioning(stack: &TenancyStack, pool: &PgPool, config: &Config) -> V
     for n in 0..SEQUENTIAL_TENANTS {
         let valid = request(n).validate(&config.tenancy).expect("valid");
         let started = Instant::now();
-        let registered = provisioner.register(valid, None, "bench", None).await.expect("register");
+        let registered = provisioner
+            .register(valid, None, "bench", None)
+            .await
+            .expect("register");
         wait_ready(pool, &[registered.tenant.id]).await;
         durations.push(started.elapsed().as_secs_f64());
     }
@@ -282,11 +306,17 @@ async fn provisioning(stack: &TenancyStack, pool: &PgPool, config: &Config) -> V
 
         let db = DbName::for_tenant(TenantId::new());
         let started = Instant::now();
-        server.create_and_migrate(&db).await.expect("create and migrate");
+        server
+            .create_and_migrate(&db)
+            .await
+            .expect("create and migrate");
         baseline.push(started.elapsed().as_secs_f64());
     }
     let (c50, c95) = (percentile(&mut cloned, 0.5), percentile(&mut cloned, 0.95));
-    let (b50, b95) = (percentile(&mut baseline, 0.5), percentile(&mut baseline, 0.95));
+    let (b50, b95) = (
+        percentile(&mut baseline, 0.5),
+        percentile(&mut baseline, 0.95),
+    );
     lines.push(format!(
         "database creation, {SEQUENTIAL_TENANTS} each: template clone p50 {:.0} ms / p95 {:.0} ms; \
          baseline empty DB + all tenant migrations p50 {:.0} ms / p95 {:.0} ms; clone is {:.1}x faster at p50",
@@ -302,8 +332,17 @@ async fn provisioning(stack: &TenancyStack, pool: &PgPool, config: &Config) -> V
     let started = Instant::now();
     let mut ids = Vec::new();
     for n in 0..CONCURRENT_TENANTS {
-        let valid = request(SEQUENTIAL_TENANTS + n).validate(&config.tenancy).expect("valid");
-        ids.push(provisioner.register(valid, None, "bench", None).await.expect("register").tenant.id);
+        let valid = request(SEQUENTIAL_TENANTS + n)
+            .validate(&config.tenancy)
+            .expect("valid");
+        ids.push(
+            provisioner
+                .register(valid, None, "bench", None)
+                .await
+                .expect("register")
+                .tenant
+                .id,
+        );
     }
     wait_ready(pool, &ids).await;
     let took = started.elapsed().as_secs_f64();
@@ -324,7 +363,10 @@ fn start_worker(
     stack: &TenancyStack,
     pool: &PgPool,
     concurrency: usize,
-) -> (CancellationToken, tokio::task::JoinHandle<Result<(), wosool::jobs::WorkerError>>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), wosool::jobs::WorkerError>>,
+) {
     let mut registry = Registry::new();
     wosool::provisioning::register_jobs(&mut registry, stack.provisioner.clone());
     let defaults = Config::load_from(None, Vec::new()).expect("defaults");
@@ -338,11 +380,13 @@ fn start_worker(
 async fn wait_ready(pool: &PgPool, ids: &[TenantId]) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let ready: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE id = ANY($1) AND status = 'ready'")
-            .bind(ids)
-            .fetch_one(pool)
-            .await
-            .expect("count");
+        let ready: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tenants WHERE id = ANY($1) AND status = 'ready'",
+        )
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .expect("count");
         if ready as usize == ids.len() {
             return;
         }
@@ -374,8 +418,15 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
     }
     let started = Instant::now();
     for tenant in &tenants {
-        if !server.database_exists(tenant.db_name.as_str()).await.expect("exists") {
-            server.clone_template(&template, &tenant.db_name).await.expect("clone");
+        if !server
+            .database_exists(tenant.db_name.as_str())
+            .await
+            .expect("exists")
+        {
+            server
+                .clone_template(&template, &tenant.db_name)
+                .await
+                .expect("clone");
         }
     }
     let cloning = started.elapsed();
@@ -388,8 +439,12 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
     let started = Instant::now();
     let workers: Vec<_> = (0..16)
         .map(|w| {
-            let (pools, tenants, max_open, max_rss) =
-                (pools.clone(), tenants.clone(), max_open.clone(), max_rss.clone());
+            let (pools, tenants, max_open, max_rss) = (
+                pools.clone(),
+                tenants.clone(),
+                max_open.clone(),
+                max_rss.clone(),
+            );
             tokio::spawn(async move {
                 for round in 0..rounds {
                     for (i, tenant) in tenants.iter().enumerate() {
@@ -397,7 +452,10 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
                             continue;
                         }
                         let pool = pools.get(tenant).await.expect("tenant pool");
-                        let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&*pool).await.expect("query");
+                        let _: i32 = sqlx::query_scalar("SELECT 1")
+                            .fetch_one(&*pool)
+                            .await
+                            .expect("query");
                         max_open.fetch_max(pools.open_connections(), Ordering::Relaxed);
                         if i % 50 == 0 {
                             max_rss.fetch_max(rss_mib(), Ordering::Relaxed);
@@ -412,12 +470,11 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
     }
     let took = started.elapsed();
     let ops = rounds * tenants.len();
-    let server_side: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 't\\_%'",
-    )
-    .fetch_one(pool)
-    .await
-    .expect("pg_stat_activity");
+    let server_side: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 't\\_%'")
+            .fetch_one(pool)
+            .await
+            .expect("pg_stat_activity");
     let defaults = Config::load_from(None, Vec::new()).expect("defaults");
     let budget = defaults.tenancy.pools.total_connections;
     vec![

@@ -114,6 +114,9 @@ impl Application {
     /// binds the listeners, so that once this returns the ports are known and the app can run.
     pub async fn build(config: Config, role: Role) -> Result<Self, StartupError> {
         install_crypto_provider();
+        // Before anything registers a metric: handles taken while no recorder is installed record nothing,
+        // forever (the tenant cache keeps its counters, and sets `tenant_cache_redis_up`, when it is built).
+        let metrics = telemetry::metrics_handle();
         let pool = db::connect_with_retry(&config.db).await?;
         if config.db.migrate_on_start {
             db::migrate(&pool).await?;
@@ -149,7 +152,7 @@ impl Application {
             config: Arc::new(config),
             db: pool,
             redis,
-            metrics: telemetry::metrics_handle(),
+            metrics,
             job_registry: Arc::new(registry.clone()),
             directory: tenancy.directory,
             pools: tenancy.pools,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -61,8 +62,10 @@ pub struct FailingTenant {
 }
 
 /// Tenants whose database exists and is served or kept (pending/provisioning ones are migrated by their own
-/// provisioning run).
-const MIGRATABLE: &str = "status IN ('ready', 'suspended', 'failed')";
+/// provisioning run). A failed tenant that never reached a schema version failed before or while its database
+/// was created and migrated: it may have no database at all, and its provisioning retry migrates it.
+const MIGRATABLE: &str =
+    "(status IN ('ready', 'suspended') OR (status = 'failed' AND schema_version > 0))";
 
 impl Provisioner {
     pub async fn migrate_fleet(
@@ -172,8 +175,13 @@ impl Provisioner {
                     .await
             }
             Err(error) => {
+                // Migrations apply one by one: the ones before the failing one stay applied.
+                let reached = self
+                    .applied_version(tenant)
+                    .await
+                    .unwrap_or(tenant.schema_version);
                 self.directory()
-                    .set_schema_version(tenant.id, tenant.schema_version, Some(error))
+                    .set_schema_version(tenant.id, reached, Some(error))
                     .await
             }
         };
@@ -181,6 +189,21 @@ impl Provisioner {
             tracing::error!(tenant_id = %tenant.id, error = %error, "cannot record the migration outcome");
         }
         result
+    }
+
+    /// The newest migration applied to a tenant database, when it can be read.
+    async fn applied_version(&self, tenant: &Tenant) -> Option<i64> {
+        let server = self.servers().get(&tenant.db_server).ok()?;
+        let mut conn = PgConnection::connect_with(&server.tenant_options(&tenant.db_name))
+            .await
+            .ok()?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
+        let _ = conn.close().await;
+        version
     }
 
     pub async fn fleet_status(&self) -> Result<FleetStatus, ProvisionError> {

@@ -373,6 +373,18 @@ impl Provisioner {
     }
 
     async fn finalize(&self, tenant: &Tenant, run_id: Uuid) -> Result<StepOutcome, ProvisionError> {
+        // Record this step as done before the tenant turns ready, so nobody sees a ready tenant whose last step
+        // still runs. Should the transition fail, the caller overwrites this with the failure.
+        steps::mark_step_finished(
+            &self.inner.db,
+            run_id,
+            Step::Finalize,
+            "succeeded",
+            0,
+            None,
+            None,
+        )
+        .await?;
         let ready = self
             .inner
             .directory

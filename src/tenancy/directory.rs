@@ -3,6 +3,7 @@
 //! of all replicas by construction.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::prelude::*;
@@ -32,6 +33,8 @@ struct Inner {
     l1: Cache<LookupKey, Cached>,
     l2: Option<L2Cache>,
     retry_every: Duration,
+    /// Bumped by every local eviction, so a load that raced one does not keep its (possibly older) result.
+    generation: AtomicU64,
     l1_hits: metrics::Counter,
     l1_misses: metrics::Counter,
 }
@@ -73,6 +76,7 @@ impl TenantDirectory {
                 l1,
                 l2: redis.map(|r| L2Cache::new(r, config)),
                 retry_every: Duration::from_secs(config.redis_retry_secs.max(1)),
+                generation: AtomicU64::new(0),
                 l1_hits: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "hit"),
                 l1_misses: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "miss"),
             }),
@@ -86,10 +90,18 @@ impl TenantDirectory {
             return Ok(cached);
         }
         self.inner.l1_misses.increment(1);
-        self.inner
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let loaded = self
+            .inner
             .l1
             .try_get_with(key.clone(), self.load(key))
-            .await
+            .await?;
+        // An invalidation that ran while this was loading may have come before the loaded entry was inserted
+        // (eviction predicates only apply to older entries): then the entry may predate the change, so drop it.
+        if self.inner.generation.load(Ordering::Acquire) != generation {
+            self.inner.l1.invalidate(key).await;
+        }
+        Ok(loaded)
     }
 
     pub async fn get(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, Arc<sqlx::Error>> {
@@ -98,22 +110,26 @@ impl TenantDirectory {
 
     /// L2, then L3; fills L2 from L3.
     async fn load(&self, key: &LookupKey) -> Result<Cached, sqlx::Error> {
+        let mut read_at = None;
         if let Some(l2) = &self.inner.l2 {
             let started = Instant::now();
             match l2.get(key).await {
-                Some(Some(tenant)) => {
+                Some((Some(tenant), _)) => {
                     record_load("l2", "hit", started);
                     return Ok(Some(Arc::new(tenant)));
                 }
-                Some(None) => record_load("l2", "miss", started),
+                Some((None, generation)) => {
+                    record_load("l2", "miss", started);
+                    read_at = Some(generation);
+                }
                 None => record_load("l2", "error", started),
             }
         }
         let started = Instant::now();
         let found = registry::find(&self.inner.db, key).await?;
         record_load("l3", if found.is_some() { "hit" } else { "miss" }, started);
-        if let (Some(tenant), Some(l2)) = (&found, &self.inner.l2) {
-            l2.put(key, tenant).await;
+        if let (Some(tenant), Some(l2), Some(read_at)) = (&found, &self.inner.l2, read_at) {
+            l2.put(key, tenant, read_at).await;
         }
         Ok(found.map(Arc::new))
     }
@@ -130,6 +146,7 @@ impl TenantDirectory {
     }
 
     async fn evict_local(&self, tenant: TenantId, keys: Vec<String>) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
         for key in &keys {
             // Negative entries of these keys: find them by their rendered form.
             let key = key.clone();
@@ -144,6 +161,12 @@ impl TenantDirectory {
             .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == tenant));
         // Also drop the id entry at once (predicates apply lazily), so the next `get` reloads.
         self.inner.l1.invalidate(&LookupKey::Id(tenant)).await;
+    }
+
+    /// Empties this process's L1 (when invalidations may have been lost).
+    fn clear_local(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        self.inner.l1.invalidate_all();
     }
 
     /// Number of entries in this process's L1 (approximate; for tests and metrics).
@@ -246,13 +269,13 @@ impl TenantDirectory {
                         }
                     }
                     // Lagged: messages were dropped, so anything may be stale.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.inner.l1.invalidate_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.clear_local(),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 reconnected = reconnects.recv() => {
                     if reconnected.is_ok() {
                         // Invalidations published while we were disconnected are lost: start from empty.
-                        self.inner.l1.invalidate_all();
+                        self.clear_local();
                         let _ = subscriber.subscribe(channel.clone()).await;
                         tracing::info!("tenant cache invalidation listener reconnected; L1 cleared");
                     }

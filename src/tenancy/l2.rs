@@ -27,6 +27,10 @@ pub struct Invalidation {
     pub keys: Vec<String>,
 }
 
+/// The value of the L2 invalidation counter when an entry was looked up (see [`L2Cache::put`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64);
+
 #[derive(Clone)]
 pub struct L2Cache {
     inner: Arc<L2Inner>,
@@ -124,20 +128,37 @@ impl L2Cache {
         }
     }
 
-    pub async fn get(&self, key: &LookupKey) -> Option<Option<Tenant>> {
+    /// The cached tenant (`Some(None)`: not cached), with the invalidation generation read in the same round
+    /// trip: pass it to [`L2Cache::put`] when filling the entry from PostgreSQL. `None` when Redis failed.
+    pub async fn get(&self, key: &LookupKey) -> Option<(Option<Tenant>, Generation)> {
         let redis_key = self.inner.redis.key(&key.cache_key());
-        let raw: Option<Option<String>> = self
-            .call("get", self.inner.redis.client().get(redis_key))
+        let generation = self.generation_key();
+        let raw: Option<(Option<String>, Option<u64>)> = self
+            .call(
+                "get",
+                self.inner.redis.client().mget(vec![redis_key, generation]),
+            )
             .await;
-        raw.map(|value| value.and_then(|json| serde_json::from_str(&json).ok()))
+        raw.map(|(value, generation)| {
+            (
+                value.and_then(|json| serde_json::from_str(&json).ok()),
+                Generation(generation.unwrap_or(0)),
+            )
+        })
     }
 
-    pub async fn put(&self, key: &LookupKey, tenant: &Tenant) {
+    /// Fills the entry of `key` with what PostgreSQL answered after `get` returned `read_at`. A fill can race an
+    /// invalidation (read the row, the row changes and its keys are deleted, then the fill writes the old row
+    /// back); so the fill reads the generation again after writing and deletes its own entry when an
+    /// invalidation ran since `read_at`. Invalidations bump the generation before deleting, so either that
+    /// deletion comes after this write, or this check sees the bump.
+    pub async fn put(&self, key: &LookupKey, tenant: &Tenant, read_at: Generation) {
         let Ok(json) = serde_json::to_string(tenant) else {
             return;
         };
         let redis_key = self.inner.redis.key(&key.cache_key());
         let index = self.index_key(tenant.id);
+        let generation = self.generation_key();
         let ttl = self.inner.ttl_secs;
         let client = self.inner.redis.client().clone();
         self.call("put", async move {
@@ -147,9 +168,19 @@ impl L2Cache {
                 .await?;
             let _: () = pipeline.sadd(&index, &redis_key).await?;
             let _: () = pipeline.expire(&index, ttl, None).await?;
-            pipeline.all::<Vec<Value>>().await.map(drop)
+            let _: () = pipeline.get(&generation).await?;
+            let (_, _, _, now): (Value, Value, Value, Option<u64>) = pipeline.all().await?;
+            if now.unwrap_or(0) != read_at.0 {
+                let _: i64 = client.del(&redis_key).await?;
+            }
+            Ok(())
         })
         .await;
+    }
+
+    /// The counter every invalidation increments (one per deployment prefix).
+    fn generation_key(&self) -> String {
+        self.inner.redis.key("tenant:v1:generation")
     }
 
     fn index_key(&self, tenant: TenantId) -> String {
@@ -176,15 +207,24 @@ impl L2Cache {
             .map(|k| self.inner.redis.key(k))
             .collect();
         let channel = self.inner.redis.key(INVALIDATION_CHANNEL);
+        let generation = self.generation_key();
         let Ok(payload) = serde_json::to_string(message) else {
             return false;
         };
         let client = self.inner.redis.client().clone();
         self.call("invalidate", async move {
+            // First: fills that read PostgreSQL before this change must not survive it (see `put`).
+            let _: u64 = client.incr(&generation).await?;
             let indexed: Vec<String> = client.smembers(&index).await?;
-            explicit.extend(indexed);
-            explicit.push(index);
-            let _: i64 = client.del(explicit).await?;
+            explicit.extend(indexed.iter().cloned());
+            if !explicit.is_empty() {
+                let _: i64 = client.del(explicit).await?;
+            }
+            // Only the members read above: deleting the whole index would also forget an entry filled since
+            // (between SMEMBERS and here), which the next invalidation could then no longer find.
+            if !indexed.is_empty() {
+                let _: i64 = client.srem(&index, indexed).await?;
+            }
             let _: i64 = client.publish(channel, payload).await?;
             Ok(())
         })

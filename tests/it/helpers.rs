@@ -121,6 +121,10 @@ pub fn test_env(database: &str) -> Vec<(String, String)> {
         ("WOSOOL_JOBS__POLL_INTERVAL_MS", "50".into()),
         ("WOSOOL_LOG__LEVEL", "warn".into()),
         (
+            "WOSOOL_TENANCY__PG_DUMP_PATH",
+            std::env::var("WOSOOL_TEST_PG_DUMP").unwrap_or_else(|_| "pg_dump".into()),
+        ),
+        (
             "WOSOOL_TENANCY__BACKUP_DIR",
             std::env::temp_dir()
                 .join(format!("wosool-test-backups-{database}"))
@@ -169,7 +173,10 @@ impl TestApp {
     }
 
     /// `POST /api/auth/register-organization` with `body`; returns status and JSON.
-    pub async fn register(&self, body: serde_json::Value) -> (reqwest::StatusCode, serde_json::Value) {
+    pub async fn register(
+        &self,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let response = self
             .client
             .post(self.url("/api/auth/register-organization"))
@@ -185,7 +192,9 @@ impl TestApp {
     /// registration answer (`tenant_id`, `slug`, `provisioning_id`, …).
     pub async fn register_ready(&self, name: &str) -> serde_json::Value {
         let (status, body) = self
-            .register(serde_json::json!({ "organization_name": name, "admin_email": "owner@example.sa" }))
+            .register(
+                serde_json::json!({ "organization_name": name, "admin_email": "owner@example.sa" }),
+            )
             .await;
         assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
         let status_url = body["status_url"].as_str().expect("status_url").to_owned();
@@ -283,4 +292,156 @@ where
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// A Redis key prefix of its own (what `test_env` gives each app), for apps that must share one.
+pub fn new_key_prefix() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Boots another instance of the application on an existing deployment: the global database `database` and
+/// the Redis key prefix `key_prefix` of a running app, i.e. a second replica of it.
+pub async fn spawn_replica(
+    database: &str,
+    key_prefix: &str,
+    role: Role,
+    adjust: impl FnOnce(&mut Vec<(String, String)>),
+) -> TestApp {
+    let mut env = test_env(database);
+    env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), key_prefix.into()));
+    adjust(&mut env);
+    let config = Config::load_from(None, env).expect("replica config is valid");
+    wosool::telemetry::init_logging(&config.log);
+    let app = Application::build(config, role)
+        .await
+        .expect("replica builds");
+    let address = app.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let db = PgPoolOptions::new()
+        .max_connections(5)
+        .connect(&database_url(database))
+        .await
+        .expect("connect test database");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        database: database.to_owned(),
+        shutdown,
+        server,
+    }
+}
+
+/// The configuration an app on `database` runs with, adjusted (later entries override earlier ones).
+pub fn test_config(database: &str, adjust: impl FnOnce(&mut Vec<(String, String)>)) -> Config {
+    let mut env = test_env(database);
+    adjust(&mut env);
+    Config::load_from(None, env).expect("test config is valid")
+}
+
+/// The tenancy services (directory, pools, provisioner, admin) of the deployment `config` describes, wired
+/// as the app wires them; with Redis when `redis.url` is set. Installs the metrics recorder first, so that
+/// what these services record can be read with [`render_metrics`].
+pub async fn tenancy_stack(config: &Config) -> wosool::TenancyStack {
+    wosool::telemetry::metrics_handle();
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .connect(config.db.url.expose())
+        .await
+        .expect("connect global database");
+    let redis = wosool::redis::Redis::connect(&config.redis)
+        .await
+        .expect("connect Redis");
+    wosool::TenancyStack::build(config, pool, redis).expect("tenancy stack builds")
+}
+
+/// What this process's metrics recorder holds, in Prometheus text (every in-process app shares it).
+pub fn render_metrics() -> String {
+    wosool::telemetry::metrics_handle().render()
+}
+
+/// The sum of the samples of metric `name` carrying all of `labels` in Prometheus text, or `None` when there
+/// is no such sample.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        let matches = labels.iter().all(|(k, v)| {
+            series_labels
+                .split(',')
+                .any(|pair| pair == format!("{k}=\"{v}\""))
+        });
+        if let (true, Ok(value)) = (matches, value.parse::<f64>()) {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
+}
+
+/// A `redis-server` of one test's own (so that stopping it disturbs no other test), killed when dropped.
+pub struct OwnRedis {
+    pub port: u16,
+    child: tokio::process::Child,
+}
+
+impl OwnRedis {
+    /// Starts `redis-server` on `port` without persistence and waits until it accepts connections.
+    pub async fn start_on(port: u16) -> Self {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server on PATH (scripts/test uses it)");
+        eventually(
+            "own redis-server accepting connections",
+            Duration::from_secs(10),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        Self { port, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients) and waits until it is gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill redis-server");
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, like a hung Redis.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("redis-server running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
 }

@@ -4,9 +4,14 @@
 mod cli;
 mod config;
 mod deploy;
+mod fleet;
 mod health;
 mod helpers;
 mod http_errors;
 mod jobs;
 mod metrics;
 mod shutdown;
+mod tenant_cache;
+mod tenant_pools;
+mod tenants;
+mod tenants_admin;
