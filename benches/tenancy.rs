@@ -41,6 +41,8 @@ fn main() {
     };
     wosool::install_crypto_provider();
     let rt = Runtime::new().expect("runtime");
+    // Lazy sqlx pools spawn their maintenance tasks on the current runtime when built.
+    let _runtime = rt.enter();
     let config = rt.block_on(fresh_database(&admin_url, &redis_url));
     let pool = rt.block_on(connect(&config));
     let redis = rt
