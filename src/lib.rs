@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clerk;
 pub mod config;
 pub mod dashboard;
 pub mod db;
