@@ -9,9 +9,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::TenantAdmin;
+use crate::clerk::api::ClerkApi;
+use crate::clerk::identity::ClerkIdentity;
+use crate::config::ClerkConfig;
 use crate::config::Config;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
-use crate::provisioning::{NotConfigured, Provisioner};
+use crate::provisioning::{IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
 use crate::state::AppState;
 use crate::tenancy::servers::ServerError;
@@ -61,6 +64,19 @@ pub enum StartupError {
     Worker(#[from] jobs::WorkerError),
     #[error("tenant servers: {0}")]
     TenantServers(#[from] ServerError),
+    #[error("cannot build the HTTP client for {0}: {1}")]
+    HttpClient(&'static str, String),
+}
+
+/// The HTTP client for Clerk's Backend API and JWKS: one per process, with the configured timeout.
+fn clerk_http_client(config: &ClerkConfig) -> Result<reqwest::Client, StartupError> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(config.request_timeout_secs))
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .user_agent(concat!("wosool/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| StartupError::HttpClient("Clerk", e.to_string()))
 }
 
 /// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere.
@@ -76,18 +92,24 @@ impl TenancyStack {
         config: &Config,
         pool: sqlx::PgPool,
         redis: Option<Redis>,
-    ) -> Result<Self, ServerError> {
+    ) -> Result<Self, StartupError> {
         let servers = TenantServers::from_config(config)?;
         let directory = TenantDirectory::new(pool.clone(), redis, &config.tenancy.cache);
         let pools = TenantPools::new(servers.clone(), config.tenancy.pools.clone());
         let jobs = JobQueue::new(pool.clone(), config.jobs.default_max_attempts);
+        let identity: Arc<dyn IdentityProvider> = if config.clerk.enabled() {
+            let api = ClerkApi::new(&config.clerk, clerk_http_client(&config.clerk)?);
+            Arc::new(ClerkIdentity::new(api, directory.clone()))
+        } else {
+            Arc::new(NotConfigured)
+        };
         let provisioner = Provisioner::new(
             pool,
             directory.clone(),
             servers,
             pools.clone(),
             jobs,
-            Arc::new(NotConfigured),
+            identity,
             Arc::new(NotConfigured),
             config.tenancy.clone(),
         );

@@ -500,7 +500,11 @@ impl Config {
             }
             match url::Url::parse(value) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-                _ => problem(key, format!("{value:?} is not an http(s) URL"), "a URL such as https://api.clerk.com/v1"),
+                _ => problem(
+                    key,
+                    format!("{value:?} is not an http(s) URL"),
+                    "a URL such as https://api.clerk.com/v1",
+                ),
             }
         }
         if !clerk.secret_key.is_empty() && !clerk.secret_key.expose().starts_with("sk_") {

@@ -202,6 +202,13 @@ impl TenantDirectory {
         Ok(())
     }
 
+    pub async fn set_clerk_org(&self, id: TenantId, org: &str) -> Result<(), RegistryError> {
+        registry::set_clerk_org(&self.inner.db, id, org).await?;
+        self.invalidate(id, &[LookupKey::ClerkOrg(org.to_owned())])
+            .await;
+        Ok(())
+    }
+
     pub async fn create_api_key(
         &self,
         tenant: TenantId,

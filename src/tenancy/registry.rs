@@ -169,6 +169,19 @@ pub async fn set_schema_version(
     Ok(())
 }
 
+/// Links a tenant to its Clerk organization.
+pub async fn set_clerk_org(pool: &PgPool, id: TenantId, org: &str) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE tenants SET clerk_org_id = $2, updated_at = now(), version = version + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(org)
+    .execute(pool)
+    .await
+    .map_err(unique_violation_as_taken)?;
+    Ok(())
+}
+
 /// Filters of the tenant listing. Pagination is by `(created_at, id)` descending.
 #[derive(Debug, Default, Clone)]
 pub struct TenantFilter {

@@ -1,0 +1,347 @@
+//! Clerk Backend API client (`../shared/reference/clerk.md` §3–§4): the calls provisioning needs, each
+//! idempotent by design (look up before create; "already exists" answers are success), with a per-call
+//! timeout, bounded retries with exponential backoff and jitter on 5xx and network errors, and 429
+//! `Retry-After` honoured.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::{ClerkConfig, Secret};
+
+/// Longest `Retry-After` we are willing to sleep inside one call; longer waits fail the call (the job
+/// retries later instead of holding a worker slot).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClerkApiError {
+    #[error("Clerk API unreachable: {0}")]
+    Transport(String),
+    #[error("Clerk API answered {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("Clerk API rate limit: retry after {0:?}")]
+    RateLimited(Duration),
+    #[error("unexpected Clerk API answer: {0}")]
+    Decode(String),
+}
+
+impl ClerkApiError {
+    fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClerkUser {
+    pub id: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClerkOrganization {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub private_metadata: Value,
+}
+
+/// A Clerk error body: `{errors: [{message, long_message, code}]}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    long_message: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ClerkApi {
+    client: reqwest::Client,
+    base: String,
+    secret: Secret,
+    version: String,
+    max_retries: u32,
+}
+
+impl ClerkApi {
+    /// `client` must carry the request timeout (`clerk.request_timeout_secs`).
+    pub fn new(config: &ClerkConfig, client: reqwest::Client) -> Self {
+        Self {
+            client,
+            base: config.api_url.trim_end_matches('/').to_owned(),
+            secret: config.secret_key.clone(),
+            version: config.api_version.clone(),
+            max_retries: config.max_retries,
+        }
+    }
+
+    /// One call with retries. `Ok(None)` for 404 (callers decide whether that is fine).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, ClerkApiError> {
+        let mut url = url::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| ClerkApiError::Transport(format!("bad Clerk API URL: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .client
+                .request(method.clone(), url.clone())
+                .bearer_auth(self.secret.expose())
+                .header("Clerk-API-Version", &self.version);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let started = std::time::Instant::now();
+            let outcome = request.send().await;
+            let (result, retry_in) = match outcome {
+                Err(error) => (
+                    Err(ClerkApiError::Transport(error.without_url().to_string())),
+                    Some(backoff(attempt)),
+                ),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(&response);
+                    let text = response.text().await.unwrap_or_default();
+                    match status {
+                        s if s.is_success() => (
+                            serde_json::from_str(&text)
+                                .map(Some)
+                                .map_err(|e| ClerkApiError::Decode(e.to_string())),
+                            None,
+                        ),
+                        StatusCode::NOT_FOUND => (Ok(None), None),
+                        StatusCode::TOO_MANY_REQUESTS => {
+                            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+                            let retry = (wait <= MAX_RETRY_AFTER).then_some(wait);
+                            (Err(ClerkApiError::RateLimited(wait)), retry)
+                        }
+                        s => {
+                            let error = api_error(s, &text);
+                            (Err(error), s.is_server_error().then(|| backoff(attempt)))
+                        }
+                    }
+                }
+            };
+            let outcome_label = match &result {
+                Ok(_) => "ok",
+                Err(ClerkApiError::RateLimited(_)) => "rate_limited",
+                Err(_) => "error",
+            };
+            metrics::counter!("upstream_requests_total", "upstream" => "clerk", "outcome" => outcome_label)
+                .increment(1);
+            metrics::histogram!("upstream_request_duration_seconds", "upstream" => "clerk")
+                .record(started.elapsed().as_secs_f64());
+            match (result, retry_in) {
+                (Err(error), Some(wait)) if attempt <= self.max_retries => {
+                    tracing::warn!(path, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "Clerk API call failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                (result, _) => return result,
+            }
+        }
+    }
+
+    pub async fn find_user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<ClerkUser>, ClerkApiError> {
+        let found = self
+            .call(Method::GET, "/users", &[("email_address", email)], None)
+            .await?
+            .unwrap_or(Value::Array(vec![]));
+        let users: Vec<ClerkUser> =
+            serde_json::from_value(found).map_err(|e| ClerkApiError::Decode(e.to_string()))?;
+        Ok(users.into_iter().next())
+    }
+
+    /// The user with `email`, created (verified email, no password: they sign in with a code or reset) when
+    /// missing. `external_id` links the user to us.
+    pub async fn ensure_user(
+        &self,
+        email: &str,
+        external_id: &str,
+    ) -> Result<ClerkUser, ClerkApiError> {
+        if let Some(user) = self.find_user_by_email(email).await? {
+            return Ok(user);
+        }
+        let body = json!({
+            "email_address": [email],
+            "external_id": external_id,
+            "skip_password_requirement": true,
+        });
+        match self.call(Method::POST, "/users", &[], Some(&body)).await {
+            Ok(Some(value)) => decode(value),
+            Ok(None) => Err(ClerkApiError::Decode("404 creating a user".into())),
+            // Created meanwhile (or by a previous attempt whose answer was lost): it exists, fetch it.
+            Err(error) if error.code() == Some("form_identifier_exists") => {
+                self.find_user_by_email(email).await?.ok_or(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// An organization by id or slug.
+    pub async fn get_organization(
+        &self,
+        id_or_slug: &str,
+    ) -> Result<Option<ClerkOrganization>, ClerkApiError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/organizations/{id_or_slug}"),
+                &[],
+                None,
+            )
+            .await?
+        {
+            Some(value) => decode(value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates an organization; `created_by` becomes its admin (Clerk adds the membership itself).
+    pub async fn create_organization(
+        &self,
+        name: &str,
+        slug: &str,
+        created_by: &str,
+        private_metadata: &Value,
+    ) -> Result<ClerkOrganization, ClerkApiError> {
+        let body = json!({
+            "name": name,
+            "slug": slug,
+            "created_by": created_by,
+            "private_metadata": private_metadata,
+        });
+        match self
+            .call(Method::POST, "/organizations", &[], Some(&body))
+            .await?
+        {
+            Some(value) => decode(value),
+            None => Err(ClerkApiError::Decode("404 creating an organization".into())),
+        }
+    }
+
+    /// Adds `user` to `org` with `role` (e.g. `org:admin`); already being a member is success.
+    pub async fn add_membership(
+        &self,
+        org: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<(), ClerkApiError> {
+        let body = json!({ "user_id": user, "role": role });
+        match self
+            .call(
+                Method::POST,
+                &format!("/organizations/{org}/memberships"),
+                &[],
+                Some(&body),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some("already_a_member_in_organization") => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Deep-merges `private_metadata` into the organization's (the metadata endpoint, which every API version
+    /// keeps).
+    pub async fn merge_org_metadata(
+        &self,
+        org: &str,
+        private_metadata: &Value,
+    ) -> Result<(), ClerkApiError> {
+        let body = json!({ "private_metadata": private_metadata });
+        self.call(
+            Method::PATCH,
+            &format!("/organizations/{org}/metadata"),
+            &[],
+            Some(&body),
+        )
+        .await?
+        .ok_or_else(|| ClerkApiError::Api {
+            status: 404,
+            code: "resource_not_found".into(),
+            message: format!("organization {org} not found"),
+        })
+        .map(drop)
+    }
+
+    /// Deletes an organization; one that is already gone is success.
+    pub async fn delete_organization(&self, org: &str) -> Result<(), ClerkApiError> {
+        self.call(Method::DELETE, &format!("/organizations/{org}"), &[], None)
+            .await
+            .map(drop)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ClerkApiError> {
+    serde_json::from_value(value).map_err(|e| ClerkApiError::Decode(e.to_string()))
+}
+
+fn api_error(status: StatusCode, text: &str) -> ClerkApiError {
+    let first = serde_json::from_str::<ErrorBody>(text)
+        .ok()
+        .and_then(|body| body.errors.into_iter().next());
+    match first {
+        Some(item) => ClerkApiError::Api {
+            status: status.as_u16(),
+            code: item.code,
+            message: item.long_message.unwrap_or(item.message),
+        },
+        None => ClerkApiError::Api {
+            status: status.as_u16(),
+            code: String::new(),
+            message: text.chars().take(200).collect(),
+        },
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// 200 ms · 2^(attempt-1), capped at 5 s, ±25% jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = (200u64 << attempt.saturating_sub(1).min(5)).min(5_000);
+    let jitter = rand::rng().random_range(0.75..1.25);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
