@@ -163,6 +163,11 @@ impl Application {
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
         provisioning::register_jobs(&mut registry, tenancy.provisioner.clone());
+        crate::clerk::webhook::register_jobs(
+            &mut registry,
+            tenancy.provisioner.clone(),
+            tenancy.admin.clone(),
+        );
 
         let listener = bind("server.listen", &config.server.listen).await?;
         let metrics_listener = match config.server.metrics_listen.as_str() {

@@ -4,8 +4,8 @@
 //! in-process ([`Application`]).
 
 pub mod admin;
-pub mod cli;
 pub mod clerk;
+pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod db;
@@ -17,6 +17,7 @@ pub mod redis;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;
+pub mod webhooks;
 
 mod app;
 

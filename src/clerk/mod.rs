@@ -3,3 +3,6 @@
 
 pub mod api;
 pub mod identity;
+
+pub mod routes;
+pub mod webhook;

@@ -39,6 +39,7 @@ pub fn api_router(state: AppState) -> Router {
     let metrics_inline = state.config.server.metrics_listen.is_empty();
     let mut router = ops_routes(metrics_inline)
         .route("/api/version", get(version))
+        .merge(crate::clerk::routes::router())
         .nest("/api", crate::dashboard::router())
         .nest("/api/admin", crate::admin::router())
         .nest("/admin", crate::admin::router());

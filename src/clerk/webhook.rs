@@ -1,0 +1,673 @@
+//! Clerk webhooks: Svix signature verification (pure) and the `clerk.event` job that applies a stored
+//! delivery. The HTTP side is in [`super::routes`]; storage in [`crate::webhooks`].
+//!
+//! Signature scheme (`../shared/reference/clerk.md` §1.6): HMAC-SHA256 over `"{id}.{timestamp}.{raw body}"`,
+//! keyed by the standard-base64 decoding of the secret after its `whsec_` prefix; the signature header is a
+//! space-separated list of `<version>,<base64>` entries and any `v1` entry that matches wins; the timestamp
+//! (seconds) must be within ±[`TOLERANCE_SECS`] of now. `svix-*` header names are read first, then the
+//! white-labelled `webhook-*` ones.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::admin::{Actor, TenantAdmin};
+use crate::jobs::{Job, JobContext, JobError, Registry};
+use crate::provisioning::{ProvisionError, Provisioner, RegistrationRequest};
+use crate::tenancy::{LookupKey, RegistryError, Slug, TenantId, TenantStatus};
+use crate::webhooks;
+
+/// Accepted clock difference between the sender's timestamp and ours, both ways.
+pub const TOLERANCE_SECS: i64 = 300;
+
+/// The inbox `provider` of Clerk deliveries.
+pub const PROVIDER: &str = "clerk";
+
+/// Why a delivery was rejected. None of these reveal anything about the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    /// `svix-id`/`svix-timestamp`/`svix-signature` (or the `webhook-*` equivalent) is absent.
+    #[error("missing header {0} (or its webhook-* equivalent)")]
+    MissingHeader(&'static str),
+    /// A header is present but not visible ASCII.
+    #[error("header {0} is not valid text")]
+    InvalidHeader(&'static str),
+    /// The timestamp is not a non-negative integer number of seconds.
+    #[error("the timestamp is not a valid number of seconds")]
+    BadTimestamp,
+    #[error("the timestamp {timestamp} is more than {TOLERANCE_SECS} s older than now ({now})")]
+    TimestampTooOld { timestamp: i64, now: i64 },
+    #[error("the timestamp {timestamp} is more than {TOLERANCE_SECS} s ahead of now ({now})")]
+    TimestampTooNew { timestamp: i64, now: i64 },
+    /// No `v1` entry of the signature header matches (tampered body, wrong secret, malformed entries).
+    #[error("no signature matches")]
+    NoMatchingSignature,
+    /// The configured secret cannot be used (empty, or not base64 after `whsec_`): a configuration problem.
+    #[error("the webhook secret is unusable: {0}")]
+    BadSecret(&'static str),
+}
+
+impl WebhookError {
+    /// Whether the fault is ours (configuration) rather than the request's.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::BadSecret(_))
+    }
+}
+
+/// The delivery headers, read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryHeaders<'h> {
+    /// `svix-id`: the same on every redelivery of a message, so it is the dedupe key.
+    pub id: &'h str,
+    pub timestamp: i64,
+    pub signature: &'h str,
+}
+
+const ID: [&str; 2] = ["svix-id", "webhook-id"];
+const TIMESTAMP: [&str; 2] = ["svix-timestamp", "webhook-timestamp"];
+const SIGNATURE: [&str; 2] = ["svix-signature", "webhook-signature"];
+
+fn header<'h>(headers: &'h HeaderMap, names: [&'static str; 2]) -> Result<&'h str, WebhookError> {
+    let value = names
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .ok_or(WebhookError::MissingHeader(names[0]))?;
+    let text = value
+        .to_str()
+        .map_err(|_| WebhookError::InvalidHeader(names[0]))?
+        .trim();
+    if text.is_empty() {
+        return Err(WebhookError::MissingHeader(names[0]));
+    }
+    Ok(text)
+}
+
+/// Reads the id, timestamp and signature headers (`svix-*`, else `webhook-*`), without checking the time.
+pub fn delivery_headers(headers: &HeaderMap) -> Result<DeliveryHeaders<'_>, WebhookError> {
+    let id = header(headers, ID)?;
+    let raw_timestamp = header(headers, TIMESTAMP)?;
+    let signature = header(headers, SIGNATURE)?;
+    let timestamp: i64 = raw_timestamp
+        .parse()
+        .map_err(|_| WebhookError::BadTimestamp)?;
+    if timestamp < 0 {
+        return Err(WebhookError::BadTimestamp);
+    }
+    Ok(DeliveryHeaders {
+        id,
+        timestamp,
+        signature,
+    })
+}
+
+fn check_time(timestamp: i64, now: i64) -> Result<(), WebhookError> {
+    if now.saturating_sub(timestamp) > TOLERANCE_SECS {
+        return Err(WebhookError::TimestampTooOld { timestamp, now });
+    }
+    if timestamp.saturating_sub(now) > TOLERANCE_SECS {
+        return Err(WebhookError::TimestampTooNew { timestamp, now });
+    }
+    Ok(())
+}
+
+fn key(secret: &str) -> Result<Vec<u8>, WebhookError> {
+    let encoded = secret.trim();
+    let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
+    if encoded.is_empty() {
+        return Err(WebhookError::BadSecret("empty"));
+    }
+    let key = STANDARD
+        .decode(encoded)
+        .map_err(|_| WebhookError::BadSecret("not base64 after whsec_"))?;
+    if key.is_empty() {
+        return Err(WebhookError::BadSecret("empty"));
+    }
+    Ok(key)
+}
+
+fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// Whether any `v1,<base64>` entry of `signatures` is the MAC (constant-time comparison). Entries of other
+/// versions (`v1a`, …), without a comma, or with invalid base64 are skipped.
+fn matches(mac: &Hmac<Sha256>, signatures: &str) -> bool {
+    signatures
+        .split(' ')
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, _)| *version == "v1")
+        .filter_map(|(_, encoded)| STANDARD.decode(encoded).ok())
+        .any(|signature| mac.clone().verify_slice(&signature).is_ok())
+}
+
+/// Verifies a Svix-signed delivery against one secret (`whsec_…`), on the raw body bytes, at `now_unix`
+/// (seconds). Pure: no clock, no I/O.
+pub fn verify(
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), WebhookError> {
+    verify_any(&[secret], headers, body, now_unix)
+}
+
+/// Like [`verify`], accepting a signature by any of `secrets` (the current and, during rotation, the
+/// previous one). Fails with [`WebhookError::BadSecret`] only when no secret is usable.
+pub fn verify_any(
+    secrets: &[&str],
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), WebhookError> {
+    let delivery = delivery_headers(headers)?;
+    check_time(delivery.timestamp, now_unix)?;
+    let mut last_secret_error = WebhookError::BadSecret("none configured");
+    let mut any_usable = false;
+    for secret in secrets {
+        match key(secret) {
+            Ok(key) => {
+                any_usable = true;
+                let mac = mac(&key, delivery.id, delivery.timestamp, body);
+                if matches(&mac, delivery.signature) {
+                    return Ok(());
+                }
+            }
+            Err(error) => last_secret_error = error,
+        }
+    }
+    if any_usable {
+        Err(WebhookError::NoMatchingSignature)
+    } else {
+        Err(last_secret_error)
+    }
+}
+
+/// The `v1,<base64>` signature of a delivery, as Svix sends it (for tests and tools).
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, WebhookError> {
+    let key = key(secret)?;
+    let tag = mac(&key, id, timestamp, body).finalize().into_bytes();
+    Ok(format!("v1,{}", STANDARD.encode(tag)))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processing: the `clerk.event` job.
+// ---------------------------------------------------------------------------------------------------------
+
+/// Applies one stored Clerk delivery (`webhook_inbox.id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClerkEvent {
+    pub inbox_id: i64,
+}
+
+impl Job for ClerkEvent {
+    const KIND: &'static str = "clerk.event";
+}
+
+/// Registers the `clerk.event` handler.
+pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner, admin: TenantAdmin) {
+    registry.register(move |ctx, job: ClerkEvent| {
+        let handler = EventHandler {
+            provisioner: provisioner.clone(),
+            admin: admin.clone(),
+        };
+        async move { handler.run(&ctx, job.inbox_id).await }
+    });
+}
+
+/// What one event did.
+enum Outcome {
+    Processed(Option<TenantId>),
+    Ignored(Option<TenantId>, String),
+}
+
+struct EventHandler {
+    provisioner: Provisioner,
+    admin: TenantAdmin,
+}
+
+/// `organization.created` carries the creator's user id but no email, and the registry requires an owner
+/// email. Until the membership/user events (part 4) fill in the real owner, the tenant gets this
+/// placeholder on the reserved `.invalid` TLD (RFC 2606), which can never receive mail.
+pub fn placeholder_owner_email(org_id: &str) -> String {
+    format!("owner+{}@clerk.invalid", org_id.to_ascii_lowercase())
+}
+
+impl EventHandler {
+    async fn run(&self, ctx: &JobContext, inbox_id: i64) -> Result<(), JobError> {
+        let db = self.provisioner.db();
+        let Some(row) = webhooks::begin_attempt(db, inbox_id).await? else {
+            return Err(JobError::permanent(format!(
+                "webhook inbox row {inbox_id} does not exist"
+            )));
+        };
+        if row.is_finished() {
+            return Ok(());
+        }
+        match self.dispatch(&row.event_type, &row.payload).await {
+            Ok(Outcome::Processed(tenant)) => {
+                webhooks::mark_processed(db, inbox_id, tenant).await?
+            }
+            Ok(Outcome::Ignored(tenant, why)) => {
+                webhooks::mark_ignored(db, inbox_id, tenant, &why).await?
+            }
+            Err(error) => {
+                let last = error.is_permanent() || ctx.attempt >= ctx.max_attempts;
+                if last {
+                    tracing::error!(inbox_id, event_type = %row.event_type, error = %error, "Clerk event failed for good");
+                    webhooks::mark_failed(db, inbox_id, error.message()).await?;
+                } else {
+                    tracing::warn!(inbox_id, event_type = %row.event_type, attempt = ctx.attempt, error = %error, "Clerk event will be retried");
+                    webhooks::record_error(db, inbox_id, error.message()).await?;
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(
+        &self,
+        event_type: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Outcome, JobError> {
+        let data = &payload["data"];
+        match event_type {
+            "organization.created" => self.organization_created(data).await,
+            // TODO(issue 4 part 4): apply name/slug changes. Recorded as processed meanwhile.
+            "organization.updated" => {
+                let org_id = org_id(data)?;
+                Ok(Outcome::Processed(self.tenant_of(org_id).await?))
+            }
+            "organization.deleted" => self.organization_deleted(data).await,
+            other => Ok(Outcome::Ignored(
+                None,
+                format!("event type {other} is not handled"),
+            )),
+        }
+    }
+
+    async fn tenant_of(&self, org_id: &str) -> Result<Option<TenantId>, JobError> {
+        let tenant = self
+            .provisioner
+            .directory()
+            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
+            .await
+            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?;
+        Ok(tenant.map(|t| t.id))
+    }
+
+    /// Registers and provisions a tenant for the organization unless one exists: idempotent (the registry's
+    /// unique `clerk_org_id` makes a concurrent duplicate fail with `Taken`, treated as done).
+    async fn organization_created(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
+        let org_id = org_id(data)?;
+        if let Some(tenant) = self.tenant_of(org_id).await? {
+            return Ok(Outcome::Processed(Some(tenant)));
+        }
+        if self.deletion_seen(org_id).await? {
+            return Ok(Outcome::Ignored(
+                None,
+                "the organization was already deleted".into(),
+            ));
+        }
+        let name: String = data["name"]
+            .as_str()
+            .unwrap_or(org_id)
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let slug = data["slug"]
+            .as_str()
+            .filter(|raw| Slug::parse(raw).is_ok())
+            .map(str::to_owned);
+        let mut request = RegistrationRequest {
+            organization_name: if name.is_empty() {
+                org_id.to_owned()
+            } else {
+                name
+            },
+            admin_email: placeholder_owner_email(org_id),
+            plan: None,
+            slug,
+            locale: None,
+            currency: None,
+            timezone: None,
+        };
+        loop {
+            let mut valid = request
+                .validate(self.provisioner.config())
+                .map_err(|fields| {
+                    JobError::permanent(format!("cannot register the organization: {fields:?}"))
+                })?;
+            valid.tenant.clerk_org_id = Some(org_id.to_owned());
+            match self.provisioner.register(valid, None, "clerk", None).await {
+                Ok(registered) => {
+                    tracing::info!(tenant_id = %registered.tenant.id, org_id, "tenant registered for a Clerk organization");
+                    return Ok(Outcome::Processed(Some(registered.tenant.id)));
+                }
+                Err(ProvisionError::Registry(RegistryError::Taken {
+                    field: "clerk_org_id",
+                })) => {
+                    // Registered concurrently (a duplicate delivery, or another path): done.
+                    return Ok(Outcome::Processed(self.tenant_of(org_id).await?));
+                }
+                Err(ProvisionError::Registry(RegistryError::Taken { field: "slug" }))
+                    if request.slug.is_some() =>
+                {
+                    // Another tenant has the org's slug: fall back to a generated one.
+                    request.slug = None;
+                }
+                Err(error) => return Err(JobError::retry(error)),
+            }
+        }
+    }
+
+    /// Suspends the organization's tenant. Deletion after the grace period is not scheduled yet (TODO).
+    async fn organization_deleted(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
+        let org_id = org_id(data)?;
+        let Some(tenant) = self
+            .provisioner
+            .directory()
+            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
+            .await
+            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?
+        else {
+            // No tenant (yet): `organization.created`, if it comes later, sees this deletion and skips.
+            return Ok(Outcome::Ignored(
+                None,
+                "no tenant for the organization".into(),
+            ));
+        };
+        match tenant.status {
+            TenantStatus::Ready => {}
+            TenantStatus::Suspended | TenantStatus::Deleting | TenantStatus::Deleted => {
+                return Ok(Outcome::Processed(Some(tenant.id)));
+            }
+            TenantStatus::Failed => {
+                return Ok(Outcome::Ignored(
+                    Some(tenant.id),
+                    "the tenant failed provisioning; nothing to suspend".into(),
+                ));
+            }
+            // Suspending needs a ready tenant: wait for provisioning to finish.
+            TenantStatus::Pending | TenantStatus::Provisioning => {
+                return Err(JobError::retry(format!(
+                    "tenant {} is {}; suspending once it is ready",
+                    tenant.id, tenant.status
+                )));
+            }
+        }
+        let actor = Actor {
+            name: "clerk".into(),
+            request_id: None,
+        };
+        match self
+            .admin
+            .suspend(&tenant.id.to_string(), "Clerk organization deleted", &actor)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Processed(Some(tenant.id))),
+            // A concurrent change (e.g. another delivery suspended it): the next attempt reads it afresh.
+            Err(error) => Err(JobError::retry(error)),
+        }
+    }
+
+    /// Whether an `organization.deleted` for this organization is already in the inbox.
+    async fn deletion_seen(&self, org_id: &str) -> Result<bool, JobError> {
+        let seen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE provider = $1 \
+             AND event_type = 'organization.deleted' AND payload -> 'data' ->> 'id' = $2)",
+        )
+        .bind(PROVIDER)
+        .bind(org_id)
+        .fetch_one(self.provisioner.db())
+        .await?;
+        Ok(seen)
+    }
+}
+
+fn org_id(data: &serde_json::Value) -> Result<&str, JobError> {
+    data["id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| JobError::permanent("the event has no data.id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const OTHER: &str = "whsec_c2VjcmV0LW51bWJlci10d28tYXQtbGVhc3Q=";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: i64 = 1_614_265_330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    /// Svix's documented example, cross-checked with Python's `hmac`.
+    const EXPECTED: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn headers(prefix: &str, id: &str, ts: &str, signature: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in [("id", id), ("timestamp", ts), ("signature", signature)] {
+            map.insert(
+                http::HeaderName::try_from(format!("{prefix}-{name}")).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn svix(signature: &str) -> HeaderMap {
+        headers("svix", ID, &TS.to_string(), signature)
+    }
+
+    #[test]
+    fn known_vector() {
+        assert_eq!(sign(SECRET, ID, TS, BODY).unwrap(), EXPECTED);
+        assert_eq!(verify(SECRET, &svix(EXPECTED), BODY, TS), Ok(()));
+    }
+
+    #[test]
+    fn tampered_body_or_signature() {
+        let body = br#"{"test": 2432232315}"#;
+        assert_eq!(
+            verify(SECRET, &svix(EXPECTED), body, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        let mut flipped = EXPECTED.to_owned();
+        flipped.pop();
+        flipped.pop();
+        flipped.push_str("0=");
+        assert_eq!(
+            verify(SECRET, &svix(&flipped), BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        let truncated = &EXPECTED[..20];
+        assert_eq!(
+            verify(SECRET, &svix(truncated), BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        for malformed in ["v1", "v1,", "v1,!!!not-base64", "g0hM9SsE"] {
+            assert_eq!(
+                verify(SECRET, &svix(malformed), BODY, TS),
+                Err(WebhookError::NoMatchingSignature),
+                "{malformed}"
+            );
+        }
+        // The id and the timestamp are signed too.
+        let other_id = headers("svix", "msg_other", &TS.to_string(), EXPECTED);
+        assert_eq!(
+            verify(SECRET, &other_id, BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        let other_ts = headers("svix", ID, &(TS + 1).to_string(), EXPECTED);
+        assert_eq!(
+            verify(SECRET, &other_ts, BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+    }
+
+    #[test]
+    fn wrong_secret_and_rotation() {
+        assert_eq!(
+            verify(OTHER, &svix(EXPECTED), BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+        assert_eq!(
+            verify_any(&[OTHER, SECRET], &svix(EXPECTED), BODY, TS),
+            Ok(())
+        );
+        assert_eq!(
+            verify_any(&[SECRET, OTHER], &svix(EXPECTED), BODY, TS),
+            Ok(())
+        );
+        // An unusable secret does not hide a usable one.
+        assert_eq!(
+            verify_any(&["whsec_", SECRET], &svix(EXPECTED), BODY, TS),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn bad_secrets() {
+        for secret in ["", "whsec_", "whsec_***"] {
+            assert!(
+                matches!(
+                    verify(secret, &svix(EXPECTED), BODY, TS),
+                    Err(WebhookError::BadSecret(_))
+                ),
+                "{secret:?}"
+            );
+        }
+        assert!(matches!(
+            verify_any(&[], &svix(EXPECTED), BODY, TS),
+            Err(WebhookError::BadSecret(_))
+        ));
+        assert!(WebhookError::BadSecret("x").is_configuration());
+    }
+
+    #[test]
+    fn timestamps() {
+        let h = svix(EXPECTED);
+        assert_eq!(verify(SECRET, &h, BODY, TS + TOLERANCE_SECS), Ok(()));
+        assert_eq!(verify(SECRET, &h, BODY, TS - TOLERANCE_SECS), Ok(()));
+        assert_eq!(
+            verify(SECRET, &h, BODY, TS + TOLERANCE_SECS + 1),
+            Err(WebhookError::TimestampTooOld {
+                timestamp: TS,
+                now: TS + TOLERANCE_SECS + 1
+            })
+        );
+        assert_eq!(
+            verify(SECRET, &h, BODY, TS - TOLERANCE_SECS - 1),
+            Err(WebhookError::TimestampTooNew {
+                timestamp: TS,
+                now: TS - TOLERANCE_SECS - 1
+            })
+        );
+        for bad in ["-5", "abc", "1614265330.5", "99999999999999999999"] {
+            assert_eq!(
+                verify(SECRET, &headers("svix", ID, bad, EXPECTED), BODY, TS),
+                Err(WebhookError::BadTimestamp),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_headers() {
+        let full = svix(EXPECTED);
+        for (name, expected) in [
+            ("svix-id", "svix-id"),
+            ("svix-timestamp", "svix-timestamp"),
+            ("svix-signature", "svix-signature"),
+        ] {
+            let mut h = full.clone();
+            h.remove(name);
+            assert_eq!(
+                verify(SECRET, &h, BODY, TS),
+                Err(WebhookError::MissingHeader(expected))
+            );
+        }
+        let mut empty = full.clone();
+        empty.insert("svix-id", HeaderValue::from_static(""));
+        assert_eq!(
+            verify(SECRET, &empty, BODY, TS),
+            Err(WebhookError::MissingHeader("svix-id"))
+        );
+        assert_eq!(
+            verify(SECRET, &HeaderMap::new(), BODY, TS),
+            Err(WebhookError::MissingHeader("svix-id"))
+        );
+    }
+
+    #[test]
+    fn several_signatures_one_valid() {
+        let wrong = sign(OTHER, ID, TS, BODY).unwrap();
+        let list = format!("v1,AAAA {wrong} v1,bm90LWl0 {EXPECTED}");
+        assert_eq!(verify(SECRET, &svix(&list), BODY, TS), Ok(()));
+        let none = format!("{wrong} v1,bm90LWl0");
+        assert_eq!(
+            verify(SECRET, &svix(&none), BODY, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+    }
+
+    #[test]
+    fn webhook_header_names() {
+        let h = headers("webhook", ID, &TS.to_string(), EXPECTED);
+        assert_eq!(verify(SECRET, &h, BODY, TS), Ok(()));
+        let parsed = delivery_headers(&h).unwrap();
+        assert_eq!(parsed.id, ID);
+        assert_eq!(parsed.timestamp, TS);
+    }
+
+    #[test]
+    fn other_versions_are_ignored() {
+        let digest = EXPECTED.strip_prefix("v1,").unwrap();
+        for entry in [
+            format!("v1a,{digest}"),
+            format!("v2,{digest}"),
+            digest.to_owned(),
+        ] {
+            assert_eq!(
+                verify(SECRET, &svix(&entry), BODY, TS),
+                Err(WebhookError::NoMatchingSignature),
+                "{entry}"
+            );
+        }
+        let mixed = format!("v1a,{digest} {EXPECTED}");
+        assert_eq!(verify(SECRET, &svix(&mixed), BODY, TS), Ok(()));
+    }
+
+    #[test]
+    fn large_payload() {
+        let body = vec![b'x'; 300 * 1024];
+        let signature = sign(SECRET, ID, TS, &body).unwrap();
+        assert_eq!(verify(SECRET, &svix(&signature), &body, TS), Ok(()));
+        let mut tampered = body.clone();
+        tampered[150 * 1024] = b'y';
+        assert_eq!(
+            verify(SECRET, &svix(&signature), &tampered, TS),
+            Err(WebhookError::NoMatchingSignature)
+        );
+    }
+
+    #[test]
+    fn placeholder_email_is_valid() {
+        let email = placeholder_owner_email("org_2g7np7Hrk0SN6kj5EDMLDaKNL0S");
+        assert_eq!(email, "owner+org_2g7np7hrk0sn6kj5edmldaknl0s@clerk.invalid");
+        assert!(crate::tenancy::settings::check_email(&email).is_ok());
+    }
+}
