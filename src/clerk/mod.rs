@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod identity;
+mod members;
 
 pub mod routes;
 pub mod webhook;

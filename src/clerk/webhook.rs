@@ -225,7 +225,7 @@ pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner, admin: T
 }
 
 /// What one event did.
-enum Outcome {
+pub(super) enum Outcome {
     Processed(Option<TenantId>),
     Ignored(Option<TenantId>, String),
 }
@@ -289,6 +289,13 @@ impl EventHandler {
                 Ok(Outcome::Processed(self.tenant_of(org_id).await?))
             }
             "organization.deleted" => self.organization_deleted(data).await,
+            "organizationMembership.created"
+            | "organizationMembership.updated"
+            | "organizationMembership.deleted" => {
+                super::members::membership_event(&self.provisioner, data).await
+            }
+            "user.updated" => super::members::user_event(&self.provisioner, false, data).await,
+            "user.deleted" => super::members::user_event(&self.provisioner, true, data).await,
             other => Ok(Outcome::Ignored(
                 None,
                 format!("event type {other} is not handled"),

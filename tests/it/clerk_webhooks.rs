@@ -393,3 +393,234 @@ async fn without_a_webhook_secret_deliveries_are_refused() {
     assert_eq!(json["error"]["code"], "clerk_webhooks_not_configured");
     assert_eq!(inbox_rows(&app.db).await, 0);
 }
+
+/// A membership delivery built from the fixture: `kind` is created/updated/deleted.
+fn membership(
+    kind: &str,
+    membership_id: &str,
+    user_id: &str,
+    email: &str,
+    role: &str,
+    updated_at: i64,
+) -> Vec<u8> {
+    let mut event: Value =
+        serde_json::from_slice(&fixture("organizationMembership.created")).unwrap();
+    event["type"] = Value::from(format!("organizationMembership.{kind}"));
+    let data = &mut event["data"];
+    data["id"] = Value::from(membership_id);
+    data["role"] = Value::from(role);
+    data["updated_at"] = Value::from(updated_at);
+    data["public_user_data"]["user_id"] = Value::from(user_id);
+    data["public_user_data"]["identifier"] = Value::from(email);
+    data["public_user_data"]["first_name"] = Value::from(user_id);
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// (clerk user id, email, role) of every member of the organization's tenant database.
+async fn members(app: &TestApp, org_id: &str) -> Vec<(Option<String>, String, String)> {
+    let db_name: String = sqlx::query_scalar("SELECT db_name FROM tenants WHERE clerk_org_id = $1")
+        .bind(org_id)
+        .fetch_one(&app.db)
+        .await
+        .expect("tenant of org");
+    let tenant = PgPool::connect(&crate::helpers::database_url(&db_name))
+        .await
+        .expect("tenant db");
+    let rows = sqlx::query_as("SELECT clerk_user_id, email, role_key FROM members ORDER BY email")
+        .fetch_all(&tenant)
+        .await
+        .expect("members");
+    tenant.close().await;
+    rows
+}
+
+async fn deliver_all(app: &TestApp, deliveries: &[(&str, Vec<u8>)]) {
+    for (id, body) in deliveries {
+        let (status, answer) = deliver(app, &signed_headers(id, body), body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+}
+
+async fn wait_all_settled(app: &TestApp, ids: &[&str]) {
+    eventually("deliveries settled", WAIT, || async {
+        for id in ids {
+            let status = inbox_status(&app.db, id).await;
+            assert_ne!(status.as_deref(), Some("failed"), "{id} failed");
+            if !matches!(status.as_deref(), Some("processed" | "ignored")) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn membership_events_in_any_order_leave_the_latest_state() {
+    let app = clerk_app().await;
+    let created = fixture("organization.created");
+    deliver_all(&app, &[("msg_org", created)]).await;
+    wait_tenant_status(&app.db, ORG_ID, "ready").await;
+
+    // Alice joins as member, then becomes admin; Bob joins and leaves. Delivered newest first, mixed.
+    let deliveries = [
+        (
+            "msg_bob_del",
+            membership(
+                "deleted",
+                "orgmem_bob",
+                "user_bob",
+                "bob@acme.com",
+                "org:member",
+                2000,
+            ),
+        ),
+        (
+            "msg_alice_upd",
+            membership(
+                "updated",
+                "orgmem_alice",
+                "user_alice",
+                "alice@acme.com",
+                "org:admin",
+                2000,
+            ),
+        ),
+        (
+            "msg_bob_new",
+            membership(
+                "created",
+                "orgmem_bob",
+                "user_bob",
+                "bob@acme.com",
+                "org:member",
+                1000,
+            ),
+        ),
+        (
+            "msg_alice_new",
+            membership(
+                "created",
+                "orgmem_alice",
+                "user_alice",
+                "alice@acme.com",
+                "org:member",
+                1000,
+            ),
+        ),
+    ];
+    deliver_all(&app, &deliveries).await;
+    let ids: Vec<&str> = deliveries.iter().map(|(id, _)| *id).collect();
+    wait_all_settled(&app, &ids).await;
+    // A repeated old delivery changes nothing.
+    let replay = membership(
+        "created",
+        "orgmem_alice",
+        "user_alice",
+        "alice@acme.com",
+        "org:member",
+        1000,
+    );
+    deliver_all(&app, &[("msg_alice_replay", replay)]).await;
+    wait_all_settled(&app, &["msg_alice_replay"]).await;
+
+    let members = members(&app, ORG_ID).await;
+    let alice: Vec<_> = members
+        .iter()
+        .filter(|m| m.0.as_deref() == Some("user_alice"))
+        .collect();
+    assert_eq!(alice.len(), 1, "{members:?}");
+    assert_eq!(alice[0].1, "alice@acme.com");
+    assert_eq!(alice[0].2, "admin", "the latest role wins");
+    assert!(
+        !members
+            .iter()
+            .any(|m| m.0.as_deref() == Some("user_bob") || m.1 == "bob@acme.com"),
+        "Bob left: {members:?}"
+    );
+    assert!(
+        members.iter().any(|m| m.2 == "owner"),
+        "the owner stays: {members:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_membership_that_arrives_before_its_organization_is_applied_once_the_tenant_is_ready() {
+    let app = clerk_app().await;
+    // The creator's membership first: it must link to the owner row seeded for the tenant, not add a second.
+    let creator = membership(
+        "created",
+        "orgmem_creator",
+        "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+        "founder@acme.com",
+        "org:admin",
+        1000,
+    );
+    deliver_all(&app, &[("msg_creator", creator)]).await;
+    deliver_all(&app, &[("msg_org", fixture("organization.created"))]).await;
+    wait_tenant_status(&app.db, ORG_ID, "ready").await;
+    wait_all_settled(&app, &["msg_creator"]).await;
+
+    let members = members(&app, ORG_ID).await;
+    assert_eq!(members.len(), 1, "one member, the owner: {members:?}");
+    assert_eq!(
+        members[0].0.as_deref(),
+        Some("user_2g7np7Hrk0SN6kj5EDMLDaKNL0S")
+    );
+    assert_eq!(
+        members[0].1, "founder@acme.com",
+        "the placeholder email is replaced"
+    );
+    assert_eq!(members[0].2, "owner");
+}
+
+#[tokio::test]
+async fn user_updates_and_deletions_reach_the_members_of_their_tenants() {
+    let app = clerk_app().await;
+    deliver_all(&app, &[("msg_org", fixture("organization.created"))]).await;
+    wait_tenant_status(&app.db, ORG_ID, "ready").await;
+    let user = "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S";
+    let joined = membership(
+        "created",
+        "orgmem_john",
+        user,
+        "john@acme.com",
+        "org:member",
+        1000,
+    );
+    deliver_all(&app, &[("msg_join", joined)]).await;
+    wait_all_settled(&app, &["msg_join"]).await;
+
+    let mut updated: Value = serde_json::from_slice(&fixture("user.updated")).unwrap();
+    updated["data"]["id"] = Value::from(user);
+    updated["data"]["primary_email_address_id"] = Value::from("idn_1");
+    updated["data"]["email_addresses"] =
+        serde_json::json!([{ "id": "idn_1", "email_address": "John.New@Acme.com" }]);
+    deliver_all(
+        &app,
+        &[("msg_user_upd", serde_json::to_vec(&updated).unwrap())],
+    )
+    .await;
+    wait_all_settled(&app, &["msg_user_upd"]).await;
+    let members_now = members(&app, ORG_ID).await;
+    assert!(
+        members_now
+            .iter()
+            .any(|m| m.0.as_deref() == Some(user) && m.1 == "john.new@acme.com"),
+        "{members_now:?}"
+    );
+
+    let mut deleted: Value = serde_json::from_slice(&fixture("user.deleted")).unwrap();
+    deleted["data"]["id"] = Value::from(user);
+    deliver_all(
+        &app,
+        &[("msg_user_del", serde_json::to_vec(&deleted).unwrap())],
+    )
+    .await;
+    wait_all_settled(&app, &["msg_user_del"]).await;
+    let members_after = members(&app, ORG_ID).await;
+    assert!(
+        !members_after.iter().any(|m| m.0.as_deref() == Some(user)),
+        "{members_after:?}"
+    );
+}
