@@ -163,6 +163,7 @@ impl Application {
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
         provisioning::register_jobs(&mut registry, tenancy.provisioner.clone());
+        crate::admin::register_jobs(&mut registry, tenancy.admin.clone());
         crate::clerk::webhook::register_jobs(
             &mut registry,
             tenancy.provisioner.clone(),

@@ -11,7 +11,9 @@ use axum::routing::{delete, get, post};
 use crate::state::AppState;
 
 pub use auth::AdminAuth;
-pub use service::{Actor, FleetStats, TenantAdmin, TenantDetails, parse_time};
+pub use service::{
+    Actor, DeleteAfterGrace, FleetStats, TenantAdmin, TenantDetails, parse_time, register_jobs,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()

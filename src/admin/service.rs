@@ -69,6 +69,42 @@ pub struct ProvisioningStats {
     pub p95_ms: Option<f64>,
 }
 
+/// Deletes a tenant that is still suspended when the grace period after losing its organization or store ends.
+/// A tenant reactivated meanwhile is left alone.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeleteAfterGrace {
+    pub tenant_id: TenantId,
+}
+
+impl crate::jobs::Job for DeleteAfterGrace {
+    const KIND: &'static str = "tenant.delete_after_grace";
+}
+
+/// Registers the operator-side jobs.
+pub fn register_jobs(registry: &mut crate::jobs::Registry, admin: TenantAdmin) {
+    registry.register(move |_ctx, job: DeleteAfterGrace| {
+        let admin = admin.clone();
+        async move {
+            let tenant = admin.find(&job.tenant_id.to_string()).await;
+            match tenant {
+                Ok(tenant) if tenant.status == TenantStatus::Suspended => {
+                    let actor = Actor {
+                        name: "system:grace-period".into(),
+                        request_id: None,
+                    };
+                    admin
+                        .delete(&tenant.id.to_string(), false, &actor)
+                        .await
+                        .map(drop)
+                        .map_err(crate::jobs::JobError::retry)
+                }
+                Ok(_) | Err(RegistryError::NotFound) => Ok(()),
+                Err(error) => Err(crate::jobs::JobError::retry(error)),
+            }
+        }
+    });
+}
+
 /// Runs considered by the provisioning percentiles.
 const STATS_RUNS: i64 = 100;
 
@@ -203,6 +239,17 @@ impl TenantAdmin {
         )
         .await?;
         Ok(updated)
+    }
+
+    /// Schedules deletion of `tenant` after the configured grace period (replacing an earlier schedule).
+    pub async fn schedule_deletion(&self, tenant: TenantId) -> Result<(), ProvisionError> {
+        let days = self.provisioner.config().deletion_grace_days;
+        let job = NewJob::new(&DeleteAfterGrace { tenant_id: tenant })?
+            .for_tenant(tenant)
+            .unique_key("grace")
+            .delay(std::time::Duration::from_secs(days * 86_400));
+        self.provisioner.jobs().enqueue(job).await?;
+        Ok(())
     }
 
     pub async fn activate(

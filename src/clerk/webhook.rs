@@ -26,6 +26,9 @@ pub const TOLERANCE_SECS: i64 = 300;
 /// The inbox `provider` of Clerk deliveries.
 pub const PROVIDER: &str = "clerk";
 
+/// Why a tenant is suspended when its Clerk organization is deleted.
+const ORG_DELETED_REASON: &str = "Clerk organization deleted";
+
 /// Why a delivery was rejected. None of these reveal anything about the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
@@ -283,11 +286,7 @@ impl EventHandler {
         let data = &payload["data"];
         match event_type {
             "organization.created" => self.organization_created(data).await,
-            // TODO(issue 4 part 4): apply name/slug changes. Recorded as processed meanwhile.
-            "organization.updated" => {
-                let org_id = org_id(data)?;
-                Ok(Outcome::Processed(self.tenant_of(org_id).await?))
-            }
+            "organization.updated" => self.organization_updated(data).await,
             "organization.deleted" => self.organization_deleted(data).await,
             "organizationMembership.created"
             | "organizationMembership.updated"
@@ -380,7 +379,65 @@ impl EventHandler {
         }
     }
 
-    /// Suspends the organization's tenant. Deletion after the grace period is not scheduled yet (TODO).
+    /// Renames the organization's tenant (registry and the tenant's settings). The slug is not followed: the
+    /// tenant slug names its database backups and URLs and stays stable.
+    async fn organization_updated(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
+        let org_id = org_id(data)?;
+        let Some(tenant) = self
+            .provisioner
+            .directory()
+            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
+            .await
+            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?
+        else {
+            return Err(JobError::retry(format!(
+                "no tenant for organization {org_id} yet"
+            )));
+        };
+        let name: String = data["name"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        if name.is_empty() {
+            return Ok(Outcome::Ignored(
+                Some(tenant.id),
+                "no name in the event".into(),
+            ));
+        }
+        match tenant.status {
+            TenantStatus::Pending | TenantStatus::Provisioning => {
+                return Err(JobError::retry("the tenant is still being provisioned"));
+            }
+            TenantStatus::Deleting | TenantStatus::Deleted | TenantStatus::Failed => {
+                return Ok(Outcome::Ignored(
+                    Some(tenant.id),
+                    format!("the tenant is {}", tenant.status),
+                ));
+            }
+            TenantStatus::Ready | TenantStatus::Suspended => {}
+        }
+        self.provisioner
+            .directory()
+            .rename(tenant.id, &name)
+            .await?;
+        let pool = self
+            .provisioner
+            .pools()
+            .get(&tenant)
+            .await
+            .map_err(|e| JobError::retry(format!("tenant database: {e}")))?;
+        sqlx::query("UPDATE settings SET organization_name = $1, updated_at = now() WHERE organization_name <> $1")
+            .bind(&name)
+            .execute(&*pool)
+            .await?;
+        Ok(Outcome::Processed(Some(tenant.id)))
+    }
+
+    /// Suspends the organization's tenant and schedules its deletion after the grace period.
     async fn organization_deleted(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
         let org_id = org_id(data)?;
         let Some(tenant) = self
@@ -398,6 +455,16 @@ impl EventHandler {
         };
         match tenant.status {
             TenantStatus::Ready => {}
+            // Suspended by an earlier attempt that may have died before scheduling: schedule (idempotent).
+            TenantStatus::Suspended
+                if tenant.suspended_reason.as_deref() == Some(ORG_DELETED_REASON) =>
+            {
+                self.admin
+                    .schedule_deletion(tenant.id)
+                    .await
+                    .map_err(JobError::retry)?;
+                return Ok(Outcome::Processed(Some(tenant.id)));
+            }
             TenantStatus::Suspended | TenantStatus::Deleting | TenantStatus::Deleted => {
                 return Ok(Outcome::Processed(Some(tenant.id)));
             }
@@ -421,10 +488,16 @@ impl EventHandler {
         };
         match self
             .admin
-            .suspend(&tenant.id.to_string(), "Clerk organization deleted", &actor)
+            .suspend(&tenant.id.to_string(), ORG_DELETED_REASON, &actor)
             .await
         {
-            Ok(_) => Ok(Outcome::Processed(Some(tenant.id))),
+            Ok(_) => {
+                self.admin
+                    .schedule_deletion(tenant.id)
+                    .await
+                    .map_err(JobError::retry)?;
+                Ok(Outcome::Processed(Some(tenant.id)))
+            }
             // A concurrent change (e.g. another delivery suspended it): the next attempt reads it afresh.
             Err(error) => Err(JobError::retry(error)),
         }

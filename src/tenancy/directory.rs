@@ -202,6 +202,12 @@ impl TenantDirectory {
         Ok(())
     }
 
+    pub async fn rename(&self, id: TenantId, name: &str) -> Result<(), sqlx::Error> {
+        registry::rename(&self.inner.db, id, name).await?;
+        self.invalidate(id, &[]).await;
+        Ok(())
+    }
+
     pub async fn set_clerk_org(&self, id: TenantId, org: &str) -> Result<(), RegistryError> {
         registry::set_clerk_org(&self.inner.db, id, org).await?;
         self.invalidate(id, &[LookupKey::ClerkOrg(org.to_owned())])

@@ -169,6 +169,19 @@ pub async fn set_schema_version(
     Ok(())
 }
 
+/// Renames a tenant (its display name).
+pub async fn rename(pool: &PgPool, id: TenantId, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tenants SET display_name = $2, updated_at = now(), version = version + 1 \
+         WHERE id = $1 AND display_name <> $2",
+    )
+    .bind(id)
+    .bind(name)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Links a tenant to its Clerk organization.
 pub async fn set_clerk_org(pool: &PgPool, id: TenantId, org: &str) -> Result<(), RegistryError> {
     sqlx::query(

@@ -187,6 +187,47 @@ async fn organization_created_is_stored_and_provisions_a_ready_tenant() {
     assert_eq!(status, StatusCode::OK);
     wait_inbox_status(&app.db, "msg_deleted_1", "processed").await;
     assert_eq!(tenant_statuses(&app.db, ORG_ID).await, vec!["suspended"]);
+    // …and schedules its deletion after the grace period (30 days by default), once.
+    let scheduled: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM run_at - now())::float8 FROM jobs \
+         WHERE kind = 'tenant.delete_after_grace' AND state = 'pending'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(scheduled.len(), 1, "one scheduled deletion");
+    assert!(
+        (29.0 * 86_400.0..=30.0 * 86_400.0 + 60.0).contains(&scheduled[0]),
+        "{scheduled:?}"
+    );
+}
+
+#[tokio::test]
+async fn organization_updated_renames_the_tenant_and_its_settings() {
+    let app = clerk_app().await;
+    deliver_all(&app, &[("msg_org", fixture("organization.created"))]).await;
+    wait_tenant_status(&app.db, ORG_ID, "ready").await;
+    let mut updated: Value = serde_json::from_slice(&fixture("organization.updated")).unwrap();
+    updated["data"]["id"] = Value::from(ORG_ID);
+    updated["data"]["name"] = Value::from("Acme Renamed");
+    deliver_all(&app, &[("msg_upd", serde_json::to_vec(&updated).unwrap())]).await;
+    wait_all_settled(&app, &["msg_upd"]).await;
+    let (name, db_name): (String, String) =
+        sqlx::query_as("SELECT display_name, db_name FROM tenants WHERE clerk_org_id = $1")
+            .bind(ORG_ID)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(name, "Acme Renamed");
+    let tenant = PgPool::connect(&crate::helpers::database_url(&db_name))
+        .await
+        .unwrap();
+    let setting: String = sqlx::query_scalar("SELECT organization_name FROM settings")
+        .fetch_one(&tenant)
+        .await
+        .unwrap();
+    tenant.close().await;
+    assert_eq!(setting, "Acme Renamed");
 }
 
 #[tokio::test]
