@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::TenantAdmin;
 use crate::clerk::api::ClerkApi;
 use crate::clerk::identity::ClerkIdentity;
+use crate::clerk::session::SessionVerifier;
 use crate::config::ClerkConfig;
 use crate::config::Config;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
@@ -81,6 +82,8 @@ fn clerk_http_client(config: &ClerkConfig) -> Result<reqwest::Client, StartupErr
 
 /// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere.
 pub struct TenancyStack {
+    /// Clerk session verification, when Clerk is configured.
+    pub sessions: Option<SessionVerifier>,
     pub directory: TenantDirectory,
     pub pools: TenantPools,
     pub provisioner: Provisioner,
@@ -97,11 +100,15 @@ impl TenancyStack {
         let directory = TenantDirectory::new(pool.clone(), redis, &config.tenancy.cache);
         let pools = TenantPools::new(servers.clone(), config.tenancy.pools.clone());
         let jobs = JobQueue::new(pool.clone(), config.jobs.default_max_attempts);
-        let identity: Arc<dyn IdentityProvider> = if config.clerk.enabled() {
-            let api = ClerkApi::new(&config.clerk, clerk_http_client(&config.clerk)?);
-            Arc::new(ClerkIdentity::new(api, directory.clone()))
+        let (identity, sessions): (Arc<dyn IdentityProvider>, _) = if config.clerk.enabled() {
+            let http = clerk_http_client(&config.clerk)?;
+            let api = ClerkApi::new(&config.clerk, http.clone());
+            (
+                Arc::new(ClerkIdentity::new(api, directory.clone())),
+                Some(SessionVerifier::new(&config.clerk, http)),
+            )
         } else {
-            Arc::new(NotConfigured)
+            (Arc::new(NotConfigured), None)
         };
         let provisioner = Provisioner::new(
             pool,
@@ -114,6 +121,7 @@ impl TenancyStack {
             config.tenancy.clone(),
         );
         Ok(Self {
+            sessions,
             directory,
             pools,
             admin: TenantAdmin::new(provisioner.clone()),
@@ -186,6 +194,7 @@ impl Application {
             pools: tenancy.pools,
             provisioner: tenancy.provisioner,
             admin: tenancy.admin,
+            sessions: tenancy.sessions,
         };
         Ok(Self {
             state,
@@ -255,6 +264,13 @@ impl Application {
             directory.run_listener(listener_stop).await;
             Ok(())
         });
+        if let Some(sessions) = state.sessions.clone() {
+            let jwks_stop = shutdown.clone();
+            tasks.spawn(async move {
+                sessions.jwks().clone().run_refresher(jwks_stop).await;
+                Ok(())
+            });
+        }
         let reaper_stop = shutdown.clone();
         let pools = state.pools.clone();
         tasks.spawn(async move {

@@ -15,6 +15,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Unauthorized(String),
+    /// 401 with a specific code (e.g. `token_expired`), for clients that react to the reason.
+    #[error("{message}")]
+    AuthFailed { code: &'static str, message: String },
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },
     #[error("{message}")]
@@ -91,7 +94,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::AuthFailed { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -112,6 +115,7 @@ impl ApiError {
             | Self::NotFound { code, message }
             | Self::Conflict { code, message }
             | Self::Unprocessable { code, message }
+            | Self::AuthFailed { code, message }
             | Self::Unavailable { code, message, .. }
             | Self::TenantUnavailable { code, message, .. } => (*code, message.clone()),
             Self::Invalid { fields } => (

@@ -4,6 +4,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::admin::TenantAdmin;
+use crate::clerk::session::SessionVerifier;
 use crate::config::Config;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub provisioner: Provisioner,
     /// The operator service layer (admin API and CLI).
     pub admin: TenantAdmin,
+    /// Clerk session-token verification, when Clerk is configured.
+    pub sessions: Option<SessionVerifier>,
 }

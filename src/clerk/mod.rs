@@ -3,7 +3,10 @@
 
 pub mod api;
 pub mod identity;
+pub mod jwks;
+pub mod jwt;
 mod members;
 
 pub mod routes;
+pub mod session;
 pub mod webhook;

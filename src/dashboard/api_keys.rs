@@ -1,4 +1,4 @@
-//! A tenant's own API keys. Every query is scoped by the caller's tenant id from `TenantContext`, so a key of
+//! A tenant's own API keys (admins of the organization, and API keys themselves). Every query is scoped by the caller's tenant id from `TenantContext`, so a key of
 //! another tenant is simply not found.
 
 use axum::extract::State;
@@ -38,6 +38,7 @@ pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
+    ctx.require_admin()?;
     let keys = state.admin.list_api_keys(ctx.id()).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
@@ -48,6 +49,7 @@ pub async fn create(
     RequestId(request_id): RequestId,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
+    ctx.require_admin()?;
     let name = check_key_name(&body.name)?;
     let actor = Actor {
         name: ctx.actor.clone(),
@@ -68,6 +70,7 @@ pub async fn revoke(
     RequestId(request_id): RequestId,
     Path(key_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
+    ctx.require_admin()?;
     let actor = Actor {
         name: ctx.actor.clone(),
         request_id,

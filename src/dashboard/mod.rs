@@ -1,6 +1,7 @@
 //! The tenant-facing API: self-serve registration with its progress, and the caller's own tenant.
 
 mod api_keys;
+mod me;
 
 pub use api_keys::check_key_name;
 mod registration;
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register-organization", post(registration::register))
         .route("/auth/provisioning-status/{id}", get(registration::status))
+        .route("/me", get(me::show))
         .route("/tenant", get(tenant::show))
         .route(
             "/tenant/api-keys",

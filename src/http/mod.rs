@@ -30,7 +30,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use observe::record_tenant;
-pub use tenant_context::{TenantContext, provisioning_progress, step_and_progress};
+pub use tenant_context::{
+    Principal, TenantContext, provisioning_progress, step_and_progress, verify_session,
+};
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

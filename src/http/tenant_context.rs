@@ -1,6 +1,6 @@
-//! `TenantContext`: the tenant a request acts for, established from a verified credential only (a tenant API
-//! key now; Clerk session tokens later), resolved through the cached directory and passed through the status
-//! gate. A handler that takes a `TenantContext` can only ever see that tenant.
+//! `TenantContext`: the tenant a request acts for, established from a verified credential only — a Clerk session
+//! token (its active organization) or a tenant API key — resolved through the cached directory and passed through
+//! the status gate. A handler that takes a `TenantContext` can only ever see that tenant.
 
 use std::sync::Arc;
 
@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use crate::clerk::jwt::SessionClaims;
+use crate::clerk::session::{SessionVerifier, token_from_headers};
 use crate::error::ApiError;
 use crate::provisioning::steps;
 use crate::state::AppState;
@@ -16,13 +18,42 @@ use crate::tenancy::{ApiKeyHash, LookupKey, Tenant, TenantId, TenantStatus, look
 
 pub struct TenantContext {
     pub tenant: Arc<Tenant>,
-    /// Who acts, for audit records (e.g. `api_key:wsl_3f9a1c2b`).
+    /// Who acts, for audit records (e.g. `api_key:wsl_3f9a1c2b`, `clerk:user_2g7…`).
     pub actor: String,
+    pub principal: Principal,
+}
+
+/// The verified credential behind a request.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A tenant API key: a machine credential of the tenant, with admin rights on it.
+    ApiKey,
+    /// A Clerk session of a member of the tenant's organization.
+    Member(Arc<SessionClaims>),
 }
 
 impl TenantContext {
     pub fn id(&self) -> TenantId {
         self.tenant.id
+    }
+
+    /// The member's role in the organization (`admin`, `member`, a custom role), `None` for API keys.
+    pub fn role(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::ApiKey => None,
+            Principal::Member(claims) => claims.org_role(),
+        }
+    }
+
+    /// Admin actions (API keys, members, settings): API keys and organization admins; 403 for anyone else.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.role() {
+            None | Some("admin") | Some("owner") => Ok(()),
+            Some(other) => Err(ApiError::forbidden(
+                "insufficient_role",
+                format!("This needs the admin role in the organization; you are {other}."),
+            )),
+        }
     }
 }
 
@@ -33,6 +64,13 @@ impl FromRequestParts<AppState> for TenantContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // A Bearer token that is not one of our `wsl_` keys (or the `__session` cookie) is a Clerk session.
+        if let Some(sessions) = &state.sessions
+            && let Some(token) = token_from_headers(&parts.headers)
+        {
+            let claims = verify_session(sessions, token).await?;
+            return from_session(state, claims).await;
+        }
         let (key, claimed_tenant) = credentials(parts)?;
         if !looks_like_key(&key) {
             return Err(ApiError::Unauthorized("Invalid API key.".into()));
@@ -56,8 +94,58 @@ impl FromRequestParts<AppState> for TenantContext {
         Ok(Self {
             actor: format!("api_key:{}", &key[..12]),
             tenant,
+            principal: Principal::ApiKey,
         })
     }
+}
+
+/// A verified Clerk session, or the 401 (503 when signing keys cannot be obtained) that explains why not.
+pub async fn verify_session(
+    sessions: &SessionVerifier,
+    token: &str,
+) -> Result<Arc<SessionClaims>, ApiError> {
+    sessions.verify(token).await.map_err(|error| {
+        if error.is_unavailable() {
+            ApiError::Unavailable {
+                code: "identity_unavailable",
+                message: "Sign-in cannot be checked right now; try again shortly.".into(),
+                details: None,
+            }
+        } else {
+            ApiError::AuthFailed {
+                code: error.code(),
+                message: format!("Invalid session: {error}."),
+            }
+        }
+    })
+}
+
+/// Active organization → tenant → gate.
+async fn from_session(
+    state: &AppState,
+    claims: Arc<SessionClaims>,
+) -> Result<TenantContext, ApiError> {
+    let org = claims.org_id().ok_or_else(|| {
+        ApiError::forbidden(
+            "no_active_organization",
+            "The session has no active organization; select one in the app.",
+        )
+    })?;
+    let tenant = state
+        .directory
+        .resolve(&LookupKey::ClerkOrg(org.to_owned()))
+        .await
+        .map_err(|e| ApiError::internal(format!("resolving a Clerk organization: {e}")))?
+        .ok_or_else(|| {
+            ApiError::not_found("tenant_not_found", "The organization has no tenant.")
+        })?;
+    crate::http::record_tenant(tenant.id);
+    gate(state, &tenant).await?;
+    Ok(TenantContext {
+        actor: format!("clerk:{}", claims.user_id()),
+        tenant,
+        principal: Principal::Member(claims),
+    })
 }
 
 /// The key, and the tenant id the caller claims (only with `X-Api-Key`).

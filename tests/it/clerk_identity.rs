@@ -16,10 +16,13 @@ use wosool::provisioning::Step;
 
 use crate::helpers::{self, eventually};
 
-const SECRET: &str = "sk_test_fake_clerk_secret";
+pub(crate) const SECRET: &str = "sk_test_fake_clerk_secret";
 
 #[derive(Default)]
-struct Fake {
+pub(crate) struct Fake {
+    /// What `GET /v1/jwks` serves, and how often it was asked.
+    pub(crate) jwks: Value,
+    pub(crate) jwks_fetches: u32,
     users: Vec<Value>,
     orgs: Vec<Value>,
     memberships: Vec<(String, String, String)>,
@@ -28,7 +31,20 @@ struct Fake {
     throttled: u32,
 }
 
-type Shared = Arc<Mutex<Fake>>;
+pub(crate) type Shared = Arc<Mutex<Fake>>;
+
+async fn jwks(State(fake): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return clerk_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "bad key",
+        );
+    }
+    let mut fake = fake.lock().unwrap();
+    fake.jwks_fetches += 1;
+    axum::Json(fake.jwks.clone()).into_response()
+}
 
 fn clerk_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
@@ -250,9 +266,10 @@ async fn merge_metadata(
 }
 
 /// Starts the fake Clerk Backend API; returns its base URL (`…/v1`) and its state.
-async fn fake_clerk() -> (String, Shared) {
+pub(crate) async fn fake_clerk() -> (String, Shared) {
     let fake: Shared = Arc::default();
     let router = Router::new()
+        .route("/v1/jwks", get(jwks))
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/organizations", post(create_org))
         .route("/v1/organizations/{id}", get(get_org))
@@ -265,7 +282,7 @@ async fn fake_clerk() -> (String, Shared) {
     (format!("http://{address}/v1"), fake)
 }
 
-fn clerk_env(api_url: &str) -> impl FnOnce(&mut Vec<(String, String)>) + '_ {
+pub(crate) fn clerk_env(api_url: &str) -> impl FnOnce(&mut Vec<(String, String)>) + '_ {
     move |env| {
         env.push(("WOSOOL_CLERK__SECRET_KEY".into(), SECRET.into()));
         env.push(("WOSOOL_CLERK__API_URL".into(), api_url.into()));

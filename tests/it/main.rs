@@ -2,6 +2,7 @@
 //! booted in-process per test.
 
 mod clerk_identity;
+mod clerk_sessions;
 mod clerk_webhooks;
 mod cli;
 mod config;
