@@ -15,35 +15,17 @@ use wosool::clerk::jwt::{VerifyOptions, verify_with_jwks};
 use wosool::clerk::session::SessionVerifier;
 use wosool::config::ClerkConfig;
 
-/// A throwaway RSA-2048 key used only by this benchmark.
-const KEY_PEM: &str = r"-----BEGIN RSA PRIVATE KEY-----
-MIIEowIBAAKCAQEAk6jF1oLkgIS1S2wVbBiai/eKGxQXNsALLDWQL2cQXN6WMGud
-6Qb2MPmyPfxDfr1SONipsBzCXff4TyIH09Eco+MCp8baBCpI9roNa6EFvamhXwXX
-D81QeQWedLyU74qGf9AtfT9CqKOIagG2sZ8wt+eqerYayPKspK0I7vDnLIxJDj1E
-QfaGxefH5xDF8DK/Rcp+wQwZ4+6n06GzqEwBrjq1Ec9OIJkrMXkxYJ3FcmJOw1sF
-dd5hIqUfL4CrLbjkDlrktMZ50ShC2o8OAadBWPRcn0i/YjUCtXvCoiqoxDYpLq3/
-O5lmQQlDrZDLU+dNvf3ufe2xpbtLR5KjKNZLvwIDAQABAoIBAAql+6prYxDKQTa7
-XdTJ9hniPpaS/X+THDB9Jl+SFlHUMs7dcT7/o7EcI1ipVga69Bsps3Gss+70iyF4
-dJ8NBVHjn5U7gmJq2DsuvKQGhzRKb4WQ6sBMJUxXoDnj6vZWrjoOaGa6sVMZrqSS
-aLs+HdR4A554081VBCfrWz8RUWKFbpoWxkmZuXdhCG0EydWf6AJeJZCy/oG4uQeo
-3EAe7rk1itHbhE4n2tkCegm3nuIV4LvpYNfdcweynB0TLgzZqHtoJtMYZVPi9lsJ
-b857rBxcLGrGNwigiRuwVZB7vDW2r/thEZfHV3bJYXVXjxZS5Eqm1cV97k+WRcZC
-K6WCG+kCgYEAz3RH80qHnqmPhIce07EEgx1LwBeRYcKhtWrVA5Ij6EtjgzQm5X95
-BdCalhU08JzwCUNe1745WM6dIEo/14Qe4wHLMyCW3kn+N0YQ5kQfwVFmqpPDeVOz
-3wg5Vf6rugwIaXvUBB9ta/q8YMaduoTuokeo0Mbq5KcnCvICf2qag8kCgYEAtjZs
-yYeo85aif/v8u73vbkGjUeB9xL07yiJH27ycBiGZxwTPoB9n+HtP9N3QIWoAgSYQ
-BE2LLsdMjbtNrPDa+hXMaSwDBgyYxot8PaVhlmYFxtRodVySnQZUlWG7AHGWVXKI
-96SDMM3n1Z6JdCyeDU176+i73xEpqLq/xCN3R0cCgYBdpMChur/TR/jnutKYfixq
-Pvwlnr3aYi/6o1m6PeqFfhpSbGUubUck79AH9VSrVDwqAkY6nrxmMQXOQJXm49XJ
-ZNLjpk9T0hS1wKP6PUAUVHlCgGbZSoZEJAM1pTrBRZM6glHm9oS/HDSSfrVOL5lE
-mZJDg7ceNbGzCCFGgMl0uQKBgHLQuJwEr6FOOfcLgaWLeWOwWIkvPBDMbPBhyYXc
-wzPZ2Fxf27S6FXmtuiRB4PQtJ0Q6B72uXxWK3+IvNDLVUiZjtfpPkVgud9Yj7pWp
-sGRkxR8UmP3a50eqxYGbo4oUCPauxT/GmiQWmw8wZsydkLoxKPTuIfPdjLKVemDN
-OEvhAoGBALdj5JWAQySjXUt16DBsOXiqecpwH22bFURjJ0DsecAdpn0Dk0L2ePJA
-0M4FSc3cPSNHPsZs2zzyQKaH/6jYd9xPFBz831LMh/HCipdV7vzEldgKIMoYj310
-LKkquOeRJz7c3/RC6sZ0TO+72YnMCt2kfoqwlzIr6JMq9Xg/iPvT
------END RSA PRIVATE KEY-----";
-const KEY_N: &str = "k6jF1oLkgIS1S2wVbBiai_eKGxQXNsALLDWQL2cQXN6WMGud6Qb2MPmyPfxDfr1SONipsBzCXff4TyIH09Eco-MCp8baBCpI9roNa6EFvamhXwXXD81QeQWedLyU74qGf9AtfT9CqKOIagG2sZ8wt-eqerYayPKspK0I7vDnLIxJDj1EQfaGxefH5xDF8DK_Rcp-wQwZ4-6n06GzqEwBrjq1Ec9OIJkrMXkxYJ3FcmJOw1sFdd5hIqUfL4CrLbjkDlrktMZ50ShC2o8OAadBWPRcn0i_YjUCtXvCoiqoxDYpLq3_O5lmQQlDrZDLU-dNvf3ufe2xpbtLR5KjKNZLvw";
+/// The test key pair in tests/fixtures (private PEM, and the public modulus for the JWKS).
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+    .trim()
+    .to_owned()
+}
+
 const KID: &str = "ins_2GIoQhbUpy0hX7B2cVkuTMinXoD";
 const ISSUER: &str = "https://clerk.example.com";
 const AZP: &str = "https://app.example.com";
@@ -61,7 +43,7 @@ fn token(now: i64) -> String {
         "sid": "sess_123", "sub": "user_123", "v": 2
     });
     let message = format!("{}.{}", b64(&header), b64(&claims));
-    let der: String = KEY_PEM
+    let der: String = fixture("clerk-test-key.pem")
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
@@ -95,7 +77,7 @@ fn main() {
         .unwrap()
         .as_secs() as i64;
     let jwks = serde_json::to_vec(
-        &json!({"keys": [{"use": "sig", "kty": "RSA", "kid": KID, "alg": "RS256", "n": KEY_N, "e": "AQAB"}]}),
+        &json!({"keys": [{"use": "sig", "kty": "RSA", "kid": KID, "alg": "RS256", "n": &fixture("clerk-test-key.n"), "e": "AQAB"}]}),
     )
     .unwrap();
     let token = token(now);
