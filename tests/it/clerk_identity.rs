@@ -33,14 +33,7 @@ pub(crate) struct Fake {
 
 pub(crate) type Shared = Arc<Mutex<Fake>>;
 
-async fn jwks(State(fake): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
+async fn jwks(State(fake): State<Shared>) -> Response {
     let mut fake = fake.lock().unwrap();
     fake.jwks_fetches += 1;
     axum::Json(fake.jwks.clone()).into_response()
@@ -54,6 +47,19 @@ fn clerk_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Clerk's authentication, for every route of the fake: the secret key and a pinned API version.
+async fn require_auth(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if authorized(request.headers()) {
+        next.run(request).await
+    } else {
+        clerk_error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "bad key",
+        )
+    }
+}
+
 fn authorized(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {SECRET}"))
         && headers.contains_key("clerk-api-version")
@@ -61,16 +67,8 @@ fn authorized(headers: &HeaderMap) -> bool {
 
 async fn list_users(
     State(fake): State<Shared>,
-    headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
     let emails: Vec<&String> = q
         .iter()
         .filter(|(k, _)| k == "email_address")
@@ -90,18 +88,7 @@ async fn list_users(
     axum::Json(Value::Array(found)).into_response()
 }
 
-async fn create_user(
-    State(fake): State<Shared>,
-    headers: HeaderMap,
-    axum::Json(body): axum::Json<Value>,
-) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
+async fn create_user(State(fake): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
     let mut fake = fake.lock().unwrap();
     let email = body["email_address"][0].clone();
     if fake
@@ -124,18 +111,7 @@ async fn create_user(
     axum::Json(user).into_response()
 }
 
-async fn get_org(
-    State(fake): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
+async fn get_org(State(fake): State<Shared>, Path(id): Path<String>) -> Response {
     let fake = fake.lock().unwrap();
     match fake
         .orgs
@@ -151,18 +127,7 @@ async fn get_org(
     }
 }
 
-async fn create_org(
-    State(fake): State<Shared>,
-    headers: HeaderMap,
-    axum::Json(body): axum::Json<Value>,
-) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
+async fn create_org(State(fake): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
     let mut fake = fake.lock().unwrap();
     if fake.throttle_next_org {
         fake.throttle_next_org = false;
@@ -201,17 +166,9 @@ async fn create_org(
 
 async fn add_member(
     State(fake): State<Shared>,
-    headers: HeaderMap,
     Path(org): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
     let mut fake = fake.lock().unwrap();
     let user = body["user_id"].as_str().unwrap_or_default().to_owned();
     if fake
@@ -235,17 +192,9 @@ async fn add_member(
 
 async fn merge_metadata(
     State(fake): State<Shared>,
-    headers: HeaderMap,
     Path(org): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if !authorized(&headers) {
-        return clerk_error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_invalid",
-            "bad key",
-        );
-    }
     let mut fake = fake.lock().unwrap();
     let Some(found) = fake.orgs.iter_mut().find(|o| o["id"] == json!(org)) else {
         return clerk_error(
@@ -275,6 +224,7 @@ pub(crate) async fn fake_clerk() -> (String, Shared) {
         .route("/v1/organizations/{id}", get(get_org))
         .route("/v1/organizations/{id}/memberships", post(add_member))
         .route("/v1/organizations/{id}/metadata", patch(merge_metadata))
+        .layer(axum::middleware::from_fn(require_auth))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
