@@ -8,10 +8,10 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::webhook::{Outcome, PROVIDER};
+use super::webhook::{Outcome, PROVIDER, organization_deletion_seen, tenant_of_org};
 use crate::jobs::JobError;
 use crate::provisioning::Provisioner;
-use crate::tenancy::{LookupKey, Tenant, TenantId, TenantStatus};
+use crate::tenancy::{Tenant, TenantId, TenantStatus};
 
 /// The latest delivery of the membership `membership_id` (its `type` and `data`).
 async fn latest_membership_event(
@@ -42,20 +42,8 @@ async fn writable_tenant(
     provisioner: &Provisioner,
     org_id: &str,
 ) -> Result<Result<Tenant, String>, JobError> {
-    let tenant = provisioner
-        .directory()
-        .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
-        .await
-        .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?;
-    let Some(tenant) = tenant else {
-        let deleted: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE provider = $1 \
-             AND event_type = 'organization.deleted' AND payload -> 'data' ->> 'id' = $2)",
-        )
-        .bind(PROVIDER)
-        .bind(org_id)
-        .fetch_one(provisioner.db())
-        .await?;
+    let Some(tenant) = tenant_of_org(provisioner, org_id).await? else {
+        let deleted = organization_deletion_seen(provisioner, org_id).await?;
         if deleted {
             return Ok(Err("the organization was deleted".into()));
         }
@@ -207,12 +195,7 @@ async fn tenants_of_user(
     .await?;
     let mut tenants = Vec::new();
     for org in orgs {
-        if let Some(tenant) = provisioner
-            .directory()
-            .resolve(&LookupKey::ClerkOrg(org))
-            .await
-            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?
-        {
+        if let Some(tenant) = tenant_of_org(provisioner, &org).await? {
             tenants.push(tenant.id);
         }
     }

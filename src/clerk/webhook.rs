@@ -303,13 +303,9 @@ impl EventHandler {
     }
 
     async fn tenant_of(&self, org_id: &str) -> Result<Option<TenantId>, JobError> {
-        let tenant = self
-            .provisioner
-            .directory()
-            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
-            .await
-            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?;
-        Ok(tenant.map(|t| t.id))
+        Ok(tenant_of_org(&self.provisioner, org_id)
+            .await?
+            .map(|t| t.id))
     }
 
     /// Registers and provisions a tenant for the organization unless one exists: idempotent (the registry's
@@ -319,20 +315,13 @@ impl EventHandler {
         if let Some(tenant) = self.tenant_of(org_id).await? {
             return Ok(Outcome::Processed(Some(tenant)));
         }
-        if self.deletion_seen(org_id).await? {
+        if organization_deletion_seen(&self.provisioner, org_id).await? {
             return Ok(Outcome::Ignored(
                 None,
                 "the organization was already deleted".into(),
             ));
         }
-        let name: String = data["name"]
-            .as_str()
-            .unwrap_or(org_id)
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let name = org_name(data);
         let slug = data["slug"]
             .as_str()
             .filter(|raw| Slug::parse(raw).is_ok())
@@ -383,25 +372,12 @@ impl EventHandler {
     /// tenant slug names its database backups and URLs and stays stable.
     async fn organization_updated(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
         let org_id = org_id(data)?;
-        let Some(tenant) = self
-            .provisioner
-            .directory()
-            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
-            .await
-            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?
-        else {
+        let Some(tenant) = tenant_of_org(&self.provisioner, org_id).await? else {
             return Err(JobError::retry(format!(
                 "no tenant for organization {org_id} yet"
             )));
         };
-        let name: String = data["name"]
-            .as_str()
-            .unwrap_or_default()
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let name = org_name(data);
         if name.is_empty() {
             return Ok(Outcome::Ignored(
                 Some(tenant.id),
@@ -440,13 +416,7 @@ impl EventHandler {
     /// Suspends the organization's tenant and schedules its deletion after the grace period.
     async fn organization_deleted(&self, data: &serde_json::Value) -> Result<Outcome, JobError> {
         let org_id = org_id(data)?;
-        let Some(tenant) = self
-            .provisioner
-            .directory()
-            .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
-            .await
-            .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))?
-        else {
+        let Some(tenant) = tenant_of_org(&self.provisioner, org_id).await? else {
             // No tenant (yet): `organization.created`, if it comes later, sees this deletion and skips.
             return Ok(Outcome::Ignored(
                 None,
@@ -502,19 +472,47 @@ impl EventHandler {
             Err(error) => Err(JobError::retry(error)),
         }
     }
+}
 
-    /// Whether an `organization.deleted` for this organization is already in the inbox.
-    async fn deletion_seen(&self, org_id: &str) -> Result<bool, JobError> {
-        let seen: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE provider = $1 \
-             AND event_type = 'organization.deleted' AND payload -> 'data' ->> 'id' = $2)",
-        )
-        .bind(PROVIDER)
-        .bind(org_id)
-        .fetch_one(self.provisioner.db())
-        .await?;
-        Ok(seen)
-    }
+/// The tenant of a Clerk organization, through the cached directory.
+pub(super) async fn tenant_of_org(
+    provisioner: &Provisioner,
+    org_id: &str,
+) -> Result<Option<std::sync::Arc<crate::tenancy::Tenant>>, JobError> {
+    provisioner
+        .directory()
+        .resolve(&LookupKey::ClerkOrg(org_id.to_owned()))
+        .await
+        .map_err(|e| JobError::retry(format!("resolving the tenant: {e}")))
+}
+
+/// Whether an `organization.deleted` for this organization is already in the inbox.
+pub(super) async fn organization_deletion_seen(
+    provisioner: &Provisioner,
+    org_id: &str,
+) -> Result<bool, JobError> {
+    let seen: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE provider = $1 \
+         AND event_type = 'organization.deleted' AND payload -> 'data' ->> 'id' = $2)",
+    )
+    .bind(PROVIDER)
+    .bind(org_id)
+    .fetch_one(provisioner.db())
+    .await?;
+    Ok(seen)
+}
+
+/// The organization's name as a tenant name: trimmed, without control characters, at most 200 characters
+/// (the registry's limit). Empty when the event has none.
+fn org_name(data: &serde_json::Value) -> String {
+    data["name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 fn org_id(data: &serde_json::Value) -> Result<&str, JobError> {

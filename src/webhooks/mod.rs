@@ -133,9 +133,8 @@ pub async fn insert_and_enqueue(
     pool: &PgPool,
     jobs: &JobQueue,
     delivery: &NewDelivery<'_>,
-    make_job: impl FnOnce(i64) -> Result<NewJob, serde_json::Error>,
+    make_job: impl Fn(i64) -> Result<NewJob, serde_json::Error>,
 ) -> Result<Stored, InboxError> {
-    let mut make_job = Some(make_job);
     // A concurrent insert of the same key that rolls back leaves neither its row nor ours: try again then.
     for _ in 0..3 {
         let mut tx = pool.begin().await?;
@@ -154,8 +153,7 @@ pub async fn insert_and_enqueue(
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = inserted {
-            let make = make_job.take().expect("the job is built once");
-            let job = make(id)?;
+            let job = make_job(id)?;
             let job_id = jobs.enqueue_in(&mut tx, job).await?.id();
             tx.commit().await?;
             metrics::counter!("webhook_deliveries_total", "provider" => delivery.provider.to_owned(), "outcome" => "stored")
