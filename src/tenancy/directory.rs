@@ -147,13 +147,9 @@ impl TenantDirectory {
 
     async fn evict_local(&self, tenant: TenantId, keys: Vec<String>) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        for key in &keys {
-            // Negative entries of these keys: find them by their rendered form.
-            let key = key.clone();
-            let _ = self
-                .inner
-                .l1
-                .invalidate_entries_if(move |k, _| k.cache_key() == key);
+        // Negative entries of these keys (messages from other replicas carry them in their rendered form).
+        for key in keys.iter().filter_map(|k| LookupKey::from_cache_key(k)) {
+            self.inner.l1.invalidate(&key).await;
         }
         let _ = self
             .inner

@@ -42,6 +42,24 @@ impl LookupKey {
         format!("tenant:v1:{}:{value}", self.kind())
     }
 
+    /// The key a [`Self::cache_key`] string names; `None` for anything else (a malformed or foreign message).
+    pub fn from_cache_key(rendered: &str) -> Option<Self> {
+        let rest = rendered.strip_prefix("tenant:v1:")?;
+        let (kind, value) = rest.split_once(':')?;
+        Some(match kind {
+            "id" => Self::Id(value.parse().ok()?),
+            "slug" => Self::Slug(Slug::parse(value).ok()?),
+            "clerk_org" => Self::ClerkOrg(value.to_owned()),
+            "salla_merchant" => Self::SallaMerchant(value.parse().ok()?),
+            "domain" => Self::Domain(value.to_owned()),
+            "api_key" => {
+                let bytes: [u8; 32] = hex::decode(value).ok()?.try_into().ok()?;
+                Self::ApiKey(ApiKeyHash(bytes))
+            }
+            _ => return None,
+        })
+    }
+
     /// The keys under which `tenant` is certainly cached, known from its row alone (domains and API keys are
     /// found through the per-tenant index instead).
     pub fn intrinsic(tenant: &super::Tenant) -> Vec<LookupKey> {
@@ -80,5 +98,24 @@ mod tests {
             LookupKey::SallaMerchant(42).cache_key(),
             "tenant:v1:salla_merchant:42"
         );
+    }
+
+    #[test]
+    fn rendered_cache_keys_parse_back() {
+        for key in [
+            LookupKey::Slug(Slug::parse("acme").unwrap()),
+            LookupKey::ClerkOrg("org_2g7np7".into()),
+            LookupKey::Id(TenantId::new()),
+            LookupKey::SallaMerchant(42),
+            LookupKey::Domain("crm.acme.sa".into()),
+            LookupKey::ApiKey(ApiKeyHash::of("wsl_x")),
+        ] {
+            assert!(
+                LookupKey::from_cache_key(&key.cache_key()) == Some(key.clone()),
+                "{key:?}"
+            );
+        }
+        assert!(LookupKey::from_cache_key("tenant:v1:nope:1").is_none());
+        assert!(LookupKey::from_cache_key("tenant:v1:slug:Not A Slug").is_none());
     }
 }
