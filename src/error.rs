@@ -282,3 +282,16 @@ impl From<crate::tenancy::PoolError> for ApiError {
         }
     }
 }
+
+impl From<std::sync::Arc<crate::tenancy::SettingsError>> for ApiError {
+    fn from(error: std::sync::Arc<crate::tenancy::SettingsError>) -> Self {
+        use crate::tenancy::{PoolError, SettingsError};
+        match &*error {
+            SettingsError::Pool(PoolError::BudgetExhausted(wait)) => {
+                PoolError::BudgetExhausted(*wait).into()
+            }
+            SettingsError::Db(sqlx::Error::PoolTimedOut) => sqlx::Error::PoolTimedOut.into(),
+            other => Self::internal(other),
+        }
+    }
+}

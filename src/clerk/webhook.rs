@@ -396,10 +396,6 @@ impl EventHandler {
             }
             TenantStatus::Ready | TenantStatus::Suspended => {}
         }
-        self.provisioner
-            .directory()
-            .rename(tenant.id, &name)
-            .await?;
         let pool = self
             .provisioner
             .pools()
@@ -409,6 +405,11 @@ impl EventHandler {
         sqlx::query("UPDATE settings SET organization_name = $1, updated_at = now() WHERE organization_name <> $1")
             .bind(&name)
             .execute(&*pool)
+            .await?;
+        // Renaming after the settings update: its invalidation also evicts the cached settings everywhere.
+        self.provisioner
+            .directory()
+            .rename(tenant.id, &name)
             .await?;
         Ok(Outcome::Processed(Some(tenant.id)))
     }

@@ -17,13 +17,7 @@ pub async fn show(
             "/api/me describes a signed-in user; API keys have no user.",
         ));
     };
-    let pool = state.pools.get(&ctx.tenant).await?;
-    let settings: Option<Value> = sqlx::query_scalar(
-        "SELECT json_build_object('organization_name', organization_name, 'locale', locale, \
-         'currency', currency, 'timezone', timezone) FROM settings",
-    )
-    .fetch_optional(&*pool)
-    .await?;
+    let settings = state.directory.settings(&ctx.tenant, &state.pools).await?;
     let tenant = &ctx.tenant;
     Ok(axum::Json(json!({
         "user": { "id": claims.user_id(), "session_id": claims.session_id() },

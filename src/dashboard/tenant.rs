@@ -1,4 +1,4 @@
-//! `GET /api/tenant`: the caller's tenant, its settings (from its own database) and status.
+//! `GET /api/tenant`: the caller's tenant, its settings (from its own database, cached) and status.
 
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -7,26 +7,11 @@ use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::state::AppState;
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
-struct Settings {
-    organization_name: String,
-    locale: String,
-    currency: String,
-    timezone: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    onboarding_completed_at: Option<time::OffsetDateTime>,
-}
-
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let pool = state.pools.get(&ctx.tenant).await?;
-    let settings: Option<Settings> = sqlx::query_as(
-        "SELECT organization_name, locale, currency, timezone, onboarding_completed_at FROM settings",
-    )
-    .fetch_optional(&*pool)
-    .await?;
+    let settings = state.directory.settings(&ctx.tenant, &state.pools).await?;
     let tenant = &ctx.tenant;
     Ok(axum::Json(json!({
         "id": tenant.id,

@@ -16,7 +16,8 @@ use uuid::Uuid;
 use super::api_key::{ApiKeyInfo, GeneratedKey};
 use super::l2::{INVALIDATION_CHANNEL, Invalidation, L2Cache};
 use super::registry::{self, RegistryError};
-use super::{LookupKey, Tenant, TenantId, TenantStatus};
+use super::tenant_settings::{self, SettingsError, TenantSettings};
+use super::{LookupKey, Tenant, TenantId, TenantPools, TenantStatus};
 use crate::config::TenantCacheConfig;
 use crate::redis::Redis;
 
@@ -32,6 +33,8 @@ struct Inner {
     db: PgPool,
     l1: Cache<LookupKey, Cached>,
     l2: Option<L2Cache>,
+    /// Each tenant's settings row, evicted with the tenant (see `tenant_settings`).
+    settings: Cache<TenantId, tenant_settings::Cached>,
     retry_every: Duration,
     /// Bumped by every local eviction, so a load that raced one does not keep its (possibly older) result.
     generation: AtomicU64,
@@ -75,6 +78,10 @@ impl TenantDirectory {
                 db,
                 l1,
                 l2: redis.map(|r| L2Cache::new(r, config)),
+                settings: tenant_settings::cache(
+                    config.max_entries,
+                    Duration::from_secs(config.ttl_secs),
+                ),
                 retry_every: Duration::from_secs(config.redis_retry_secs.max(1)),
                 generation: AtomicU64::new(0),
                 l1_hits: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "hit"),
@@ -106,6 +113,29 @@ impl TenantDirectory {
 
     pub async fn get(&self, id: TenantId) -> Result<Option<Arc<Tenant>>, Arc<sqlx::Error>> {
         self.resolve(&LookupKey::Id(id)).await
+    }
+
+    /// `tenant`'s settings row from its own database (`None` before it is seeded), cached until the tenant
+    /// changes anywhere or `ttl_secs` pass.
+    pub async fn settings(
+        &self,
+        tenant: &Tenant,
+        pools: &TenantPools,
+    ) -> Result<Option<Arc<TenantSettings>>, Arc<SettingsError>> {
+        if let Some(cached) = self.inner.settings.get(&tenant.id).await {
+            return Ok(cached);
+        }
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let loaded = self
+            .inner
+            .settings
+            .try_get_with(tenant.id, tenant_settings::load(pools, tenant))
+            .await?;
+        // Same race as in `resolve`: a change during the load may have been missed by it.
+        if self.inner.generation.load(Ordering::Acquire) != generation {
+            self.inner.settings.invalidate(&tenant.id).await;
+        }
+        Ok(loaded)
     }
 
     /// L2, then L3; fills L2 from L3.
@@ -157,12 +187,14 @@ impl TenantDirectory {
             .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == tenant));
         // Also drop the id entry at once (predicates apply lazily), so the next `get` reloads.
         self.inner.l1.invalidate(&LookupKey::Id(tenant)).await;
+        self.inner.settings.invalidate(&tenant).await;
     }
 
     /// Empties this process's L1 (when invalidations may have been lost).
     fn clear_local(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         self.inner.l1.invalidate_all();
+        self.inner.settings.invalidate_all();
     }
 
     /// Number of entries in this process's L1 (approximate; for tests and metrics).

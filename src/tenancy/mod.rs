@@ -13,6 +13,7 @@ pub mod registry;
 pub mod servers;
 pub mod settings;
 mod status;
+mod tenant_settings;
 
 pub use api_key::{ApiKeyHash, ApiKeyInfo, looks_like_key};
 pub use directory::TenantDirectory;
@@ -24,6 +25,7 @@ pub use pools::{PoolError, TenantPool, TenantPools};
 pub use registry::RegistryError;
 pub use servers::{TenantServer, TenantServers};
 pub use status::TenantStatus;
+pub use tenant_settings::{SettingsError, TenantSettings};
 
 /// Keeps the `tenants{status}` gauge current (every replica reports the same registry-wide numbers).
 pub async fn run_status_gauges(

@@ -203,17 +203,47 @@ async fn organization_created_is_stored_and_provisions_a_ready_tenant() {
 }
 
 #[tokio::test]
-async fn organization_updated_renames_the_tenant_and_its_settings() {
-    let app = clerk_app().await;
+async fn organization_updated_renames_the_tenant_and_its_settings_on_every_replica() {
+    let prefix = crate::helpers::new_key_prefix();
+    let app = spawn_app_with(Role::All, |env| {
+        env.push((
+            "WOSOOL_CLERK__WEBHOOK_SECRETS".into(),
+            format!("[\"{SECRET}\"]"),
+        ));
+        env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), prefix.clone()));
+    })
+    .await;
+    let replica = crate::helpers::spawn_replica(&app.database, &prefix, Role::Api, |_| {}).await;
+    crate::tenant_cache::wait_for_listeners(&app.database, &prefix, 2).await;
     deliver_all(&app, &[("msg_org", fixture("organization.created"))]).await;
     wait_tenant_status(&app.db, ORG_ID, "ready").await;
+    let (id, db_name): (String, String) =
+        sqlx::query_as("SELECT id::text, db_name FROM tenants WHERE clerk_org_id = $1")
+            .bind(ORG_ID)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    // The other replica reads (and caches) the settings before the rename.
+    let key = app.api_key(&id).await;
+    let organization_name = |app: &TestApp| {
+        let request = app.get("/api/tenant").bearer_auth(&key);
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            body["settings"]["organization_name"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    };
+    let before = organization_name(&replica).await.expect("settings shown");
+    assert_ne!(before, "Acme Renamed");
+
     let mut updated: Value = serde_json::from_slice(&fixture("organization.updated")).unwrap();
     updated["data"]["id"] = Value::from(ORG_ID);
     updated["data"]["name"] = Value::from("Acme Renamed");
     deliver_all(&app, &[("msg_upd", serde_json::to_vec(&updated).unwrap())]).await;
     wait_all_settled(&app, &["msg_upd"]).await;
-    let (name, db_name): (String, String) =
-        sqlx::query_as("SELECT display_name, db_name FROM tenants WHERE clerk_org_id = $1")
+    let name: String =
+        sqlx::query_scalar("SELECT display_name FROM tenants WHERE clerk_org_id = $1")
             .bind(ORG_ID)
             .fetch_one(&app.db)
             .await
@@ -228,6 +258,13 @@ async fn organization_updated_renames_the_tenant_and_its_settings() {
         .unwrap();
     tenant.close().await;
     assert_eq!(setting, "Acme Renamed");
+    // Both replicas show the new name well before the cache TTL (60 s) would have expired the old one.
+    for (which, app) in [("worker replica", &app), ("API replica", &replica)] {
+        eventually(which, Duration::from_secs(5), || async {
+            (organization_name(app).await.as_deref() == Some("Acme Renamed")).then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ async fn answers_promptly(app: &TestApp, key: &str, expected: StatusCode, what: 
 
 /// Waits until `count` processes listen on the invalidation channel of `key_prefix` (replicas subscribe in
 /// the background once they run).
-async fn wait_for_listeners(database: &str, key_prefix: &str, count: i64) {
+pub(crate) async fn wait_for_listeners(database: &str, key_prefix: &str, count: i64) {
     let config = test_config(database, |env| {
         env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), key_prefix.into()));
     });
