@@ -176,6 +176,7 @@ impl Application {
             &mut registry,
             tenancy.provisioner.clone(),
             tenancy.admin.clone(),
+            &config.clerk,
         );
 
         let listener = bind("server.listen", &config.server.listen).await?;

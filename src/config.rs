@@ -166,6 +166,8 @@ pub struct ClerkConfig {
     pub jwks_min_refetch_secs: u64,
     pub token_cache_entries: u64,
     pub webhook_secrets: Vec<Secret>,
+    /// Expected `instance_id` of webhook deliveries; empty: not checked.
+    pub instance_id: String,
     pub request_timeout_secs: u64,
     pub max_retries: u32,
 }

@@ -7,6 +7,8 @@
 //! (seconds) must be within ±[`TOLERANCE_SECS`] of now. `svix-*` header names are read first, then the
 //! white-labelled `webhook-*` ones.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::admin::{Actor, TenantAdmin};
+use crate::config::ClerkConfig;
 use crate::jobs::{Job, JobContext, JobError, Registry};
 use crate::provisioning::{ProvisionError, Provisioner, RegistrationRequest};
 use crate::tenancy::{LookupKey, RegistryError, Slug, TenantId, TenantStatus};
@@ -217,11 +220,19 @@ impl Job for ClerkEvent {
 }
 
 /// Registers the `clerk.event` handler.
-pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner, admin: TenantAdmin) {
+pub fn register_jobs(
+    registry: &mut Registry,
+    provisioner: Provisioner,
+    admin: TenantAdmin,
+    config: &ClerkConfig,
+) {
+    let instance_id: Option<Arc<str>> =
+        (!config.instance_id.is_empty()).then(|| config.instance_id.as_str().into());
     registry.register(move |ctx, job: ClerkEvent| {
         let handler = EventHandler {
             provisioner: provisioner.clone(),
             admin: admin.clone(),
+            instance_id: instance_id.clone(),
         };
         async move { handler.run(&ctx, job.inbox_id).await }
     });
@@ -236,6 +247,8 @@ pub(super) enum Outcome {
 struct EventHandler {
     provisioner: Provisioner,
     admin: TenantAdmin,
+    /// The Clerk instance we serve, when configured (`clerk.instance_id`).
+    instance_id: Option<Arc<str>>,
 }
 
 /// `organization.created` carries the creator's user id but no email, and the registry requires an owner
@@ -283,6 +296,15 @@ impl EventHandler {
         event_type: &str,
         payload: &serde_json::Value,
     ) -> Result<Outcome, JobError> {
+        if let Some(expected) = &self.instance_id
+            && let Some(sent) = payload["instance_id"].as_str()
+            && sent != &**expected
+        {
+            return Ok(Outcome::Ignored(
+                None,
+                format!("delivery from Clerk instance {sent}, this server serves {expected}"),
+            ));
+        }
         let data = &payload["data"];
         match event_type {
             "organization.created" => self.organization_created(data).await,

@@ -702,3 +702,31 @@ async fn user_updates_and_deletions_reach_the_members_of_their_tenants() {
         "{members_after:?}"
     );
 }
+
+#[tokio::test]
+async fn deliveries_from_another_clerk_instance_are_stored_but_not_acted_on() {
+    let app = spawn_app_with(Role::All, |env| {
+        env.push((
+            "WOSOOL_CLERK__WEBHOOK_SECRETS".into(),
+            format!("[\"{SECRET}\"]"),
+        ));
+        env.push((
+            "WOSOOL_CLERK__INSTANCE_ID".into(),
+            "ins_2g7np7Hrk0SN6kj5EDMLDaKNL0S".into(),
+        ));
+    })
+    .await;
+    let mut foreign: Value = serde_json::from_slice(&fixture("organization.created")).unwrap();
+    foreign["instance_id"] = Value::from("ins_development_instance");
+    deliver_all(
+        &app,
+        &[("msg_foreign", serde_json::to_vec(&foreign).unwrap())],
+    )
+    .await;
+    wait_inbox_status(&app.db, "msg_foreign", "ignored").await;
+    assert!(tenant_statuses(&app.db, ORG_ID).await.is_empty());
+
+    // The same event from our own instance (the fixture's) is applied.
+    deliver_all(&app, &[("msg_ours", fixture("organization.created"))]).await;
+    wait_tenant_status(&app.db, ORG_ID, "ready").await;
+}
