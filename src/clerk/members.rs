@@ -8,7 +8,9 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::webhook::{Outcome, PROVIDER, organization_deletion_seen, tenant_of_org};
+use super::webhook::{
+    Outcome, PROVIDER, organization_deletion_seen, placeholder_owner_email, tenant_of_org,
+};
 use crate::jobs::JobError;
 use crate::provisioning::Provisioner;
 use crate::tenancy::{Tenant, TenantId, TenantStatus};
@@ -124,6 +126,12 @@ pub(super) async fn membership_event(
         is_creator,
     )
     .await?;
+    if is_creator && email.contains('@') {
+        provisioner
+            .directory()
+            .replace_owner_email(tenant.id, &placeholder_owner_email(org_id), &email)
+            .await?;
+    }
     Ok(Outcome::Processed(Some(tenant.id)))
 }
 

@@ -236,6 +236,20 @@ impl TenantDirectory {
         Ok(())
     }
 
+    /// Replaces a placeholder owner email (tenants created from a Clerk organization start with one) by the
+    /// real one, once; an owner email someone set is never overwritten.
+    pub async fn replace_owner_email(
+        &self,
+        id: TenantId,
+        placeholder: &str,
+        email: &str,
+    ) -> Result<(), sqlx::Error> {
+        if registry::replace_owner_email(&self.inner.db, id, placeholder, email).await? {
+            self.invalidate(id, &[]).await;
+        }
+        Ok(())
+    }
+
     pub async fn set_clerk_org(&self, id: TenantId, org: &str) -> Result<(), RegistryError> {
         registry::set_clerk_org(&self.inner.db, id, org).await?;
         self.invalidate(id, &[LookupKey::ClerkOrg(org.to_owned())])

@@ -170,6 +170,25 @@ pub async fn set_schema_version(
 }
 
 /// Renames a tenant (its display name).
+/// Sets the owner email only while it is still `placeholder`; true when it changed.
+pub async fn replace_owner_email(
+    pool: &PgPool,
+    id: TenantId,
+    placeholder: &str,
+    email: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE tenants SET owner_email = $3, updated_at = now(), version = version + 1 \
+         WHERE id = $1 AND owner_email = $2",
+    )
+    .bind(id)
+    .bind(placeholder)
+    .bind(email)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn rename(pool: &PgPool, id: TenantId, name: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE tenants SET display_name = $2, updated_at = now(), version = version + 1 \

@@ -650,6 +650,13 @@ async fn a_membership_that_arrives_before_its_organization_is_applied_once_the_t
         "the placeholder email is replaced"
     );
     assert_eq!(members[0].2, "owner");
+    let owner: String =
+        sqlx::query_scalar("SELECT owner_email FROM tenants WHERE clerk_org_id = $1")
+            .bind(ORG_ID)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(owner, "founder@acme.com", "the registry's owner email too");
 }
 
 #[tokio::test]
