@@ -14,6 +14,8 @@ pub mod http;
 pub mod jobs;
 pub mod provisioning;
 pub mod redis;
+pub mod salla;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 pub mod tenancy;

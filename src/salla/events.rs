@@ -1,0 +1,1 @@
+//! Placeholder: the tolerant Salla event model is being written.
