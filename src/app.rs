@@ -120,6 +120,12 @@ impl TenancyStack {
             Arc::new(NotConfigured),
             config.tenancy.clone(),
         );
+        // A Salla store's tenant continues its onboarding (history import) once it is ready.
+        let provisioner = if config.salla.enabled() {
+            provisioner.with_ready_follow_up(crate::salla::install::ready_follow_up)
+        } else {
+            provisioner
+        };
         Ok(Self {
             sessions,
             directory,
@@ -178,6 +184,11 @@ impl Application {
             tenancy.admin.clone(),
             &config.clerk,
         );
+        if let Some(salla) = crate::salla::build(&config, tenancy.admin.clone(), redis.clone())
+            .map_err(|e| StartupError::HttpClient("Salla", e))?
+        {
+            crate::salla::register_jobs(&mut registry, salla)?;
+        }
 
         let listener = bind("server.listen", &config.server.listen).await?;
         let metrics_listener = match config.server.metrics_listen.as_str() {

@@ -212,6 +212,7 @@ pub struct SallaConfig {
     pub refresh_window_secs: u64,
     pub refresh_sweep_secs: u64,
     pub per_page: u32,
+    pub order_details_concurrency: u32,
     pub plan_requests_per_minute: BTreeMap<String, u32>,
     pub default_requests_per_minute: u32,
     pub customers_requests_per_window: u32,

@@ -35,6 +35,10 @@ CREATE TABLE salla_stores (
     subscription_ends_at   timestamptz,
     subscription           jsonb,
     installed_at           timestamptz,
+    -- When the first full import was enqueued (the onboarding chain does it once; re-scans are periodic).
+    import_requested_at    timestamptz,
+    -- Store webhooks registered through the API (salla.webhook_subscribe_url), once.
+    webhooks_registered_at timestamptz,
     uninstalled_at         timestamptz,
     last_event_at          timestamptz,
     created_at             timestamptz NOT NULL DEFAULT now(),

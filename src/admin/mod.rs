@@ -2,8 +2,10 @@
 
 mod auth;
 mod jobs;
+mod salla;
 mod service;
 mod tenants;
+pub mod webhooks;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -36,4 +38,9 @@ pub fn router() -> Router<AppState> {
             delete(tenants::revoke_key),
         )
         .route("/stats", get(tenants::stats))
+        .route("/webhooks", get(webhooks::list))
+        .route("/webhooks/{id}", get(webhooks::get))
+        .route("/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/salla/stores", get(salla::list))
+        .route("/salla/stores/{merchant_id}", get(salla::show))
 }

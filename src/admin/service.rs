@@ -252,6 +252,19 @@ impl TenantAdmin {
         Ok(())
     }
 
+    /// Cancels a pending deletion after the grace period (the tenant came back, e.g. the app was reinstalled).
+    pub async fn cancel_scheduled_deletion(&self, tenant: TenantId) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = now() \
+             WHERE kind = $1 AND tenant_id = $2 AND unique_key = 'grace' AND state = 'pending'",
+        )
+        .bind(<DeleteAfterGrace as crate::jobs::Job>::KIND)
+        .bind(tenant)
+        .execute(self.provisioner.db())
+        .await?;
+        Ok(())
+    }
+
     pub async fn activate(
         &self,
         id_or_slug: &str,

@@ -1,6 +1,7 @@
 //! The tenant-facing API: self-serve registration with its progress, and the caller's own tenant.
 
 mod api_keys;
+mod commerce;
 mod me;
 
 pub use api_keys::check_key_name;
@@ -23,4 +24,5 @@ pub fn router() -> Router<AppState> {
             get(api_keys::list).post(api_keys::create),
         )
         .route("/tenant/api-keys/{key_id}", delete(api_keys::revoke))
+        .merge(commerce::router())
 }

@@ -42,6 +42,7 @@ pub fn api_router(state: AppState) -> Router {
     let mut router = ops_routes(metrics_inline)
         .route("/api/version", get(version))
         .merge(crate::clerk::routes::router())
+        .merge(crate::salla::routes::router())
         .nest("/api", crate::dashboard::router())
         .nest("/api/admin", crate::admin::router())
         .nest("/admin", crate::admin::router());

@@ -77,7 +77,12 @@ struct Inner {
     identity: Arc<dyn IdentityProvider>,
     crm: Arc<dyn CrmBackend>,
     config: TenancyConfig,
+    follow_ups: Vec<ReadyFollowUp>,
 }
+
+/// Work another module starts when a tenant turns ready (e.g. the Salla history import): the job to enqueue
+/// for that tenant, if any.
+pub type ReadyFollowUp = fn(&Tenant) -> Option<NewJob>;
 
 impl Provisioner {
     #[allow(clippy::too_many_arguments)]
@@ -101,8 +106,18 @@ impl Provisioner {
                 identity,
                 crm,
                 config,
+                follow_ups: Vec::new(),
             }),
         }
+    }
+
+    /// Adds work to start whenever a tenant turns ready. Call while building, before the provisioner is
+    /// shared (clones made earlier do not see it).
+    pub fn with_ready_follow_up(mut self, follow_up: ReadyFollowUp) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.follow_ups.push(follow_up);
+        }
+        self
     }
 
     pub fn db(&self) -> &PgPool {
@@ -413,6 +428,11 @@ impl Provisioner {
         .await?;
         // The lifecycle event: one structured line other systems (and operators) can follow.
         tracing::info!(event = "tenant.ready", tenant_id = %ready.id, slug = %ready.slug, "tenant is ready");
+        for follow_up in &self.inner.follow_ups {
+            if let Some(job) = follow_up(&ready) {
+                self.inner.jobs.enqueue(job).await?;
+            }
+        }
         Ok(StepOutcome::Done(None))
     }
 

@@ -2,4 +2,146 @@
 //! (sealed at rest, single-use refresh tokens never raced), the Merchant API client, the history import and
 //! live sync into the tenant database (shared/reference/salla.md).
 
+pub mod accounts;
+pub mod api;
 pub mod events;
+pub mod import;
+pub mod install;
+pub mod limits;
+pub mod model;
+pub mod processing;
+pub mod routes;
+mod service;
+pub mod store_data;
+pub mod tokens;
+pub mod webhook;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use service::Salla;
+
+use crate::admin::TenantAdmin;
+use crate::config::Config;
+use crate::jobs::{Job, JobError, NewJob, Registry};
+use crate::redis::Redis;
+use crate::secrets::Keyring;
+
+/// Builds the Salla service when the app is configured (`salla.client_id`); `Ok(None)` otherwise.
+pub fn build(
+    config: &Config,
+    admin: TenantAdmin,
+    redis: Option<Redis>,
+) -> Result<Option<Salla>, String> {
+    if !config.salla.enabled() {
+        return Ok(None);
+    }
+    let keyring = Keyring::from_config(&config.secrets)?;
+    let accounts = accounts::AccountsApi::new(&config.salla)
+        .map_err(|e| format!("Salla OAuth client: {e}"))?;
+    let limits = limits::SallaLimits::new(&config.salla, redis);
+    let api = api::MerchantApi::new(&config.salla, limits)
+        .map_err(|e| format!("Salla API client: {e}"))?;
+    let tokens = tokens::TokenStore::new(
+        admin.provisioner().db().clone(),
+        keyring,
+        accounts.clone(),
+        config.salla.refresh_window_secs,
+    );
+    Ok(Some(Salla::new(
+        config.salla.clone(),
+        admin,
+        tokens,
+        accounts,
+        api,
+    )))
+}
+
+/// Refreshes the tokens of every store whose access token expires within `salla.refresh_window_secs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshSweep {}
+
+impl Job for RefreshSweep {
+    const KIND: &'static str = "salla.refresh_sweep";
+}
+
+/// Starts a re-scan of every installed store whose tenant is ready.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResyncSweep {}
+
+impl Job for ResyncSweep {
+    const KIND: &'static str = "salla.resync_sweep";
+}
+
+/// Registers the Salla jobs and their periodic schedules.
+pub fn register_jobs(registry: &mut Registry, salla: Salla) -> Result<(), serde_json::Error> {
+    let s = salla.clone();
+    registry.register(move |ctx, job: processing::ProcessDelivery| {
+        let s = s.clone();
+        async move { processing::run(&s, &ctx, job.inbox_id).await }
+    });
+    let s = salla.clone();
+    registry.register(move |_ctx, job: install::Onboard| {
+        let s = s.clone();
+        async move { install::onboard(&s, job.merchant_id).await }
+    });
+    let s = salla.clone();
+    registry.register(move |ctx, job: import::ImportResource| {
+        let s = s.clone();
+        async move { import::run(&s, &ctx, &job).await }
+    });
+    let s = salla.clone();
+    registry.register(move |_ctx, _job: RefreshSweep| {
+        let s = s.clone();
+        async move { refresh_sweep(&s).await }
+    });
+    let s = salla.clone();
+    registry.register(move |_ctx, _job: ResyncSweep| {
+        let s = s.clone();
+        async move { resync_sweep(&s).await }
+    });
+    let config = salla.config();
+    registry.periodic(
+        "salla token refresh",
+        Duration::from_secs(config.refresh_sweep_secs),
+        NewJob::new(&RefreshSweep {})?,
+    );
+    registry.periodic(
+        "salla re-scan",
+        Duration::from_secs(config.resync_interval_secs),
+        NewJob::new(&ResyncSweep {})?,
+    );
+    Ok(())
+}
+
+async fn refresh_sweep(salla: &Salla) -> Result<(), JobError> {
+    let due = salla
+        .tokens()
+        .expiring(500)
+        .await
+        .map_err(JobError::retry)?;
+    let mut failed = 0;
+    for (merchant, version) in &due {
+        if let Err(error) = salla.tokens().refresh(*merchant, *version).await {
+            failed += 1;
+            tracing::warn!(merchant, error = %error, "proactive Salla token refresh failed");
+        }
+    }
+    tracing::info!(due = due.len(), failed, "Salla token refresh sweep done");
+    Ok(())
+}
+
+async fn resync_sweep(salla: &Salla) -> Result<(), JobError> {
+    let stores: Vec<(i64, crate::tenancy::TenantId)> = sqlx::query_as(
+        "SELECT s.merchant_id, s.tenant_id FROM salla_stores s JOIN tenants t ON t.id = s.tenant_id \
+         WHERE s.status = 'installed' AND t.status = 'ready'",
+    )
+    .fetch_all(salla.db())
+    .await?;
+    for (merchant, tenant) in &stores {
+        import::enqueue_full(salla, *tenant, *merchant as u64).await?;
+    }
+    tracing::info!(stores = stores.len(), "Salla re-scan enqueued");
+    Ok(())
+}

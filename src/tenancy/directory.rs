@@ -236,6 +236,14 @@ impl TenantDirectory {
         Ok(())
     }
 
+    /// Changes the tenant's plan (e.g. from its Salla app subscription).
+    pub async fn set_plan(&self, id: TenantId, plan: &str) -> Result<(), sqlx::Error> {
+        if registry::set_plan(&self.inner.db, id, plan).await? {
+            self.invalidate(id, &[]).await;
+        }
+        Ok(())
+    }
+
     /// Replaces a placeholder owner email (tenants created from a Clerk organization start with one) by the
     /// real one, once; an owner email someone set is never overwritten.
     pub async fn replace_owner_email(

@@ -170,6 +170,17 @@ pub async fn set_schema_version(
 }
 
 /// Renames a tenant (its display name).
+pub async fn set_plan(pool: &PgPool, id: TenantId, plan: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE tenants SET plan = $2, updated_at = now(), version = version + 1 WHERE id = $1 AND plan <> $2",
+    )
+    .bind(id)
+    .bind(plan)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Sets the owner email only while it is still `placeholder`; true when it changed.
 pub async fn replace_owner_email(
     pool: &PgPool,

@@ -29,6 +29,8 @@ pub enum InboxStatus {
     Ignored,
     /// Processing gave up; `last_error` says why.
     Failed,
+    /// Authenticated but unusable (not a JSON event): kept for inspection, never processed.
+    Rejected,
 }
 
 impl InboxStatus {
@@ -38,13 +40,20 @@ impl InboxStatus {
             Self::Processed => "processed",
             Self::Ignored => "ignored",
             Self::Failed => "failed",
+            Self::Rejected => "rejected",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Processed, Self::Ignored, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Self::Pending,
+            Self::Processed,
+            Self::Ignored,
+            Self::Failed,
+            Self::Rejected,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 }
 
@@ -178,6 +187,39 @@ pub async fn insert_and_enqueue(
     Err(InboxError::Db(sqlx::Error::Protocol(
         "webhook inbox row kept disappearing while being stored".into(),
     )))
+}
+
+/// Stores an authenticated delivery that cannot be processed (its body is not a usable event) as `rejected`,
+/// with the body as text and `reason`, and no job. Returns false when the same body was already stored.
+pub async fn insert_rejected(
+    pool: &PgPool,
+    provider: &str,
+    dedupe_key: &str,
+    raw_body: &str,
+    reason: &str,
+    headers: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_inbox (provider, dedupe_key, event_type, payload, headers, status, last_error, \
+                                    raw_body, processed_at) \
+         VALUES ($1, $2, '', '{}'::jsonb, $3, 'rejected', $4, $5, now()) \
+         ON CONFLICT (provider, dedupe_key) DO NOTHING",
+    )
+    .bind(provider)
+    .bind(dedupe_key)
+    .bind(headers)
+    .bind(reason)
+    .bind(raw_body)
+    .execute(pool)
+    .await?;
+    let outcome = if inserted.rows_affected() == 1 {
+        "rejected"
+    } else {
+        "duplicate"
+    };
+    metrics::counter!("webhook_deliveries_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// The row, if it exists.

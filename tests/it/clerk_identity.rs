@@ -23,8 +23,8 @@ pub(crate) struct Fake {
     /// What `GET /v1/jwks` serves, and how often it was asked.
     pub(crate) jwks: Value,
     pub(crate) jwks_fetches: u32,
-    users: Vec<Value>,
-    orgs: Vec<Value>,
+    pub(crate) users: Vec<Value>,
+    pub(crate) orgs: Vec<Value>,
     memberships: Vec<(String, String, String)>,
     /// Answer the next organization creation with 429 + Retry-After: 1.
     throttle_next_org: bool,

@@ -1,0 +1,109 @@
+//! Salla stores for operators: install and token status (never the tokens), subscription, last webhook.
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::AdminAuth;
+use crate::error::ApiError;
+use crate::http::extract::{Path, Query};
+use crate::state::AppState;
+use crate::tenancy::TenantId;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+struct StoreRow {
+    merchant_id: i64,
+    tenant_id: Option<TenantId>,
+    status: String,
+    has_tokens: bool,
+    key_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    access_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    refresh_obtained_at: Option<OffsetDateTime>,
+    scope: Option<String>,
+    token_version: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_refresh_at: Option<OffsetDateTime>,
+    last_refresh_error: Option<String>,
+    store_name: Option<String>,
+    store_domain: Option<String>,
+    store_plan: Option<String>,
+    owner_email: Option<String>,
+    rate_limit_per_minute: Option<i32>,
+    subscription_status: Option<String>,
+    subscription_plan: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    subscription_ends_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    installed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    uninstalled_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    import_requested_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_event_at: Option<OffsetDateTime>,
+}
+
+const COLUMNS: &str = "merchant_id, tenant_id, status, access_token IS NOT NULL AS has_tokens, key_id, \
+    access_expires_at, refresh_obtained_at, scope, token_version, last_refresh_at, last_refresh_error, store_name, \
+    store_domain, store_plan, owner_email, rate_limit_per_minute, subscription_status, subscription_plan, \
+    subscription_ends_at, installed_at, uninstalled_at, import_requested_at, last_event_at";
+
+/// `GET /admin/salla/stores`: stores, most recently active first.
+pub async fn list(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let rows: Vec<StoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM salla_stores WHERE ($1::text IS NULL OR status = $1) \
+         ORDER BY last_event_at DESC NULLS LAST, merchant_id LIMIT $2"
+    )))
+    .bind(&params.status)
+    .bind(params.limit.unwrap_or(100).clamp(1, 1000))
+    .fetch_all(&state.db)
+    .await?;
+    Ok(axum::Json(json!({ "stores": rows })))
+}
+
+/// `GET /admin/salla/stores/{merchant_id}`: the store, its token status and its last webhook.
+pub async fn show(
+    _: AdminAuth,
+    State(state): State<AppState>,
+    Path(merchant): Path<i64>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let store: StoreRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM salla_stores WHERE merchant_id = $1"
+    )))
+    .bind(merchant)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| {
+        ApiError::not_found("store_not_found", "No Salla store has this merchant id.")
+    })?;
+    let last: Option<(i64, String, String, OffsetDateTime)> = sqlx::query_as(
+        "SELECT id, event_type, status, received_at FROM webhook_inbox \
+         WHERE provider = 'salla' AND payload ->> 'merchant' = $1::text ORDER BY received_at DESC LIMIT 1",
+    )
+    .bind(merchant)
+    .fetch_optional(&state.db)
+    .await?;
+    let last_webhook = last.map(|(id, event, status, at)| {
+        json!({
+            "id": id, "event_type": event, "status": status,
+            "received_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
+        })
+    });
+    Ok(axum::Json(
+        json!({ "store": store, "last_webhook": last_webhook }),
+    ))
+}

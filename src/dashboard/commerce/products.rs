@@ -1,0 +1,138 @@
+//! `GET /api/products`: the store's catalogue.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::money::Money;
+use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
+use super::params::{Search, flag, one_of};
+use crate::error::ApiError;
+use crate::http::TenantContext;
+use crate::http::extract::Query;
+use crate::state::AppState;
+
+const SELECT: &str = "SELECT p.id AS row_id, p.salla_id AS id, p.name, p.sku, p.mpn, p.gtin, p.type, \
+    p.status, p.is_available, p.price, p.sale_price, to_char(p.sale_end, 'YYYY-MM-DD') AS sale_end, \
+    p.regular_price, p.cost_price, p.currency, p.quantity, p.sold_quantity, p.url, p.main_image, \
+    p.categories, p.tags, p.brand, p.deleted_at, p.source_updated_at, p.synced_at, p.updated_at \
+    FROM products p WHERE TRUE";
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Product {
+    #[serde(skip)]
+    row_id: i64,
+    id: i64,
+    name: String,
+    sku: Option<String>,
+    mpn: Option<String>,
+    gtin: Option<String>,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    kind: Option<String>,
+    status: Option<String>,
+    is_available: Option<bool>,
+    price: Option<Money>,
+    sale_price: Option<Money>,
+    /// `YYYY-MM-DD`.
+    sale_end: Option<String>,
+    regular_price: Option<Money>,
+    cost_price: Option<Money>,
+    currency: Option<String>,
+    /// `null` means unlimited stock.
+    quantity: Option<i32>,
+    sold_quantity: Option<i32>,
+    url: Option<String>,
+    main_image: Option<String>,
+    categories: Value,
+    tags: Value,
+    brand: Option<Value>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    deleted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    source_updated_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    synced_at: OffsetDateTime,
+    /// When we last changed the row, i.e. applied a change from Salla.
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+impl Listed for Product {
+    fn row_id(&self) -> i64 {
+        self.row_id
+    }
+}
+
+const SORTS: &[Sort<Product>] = &[
+    Sort {
+        name: "name",
+        kind: Kind::Text,
+        nullable: false,
+        key: |p| p.name.as_str().into(),
+    },
+    Sort {
+        name: "-price",
+        kind: Kind::Amount,
+        nullable: true,
+        key: |p| p.price.into(),
+    },
+    Sort {
+        name: "price",
+        kind: Kind::Amount,
+        nullable: true,
+        key: |p| p.price.into(),
+    },
+    Sort {
+        name: "-updated_at",
+        kind: Kind::Time,
+        nullable: false,
+        key: |p| p.updated_at.into(),
+    },
+    Sort {
+        name: "-sold_quantity",
+        kind: Kind::Count,
+        nullable: true,
+        key: |p| p.sold_quantity.map(i64::from).into(),
+    },
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListProducts {
+    limit: Option<String>,
+    cursor: Option<String>,
+    sort: Option<String>,
+    /// Part of the name or SKU.
+    q: Option<String>,
+    /// Salla statuses (`sale`, `hidden`, `out`), comma-separated.
+    status: Option<String>,
+    include_deleted: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+    Query(params): Query<ListProducts>,
+) -> Result<axum::Json<Page<Product>>, ApiError> {
+    let paging = Paging::parse(&params.limit, &params.cursor, &params.sort, SORTS)?;
+    let search = Search::parse(&params.q)?;
+    let statuses = one_of("status", &params.status)?;
+    let include_deleted = flag("include_deleted", &params.include_deleted)?;
+
+    let mut sql = listing(SELECT);
+    if !include_deleted {
+        sql.push(" AND p.deleted_at IS NULL");
+    }
+    if let Some(search) = search {
+        sql.push(" AND (p.name ILIKE ").bind(search.pattern.clone());
+        sql.push(" OR p.sku ILIKE ").bind(search.pattern).push(")");
+    }
+    if let Some(statuses) = statuses {
+        sql.push(" AND p.status = ANY(").bind(statuses).push(")");
+    }
+
+    let pool = state.pools.get(&ctx.tenant).await?;
+    Ok(axum::Json(paging.fetch(sql, &pool).await?))
+}

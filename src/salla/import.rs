@@ -1,0 +1,430 @@
+//! The history import and periodic re-scans (shared/reference/salla.md §3.2–3.4): one `salla.import` job per
+//! store and resource walks the Merchant API list page by page. Each page is upserted (idempotent, keyed by the
+//! Salla id, stale-guarded) in the same tenant-database transaction that advances the checkpoint
+//! (`sync_state.next_page`), so a crash resumes at the first page not written and a page written twice changes
+//! nothing. A re-scan is the same walk started again: Salla has no "updated since" filter and some edits emit no
+//! event, so walking everything is the only reconciliation there is.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use tokio::sync::Mutex;
+
+use super::api::{AccessTokens, MerchantId, Resource, SallaApiError, StoreInfo, TokenFuture};
+use super::model::{self, Cart, Customer, Order, Product};
+use super::service::Salla;
+use super::store_data;
+use super::tokens::{StoreTokens, TokenError};
+use crate::jobs::{Job, JobContext, JobError, NewJob};
+use crate::tenancy::{TenantId, TenantStatus};
+
+/// Imports (or resumes importing) one resource of one store into its tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportResource {
+    pub tenant_id: TenantId,
+    pub merchant_id: u64,
+    pub resource: Resource,
+}
+
+impl Job for ImportResource {
+    const KIND: &'static str = "salla.import";
+}
+
+/// Starts a full walk of every resource of a store (first import, re-scan, or an admin's resync). A walk
+/// already running for a resource is not started twice.
+pub async fn enqueue_full(salla: &Salla, tenant: TenantId, merchant: u64) -> Result<u64, JobError> {
+    let jobs: Vec<NewJob> = Resource::ALL
+        .iter()
+        .map(|resource| {
+            NewJob::new(&ImportResource {
+                tenant_id: tenant,
+                merchant_id: merchant,
+                resource: *resource,
+            })
+            .map(|job| {
+                job.for_tenant(tenant)
+                    .unique_key(format!("import:{}", resource.name()))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(salla.jobs().enqueue_many(&jobs).await?)
+}
+
+/// `AccessTokens` for one store, backed by the token store: the Merchant API client asks it for the access
+/// token, and after a 401 for a refreshed one (single-flight per store through the store's row lock).
+pub struct StoreCredentials {
+    salla: Salla,
+    merchant: u64,
+    current: Mutex<Option<StoreTokens>>,
+}
+
+impl StoreCredentials {
+    pub fn new(salla: &Salla, merchant: u64) -> Self {
+        Self {
+            salla: salla.clone(),
+            merchant,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+fn token_error(error: TokenError) -> super::api::TokenError {
+    match error {
+        TokenError::NeedsReinstall(_) => super::api::TokenError::Revoked,
+        other => super::api::TokenError::Unavailable(other.to_string()),
+    }
+}
+
+impl AccessTokens for StoreCredentials {
+    fn access_token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let mut current = self.current.lock().await;
+            if let Some(tokens) = current.as_ref() {
+                return Ok(tokens.access_token.clone());
+            }
+            let tokens = self
+                .salla
+                .tokens()
+                .usable(self.merchant)
+                .await
+                .map_err(token_error)?;
+            let access = tokens.access_token.clone();
+            *current = Some(tokens);
+            Ok(access)
+        })
+    }
+
+    fn refresh_rejected<'a>(&'a self, rejected: &'a str) -> TokenFuture<'a> {
+        Box::pin(async move {
+            let mut current = self.current.lock().await;
+            // Refresh from the version that issued the rejected token; a newer stored one is reused as is.
+            let seen = match current.as_ref() {
+                Some(tokens) if tokens.access_token == rejected => tokens.token_version,
+                Some(tokens) => return Ok(tokens.access_token.clone()),
+                None => {
+                    self.salla
+                        .tokens()
+                        .current(self.merchant)
+                        .await
+                        .map_err(token_error)?
+                        .token_version
+                }
+            };
+            let tokens = self
+                .salla
+                .tokens()
+                .refresh(self.merchant, seen)
+                .await
+                .map_err(token_error)?;
+            let access = tokens.access_token.clone();
+            *current = Some(tokens);
+            Ok(access)
+        })
+    }
+}
+
+fn api_error(what: &str, error: SallaApiError) -> JobError {
+    if error.is_transient() {
+        JobError::retry(format!("{what}: {error}"))
+    } else {
+        match error {
+            // A revoked store stops here; its reinstall starts a new import.
+            SallaApiError::Token(super::api::TokenError::Revoked) => {
+                JobError::permanent(format!("{what}: {error}"))
+            }
+            other => JobError::retry(format!("{what}: {other}")),
+        }
+    }
+}
+
+/// `GET /store/info` of a store, with its tokens.
+pub async fn store_info(salla: &Salla, merchant: u64) -> Result<StoreInfo, JobError> {
+    let credentials = StoreCredentials::new(salla, merchant);
+    salla
+        .api()
+        .store_info(MerchantId(merchant), &credentials)
+        .await
+        .map_err(|e| api_error("store/info", e))
+}
+
+/// The store events we act on, registered through the API when `salla.webhook_subscribe_url` is set.
+const SUBSCRIBED_EVENTS: &[&str] = &[
+    "order.created",
+    "order.updated",
+    "order.status.updated",
+    "order.cancelled",
+    "order.refunded",
+    "order.deleted",
+    "product.created",
+    "product.deleted",
+    "product.price.updated",
+    "product.status.updated",
+    "product.image.updated",
+    "product.category.updated",
+    "product.brand.updated",
+    "product.tags.updated",
+    "customer.created",
+    "customer.updated",
+    "abandoned.cart",
+    "abandoned.cart.status.changed",
+    "abandoned.cart.purchased",
+];
+
+/// Registers the store's webhooks through the API, once, when configured.
+pub async fn register_webhooks(salla: &Salla, merchant: u64) -> Result<(), JobError> {
+    let url = &salla.config().webhook_subscribe_url;
+    if url.is_empty() {
+        return Ok(());
+    }
+    let done: Option<bool> = sqlx::query_scalar(
+        "SELECT webhooks_registered_at IS NOT NULL FROM salla_stores WHERE merchant_id = $1",
+    )
+    .bind(merchant as i64)
+    .fetch_optional(salla.db())
+    .await?;
+    if done != Some(false) {
+        return Ok(());
+    }
+    let credentials = StoreCredentials::new(salla, merchant);
+    for event in SUBSCRIBED_EVENTS {
+        salla
+            .api()
+            .subscribe_webhook(MerchantId(merchant), &credentials, event, url, None)
+            .await
+            .map_err(|e| api_error("webhooks/subscribe", e))?;
+    }
+    sqlx::query("UPDATE salla_stores SET webhooks_registered_at = now() WHERE merchant_id = $1")
+        .bind(merchant as i64)
+        .execute(salla.db())
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SyncState {
+    status: String,
+    next_page: Option<i32>,
+}
+
+/// The `salla.import` job.
+pub(super) async fn run(
+    salla: &Salla,
+    ctx: &JobContext,
+    job: &ImportResource,
+) -> Result<(), JobError> {
+    let Some(tenant) = salla
+        .directory()
+        .get(job.tenant_id)
+        .await
+        .map_err(|e| JobError::retry(format!("tenant lookup: {e}")))?
+    else {
+        return Ok(());
+    };
+    match tenant.status {
+        TenantStatus::Ready => {}
+        TenantStatus::Pending | TenantStatus::Provisioning => {
+            return Err(JobError::retry("the tenant is not ready yet"));
+        }
+        // Suspended, failed or gone: nothing to import into (a reactivation starts a new walk).
+        _ => return Ok(()),
+    }
+    let pool = salla
+        .pools()
+        .get(&tenant)
+        .await
+        .map_err(|e| JobError::retry(format!("tenant database: {e}")))?;
+    let resource = job.resource;
+    let name = resource.name();
+    let state: Option<SyncState> =
+        sqlx::query_as("SELECT status, next_page FROM sync_state WHERE resource = $1")
+            .bind(name)
+            .fetch_optional(&*pool)
+            .await?;
+    let mut page = match state {
+        // A walk that was interrupted resumes at its checkpoint.
+        Some(SyncState {
+            status,
+            next_page: Some(next),
+        }) if status == "running" => next.max(1) as u32,
+        _ => {
+            sqlx::query(
+                "INSERT INTO sync_state (resource, status, next_page, items_synced, total_expected, started_at, last_error) \
+                 VALUES ($1, 'running', 1, 0, NULL, now(), NULL) \
+                 ON CONFLICT (resource) DO UPDATE SET status = 'running', next_page = 1, items_synced = 0, \
+                   total_expected = NULL, started_at = now(), last_error = NULL, updated_at = now()",
+            )
+            .bind(name)
+            .execute(&*pool)
+            .await?;
+            1
+        }
+    };
+    let credentials = Arc::new(StoreCredentials::new(salla, job.merchant_id));
+    let store = MerchantId(job.merchant_id);
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            return Err(JobError::retry(
+                "worker shutting down; resuming from the checkpoint",
+            ));
+        }
+        let listed = salla
+            .api()
+            .list_page(store, credentials.as_ref(), resource, page)
+            .await;
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(error) => {
+                let message = format!("page {page}: {error}");
+                let _ = sqlx::query(
+                    "UPDATE sync_state SET last_error = $2, updated_at = now() WHERE resource = $1",
+                )
+                .bind(name)
+                .bind(&message)
+                .execute(&*pool)
+                .await;
+                if !error.is_transient() && ctx.attempt >= ctx.max_attempts {
+                    let _ = sqlx::query("UPDATE sync_state SET status = 'failed', updated_at = now() WHERE resource = $1")
+                        .bind(name)
+                        .execute(&*pool)
+                        .await;
+                }
+                return Err(api_error(&format!("{name} page {page}"), error));
+            }
+        };
+        let details = if resource == Resource::Orders {
+            order_details(salla, credentials.clone(), store, &pool, &listed.items).await?
+        } else {
+            Vec::new()
+        };
+        let mut tx = pool.begin().await?;
+        let written = write_page(&mut tx, resource, &listed.items, &details).await?;
+        let last = !listed.has_more();
+        sqlx::query(
+            "UPDATE sync_state SET next_page = $2, items_synced = items_synced + $3, total_expected = $4, \
+             status = CASE WHEN $5 THEN 'done' ELSE 'running' END, \
+             last_full_import_at = CASE WHEN $5 THEN now() ELSE last_full_import_at END, \
+             last_error = NULL, updated_at = now() WHERE resource = $1",
+        )
+        .bind(name)
+        .bind(if last { None } else { Some(page as i32 + 1) })
+        .bind(listed.items.len() as i64)
+        .bind(listed.total.map(|t| t as i64))
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("salla_import_items_total", "resource" => name)
+            .increment(listed.items.len() as u64);
+        tracing::debug!(tenant_id = %tenant.id, resource = name, page, written, "Salla import page written");
+        if last {
+            tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id, resource = name, "Salla import done");
+            return Ok(());
+        }
+        page += 1;
+    }
+}
+
+/// Upserts one page of list items; for orders, the details fetched for them replace the list items.
+async fn write_page(
+    conn: &mut PgConnection,
+    resource: Resource,
+    items: &[serde_json::Value],
+    details: &[Order],
+) -> Result<u64, JobError> {
+    let counts = match resource {
+        Resource::Customers => {
+            let (rows, errors) = model::parse_items(items, Customer::from_value);
+            log_skipped(resource, &errors);
+            store_data::upsert_customers(conn, &rows).await
+        }
+        Resource::Products => {
+            let (rows, errors) = model::parse_items(items, Product::from_value);
+            log_skipped(resource, &errors);
+            store_data::upsert_products(conn, &rows).await
+        }
+        Resource::Orders => {
+            let (mut rows, errors) = model::parse_items(items, Order::from_value);
+            log_skipped(resource, &errors);
+            for detail in details {
+                if let Some(row) = rows.iter_mut().find(|o| o.id == detail.id) {
+                    *row = detail.clone();
+                }
+            }
+            store_data::upsert_orders(conn, &rows).await
+        }
+        Resource::AbandonedCarts => {
+            let (rows, errors) = model::parse_items(items, Cart::from_value);
+            log_skipped(resource, &errors);
+            store_data::upsert_carts(conn, &rows).await
+        }
+    }
+    .map_err(|e| JobError::retry(format!("writing {}: {e}", resource.name())))?;
+    Ok(counts.written())
+}
+
+fn log_skipped(resource: Resource, errors: &[(usize, model::ModelError)]) {
+    for (index, error) in errors {
+        tracing::warn!(resource = resource.name(), index, error = %error, "Salla item skipped: does not parse");
+    }
+    if !errors.is_empty() {
+        metrics::counter!("salla_import_items_skipped_total", "resource" => resource.name())
+            .increment(errors.len() as u64);
+    }
+}
+
+/// Order details (amounts, items, customer, `updated_at`) for the listed orders that have never had them: the
+/// list item lacks them. Fetched with bounded concurrency; an order whose details fail keeps its list data and
+/// is retried by the next re-scan.
+async fn order_details(
+    salla: &Salla,
+    credentials: Arc<StoreCredentials>,
+    store: MerchantId,
+    pool: &sqlx::PgPool,
+    items: &[serde_json::Value],
+) -> Result<Vec<Order>, JobError> {
+    let ids: Vec<i64> = items
+        .iter()
+        .filter_map(|item| model::id_of(&item["id"]))
+        .collect();
+    if ids.is_empty() || salla.config().order_details_concurrency == 0 {
+        return Ok(Vec::new());
+    }
+    let known: Vec<i64> = sqlx::query_scalar(
+        "SELECT salla_id FROM orders WHERE salla_id = ANY($1) AND source_updated_at IS NOT NULL",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let wanted: Vec<i64> = ids.into_iter().filter(|id| !known.contains(id)).collect();
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        salla.config().order_details_concurrency as usize,
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in wanted {
+        let (salla, credentials, permits) = (salla.clone(), credentials.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let detail = salla
+                .api()
+                .order_details(store, credentials.as_ref(), id as u64)
+                .await;
+            (id, detail)
+        });
+    }
+    let mut orders = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((id, detail)) = joined else { continue };
+        match detail.map(Order::from_value) {
+            Ok(Ok(order)) => orders.push(order),
+            Ok(Err(error)) => {
+                tracing::warn!(order_id = id, error = %error, "order details do not parse")
+            }
+            Err(error) if error.is_transient() => return Err(api_error("order details", error)),
+            Err(error) => {
+                tracing::warn!(order_id = id, error = %error, "order details unavailable")
+            }
+        }
+    }
+    Ok(orders)
+}

@@ -1,0 +1,388 @@
+//! The install lifecycle (shared/reference/salla.md §1.4, §2.3), driven by app events that may arrive in any
+//! order (`app.trial.started` before `app.store.authorize`, authorize again after `app.updated`, duplicates):
+//!
+//! - `app.store.authorize` stores the tokens (a newer authorize wins) and starts onboarding;
+//! - `app.installed` starts onboarding too (it waits for the tokens when they are not there yet);
+//! - onboarding (`salla.onboard`, a converging job safe to run any number of times) reads the owner and the
+//!   store from Salla, registers the tenant (unique on the merchant id) and lets provisioning run; when the
+//!   tenant turns ready, provisioning enqueues onboarding again, which starts the history import;
+//! - `app.uninstalled` deletes the tokens, suspends the tenant and schedules its deletion after the grace
+//!   period; a reinstall within it reactivates the same tenant with its data;
+//! - `app.trial.*` / `app.subscription.*` are recorded on the store and the tenant's plan.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::events::{EventKind, SubscriptionChange, TrialChange};
+use super::processing::Outcome;
+use super::service::Salla;
+use super::tokens::{NewTokens, TokenError};
+use crate::admin::Actor;
+use crate::jobs::{Job, JobError, NewJob};
+use crate::provisioning::{ProvisionError, RegistrationRequest};
+use crate::tenancy::{LookupKey, RegistryError, Slug, Tenant, TenantId, TenantStatus};
+
+/// Why a tenant is suspended after its store uninstalled the app (a reinstall lifts exactly this suspension).
+pub const UNINSTALLED_REASON: &str = "The Salla app was uninstalled from the store.";
+
+/// Converges a store's tenant: registered, then (once ready) importing. Safe to run any number of times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Onboard {
+    pub merchant_id: u64,
+}
+
+impl Job for Onboard {
+    const KIND: &'static str = "salla.onboard";
+}
+
+/// The provisioning follow-up: a tenant of a Salla store that turned ready continues its onboarding.
+pub fn ready_follow_up(tenant: &Tenant) -> Option<NewJob> {
+    let merchant = tenant.salla_merchant_id? as u64;
+    NewJob::new(&Onboard {
+        merchant_id: merchant,
+    })
+    .ok()
+    .map(|job| job.for_tenant(tenant.id))
+}
+
+fn system() -> Actor {
+    Actor {
+        name: "salla".into(),
+        request_id: None,
+    }
+}
+
+pub(super) async fn enqueue_onboard(salla: &Salla, merchant: u64) -> Result<(), JobError> {
+    salla
+        .jobs()
+        .enqueue(NewJob::new(&Onboard {
+            merchant_id: merchant,
+        })?)
+        .await?;
+    Ok(())
+}
+
+async fn tenant_of(
+    salla: &Salla,
+    merchant: u64,
+) -> Result<Option<std::sync::Arc<Tenant>>, JobError> {
+    salla
+        .directory()
+        .resolve(&LookupKey::SallaMerchant(merchant as i64))
+        .await
+        .map_err(|e| JobError::retry(format!("tenant lookup: {e}")))
+}
+
+pub(super) async fn app_event(
+    salla: &Salla,
+    merchant: u64,
+    kind: &EventKind,
+) -> Result<Outcome, JobError> {
+    match kind {
+        EventKind::StoreAuthorize(grant) => {
+            // Here `expires` is an absolute unix time (the token endpoint's is a duration).
+            let expires_at = OffsetDateTime::from_unix_timestamp(grant.expires_at)
+                .map_err(|e| JobError::permanent(format!("authorize: bad expires: {e}")))?;
+            let version = salla
+                .tokens()
+                .save_authorized(
+                    merchant,
+                    &NewTokens {
+                        access_token: &grant.access_token,
+                        refresh_token: &grant.refresh_token,
+                        access_expires_at: expires_at,
+                        scope: grant.scope.as_deref(),
+                    },
+                )
+                .await
+                .map_err(|e| JobError::retry(format!("storing tokens: {e}")))?;
+            tracing::info!(merchant, token_version = version, "Salla store authorized");
+            enqueue_onboard(salla, merchant).await?;
+            Ok(Outcome::Processed(
+                tenant_of(salla, merchant).await?.map(|t| t.id),
+            ))
+        }
+        EventKind::AppInstalled(_) => {
+            sqlx::query(
+                "UPDATE salla_stores SET installed_at = coalesce(installed_at, now()), \
+                 status = CASE WHEN status = 'uninstalled' THEN 'pending' ELSE status END, updated_at = now() \
+                 WHERE merchant_id = $1",
+            )
+            .bind(merchant as i64)
+            .execute(salla.db())
+            .await?;
+            enqueue_onboard(salla, merchant).await?;
+            Ok(Outcome::Processed(
+                tenant_of(salla, merchant).await?.map(|t| t.id),
+            ))
+        }
+        // New tokens follow in an `app.store.authorize`.
+        EventKind::AppUpdated(_) => Ok(Outcome::Processed(
+            tenant_of(salla, merchant).await?.map(|t| t.id),
+        )),
+        EventKind::AppUninstalled(_) => uninstall(salla, merchant).await,
+        EventKind::Trial { change, info } => {
+            let status = match change {
+                TrialChange::Started => "trial",
+                TrialChange::Expired => "expired",
+                TrialChange::Canceled => "canceled",
+            };
+            record_subscription(salla, merchant, status, info).await
+        }
+        EventKind::Subscription { change, info } => {
+            let status = match change {
+                SubscriptionChange::Started | SubscriptionChange::Renewed => "active",
+                SubscriptionChange::Expired => "expired",
+                SubscriptionChange::Canceled => "canceled",
+            };
+            record_subscription(salla, merchant, status, info).await
+        }
+        _ => Ok(Outcome::Ignored(None, "not an app event".into())),
+    }
+}
+
+async fn record_subscription(
+    salla: &Salla,
+    merchant: u64,
+    status: &str,
+    info: &super::events::Subscription,
+) -> Result<Outcome, JobError> {
+    let raw = serde_json::to_value(info)?;
+    sqlx::query(
+        "UPDATE salla_stores SET subscription_status = $2, subscription_plan = coalesce($3, subscription_plan), \
+         subscription_started_at = coalesce($4, subscription_started_at), subscription_ends_at = coalesce($5, subscription_ends_at), \
+         subscription = $6, updated_at = now() WHERE merchant_id = $1",
+    )
+    .bind(merchant as i64)
+    .bind(status)
+    .bind(info.plan_name.as_deref())
+    .bind(info.start_date)
+    .bind(info.end_date)
+    .bind(&raw)
+    .execute(salla.db())
+    .await?;
+    let tenant = tenant_of(salla, merchant).await?;
+    if let (Some(tenant), Some(plan)) = (&tenant, tenant_plan(salla, info.plan_name.as_deref())) {
+        salla.directory().set_plan(tenant.id, &plan).await?;
+    }
+    Ok(Outcome::Processed(tenant.map(|t| t.id)))
+}
+
+/// The tenant plan for a Salla app plan name, when it names one of ours (`tenancy.plans`).
+fn tenant_plan(salla: &Salla, plan: Option<&str>) -> Option<String> {
+    let plan = plan?.trim().to_ascii_lowercase();
+    salla
+        .provisioner()
+        .config()
+        .plans
+        .iter()
+        .find(|p| **p == plan)
+        .cloned()
+}
+
+async fn uninstall(salla: &Salla, merchant: u64) -> Result<Outcome, JobError> {
+    salla
+        .tokens()
+        .forget(merchant)
+        .await
+        .map_err(|e| JobError::retry(format!("deleting tokens: {e}")))?;
+    let Some(tenant) = tenant_of(salla, merchant).await? else {
+        return Ok(Outcome::Processed(None));
+    };
+    match tenant.status {
+        TenantStatus::Ready => {
+            salla
+                .admin()
+                .suspend(&tenant.id.to_string(), UNINSTALLED_REASON, &system())
+                .await
+                .map_err(JobError::retry)?;
+        }
+        TenantStatus::Suspended => {}
+        TenantStatus::Pending | TenantStatus::Provisioning => {
+            // Suspended once provisioning ends (the onboarding that follows sees the uninstalled store).
+            return Err(JobError::retry(
+                "the tenant is still provisioning; suspending once it is ready",
+            ));
+        }
+        other => {
+            return Ok(Outcome::Ignored(
+                Some(tenant.id),
+                format!("the tenant is {other}"),
+            ));
+        }
+    }
+    salla
+        .admin()
+        .schedule_deletion(tenant.id)
+        .await
+        .map_err(JobError::retry)?;
+    tracing::info!(merchant, tenant_id = %tenant.id, "Salla app uninstalled: tenant suspended, deletion scheduled");
+    Ok(Outcome::Processed(Some(tenant.id)))
+}
+
+#[derive(sqlx::FromRow)]
+struct StoreRow {
+    status: String,
+    tenant_id: Option<TenantId>,
+    import_requested_at: Option<OffsetDateTime>,
+}
+
+/// The `salla.onboard` job.
+pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError> {
+    let store: Option<StoreRow> = sqlx::query_as(
+        "SELECT status, tenant_id, import_requested_at FROM salla_stores WHERE merchant_id = $1",
+    )
+    .bind(merchant as i64)
+    .fetch_optional(salla.db())
+    .await?;
+    let Some(store) = store else {
+        return Ok(());
+    };
+    if matches!(store.status.as_str(), "uninstalled" | "needs_reinstall") {
+        return Ok(());
+    }
+    let tokens = match salla.tokens().usable(merchant).await {
+        Ok(tokens) => tokens,
+        Err(TokenError::NoTokens(_)) => {
+            return Err(JobError::retry(format!(
+                "store {merchant}: waiting for app.store.authorize"
+            )));
+        }
+        Err(TokenError::NeedsReinstall(_)) => return Ok(()),
+        Err(other) => return Err(JobError::retry(other)),
+    };
+    let Some(tenant) = tenant_of(salla, merchant).await? else {
+        return register(salla, merchant, &tokens.access_token).await;
+    };
+    if store.tenant_id != Some(tenant.id) {
+        sqlx::query("UPDATE salla_stores SET tenant_id = $2 WHERE merchant_id = $1")
+            .bind(merchant as i64)
+            .bind(tenant.id)
+            .execute(salla.db())
+            .await?;
+    }
+    match tenant.status {
+        TenantStatus::Ready => {}
+        TenantStatus::Suspended
+            if tenant.suspended_reason.as_deref() == Some(UNINSTALLED_REASON) =>
+        {
+            // Reinstalled within the grace period: the same tenant, with its data, comes back.
+            salla
+                .admin()
+                .activate(&tenant.id.to_string(), &system())
+                .await
+                .map_err(JobError::retry)?;
+            salla.admin().cancel_scheduled_deletion(tenant.id).await?;
+            tracing::info!(merchant, tenant_id = %tenant.id, "Salla app reinstalled: tenant reactivated");
+            super::import::enqueue_full(salla, tenant.id, merchant).await?;
+            return Ok(());
+        }
+        // Provisioning enqueues onboarding again when the tenant is ready; suspensions by an operator and
+        // failed or deleted tenants are left to operators.
+        _ => return Ok(()),
+    }
+    if store.import_requested_at.is_none() {
+        let first: Option<i64> = sqlx::query_scalar(
+            "UPDATE salla_stores SET import_requested_at = now() WHERE merchant_id = $1 \
+             AND import_requested_at IS NULL RETURNING merchant_id",
+        )
+        .bind(merchant as i64)
+        .fetch_optional(salla.db())
+        .await?;
+        if first.is_some() {
+            super::import::enqueue_full(salla, tenant.id, merchant).await?;
+        }
+    }
+    super::import::register_webhooks(salla, merchant).await?;
+    Ok(())
+}
+
+/// Reads who owns the store and what it is, and registers its tenant (once: the merchant id is unique).
+async fn register(salla: &Salla, merchant: u64, access_token: &str) -> Result<(), JobError> {
+    let user = salla
+        .accounts()
+        .user_info(access_token)
+        .await
+        .map_err(|e| JobError::retry(format!("oauth2/user/info: {e}")))?;
+    let store = super::import::store_info(salla, merchant).await?;
+    let name = store
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| Some(user.merchant.name.clone()).filter(|n| !n.trim().is_empty()))
+        .unwrap_or_else(|| format!("Salla store {merchant}"));
+    let email = Some(user.email.clone())
+        .filter(|e| e.contains('@'))
+        .or_else(|| store.email.clone().filter(|e| e.contains('@')))
+        .unwrap_or_else(|| format!("owner+salla-{merchant}@salla.invalid"));
+    let plan = store.plan.clone().or_else(|| user.merchant.plan.clone());
+    sqlx::query(
+        "UPDATE salla_stores SET store_name = $2, store_domain = $3, store_plan = $4, owner_email = $5, \
+         owner_name = $6, rate_limit_per_minute = coalesce(rate_limit_per_minute, $7), updated_at = now() \
+         WHERE merchant_id = $1",
+    )
+    .bind(merchant as i64)
+    .bind(&name)
+    .bind(store.domain.as_deref())
+    .bind(plan.as_deref())
+    .bind(&email)
+    .bind(&user.name)
+    .bind(salla.config().requests_per_minute(plan.as_deref()) as i32)
+    .execute(salla.db())
+    .await?;
+    let slug = user
+        .merchant
+        .username
+        .as_deref()
+        .map(|u| u.trim().to_ascii_lowercase())
+        .filter(|u| Slug::parse(u).is_ok());
+    let mut request = RegistrationRequest {
+        organization_name: name.chars().take(200).collect(),
+        admin_email: email,
+        plan: None,
+        slug,
+        locale: None,
+        currency: store.currency.clone().filter(|c| c.len() == 3),
+        timezone: None,
+    };
+    loop {
+        let mut valid = match request.validate(salla.provisioner().config()) {
+            Ok(valid) => valid,
+            Err(fields) if request.currency.is_some() => {
+                tracing::warn!(?fields, "store currency refused; using the default");
+                request.currency = None;
+                continue;
+            }
+            Err(fields) => {
+                return Err(JobError::permanent(format!(
+                    "cannot register store {merchant}: {fields:?}"
+                )));
+            }
+        };
+        valid.tenant.salla_merchant_id = Some(merchant as i64);
+        match salla
+            .provisioner()
+            .register(valid, None, "salla", None)
+            .await
+        {
+            Ok(registered) => {
+                sqlx::query("UPDATE salla_stores SET tenant_id = $2 WHERE merchant_id = $1")
+                    .bind(merchant as i64)
+                    .bind(registered.tenant.id)
+                    .execute(salla.db())
+                    .await?;
+                tracing::info!(merchant, tenant_id = %registered.tenant.id, "tenant registered for a Salla store");
+                return Ok(());
+            }
+            Err(ProvisionError::Registry(RegistryError::Taken {
+                field: "salla_merchant_id",
+            })) => return Ok(()),
+            Err(ProvisionError::Registry(RegistryError::Taken { field: "slug" }))
+                if request.slug.is_some() =>
+            {
+                request.slug = None;
+            }
+            Err(error) => return Err(JobError::retry(error)),
+        }
+    }
+}

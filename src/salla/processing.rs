@@ -1,0 +1,132 @@
+//! The `salla.delivery` job: applies one stored Salla webhook delivery. App events drive the install lifecycle
+//! (`install`); store events are upserted into the merchant's tenant database (`store_data`). Every effect is
+//! idempotent and order-tolerant, so duplicates and redeliveries are harmless.
+
+use serde::{Deserialize, Serialize};
+
+use super::events::{self, EventKind, SallaEvent};
+use super::service::Salla;
+use super::store_data;
+use crate::jobs::{Job, JobContext, JobError};
+use crate::tenancy::{LookupKey, TenantId, TenantStatus};
+use crate::webhooks;
+
+/// Applies the stored delivery `webhook_inbox.id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessDelivery {
+    pub inbox_id: i64,
+}
+
+impl Job for ProcessDelivery {
+    const KIND: &'static str = "salla.delivery";
+}
+
+/// What one delivery did.
+pub(super) enum Outcome {
+    Processed(Option<TenantId>),
+    Ignored(Option<TenantId>, String),
+}
+
+pub(super) async fn run(salla: &Salla, ctx: &JobContext, inbox_id: i64) -> Result<(), JobError> {
+    let db = salla.db();
+    let Some(row) = webhooks::begin_attempt(db, inbox_id).await? else {
+        return Err(JobError::permanent(format!(
+            "webhook inbox row {inbox_id} does not exist"
+        )));
+    };
+    if row.is_finished() {
+        return Ok(());
+    }
+    // The stored payload is the delivery's JSON; key order does not matter to the parser.
+    let bytes = serde_json::to_vec(&row.payload)?;
+    let result = match events::parse(&bytes) {
+        Ok(event) => dispatch(salla, &event).await,
+        Err(error) => Err(JobError::permanent(format!(
+            "the event does not parse: {error}"
+        ))),
+    };
+    match result {
+        Ok(Outcome::Processed(tenant)) => webhooks::mark_processed(db, inbox_id, tenant).await?,
+        Ok(Outcome::Ignored(tenant, why)) => {
+            webhooks::mark_ignored(db, inbox_id, tenant, &why).await?
+        }
+        Err(error) => {
+            let last = error.is_permanent() || ctx.attempt >= ctx.max_attempts;
+            if last {
+                tracing::error!(inbox_id, event = %row.event_type, error = %error, "Salla delivery failed for good");
+                webhooks::mark_failed(db, inbox_id, error.message()).await?;
+            } else {
+                webhooks::record_error(db, inbox_id, error.message()).await?;
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+async fn dispatch(salla: &Salla, event: &SallaEvent) -> Result<Outcome, JobError> {
+    let merchant = event.merchant_id();
+    salla.touch_store(merchant).await?;
+    match event.kind() {
+        EventKind::StoreAuthorize(_)
+        | EventKind::AppInstalled(_)
+        | EventKind::AppUpdated(_)
+        | EventKind::AppUninstalled(_)
+        | EventKind::Trial { .. }
+        | EventKind::Subscription { .. } => {
+            super::install::app_event(salla, merchant, event.kind()).await
+        }
+        EventKind::Other => Ok(Outcome::Ignored(
+            None,
+            format!("event {} is not handled", event.name()),
+        )),
+        store_event => apply_store_event(salla, merchant, event.name(), store_event).await,
+    }
+}
+
+/// Upserts a store event into the merchant's tenant database, once the tenant can take it.
+async fn apply_store_event(
+    salla: &Salla,
+    merchant: u64,
+    name: &str,
+    kind: &EventKind,
+) -> Result<Outcome, JobError> {
+    let tenant = salla
+        .directory()
+        .resolve(&LookupKey::SallaMerchant(merchant as i64))
+        .await
+        .map_err(|e| JobError::retry(format!("tenant lookup: {e}")))?;
+    let Some(tenant) = tenant else {
+        // The install events that create the tenant may still be on their way.
+        return Err(JobError::retry(format!(
+            "no tenant for Salla store {merchant} yet"
+        )));
+    };
+    match tenant.status {
+        TenantStatus::Ready | TenantStatus::Suspended => {}
+        TenantStatus::Pending | TenantStatus::Provisioning => {
+            return Err(JobError::retry(format!(
+                "tenant {} is {}; applied once it is ready",
+                tenant.id, tenant.status
+            )));
+        }
+        other => {
+            return Ok(Outcome::Ignored(
+                Some(tenant.id),
+                format!("the tenant is {other}"),
+            ));
+        }
+    }
+    let pool = salla
+        .pools()
+        .get(&tenant)
+        .await
+        .map_err(|e| JobError::retry(format!("tenant database: {e}")))?;
+    let mut tx = pool.begin().await?;
+    let applied = store_data::apply_event(&mut tx, kind)
+        .await
+        .map_err(|e| JobError::retry(format!("applying {name}: {e}")))?;
+    tx.commit().await?;
+    tracing::info!(tenant_id = %tenant.id, merchant, event = name, applied = ?applied, "Salla event applied");
+    Ok(Outcome::Processed(Some(tenant.id)))
+}

@@ -1,0 +1,99 @@
+//! `Salla`: the handle the Salla jobs share — tokens, the Salla API clients, and the tenancy services they
+//! drive. Cheap to clone.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use super::accounts::AccountsApi;
+use super::api::MerchantApi;
+use super::tokens::{TokenStore, ensure_row};
+use crate::admin::TenantAdmin;
+use crate::config::SallaConfig;
+use crate::jobs::JobQueue;
+use crate::provisioning::Provisioner;
+use crate::tenancy::{TenantDirectory, TenantPools};
+
+#[derive(Clone)]
+pub struct Salla {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SallaConfig,
+    admin: TenantAdmin,
+    tokens: TokenStore,
+    accounts: AccountsApi,
+    api: MerchantApi,
+}
+
+impl Salla {
+    pub fn new(
+        config: SallaConfig,
+        admin: TenantAdmin,
+        tokens: TokenStore,
+        accounts: AccountsApi,
+        api: MerchantApi,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                admin,
+                tokens,
+                accounts,
+                api,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &SallaConfig {
+        &self.inner.config
+    }
+
+    pub fn admin(&self) -> &TenantAdmin {
+        &self.inner.admin
+    }
+
+    pub fn provisioner(&self) -> &Provisioner {
+        self.inner.admin.provisioner()
+    }
+
+    pub fn db(&self) -> &PgPool {
+        self.provisioner().db()
+    }
+
+    pub fn jobs(&self) -> &JobQueue {
+        self.provisioner().jobs()
+    }
+
+    pub fn directory(&self) -> &TenantDirectory {
+        self.provisioner().directory()
+    }
+
+    pub fn pools(&self) -> &TenantPools {
+        self.provisioner().pools()
+    }
+
+    pub fn tokens(&self) -> &TokenStore {
+        &self.inner.tokens
+    }
+
+    pub fn accounts(&self) -> &AccountsApi {
+        &self.inner.accounts
+    }
+
+    pub fn api(&self) -> &MerchantApi {
+        &self.inner.api
+    }
+
+    /// Creates the store's row if needed and records that it sent an event now.
+    pub async fn touch_store(&self, merchant: u64) -> Result<(), sqlx::Error> {
+        let mut conn = self.db().acquire().await?;
+        ensure_row(&mut conn, merchant).await?;
+        sqlx::query("UPDATE salla_stores SET last_event_at = now() WHERE merchant_id = $1")
+            .bind(merchant as i64)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
