@@ -16,7 +16,7 @@ use super::model::{self, Cart, Customer, Order, Product};
 use super::service::Salla;
 use super::store_data;
 use super::tokens::{StoreTokens, TokenError};
-use crate::jobs::{Job, JobContext, JobError, NewJob};
+use crate::jobs::{Job, JobContext, JobError, JobQueue, NewJob};
 use crate::tenancy::{TenantId, TenantStatus};
 
 /// Imports (or resumes importing) one resource of one store into its tenant.
@@ -33,7 +33,11 @@ impl Job for ImportResource {
 
 /// Starts a full walk of every resource of a store (first import, re-scan, or an admin's resync). A walk
 /// already running for a resource is not started twice.
-pub async fn enqueue_full(salla: &Salla, tenant: TenantId, merchant: u64) -> Result<u64, JobError> {
+pub async fn enqueue_full(
+    queue: &JobQueue,
+    tenant: TenantId,
+    merchant: u64,
+) -> Result<u64, JobError> {
     let jobs: Vec<NewJob> = Resource::ALL
         .iter()
         .map(|resource| {
@@ -48,7 +52,7 @@ pub async fn enqueue_full(salla: &Salla, tenant: TenantId, merchant: u64) -> Res
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(salla.jobs().enqueue_many(&jobs).await?)
+    Ok(queue.enqueue_many(&jobs).await?)
 }
 
 /// `AccessTokens` for one store, backed by the token store: the Merchant API client asks it for the access
@@ -262,6 +266,18 @@ pub(super) async fn run(
     };
     let credentials = Arc::new(StoreCredentials::new(salla, job.merchant_id));
     let store = MerchantId(job.merchant_id);
+    // The store's request budget starts from its plan (the responses' X-RateLimit-* headers correct it).
+    let plan: Option<Option<String>> =
+        sqlx::query_scalar("SELECT store_plan FROM salla_stores WHERE merchant_id = $1")
+            .bind(job.merchant_id as i64)
+            .fetch_optional(salla.db())
+            .await?;
+    if salla.api().limits().requests_per_minute(store).is_none() {
+        salla
+            .api()
+            .limits()
+            .set_plan(store, plan.flatten().as_deref());
+    }
     loop {
         if ctx.shutdown.is_cancelled() {
             return Err(JobError::retry(
@@ -390,13 +406,27 @@ async fn order_details(
     if ids.is_empty() || salla.config().order_details_concurrency == 0 {
         return Ok(Vec::new());
     }
-    let known: Vec<i64> = sqlx::query_scalar(
-        "SELECT salla_id FROM orders WHERE salla_id = ANY($1) AND source_updated_at IS NOT NULL",
+    // Orders whose details we have and whose listed status and total still match need nothing: List Orders has
+    // no updated_at, so a changed status or total is how a re-scan notices an edit that sent no event.
+    let stored: Vec<(i64, Option<String>, Option<rust_decimal::Decimal>)> = sqlx::query_as(
+        "SELECT salla_id, status_slug, total FROM orders WHERE salla_id = ANY($1) AND source_updated_at IS NOT NULL",
     )
     .bind(&ids)
     .fetch_all(pool)
     .await?;
-    let wanted: Vec<i64> = ids.into_iter().filter(|id| !known.contains(id)).collect();
+    let unchanged = |item: &serde_json::Value| {
+        let id = model::id_of(&item["id"]);
+        let slug = item["status"]["slug"].as_str();
+        let total = model::Amount::from_json(&item["total"]).map(|a| a.amount.decimal());
+        stored.iter().any(|(sid, s_slug, s_total)| {
+            Some(*sid) == id && s_slug.as_deref() == slug && s_total.is_some() && *s_total == total
+        })
+    };
+    let wanted: Vec<i64> = items
+        .iter()
+        .filter(|item| !unchanged(item))
+        .filter_map(|item| model::id_of(&item["id"]))
+        .collect();
     let permits = Arc::new(tokio::sync::Semaphore::new(
         salla.config().order_details_concurrency as usize,
     ));

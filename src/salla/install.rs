@@ -274,7 +274,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
                 .map_err(JobError::retry)?;
             salla.admin().cancel_scheduled_deletion(tenant.id).await?;
             tracing::info!(merchant, tenant_id = %tenant.id, "Salla app reinstalled: tenant reactivated");
-            super::import::enqueue_full(salla, tenant.id, merchant).await?;
+            super::import::enqueue_full(salla.jobs(), tenant.id, merchant).await?;
             return Ok(());
         }
         // Provisioning enqueues onboarding again when the tenant is ready; suspensions by an operator and
@@ -290,7 +290,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
         .fetch_optional(salla.db())
         .await?;
         if first.is_some() {
-            super::import::enqueue_full(salla, tenant.id, merchant).await?;
+            super::import::enqueue_full(salla.jobs(), tenant.id, merchant).await?;
         }
     }
     super::import::register_webhooks(salla, merchant).await?;

@@ -425,10 +425,13 @@ impl SallaLimits {
         }
     }
 
-    /// The limit `store` is held to now (`None` when unlimited), e.g. to store what the headers taught.
+    /// The limit `store` is held to, once known: `None` when unlimited or while nothing was seeded, learned
+    /// or sent for the store (callers seed it from the stored plan then), e.g. to store what headers taught.
     pub fn requests_per_minute(&self, store: MerchantId) -> Option<u32> {
         let inner = self.inner.as_ref()?;
-        Some(inner.with_bucket(store, |bucket| bucket.per_minute))
+        lock(&inner.stores)
+            .get(&store.0)
+            .map(|bucket| bucket.per_minute)
     }
 
     /// Waits for a request slot of `store` (and of the `/customers*` limit when `customers`). A wait longer
@@ -756,7 +759,13 @@ mod tests {
     #[tokio::test]
     async fn plans_seed_buckets_and_unlimited_limits_nothing() {
         let limits = SallaLimits::new(&config(500), None);
-        assert_eq!(limits.requests_per_minute(STORE), Some(120));
+        assert_eq!(limits.requests_per_minute(STORE), None, "nothing known yet");
+        limits.set_plan(STORE, Some("basic"));
+        assert_eq!(
+            limits.requests_per_minute(STORE),
+            Some(120),
+            "unknown plans get the default"
+        );
         limits.set_plan(STORE, Some("Special"));
         assert_eq!(limits.requests_per_minute(STORE), Some(720));
         limits.set_requests_per_minute(STORE, 90);

@@ -140,7 +140,7 @@ async fn resync_sweep(salla: &Salla) -> Result<(), JobError> {
     .fetch_all(salla.db())
     .await?;
     for (merchant, tenant) in &stores {
-        import::enqueue_full(salla, *tenant, *merchant as u64).await?;
+        import::enqueue_full(salla.jobs(), *tenant, *merchant as u64).await?;
     }
     tracing::info!(stores = stores.len(), "Salla re-scan enqueued");
     Ok(())

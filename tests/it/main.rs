@@ -18,6 +18,7 @@ mod metrics;
 mod salla_api;
 mod salla_data;
 mod salla_install;
+mod salla_tokens;
 mod shutdown;
 mod tenant_cache;
 mod tenant_pools;

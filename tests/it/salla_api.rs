@@ -442,11 +442,9 @@ async fn salla_api_rate_limit_headers_correct_the_store_bucket() {
         remaining: 1,
         reset,
     });
-    assert_eq!(
-        setup.api.limits().requests_per_minute(STORE),
-        Some(120),
-        "default plan"
-    );
+    assert_eq!(setup.api.limits().requests_per_minute(STORE), None);
+    setup.api.limits().set_plan(STORE, Some("pro"));
+    assert_eq!(setup.api.limits().requests_per_minute(STORE), Some(360));
 
     setup
         .api

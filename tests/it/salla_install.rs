@@ -438,3 +438,136 @@ async fn the_strategy_can_be_pinned() {
     let (status, _) = deliver(&app, &fixture("app.installed")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
+    let salla = FakeSallaServer::start().await;
+    let tokens = salla
+        .lock()
+        .add_store(FakeStore::new(MERCHANT).with_orders(200));
+    // Page 3 of 4 fails once; with no client-side retries the job attempt dies there, as if killed.
+    salla
+        .lock()
+        .fail_page("/orders", 3, 1, crate::fake_salla::Fault::status(500));
+    let (clerk_url, _clerk) = fake_clerk().await;
+    let salla_env = salla.env();
+    let app = spawn_app_with(Role::All, |env| {
+        clerk_env(&clerk_url)(env);
+        salla_env(env);
+        env.push((
+            "WOSOOL_SALLA__WEBHOOK_SECRETS".into(),
+            format!("[\"{WEBHOOK_SECRET}\"]"),
+        ));
+        env.push(("WOSOOL_SALLA__MAX_RETRIES".into(), "0".into()));
+        env.push(("WOSOOL_JOBS__RETRY_MAX_SECS".into(), "1".into()));
+    })
+    .await;
+    deliver(&app, &authorize(MERCHANT, &tokens)).await;
+    let (_, db_name) = wait_status(&app.db, MERCHANT, "ready").await;
+    let tenant = PgPool::connect(&database_url(&db_name)).await.unwrap();
+    imported(&tenant).await;
+    assert_eq!(count(&tenant, "orders").await, 200, "every order, once");
+    assert_eq!(
+        salla.lock().calls("GET /orders"),
+        5,
+        "pages 1, 2, 3 (failed), then 3 and 4 again: resumed, not restarted"
+    );
+    let (synced, total): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT items_synced, total_expected FROM sync_state WHERE resource = 'orders'",
+    )
+    .fetch_one(&tenant)
+    .await
+    .unwrap();
+    assert_eq!(
+        (synced, total),
+        (200, Some(200)),
+        "progress counted once per page"
+    );
+    tenant.close().await;
+}
+
+#[tokio::test]
+async fn merchants_resync_and_operators_see_stores_and_redacted_deliveries() {
+    let salla = FakeSallaServer::start().await;
+    let tokens = salla
+        .lock()
+        .add_store(FakeStore::new(MERCHANT).with_customers(3));
+    let (app, _clerk) = salla_app(&salla).await;
+    deliver(&app, &authorize(MERCHANT, &tokens)).await;
+    let (tenant_id, db_name) = wait_status(&app.db, MERCHANT, "ready").await;
+    let tenant = PgPool::connect(&database_url(&db_name)).await.unwrap();
+    imported(&tenant).await;
+
+    // A merchant (admin key) asks for a re-scan: the new customers appear.
+    salla.lock().store(MERCHANT).customers.clear();
+    let store = FakeStore::new(MERCHANT).with_customers(5);
+    salla.lock().store(MERCHANT).customers = store.customers;
+    let key = app.api_key(&tenant_id.to_string()).await;
+    let response = app
+        .client
+        .post(app.url("/api/sync/resync"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    eventually("the re-scan to bring 5 customers", WAIT, || async {
+        (count(&tenant, "customers").await == 5).then_some(())
+    })
+    .await;
+
+    // Operators: the store's token status, never the tokens.
+    let store: Value = app
+        .admin_get(&format!("/api/admin/salla/stores/{MERCHANT}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(store["store"]["status"], "installed");
+    assert_eq!(store["store"]["has_tokens"], true);
+    assert_eq!(store["last_webhook"]["event_type"], "app.store.authorize");
+    let text = store.to_string();
+    assert!(!text.contains(&tokens.access_token) && !text.contains(&tokens.refresh_token));
+
+    // Stored deliveries, with the tokens of the authorize redacted; a replay processes one again.
+    let listed: Value = app
+        .admin_get(&format!(
+            "/api/admin/webhooks?provider=salla&merchant_id={MERCHANT}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delivery = &listed["deliveries"][0];
+    assert_eq!(delivery["payload"]["data"]["access_token"], "[redacted]");
+    assert_eq!(delivery["payload"]["data"]["refresh_token"], "[redacted]");
+    assert!(!listed.to_string().contains(&tokens.refresh_token));
+    let id = delivery["id"].as_i64().unwrap();
+    let replayed = app
+        .admin_post(&format!("/api/admin/webhooks/{id}/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::OK);
+    eventually("the replayed delivery processed", WAIT, || async {
+        let (status, attempts): (String, i32) =
+            sqlx::query_as("SELECT status, attempts FROM webhook_inbox WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.db)
+                .await
+                .unwrap();
+        (status == "processed" && attempts == 1).then_some(())
+    })
+    .await;
+    let missing = app
+        .admin_post("/api/admin/webhooks/999999/replay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    tenant.close().await;
+}

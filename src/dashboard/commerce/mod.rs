@@ -31,4 +31,5 @@ pub fn router() -> Router<AppState> {
         .route("/carts/abandoned", get(carts::list))
         .route("/stats", get(stats::show))
         .route("/sync", get(sync::show))
+        .route("/sync/resync", axum::routing::post(sync::resync))
 }

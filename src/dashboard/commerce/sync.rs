@@ -40,6 +40,35 @@ struct ResourceSync {
     updated_at: Option<OffsetDateTime>,
 }
 
+/// `POST /api/sync/resync` (admin role): starts a full re-scan of the store (every resource walks the Merchant
+/// API again; rows are upserted idempotently). A walk already running is not started twice. 202.
+pub async fn resync(
+    State(state): State<AppState>,
+    ctx: TenantContext,
+) -> Result<(axum::http::StatusCode, axum::Json<Value>), ApiError> {
+    ctx.require_admin()?;
+    if !state.config.salla.enabled() {
+        return Err(ApiError::Unavailable {
+            code: "salla_not_configured",
+            message: "The Salla app is not configured on this server.".into(),
+            details: None,
+        });
+    }
+    let Some(merchant) = ctx.tenant.salla_merchant_id else {
+        return Err(ApiError::conflict(
+            "no_salla_store",
+            "This tenant is not connected to a Salla store.",
+        ));
+    };
+    let enqueued = crate::salla::import::enqueue_full(&state.jobs, ctx.tenant.id, merchant as u64)
+        .await
+        .map_err(|e| ApiError::internal(e.message()))?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(json!({ "resync": "enqueued", "resources_started": enqueued })),
+    ))
+}
+
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
