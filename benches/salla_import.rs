@@ -1,0 +1,266 @@
+//! History import throughput: a store of 50,000 orders (each completed from its order details, as the import
+//! does), 10,000 customers and 5,000 products served by a fake Merchant API in this process (no rate-limit
+//! sleeping: the store's budget is configured unlimited), imported by the real application (install webhook →
+//! provisioning → `salla.import` jobs → tenant database). Reported: wall time from the first import job to the
+//! last page written, and rows/s; against a single `COPY` of the same rows into the same tables.
+//!
+//! Needs WOSOOL_BENCH_DATABASE_URL (`scripts/bench` provides it).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::{Executor, PgPool};
+use tokio_util::sync::CancellationToken;
+use wosool::config::Config;
+use wosool::{Application, Role};
+
+const ORDERS: usize = 50_000;
+const CUSTOMERS: usize = 10_000;
+const PRODUCTS: usize = 5_000;
+const MERCHANT: u64 = 1_234_509_876;
+const SECRET: &str = "bench-salla-webhook-secret";
+
+struct Store {
+    orders: Vec<Value>,
+    order_details: Value,
+    customers: Vec<Value>,
+    products: Vec<Value>,
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../shared/fixtures/salla/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture JSON")
+}
+
+fn store() -> Store {
+    let order = fixture("api-list-orders.json")["data"][0].clone();
+    let customer = fixture("api-list-customers.json")["data"][0].clone();
+    let product = fixture("api-product-details.json")["data"].clone();
+    let with_id = |template: &Value, id: u64| {
+        let mut item = template.clone();
+        item["id"] = json!(id);
+        item
+    };
+    Store {
+        orders: (0..ORDERS).map(|i| with_id(&order, 3_000_000_000 + i as u64)).collect(),
+        order_details: fixture("order.created.json")["data"].clone(),
+        customers: (0..CUSTOMERS).map(|i| with_id(&customer, 4_000_000_000 + i as u64)).collect(),
+        products: (0..PRODUCTS).map(|i| with_id(&product, 5_000_000_000 + i as u64)).collect(),
+    }
+}
+
+type Shared = Arc<Store>;
+
+fn page_of(items: &[Value], query: &std::collections::HashMap<String, String>) -> Value {
+    let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(15);
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let total_pages = items.len().div_ceil(per_page).max(1);
+    let data: Vec<&Value> = items.iter().skip((page - 1) * per_page).take(per_page).collect();
+    json!({
+        "status": 200, "success": true, "data": data,
+        "pagination": { "count": data.len(), "total": items.len(), "perPage": per_page,
+                        "currentPage": page, "totalPages": total_pages, "links": {} },
+    })
+}
+
+async fn serve_fake(store: Shared) -> String {
+    type Q = Query<std::collections::HashMap<String, String>>;
+    let router = Router::new()
+        .route("/accounts/oauth2/user/info", get(|| async {
+            let mut info = fixture("api-user-info.json");
+            info["data"]["merchant"]["id"] = json!(MERCHANT);
+            axum::Json(info)
+        }))
+        .route("/accounts/oauth2/token", post(|| async { axum::http::StatusCode::BAD_REQUEST }))
+        .route("/admin/v2/store/info", get(|| async {
+            axum::Json(json!({ "status": 200, "success": true, "data": { "id": MERCHANT, "name": "Bench Store", "email": "owner@bench.sa", "plan": "special", "currency": "SAR" } }))
+        }))
+        .route("/admin/v2/orders", get(|State(s): State<Shared>, Query(q): Q| async move { axum::Json(page_of(&s.orders, &q)) }))
+        .route("/admin/v2/customers", get(|State(s): State<Shared>, Query(q): Q| async move { axum::Json(page_of(&s.customers, &q)) }))
+        .route("/admin/v2/products", get(|State(s): State<Shared>, Query(q): Q| async move { axum::Json(page_of(&s.products, &q)) }))
+        .route("/admin/v2/carts/abandoned", get(|Query(q): Q| async move { axum::Json(page_of(&[], &q)) }))
+        .route("/admin/v2/orders/{id}", get(|State(s): State<Shared>, Path(id): Path<u64>| async move {
+            let mut details = s.order_details.clone();
+            details["id"] = json!(id);
+            if let Some(items) = details["items"].as_array_mut() {
+                for (n, item) in items.iter_mut().enumerate() {
+                    item["id"] = json!(id * 100 + n as u64);
+                }
+            }
+            axum::Json(json!({ "status": 200, "success": true, "data": details }))
+        }))
+        .with_state(store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
+}
+
+#[tokio::main]
+async fn main() {
+    let Ok(admin_url) = std::env::var("WOSOOL_BENCH_DATABASE_URL") else {
+        eprintln!("salla_import bench skipped: WOSOOL_BENCH_DATABASE_URL not set (run scripts/bench)");
+        return;
+    };
+    wosool::install_crypto_provider();
+    let database_url = fresh_database(&admin_url, "wosool_bench_salla_import").await;
+    let store = Arc::new(store());
+    let fake = serve_fake(store.clone()).await;
+    let app = Application::build(config(&database_url, &fake), Role::All).await.expect("app builds");
+    let address = app.local_addr().expect("addr");
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run(stop.clone()));
+
+    let mut authorize = fixture("app.store.authorize.json");
+    authorize["merchant"] = json!(MERCHANT);
+    authorize["data"]["expires"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 14 * 86_400);
+    let body = serde_json::to_vec(&authorize).expect("body");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(&body);
+    let response = reqwest::Client::new()
+        .post(format!("http://{address}/webhooks/salla"))
+        .header("x-salla-signature", hex::encode(mac.finalize().into_bytes()))
+        .body(body)
+        .send()
+        .await
+        .expect("deliver");
+    assert!(response.status().is_success());
+
+    let global = PgPool::connect(&database_url).await.expect("connect");
+    let started = Instant::now();
+    let db_name: String = loop {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT db_name FROM tenants WHERE salla_merchant_id = $1 AND status = 'ready'",
+        )
+        .bind(MERCHANT as i64)
+        .fetch_optional(&global)
+        .await
+        .expect("tenant");
+        if let Some(name) = found {
+            break name;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "tenant never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut tenant_url = url::Url::parse(&database_url).expect("url");
+    tenant_url.set_path(&db_name);
+    let tenant = PgPool::connect(tenant_url.as_str()).await.expect("tenant db");
+    let import_seconds: f64 = loop {
+        let row: (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'done'), \
+                    extract(epoch FROM max(last_full_import_at) - min(started_at))::float8 FROM sync_state",
+        )
+        .fetch_one(&tenant)
+        .await
+        .expect("sync state");
+        if row.0 == 4 {
+            break row.1.expect("timestamps");
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "import did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM order_items), \
+                (SELECT count(*) FROM customers), (SELECT count(*) FROM products)",
+    )
+    .fetch_one(&tenant)
+    .await
+    .expect("counts");
+    assert_eq!((counts.0, counts.2, counts.3), (ORDERS as i64, CUSTOMERS as i64, PRODUCTS as i64));
+    let rows = (ORDERS + CUSTOMERS + PRODUCTS) as f64;
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Baseline: one COPY of the same rows (id, raw payload and the NOT NULL columns) into fresh tables.
+    let copy_seconds = copy_baseline(&admin_url, &store).await;
+    println!(
+        "Salla import: {ORDERS} orders (+{} items, from {ORDERS} order details) + {CUSTOMERS} customers + {PRODUCTS} products in {import_seconds:.1} s = {:.0} rows/s (target ≤ 60 s)",
+        counts.1,
+        rows / import_seconds
+    );
+    println!(
+        "COPY of the same {} rows:  {copy_seconds:.2} s = {:.0} rows/s; import takes {:.1}x the COPY time",
+        rows as u64,
+        rows / copy_seconds,
+        import_seconds / copy_seconds
+    );
+}
+
+async fn copy_baseline(admin_url: &str, store: &Store) -> f64 {
+    let url = fresh_database(admin_url, "wosool_bench_salla_copy").await;
+    let pool = PgPool::connect(&url).await.expect("connect");
+    pool.execute(
+        "CREATE TABLE orders (salla_id bigint PRIMARY KEY, ordered_at timestamptz NOT NULL, raw jsonb NOT NULL); \
+         CREATE TABLE customers (salla_id bigint PRIMARY KEY, raw jsonb NOT NULL); \
+         CREATE TABLE products (salla_id bigint PRIMARY KEY, name text NOT NULL, raw jsonb NOT NULL);",
+    )
+    .await
+    .expect("tables");
+    let escape = |v: &Value| v.to_string().replace('\\', "\\\\");
+    let orders: String = store
+        .orders
+        .iter()
+        .map(|o| format!("{}\t2024-01-01T00:00:00Z\t{}\n", o["id"], escape(o)))
+        .collect();
+    let customers: String = store.customers.iter().map(|c| format!("{}\t{}\n", c["id"], escape(c))).collect();
+    let products: String = store
+        .products
+        .iter()
+        .map(|p| format!("{}\tproduct\t{}\n", p["id"], escape(p)))
+        .collect();
+    let started = Instant::now();
+    let mut conn = pool.acquire().await.expect("conn");
+    for (statement, data) in [
+        ("COPY orders (salla_id, ordered_at, raw) FROM STDIN", orders),
+        ("COPY customers (salla_id, raw) FROM STDIN", customers),
+        ("COPY products (salla_id, name, raw) FROM STDIN", products),
+    ] {
+        let mut copy = conn.copy_in_raw(statement).await.expect("copy");
+        copy.send(data.into_bytes()).await.expect("send");
+        copy.finish().await.expect("finish");
+    }
+    started.elapsed().as_secs_f64()
+}
+
+fn config(database_url: &str, fake: &str) -> Config {
+    let env = vec![
+        ("WOSOOL_DB__URL".to_owned(), database_url.to_owned()),
+        ("WOSOOL_SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
+        ("WOSOOL_SALLA__CLIENT_ID".to_owned(), "bench".to_owned()),
+        ("WOSOOL_SALLA__CLIENT_SECRET".to_owned(), "bench-secret".to_owned()),
+        ("WOSOOL_SALLA__ACCOUNTS_URL".to_owned(), format!("{fake}/accounts")),
+        ("WOSOOL_SALLA__API_URL".to_owned(), format!("{fake}/admin/v2")),
+        ("WOSOOL_SALLA__WEBHOOK_SECRETS".to_owned(), format!("[\"{SECRET}\"]")),
+        // No rate-limit sleeping: the bench measures our side.
+        ("WOSOOL_SALLA__DEFAULT_REQUESTS_PER_MINUTE".to_owned(), "100000000".to_owned()),
+        ("WOSOOL_SALLA__PLAN_REQUESTS_PER_MINUTE".to_owned(), "{special = 100000000}".to_owned()),
+        ("WOSOOL_SALLA__CUSTOMERS_REQUESTS_PER_WINDOW".to_owned(), "100000000".to_owned()),
+        (
+            "WOSOOL_SECRETS__ENCRYPTION_KEYS".to_owned(),
+            "[\"bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]".to_owned(),
+        ),
+    ];
+    Config::load_from(None, env).expect("config")
+}
+
+async fn fresh_database(admin_url: &str, name: &str) -> String {
+    let admin = PgPool::connect(admin_url).await.expect("connect");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .await
+        .expect("drop");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create");
+    let mut url = url::Url::parse(admin_url).expect("url");
+    url.set_path(name);
+    url.to_string()
+}
