@@ -34,7 +34,10 @@ struct Store {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/../shared/fixtures/salla/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../shared/fixtures/salla/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture JSON")
 }
 
@@ -48,20 +51,37 @@ fn store() -> Store {
         item
     };
     Store {
-        orders: (0..ORDERS).map(|i| with_id(&order, 3_000_000_000 + i as u64)).collect(),
+        orders: (0..ORDERS)
+            .map(|i| with_id(&order, 3_000_000_000 + i as u64))
+            .collect(),
         order_details: fixture("order.created.json")["data"].clone(),
-        customers: (0..CUSTOMERS).map(|i| with_id(&customer, 4_000_000_000 + i as u64)).collect(),
-        products: (0..PRODUCTS).map(|i| with_id(&product, 5_000_000_000 + i as u64)).collect(),
+        customers: (0..CUSTOMERS)
+            .map(|i| with_id(&customer, 4_000_000_000 + i as u64))
+            .collect(),
+        products: (0..PRODUCTS)
+            .map(|i| with_id(&product, 5_000_000_000 + i as u64))
+            .collect(),
     }
 }
 
 type Shared = Arc<Store>;
 
 fn page_of(items: &[Value], query: &std::collections::HashMap<String, String>) -> Value {
-    let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(15);
-    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(15);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let total_pages = items.len().div_ceil(per_page).max(1);
-    let data: Vec<&Value> = items.iter().skip((page - 1) * per_page).take(per_page).collect();
+    let data: Vec<&Value> = items
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
     json!({
         "status": 200, "success": true, "data": data,
         "pagination": { "count": data.len(), "total": items.len(), "perPage": per_page,
@@ -96,7 +116,9 @@ async fn serve_fake(store: Shared) -> String {
             axum::Json(json!({ "status": 200, "success": true, "data": details }))
         }))
         .with_state(store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}")
@@ -105,27 +127,35 @@ async fn serve_fake(store: Shared) -> String {
 #[tokio::main]
 async fn main() {
     let Ok(admin_url) = std::env::var("WOSOOL_BENCH_DATABASE_URL") else {
-        eprintln!("salla_import bench skipped: WOSOOL_BENCH_DATABASE_URL not set (run scripts/bench)");
+        eprintln!(
+            "salla_import bench skipped: WOSOOL_BENCH_DATABASE_URL not set (run scripts/bench)"
+        );
         return;
     };
     wosool::install_crypto_provider();
     let database_url = fresh_database(&admin_url, "wosool_bench_salla_import").await;
     let store = Arc::new(store());
     let fake = serve_fake(store.clone()).await;
-    let app = Application::build(config(&database_url, &fake), Role::All).await.expect("app builds");
+    let app = Application::build(config(&database_url, &fake), Role::All)
+        .await
+        .expect("app builds");
     let address = app.local_addr().expect("addr");
     let stop = CancellationToken::new();
     tokio::spawn(app.run(stop.clone()));
 
     let mut authorize = fixture("app.store.authorize.json");
     authorize["merchant"] = json!(MERCHANT);
-    authorize["data"]["expires"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 14 * 86_400);
+    authorize["data"]["expires"] =
+        json!(time::OffsetDateTime::now_utc().unix_timestamp() + 14 * 86_400);
     let body = serde_json::to_vec(&authorize).expect("body");
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(&body);
     let response = reqwest::Client::new()
         .post(format!("http://{address}/webhooks/salla"))
-        .header("x-salla-signature", hex::encode(mac.finalize().into_bytes()))
+        .header(
+            "x-salla-signature",
+            hex::encode(mac.finalize().into_bytes()),
+        )
         .body(body)
         .send()
         .await
@@ -145,12 +175,17 @@ async fn main() {
         if let Some(name) = found {
             break name;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "tenant never became ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "tenant never became ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mut tenant_url = url::Url::parse(&database_url).expect("url");
     tenant_url.set_path(&db_name);
-    let tenant = PgPool::connect(tenant_url.as_str()).await.expect("tenant db");
+    let tenant = PgPool::connect(tenant_url.as_str())
+        .await
+        .expect("tenant db");
     let import_seconds: f64 = loop {
         let row: (i64, Option<f64>) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE status = 'done'), \
@@ -162,7 +197,10 @@ async fn main() {
         if row.0 == 4 {
             break row.1.expect("timestamps");
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "import did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "import did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let counts: (i64, i64, i64, i64) = sqlx::query_as(
@@ -172,7 +210,10 @@ async fn main() {
     .fetch_one(&tenant)
     .await
     .expect("counts");
-    assert_eq!((counts.0, counts.2, counts.3), (ORDERS as i64, CUSTOMERS as i64, PRODUCTS as i64));
+    assert_eq!(
+        (counts.0, counts.2, counts.3),
+        (ORDERS as i64, CUSTOMERS as i64, PRODUCTS as i64)
+    );
     let rows = (ORDERS + CUSTOMERS + PRODUCTS) as f64;
     stop.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -208,7 +249,11 @@ async fn copy_baseline(admin_url: &str, store: &Store) -> f64 {
         .iter()
         .map(|o| format!("{}\t2024-01-01T00:00:00Z\t{}\n", o["id"], escape(o)))
         .collect();
-    let customers: String = store.customers.iter().map(|c| format!("{}\t{}\n", c["id"], escape(c))).collect();
+    let customers: String = store
+        .customers
+        .iter()
+        .map(|c| format!("{}\t{}\n", c["id"], escape(c)))
+        .collect();
     let products: String = store
         .products
         .iter()
@@ -234,14 +279,35 @@ fn config(database_url: &str, fake: &str) -> Config {
         ("WOSOOL_SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
         ("WOSOOL_SALLA__CLIENT_ID".to_owned(), "bench".to_owned()),
-        ("WOSOOL_SALLA__CLIENT_SECRET".to_owned(), "bench-secret".to_owned()),
-        ("WOSOOL_SALLA__ACCOUNTS_URL".to_owned(), format!("{fake}/accounts")),
-        ("WOSOOL_SALLA__API_URL".to_owned(), format!("{fake}/admin/v2")),
-        ("WOSOOL_SALLA__WEBHOOK_SECRETS".to_owned(), format!("[\"{SECRET}\"]")),
+        (
+            "WOSOOL_SALLA__CLIENT_SECRET".to_owned(),
+            "bench-secret".to_owned(),
+        ),
+        (
+            "WOSOOL_SALLA__ACCOUNTS_URL".to_owned(),
+            format!("{fake}/accounts"),
+        ),
+        (
+            "WOSOOL_SALLA__API_URL".to_owned(),
+            format!("{fake}/admin/v2"),
+        ),
+        (
+            "WOSOOL_SALLA__WEBHOOK_SECRETS".to_owned(),
+            format!("[\"{SECRET}\"]"),
+        ),
         // No rate-limit sleeping: the bench measures our side.
-        ("WOSOOL_SALLA__DEFAULT_REQUESTS_PER_MINUTE".to_owned(), "100000000".to_owned()),
-        ("WOSOOL_SALLA__PLAN_REQUESTS_PER_MINUTE".to_owned(), "{special = 100000000}".to_owned()),
-        ("WOSOOL_SALLA__CUSTOMERS_REQUESTS_PER_WINDOW".to_owned(), "100000000".to_owned()),
+        (
+            "WOSOOL_SALLA__DEFAULT_REQUESTS_PER_MINUTE".to_owned(),
+            "100000000".to_owned(),
+        ),
+        (
+            "WOSOOL_SALLA__PLAN_REQUESTS_PER_MINUTE".to_owned(),
+            "{special = 100000000}".to_owned(),
+        ),
+        (
+            "WOSOOL_SALLA__CUSTOMERS_REQUESTS_PER_WINDOW".to_owned(),
+            "100000000".to_owned(),
+        ),
         (
             "WOSOOL_SECRETS__ENCRYPTION_KEYS".to_owned(),
             "[\"bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]".to_owned(),
@@ -253,7 +319,9 @@ fn config(database_url: &str, fake: &str) -> Config {
 async fn fresh_database(admin_url: &str, name: &str) -> String {
     let admin = PgPool::connect(admin_url).await.expect("connect");
     admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
         .await
         .expect("drop");
     admin

@@ -571,3 +571,48 @@ async fn merchants_resync_and_operators_see_stores_and_redacted_deliveries() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     tenant.close().await;
 }
+
+#[tokio::test]
+async fn trials_and_subscriptions_are_recorded_on_the_store_in_any_order() {
+    let salla = FakeSallaServer::start().await;
+    let (app, _clerk) = salla_app(&salla).await;
+    // The trial arrives before anything else about the store (no tokens, no tenant yet).
+    deliver(&app, &for_merchant("app.trial.started", MERCHANT)).await;
+    let subscription = || async {
+        sqlx::query_as::<_, (Option<String>, Option<String>, Option<time::OffsetDateTime>)>(
+            "SELECT subscription_status, subscription_plan, subscription_ends_at FROM salla_stores WHERE merchant_id = $1",
+        )
+        .bind(MERCHANT as i64)
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+    };
+    let trial = eventually("the trial recorded", WAIT, || async {
+        subscription()
+            .await
+            .filter(|s| s.0.as_deref() == Some("trial"))
+    })
+    .await;
+    assert_eq!(trial.1.as_deref(), Some("Diamond Plan"));
+    assert!(trial.2.is_some(), "trial end date kept");
+
+    deliver(&app, &for_merchant("app.subscription.started", MERCHANT)).await;
+    eventually("the subscription active", WAIT, || async {
+        subscription()
+            .await
+            .filter(|s| s.0.as_deref() == Some("active"))
+    })
+    .await;
+    deliver(&app, &for_merchant("app.subscription.canceled", MERCHANT)).await;
+    let canceled = eventually("the subscription canceled", WAIT, || async {
+        subscription()
+            .await
+            .filter(|s| s.0.as_deref() == Some("canceled"))
+    })
+    .await;
+    assert_eq!(
+        canceled.1.as_deref(),
+        Some("Diamond Plan"),
+        "a null plan name keeps the known one"
+    );
+}
