@@ -41,6 +41,7 @@ pub struct Config {
     pub clerk: ClerkConfig,
     pub secrets: SecretsConfig,
     pub salla: SallaConfig,
+    pub crm: CrmConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +233,29 @@ impl SallaConfig {
         plan.and_then(|p| self.plan_requests_per_minute.get(&p.to_ascii_lowercase()))
             .copied()
             .unwrap_or(self.default_requests_per_minute)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    pub base_url: String,
+    pub operator_email_domain: String,
+    pub database_url: Secret,
+    pub request_timeout_secs: u64,
+    pub activate_timeout_secs: u64,
+    pub max_retries: u32,
+    pub requests_per_minute: u32,
+    pub sync_batch_size: u32,
+    pub proxy_timeout_secs: u64,
+    pub proxy_body_limit_bytes: usize,
+    pub proxy_requests_per_minute: u32,
+}
+
+impl CrmConfig {
+    /// Whether Twenty is configured (a base URL is set).
+    pub fn enabled(&self) -> bool {
+        !self.base_url.is_empty()
     }
 }
 
@@ -456,6 +480,7 @@ impl Config {
         self.validate_tenancy(&mut problem);
         self.validate_clerk(&mut problem);
         self.validate_salla(&mut problem);
+        self.validate_crm(&mut problem);
 
         if problems.is_empty() {
             Ok(())
@@ -594,6 +619,60 @@ impl Config {
             ("clerk.jwks_refresh_secs", clerk.jwks_refresh_secs),
             ("clerk.token_cache_entries", clerk.token_cache_entries),
             ("clerk.request_timeout_secs", clerk.request_timeout_secs),
+        ] {
+            if value == 0 {
+                problem(key, "is 0".into(), "a positive number");
+            }
+        }
+    }
+
+    fn validate_crm(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        let crm = &self.crm;
+        if crm.enabled() {
+            match url::Url::parse(&crm.base_url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                _ => problem(
+                    "crm.base_url",
+                    format!("{:?} is not an http(s) URL", crm.base_url),
+                    "empty, or Twenty's server URL such as http://twenty:3000",
+                ),
+            }
+            if self.secrets.encryption_keys.is_empty() {
+                problem(
+                    "secrets.encryption_keys",
+                    "is empty while Twenty is configured (its API keys are stored encrypted)"
+                        .into(),
+                    "at least one key \"<id>:<base64 of 32 random bytes>\"",
+                );
+            }
+        }
+        if crm.operator_email_domain.is_empty() || !crm.operator_email_domain.contains('.') {
+            problem(
+                "crm.operator_email_domain",
+                format!("{:?} is not a domain", crm.operator_email_domain),
+                "a domain such as crm.example.com",
+            );
+        }
+        if !(1..=60).contains(&crm.sync_batch_size) {
+            problem(
+                "crm.sync_batch_size",
+                format!("is {}", crm.sync_batch_size),
+                "1 to 60",
+            );
+        }
+        for (key, value) in [
+            ("crm.request_timeout_secs", crm.request_timeout_secs),
+            ("crm.activate_timeout_secs", crm.activate_timeout_secs),
+            ("crm.requests_per_minute", crm.requests_per_minute as u64),
+            ("crm.proxy_timeout_secs", crm.proxy_timeout_secs),
+            (
+                "crm.proxy_body_limit_bytes",
+                crm.proxy_body_limit_bytes as u64,
+            ),
+            (
+                "crm.proxy_requests_per_minute",
+                crm.proxy_requests_per_minute as u64,
+            ),
         ] {
             if value == 0 {
                 problem(key, "is 0".into(), "a positive number");

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod clerk;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod dashboard;
 pub mod db;
 pub mod error;
