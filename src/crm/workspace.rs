@@ -36,6 +36,9 @@ impl std::fmt::Debug for WorkspaceCredentials {
     }
 }
 
+/// `(workspace_id, key_id, api_key_token, manifest_version)` of a `crm_workspaces` row.
+type CredentialsRow = (Option<String>, Option<String>, Option<Vec<u8>>, i32);
+
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error(transparent)]
@@ -50,7 +53,7 @@ pub async fn credentials(
     keyring: &Keyring,
     tenant: TenantId,
 ) -> Result<Option<WorkspaceCredentials>, CredentialsError> {
-    let row: Option<(Option<String>, Option<String>, Option<Vec<u8>>, i32)> = sqlx::query_as(
+    let row: Option<CredentialsRow> = sqlx::query_as(
         "SELECT workspace_id, key_id, api_key_token, manifest_version FROM crm_workspaces WHERE tenant_id = $1",
     )
     .bind(tenant)
