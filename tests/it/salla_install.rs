@@ -444,8 +444,9 @@ async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
     let salla = FakeSallaServer::start().await;
     let tokens = salla
         .lock()
-        .add_store(FakeStore::new(MERCHANT).with_orders(200));
-    // Page 3 of 4 fails once; with no client-side retries the job attempt dies there, as if killed.
+        .add_store(FakeStore::new(MERCHANT).with_orders(100));
+    // 100 orders in pages of 20 (with their 100 details) stay inside the store's burst of requests.
+    // Page 3 of 5 fails once; with no client-side retries the job attempt dies there, as if killed.
     salla
         .lock()
         .fail_page("/orders", 3, 1, crate::fake_salla::Fault::status(500));
@@ -459,6 +460,7 @@ async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
             format!("[\"{WEBHOOK_SECRET}\"]"),
         ));
         env.push(("WOSOOL_SALLA__MAX_RETRIES".into(), "0".into()));
+        env.push(("WOSOOL_SALLA__PER_PAGE".into(), "20".into()));
         env.push(("WOSOOL_JOBS__RETRY_MAX_SECS".into(), "1".into()));
     })
     .await;
@@ -466,11 +468,11 @@ async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
     let (_, db_name) = wait_status(&app.db, MERCHANT, "ready").await;
     let tenant = PgPool::connect(&database_url(&db_name)).await.unwrap();
     imported(&tenant).await;
-    assert_eq!(count(&tenant, "orders").await, 200, "every order, once");
+    assert_eq!(count(&tenant, "orders").await, 100, "every order, once");
     assert_eq!(
         salla.lock().calls("GET /orders"),
-        5,
-        "pages 1, 2, 3 (failed), then 3 and 4 again: resumed, not restarted"
+        6,
+        "pages 1, 2, 3 (failed), then 3, 4 and 5: resumed, not restarted"
     );
     let (synced, total): (i64, Option<i64>) = sqlx::query_as(
         "SELECT items_synced, total_expected FROM sync_state WHERE resource = 'orders'",
@@ -480,7 +482,7 @@ async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
     .unwrap();
     assert_eq!(
         (synced, total),
-        (200, Some(200)),
+        (100, Some(100)),
         "progress counted once per page"
     );
     tenant.close().await;
