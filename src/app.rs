@@ -14,8 +14,9 @@ use crate::clerk::identity::ClerkIdentity;
 use crate::clerk::session::SessionVerifier;
 use crate::config::ClerkConfig;
 use crate::config::Config;
+use crate::crm::twenty::TwentyCrm;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
-use crate::provisioning::{IdentityProvider, NotConfigured, Provisioner};
+use crate::provisioning::{CrmBackend, IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
 use crate::state::AppState;
 use crate::tenancy::servers::ServerError;
@@ -110,6 +111,21 @@ impl TenancyStack {
         } else {
             (Arc::new(NotConfigured), None)
         };
+        let crm: Arc<dyn CrmBackend> = if config.crm.enabled() {
+            let twenty = TwentyCrm::new(config, pool.clone())
+                .map_err(|e| StartupError::HttpClient("Twenty", e))?;
+            // Every new workspace gets the data model as the last part of its provisioning.
+            let manifest = crate::crm::model::Manifest::load()
+                .map_err(|e| StartupError::HttpClient("Twenty", e.to_string()))?;
+            let hook = crate::crm::bridge::ApplyModelHook {
+                db: pool.clone(),
+                client: twenty.client().clone(),
+                manifest: Arc::new(manifest),
+            };
+            Arc::new(twenty.with_ready_hook(Arc::new(hook)))
+        } else {
+            Arc::new(NotConfigured)
+        };
         let provisioner = Provisioner::new(
             pool,
             directory.clone(),
@@ -117,7 +133,7 @@ impl TenancyStack {
             pools.clone(),
             jobs,
             identity,
-            Arc::new(NotConfigured),
+            crm,
             config.tenancy.clone(),
         );
         // A Salla store's tenant continues its onboarding (history import) once it is ready.
@@ -184,6 +200,22 @@ impl Application {
             tenancy.admin.clone(),
             &config.clerk,
         );
+        let crm_sync = if config.crm.enabled() {
+            let sync = crate::crm::sync::CrmSync::new(
+                &config.crm,
+                pool.clone(),
+                tenancy.directory.clone(),
+                tenancy.pools.clone(),
+                crate::secrets::Keyring::from_config(&config.secrets)
+                    .map_err(|e| StartupError::HttpClient("Twenty", e))?,
+                JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
+            )
+            .map_err(|e| StartupError::HttpClient("Twenty", e))?;
+            crate::crm::sync::register_jobs(&mut registry, sync.clone())?;
+            Some(sync)
+        } else {
+            None
+        };
         if let Some(salla) = crate::salla::build(&config, tenancy.admin.clone(), redis.clone())
             .map_err(|e| StartupError::HttpClient("Salla", e))?
         {
@@ -195,6 +227,13 @@ impl Application {
             "" => None,
             address => Some(bind("server.metrics_listen", address).await?),
         };
+        let crm_proxy = crate::crm::proxy::CrmProxy::from_config(
+            &config.crm,
+            crate::secrets::Keyring::from_config(&config.secrets)
+                .map_err(|e| StartupError::HttpClient("Twenty", e))?,
+            pool.clone(),
+        )
+        .map_err(|e| StartupError::HttpClient("Twenty", e))?;
         let state = AppState {
             jobs: JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
             config: Arc::new(config),
@@ -207,6 +246,8 @@ impl Application {
             provisioner: tenancy.provisioner,
             admin: tenancy.admin,
             sessions: tenancy.sessions,
+            crm_proxy,
+            crm_sync,
         };
         Ok(Self {
             state,

@@ -1,5 +1,6 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
+mod crm;
 mod tenants;
 
 use std::path::PathBuf;
@@ -77,6 +78,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// The tenants' Twenty workspaces.
+    Crm {
+        #[command(subcommand)]
+        action: CrmAction,
+    },
     /// Inspect the job queue.
     Jobs {
         #[command(subcommand)]
@@ -100,6 +106,20 @@ pub enum MigrateTarget {
     Status {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrmAction {
+    /// Apply the data-model manifest (config/crm-model.json) to every workspace behind its version: only what
+    /// is missing is created; a failing workspace is reported and retried on the next run.
+    ApplyModel {
+        /// Workspaces updated at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Only this tenant (id or slug).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -184,6 +204,13 @@ impl Cli {
             Command::Jobs {
                 action: JobsAction::Stats { json },
             } => report(jobs_stats(&config, json).await),
+            Command::Crm {
+                action:
+                    CrmAction::ApplyModel {
+                        concurrency,
+                        tenant,
+                    },
+            } => report(crm::apply_model(&config, concurrency, tenant).await),
         }
     }
 }

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use crate::admin::TenantAdmin;
 use crate::clerk::session::SessionVerifier;
 use crate::config::Config;
+use crate::crm::proxy::CrmProxy;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
 use crate::redis::Redis;
@@ -31,4 +32,8 @@ pub struct AppState {
     pub admin: TenantAdmin,
     /// Clerk session-token verification, when Clerk is configured.
     pub sessions: Option<SessionVerifier>,
+    /// The `/crm/*` reverse proxy to Twenty, when Twenty is configured.
+    pub crm_proxy: Option<CrmProxy>,
+    /// Record sync to the tenants' CRM workspaces, when Twenty is configured (admin status view).
+    pub crm_sync: Option<crate::crm::sync::CrmSync>,
 }

@@ -1,6 +1,7 @@
 //! Operator-facing API under `/api/admin` (also mounted at `/admin`), authenticated by `X-Admin-Key`.
 
 mod auth;
+mod crm;
 mod jobs;
 mod salla;
 mod service;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
             "/tenants/{id}/api-keys/{key_id}",
             delete(tenants::revoke_key),
         )
+        .route("/tenants/{id}/crm", get(crm::show))
         .route("/stats", get(tenants::stats))
         .route("/webhooks", get(webhooks::list))
         .route("/webhooks/{id}", get(webhooks::get))

@@ -114,12 +114,12 @@ pub enum CliError {
     Failed(String),
 }
 
-fn fail(e: impl std::fmt::Display) -> CliError {
+pub(super) fn fail(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
 }
 
 /// Connects to the registry (and Redis, so changes reach the servers' caches) and builds the services.
-async fn connect(config: &Config) -> Result<TenancyStack, CliError> {
+pub(super) async fn connect(config: &Config) -> Result<TenancyStack, CliError> {
     crate::install_crypto_provider();
     let pool = db::connect_with_retry(&config.db).await?;
     let redis = crate::redis::Redis::connect(&config.redis)

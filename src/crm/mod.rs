@@ -2,4 +2,9 @@
 //! no onboarding wizard, the Wosool data model applied as code, tenant data synced through an outbox, and a
 //! tenant-scoped reverse proxy.
 
+pub mod bridge;
+pub mod model;
+pub mod proxy;
+pub mod sync;
+pub mod twenty;
 pub mod workspace;

@@ -36,18 +36,21 @@ pub use tenant_context::{
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The full API: operations endpoints, the public API and the admin API.
+/// The full API: operations endpoints, the public API, the admin API and the CRM proxy.
 pub fn api_router(state: AppState) -> Router {
     let metrics_inline = state.config.server.metrics_listen.is_empty();
-    let mut router = ops_routes(metrics_inline)
+    let router = ops_routes(metrics_inline)
         .route("/api/version", get(version))
         .merge(crate::clerk::routes::router())
         .merge(crate::salla::routes::router())
         .nest("/api", crate::dashboard::router())
         .nest("/api/admin", crate::admin::router())
-        .nest("/admin", crate::admin::router());
-    router = router.fallback(not_found);
-    with_middleware(router, &state.config.server).with_state(state)
+        .nest("/admin", crate::admin::router())
+        .fallback(not_found);
+    // The CRM proxy is merged after the server's body limit and timeout: it enforces its own
+    // (`crm.proxy_body_limit_bytes`, `crm.proxy_timeout_secs`).
+    let router = with_limits(router, &state.config.server).merge(crate::crm::proxy::router());
+    with_observability(router, &state.config.server).with_state(state)
 }
 
 /// What a worker-only process serves: health and metrics, so it can be probed and scraped like the API.
@@ -84,17 +87,34 @@ fn with_middleware<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     server: &ServerConfig,
 ) -> Router<S> {
+    with_observability(with_limits(router, server), server)
+}
+
+/// Request id, span/log/metrics and error rendering, compression, CORS and panics: for every route.
+fn with_observability<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    server: &ServerConfig,
+) -> Router<S> {
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(from_fn(observe::observe))
         .layer(CompressionLayer::new())
         .option_layer(cors_layer(&server.cors_allowed_origins))
+        .layer(CatchPanicLayer::custom(panic_response));
+    router.layer(stack)
+}
+
+/// The server's request timeout and body limit, for the routes added so far (and the fallback).
+fn with_limits<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    server: &ServerConfig,
+) -> Router<S> {
+    let stack = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(server.request_timeout_secs),
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
         .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
         .layer(DefaultBodyLimit::max(server.body_limit_bytes));
     router.layer(stack)

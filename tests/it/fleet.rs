@@ -13,9 +13,16 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration, which creates only the table `audit_log` (see its header).
-const LATEST: i64 = 20261120100003;
-const PREVIOUS: i64 = 20261120100002;
+/// The newest tenant migration: the CRM outbox table, its trigger functions and the triggers they run on the
+/// commerce tables (see its header). `UNDO_LATEST` removes all of it; a view named `crm_outbox` makes the
+/// migration fail.
+const LATEST: i64 = 20261121100001;
+const LATEST_TABLE: &str = "crm_outbox";
+const UNDO_LATEST: &str = "DROP TABLE crm_outbox; \
+     DROP FUNCTION crm_outbox_rows, crm_outbox_orders, crm_outbox_order_items CASCADE;";
+/// The one before: the self-contained `audit_log` migration.
+const PREVIOUS: i64 = 20261120100003;
+const UNDO_PREVIOUS: &str = "DROP TABLE audit_log;";
 
 struct FleetTenant {
     id: TenantId,
@@ -46,7 +53,7 @@ async fn ready_tenants(app: &TestApp, count: usize) -> Vec<FleetTenant> {
 /// Rolls a tenant back to before the latest migration, as if it had been provisioned by an older release.
 async fn make_lag(app: &TestApp, tenant: &FleetTenant) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP TABLE audit_log; DELETE FROM _sqlx_migrations WHERE version = {LATEST};"
+        "{UNDO_LATEST} DELETE FROM _sqlx_migrations WHERE version = {LATEST};"
     )))
     .execute(&tenant.db)
     .await
@@ -68,13 +75,31 @@ async fn registry_row(app: &TestApp, tenant: &FleetTenant) -> (i64, Option<Strin
         .unwrap()
 }
 
-/// Whether the tenant database has the table `audit_log` and has recorded the latest migration.
+/// A view that takes the name of the latest migration's table, so that the migration fails.
+async fn break_latest(tenant: &FleetTenant) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE VIEW {LATEST_TABLE} AS SELECT 1 AS x"
+    )))
+    .execute(&tenant.db)
+    .await
+    .unwrap();
+}
+
+async fn unbreak_latest(tenant: &FleetTenant) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP VIEW {LATEST_TABLE}")))
+        .execute(&tenant.db)
+        .await
+        .unwrap();
+}
+
+/// Whether the tenant database has the latest migration's table and has recorded the latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
     let (table, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('public.audit_log') AND relkind = 'r'), \
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('public.' || $2) AND relkind = 'r'), \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)
+    .bind(LATEST_TABLE)
     .fetch_one(&tenant.db)
     .await
     .unwrap();
@@ -118,10 +143,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         assert!(!has_latest(tenant).await);
     }
     let broken = &tenants[1];
-    sqlx::query("CREATE VIEW audit_log AS SELECT 1 AS x")
-        .execute(&broken.db)
-        .await
-        .unwrap();
+    break_latest(broken).await;
 
     let stack = tenancy_stack(&test_config(&app.database, |_| {})).await;
     // A suspended tenant keeps its database, so it is migrated like the ready ones.
@@ -141,7 +163,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, broken.id);
     assert!(
-        report.failed[0].1.contains("audit_log"),
+        report.failed[0].1.contains(LATEST_TABLE),
         "{}",
         report.failed[0].1
     );
@@ -177,7 +199,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                     (*tenant, slug.as_str(), *total),
                     (broken.id, broken.slug.as_str(), 4)
                 );
-                assert!(error.contains("audit_log"), "{error}");
+                assert!(error.contains(LATEST_TABLE), "{error}");
                 done_counts.push(*done);
             }
             FleetEvent::Started { .. } => panic!("started twice: {events:?}"),
@@ -198,7 +220,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                 "a failed migration does not advance the version"
             );
             assert!(
-                error.as_deref().is_some_and(|e| e.contains("audit_log")),
+                error.as_deref().is_some_and(|e| e.contains(LATEST_TABLE)),
                 "{error:?}"
             );
             assert!(!has_latest(tenant).await);
@@ -236,7 +258,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         json["failing"][0]["migration_error"]
             .as_str()
             .unwrap()
-            .contains("audit_log")
+            .contains(LATEST_TABLE)
     );
     // Still broken: `migrate tenants` retries only the failing tenant, reports it, and exits non-zero.
     let (code, stdout, _) = wosool(&app, &["migrate", "tenants", "--concurrency", "2"]).await;
@@ -252,10 +274,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     assert!(stdout.contains("done: 0 migrated, 1 failed"), "{stdout}");
 
     // The operator removes the conflicting object; the next run fixes the tenant.
-    sqlx::query("DROP VIEW audit_log")
-        .execute(&broken.db)
-        .await
-        .unwrap();
+    unbreak_latest(broken).await;
     let report = stack
         .provisioner
         .migrate_fleet(2, None, |_| {})
@@ -366,14 +385,13 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
     // Two migrations behind; the second one will fail.
     make_lag(&app, tenant).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP TABLE customers, products, orders, order_items, abandoned_carts, sync_state; \
-         DELETE FROM _sqlx_migrations WHERE version = {PREVIOUS}; \
-         CREATE VIEW audit_log AS SELECT 1 AS x;"
+        "{UNDO_PREVIOUS} DELETE FROM _sqlx_migrations WHERE version = {PREVIOUS};"
     )))
     .execute(&tenant.db)
     .await
     .unwrap();
-    const OLDEST: i64 = 20261120100001;
+    break_latest(tenant).await;
+    const OLDEST: i64 = 20261120100002;
     sqlx::query("UPDATE tenants SET schema_version = $2 WHERE id = $1")
         .bind(tenant.id)
         .bind(OLDEST)
@@ -403,10 +421,7 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
     let status = stack.provisioner.fleet_status().await.unwrap();
     assert_eq!(status.failing[0].schema_version, PREVIOUS);
 
-    sqlx::query("DROP VIEW audit_log")
-        .execute(&tenant.db)
-        .await
-        .unwrap();
+    unbreak_latest(tenant).await;
     let report = stack
         .provisioner
         .migrate_fleet(1, None, |_| {})

@@ -1,0 +1,115 @@
+//! The proxy's own answers (as opposed to Twenty's, which pass through): each a status and a stable code,
+//! rendered into the usual JSON error envelope by `http::envelope`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ErrorBody;
+
+#[derive(Debug)]
+pub enum ProxyError {
+    NotConfigured,
+    WorkspaceNotReady,
+    Forbidden(String),
+    InvalidRequest(String),
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    TooLarge(usize),
+    RateLimited(Duration),
+    Timeout,
+    Unavailable,
+    CredentialsRejected,
+    /// Something of ours failed (database, a key that does not open); logged where it happens.
+    Internal,
+}
+
+impl ProxyError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::NotConfigured => (
+                StatusCode::NOT_IMPLEMENTED,
+                "crm_not_configured",
+                "The CRM is not configured on this server.".into(),
+            ),
+            Self::WorkspaceNotReady => (
+                StatusCode::CONFLICT,
+                "crm_workspace_not_ready",
+                "The organization's CRM workspace is not set up yet; try again later.".into(),
+            ),
+            Self::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                "crm_operation_forbidden",
+                message.clone(),
+            ),
+            Self::InvalidRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                "crm_invalid_request",
+                message.clone(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "/crm/graphql accepts POST only.".into(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "/crm/graphql accepts JSON bodies only (application/json).".into(),
+            ),
+            Self::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request body is larger than {limit} bytes."),
+            ),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "crm_rate_limited",
+                "Too many CRM requests for this organization; retry after the time in Retry-After."
+                    .into(),
+            ),
+            Self::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "crm_timeout",
+                "The CRM did not answer in time.".into(),
+            ),
+            Self::Unavailable => (
+                StatusCode::BAD_GATEWAY,
+                "crm_unavailable",
+                "The CRM cannot be reached right now; try again shortly.".into(),
+            ),
+            Self::CredentialsRejected => (
+                StatusCode::BAD_GATEWAY,
+                "crm_unavailable",
+                "The CRM refused this organization's workspace credentials; support has been notified."
+                    .into(),
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Something went wrong on our side; it has been logged.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let mut response = status.into_response();
+        if let Self::RateLimited(wait) = self {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(ErrorBody {
+            code: code.into(),
+            message,
+            details: None,
+            provisioning: None,
+        });
+        response
+    }
+}

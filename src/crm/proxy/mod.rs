@@ -1,0 +1,382 @@
+//! `/crm/*`: the tenant-scoped reverse proxy to Twenty (reference §1.2, §3.3, §3.4, §6 "Proxy").
+//!
+//! `/crm/rest/*` goes to `{crm.base_url}/rest/*` and `/crm/graphql` to `{crm.base_url}/graphql`, for the
+//! tenant the caller authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied).
+//! The caller's credentials are dropped and the tenant's own Twenty API key — which alone selects the
+//! workspace — is injected, so a tenant can only ever reach its own workspace. API keys, webhooks, roles and
+//! the metadata API stay out of reach (`policy`). Each tenant is rate limited in process (`limiter`).
+//!
+//! Responses stream through. Request bodies are read into memory up to `crm.proxy_body_limit_bytes` (the
+//! limit this proxy enforces instead of `server.body_limit_bytes`): streaming them upstream needs reqwest's
+//! `stream` feature, which is only enabled for dev builds.
+
+mod error;
+mod graphql;
+mod headers;
+mod limiter;
+mod policy;
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use moka::future::Cache;
+use sqlx::PgPool;
+
+use self::error::ProxyError;
+use self::limiter::RateLimiter;
+use self::policy::Refusal;
+use super::workspace::{self, CredentialsError};
+use crate::config::CrmConfig;
+use crate::http::TenantContext;
+use crate::secrets::Keyring;
+use crate::state::AppState;
+use crate::tenancy::TenantId;
+
+/// How long a tenant's decrypted key is reused before the database is asked again (a rotated key is picked
+/// up within this; a key Twenty refuses is dropped at once).
+const CREDENTIALS_TTL: Duration = Duration::from_secs(60);
+const CREDENTIALS_CAPACITY: u64 = 10_000;
+/// Idle keep-alive connections kept to Twenty: enough for the concurrency one replica sees in bursts.
+const POOL_IDLE_PER_HOST: usize = 64;
+/// Below Node's default `keepAliveTimeout` (5 s), so we never reuse a connection Twenty is about to close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `/crm` routes. Not covered by the API's global body limit and timeout: the proxy applies its own.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/crm/rest/{*path}", any(rest))
+        .route("/crm/graphql", any(graphql))
+}
+
+/// One per process: the pooled client to Twenty, cached tenant credentials and the rate limiter.
+#[derive(Clone)]
+pub struct CrmProxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    /// `crm.base_url` without a trailing slash.
+    base_url: String,
+    db: PgPool,
+    keyring: Keyring,
+    /// `Authorization` values (`Bearer <tenant's Twenty API key>`, marked sensitive) by tenant.
+    credentials: Cache<TenantId, HeaderValue>,
+    limiter: RateLimiter,
+    timeout: Duration,
+    body_limit: usize,
+}
+
+impl std::fmt::Debug for CrmProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrmProxy")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Rest,
+    Graphql,
+}
+
+/// Why a tenant's credentials could not be produced.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error("no API key stored yet")]
+    NotReady,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("the stored API key is not a valid header value")]
+    Malformed,
+}
+
+impl CrmProxy {
+    /// The proxy when Twenty is configured (`crm.base_url`), `None` otherwise (`/crm/*` answers 501).
+    pub fn from_config(
+        config: &CrmConfig,
+        keyring: Keyring,
+        db: PgPool,
+    ) -> Result<Option<Self>, String> {
+        if !config.enabled() {
+            return Ok(None);
+        }
+        let timeout = Duration::from_secs(config.proxy_timeout_secs);
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            // Between reads of a response body: a stalled stream is cut instead of hanging forever.
+            .read_timeout(timeout)
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            // Redirects are the caller's business; following them would replay the injected key.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Some(Self {
+            inner: Arc::new(Inner {
+                client,
+                base_url: config.base_url.trim_end_matches('/').to_owned(),
+                db,
+                keyring,
+                credentials: Cache::builder()
+                    .max_capacity(CREDENTIALS_CAPACITY)
+                    .time_to_live(CREDENTIALS_TTL)
+                    .build(),
+                limiter: RateLimiter::per_minute(config.proxy_requests_per_minute),
+                timeout,
+                body_limit: config.proxy_body_limit_bytes,
+            }),
+        }))
+    }
+
+    async fn forward(
+        &self,
+        tenant: TenantId,
+        plan: &str,
+        request: Request,
+        target: Target,
+    ) -> Result<Response, ProxyError> {
+        let inner = &self.inner;
+        inner
+            .limiter
+            .acquire(tenant)
+            .await
+            .map_err(ProxyError::RateLimited)?;
+        let (parts, body) = request.into_parts();
+        let path = match target {
+            Target::Rest => {
+                let raw = parts.uri.path();
+                let tail = raw
+                    .strip_prefix("/crm")
+                    .unwrap_or(raw)
+                    .strip_prefix("/rest/")
+                    .ok_or(ProxyError::Internal)?;
+                policy::check_rest_path(tail).map_err(refused)?;
+                format!("/rest/{tail}")
+            }
+            Target::Graphql => {
+                if parts.method != Method::POST {
+                    return Err(ProxyError::MethodNotAllowed);
+                }
+                if !is_json(&parts.headers) {
+                    return Err(ProxyError::UnsupportedMediaType);
+                }
+                "/graphql".to_owned()
+            }
+        };
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > inner.body_limit as u64) {
+            return Err(ProxyError::TooLarge(inner.body_limit));
+        }
+        let body = read_body(body, inner.body_limit).await?;
+        if let Target::Graphql = target {
+            policy::check_graphql_body(&body).map_err(refused)?;
+        }
+        let authorization = self.authorization(tenant).await?;
+
+        let url = match parts.uri.query() {
+            Some(query) => format!("{}{path}?{query}", inner.base_url),
+            None => format!("{}{path}", inner.base_url),
+        };
+        let upstream = inner
+            .client
+            .request(parts.method, url)
+            .headers(headers::upstream_request(&parts.headers, authorization))
+            .body(body)
+            .build()
+            .map_err(|_| ProxyError::InvalidRequest("The request URL is not valid.".into()))?;
+
+        let started = Instant::now();
+        let sent = tokio::time::timeout(inner.timeout, inner.client.execute(upstream)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let observe = |class: &'static str| {
+            metrics::histogram!("crm_proxy_upstream_seconds", "plan" => plan.to_owned(), "status_class" => class)
+                .record(elapsed);
+        };
+        let response = match sent {
+            Err(_) => {
+                observe("timeout");
+                tracing::warn!(tenant_id = %tenant, timeout_secs = inner.timeout.as_secs(), "Twenty did not answer in time");
+                return Err(ProxyError::Timeout);
+            }
+            Ok(Err(error)) => {
+                observe("error");
+                let timed_out = error.is_timeout();
+                // Without the URL: its query string is the tenant's data.
+                tracing::warn!(tenant_id = %tenant, error = %error.without_url(), "Twenty unreachable");
+                return Err(if timed_out {
+                    ProxyError::Timeout
+                } else {
+                    ProxyError::Unavailable
+                });
+            }
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        observe(status_class(status));
+        if status == StatusCode::UNAUTHORIZED {
+            // Our key, not the caller's, was refused (revoked, or Twenty's APP_SECRET rotated): drop it so
+            // a replaced key is used on the next request, and say it is our problem.
+            inner.credentials.invalidate(&tenant).await;
+            tracing::error!(tenant_id = %tenant, "Twenty refused the tenant's workspace API key");
+            return Err(ProxyError::CredentialsRejected);
+        }
+        let headers = headers::downstream_response(response.headers());
+        let body: axum::http::Response<reqwest::Body> = response.into();
+        let mut downstream = Response::new(Body::new(body.into_body()));
+        *downstream.status_mut() = status;
+        *downstream.headers_mut() = headers;
+        Ok(downstream)
+    }
+
+    /// `Bearer <key>` for the tenant's workspace, from the cache or the sealed row.
+    async fn authorization(&self, tenant: TenantId) -> Result<HeaderValue, ProxyError> {
+        let inner = self.inner.clone();
+        self.inner
+            .credentials
+            .try_get_with(tenant, async move {
+                let credentials = workspace::credentials(&inner.db, &inner.keyring, tenant)
+                    .await?
+                    .ok_or(LookupError::NotReady)?;
+                let mut value = HeaderValue::try_from(format!("Bearer {}", credentials.api_key))
+                    .map_err(|_| LookupError::Malformed)?;
+                value.set_sensitive(true);
+                Ok::<_, LookupError>(value)
+            })
+            .await
+            .map_err(|error| match &*error {
+                LookupError::NotReady => ProxyError::WorkspaceNotReady,
+                other => {
+                    tracing::error!(tenant_id = %tenant, error = %other, "cannot load the tenant's Twenty credentials");
+                    ProxyError::Internal
+                }
+            })
+    }
+}
+
+async fn rest(State(state): State<AppState>, context: TenantContext, request: Request) -> Response {
+    handle(&state, &context, request, Target::Rest).await
+}
+
+async fn graphql(
+    State(state): State<AppState>,
+    context: TenantContext,
+    request: Request,
+) -> Response {
+    handle(&state, &context, request, Target::Graphql).await
+}
+
+/// Forwards and counts the outcome, whoever produced it (Twenty or the proxy).
+async fn handle(
+    state: &AppState,
+    context: &TenantContext,
+    request: Request,
+    target: Target,
+) -> Response {
+    let plan = &context.tenant.plan;
+    let response = match &state.crm_proxy {
+        Some(proxy) => proxy
+            .forward(context.id(), plan, request, target)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        None => ProxyError::NotConfigured.into_response(),
+    };
+    metrics::counter!(
+        "crm_proxy_requests_total",
+        "plan" => plan.clone(),
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
+    response
+}
+
+fn refused(refusal: Refusal) -> ProxyError {
+    match refusal {
+        Refusal::Forbidden(message) => ProxyError::Forbidden(message),
+        Refusal::Invalid(message) => ProxyError::InvalidRequest(message),
+    }
+}
+
+/// Reads the request body, refusing it once it grows past `limit`. A body that arrives in one piece (the
+/// usual case) is not copied.
+async fn read_body(mut body: Body, limit: usize) -> Result<Bytes, ProxyError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|_| {
+            ProxyError::InvalidRequest("The request body could not be read.".into())
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            return Err(ProxyError::TooLarge(limit));
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            previous => {
+                if let Some(previous) = previous {
+                    rest.extend_from_slice(&previous);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/json")
+        })
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let ok = read_body(Body::from("1234"), 4)
+            .await
+            .expect("within the limit");
+        assert_eq!(ok, "1234");
+        assert!(matches!(
+            read_body(Body::from("12345"), 4).await,
+            Err(ProxyError::TooLarge(4))
+        ));
+    }
+}

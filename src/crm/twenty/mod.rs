@@ -1,0 +1,25 @@
+//! Twenty over its HTTP APIs (shared/reference/twenty.md): the client, what the server offers (introspected
+//! once per process), the provisioning of a tenant's workspace, and the metadata API the data model uses.
+
+pub mod capabilities;
+pub mod client;
+pub mod metadata;
+pub mod provision;
+
+pub use capabilities::Capabilities;
+pub use client::{CallOptions, Endpoint, TwentyClient, TwentyError};
+pub use metadata::MetadataApi;
+pub use provision::TwentyCrm;
+
+use crate::provisioning::integrations::BoxFuture;
+use crate::tenancy::Tenant;
+
+/// Called once a tenant's workspace is ready (onboarding completed, API key stored), on every provisioning
+/// run, e.g. to apply the data model. Must be idempotent; an error fails the provisioning `crm` step.
+pub trait WorkspaceReadyHook: Send + Sync {
+    fn workspace_ready<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        api_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}

@@ -1,0 +1,968 @@
+//! The provisioning `crm` step with Twenty (§3.1): the tenant's owner user, its workspace, activated, with
+//! every onboarding step cleared (asserted: the owner must never see a setup wizard), and an Admin API key
+//! stored sealed. Twenty has no server-to-server create-workspace API, so this is the frontend's sign-up
+//! sequence; each sub-step's result is persisted in `crm_workspaces` as soon as it is known, so a crash at any
+//! point resumes where it stopped without a second user or workspace. Sign-in tokens live 15–30 minutes and
+//! are never stored: a resumed run signs in again with the owner's sealed password.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgPool};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::OnceCell;
+
+use super::WorkspaceReadyHook;
+use super::capabilities::{Capabilities, InviteTeamStep};
+use super::client::{CallOptions, Endpoint, TwentyClient, TwentyError};
+use crate::config::{Config, Secret};
+use crate::crm::workspace::{api_key_context, password_context};
+use crate::provisioning::integrations::{BoxFuture, CrmBackend, StepOutcome};
+use crate::secrets::{Keyring, SecretsError};
+use crate::tenancy::Tenant;
+
+/// Name of the API key we mint in every workspace.
+const API_KEY_NAME: &str = "wosool-control-plane";
+/// Lifetime of that key: Twenty's UI default ("100 years").
+const API_KEY_LIFETIME: time::Duration = time::Duration::days(36_500);
+
+const SIGN_UP: &str = "mutation SignUp($email: String!, $password: String!) {
+  signUp(email: $email, password: $password) {
+    tokens { accessOrWorkspaceAgnosticToken { token } }
+  }
+}";
+const SIGN_IN: &str = "mutation SignIn($email: String!, $password: String!) {
+  signIn(email: $email, password: $password) {
+    tokens { accessOrWorkspaceAgnosticToken { token } }
+  }
+}";
+const LOGIN_TOKEN: &str = "mutation LoginToken($email: String!, $password: String!) {
+  getLoginTokenFromCredentials(email: $email, password: $password) { loginToken { token } }
+}";
+const LOGIN_TOKEN_WITH_ORIGIN: &str = "mutation LoginToken($email: String!, $password: String!, $origin: String!) {
+  getLoginTokenFromCredentials(email: $email, password: $password, origin: $origin) { loginToken { token } }
+}";
+const AUTH_TOKENS: &str = "mutation AuthTokens($loginToken: String!, $origin: String!) {
+  getAuthTokensFromLoginToken(loginToken: $loginToken, origin: $origin) {
+    tokens { accessOrWorkspaceAgnosticToken { token } }
+  }
+}";
+const NEW_WORKSPACE: &str = "mutation NewWorkspace {
+  signUpInNewWorkspace { loginToken { token } workspace { id workspaceUrls { subdomainUrl } } }
+}";
+const NEW_WORKSPACE_WITH_INPUT: &str = "mutation NewWorkspace($input: SignUpInNewWorkspaceInput) {
+  signUpInNewWorkspace(input: $input) { loginToken { token } workspace { id workspaceUrls { subdomainUrl } } }
+}";
+const USER_WORKSPACES: &str = "query UserWorkspaces {
+  currentUser { id workspaces { workspace { id workspaceUrls { subdomainUrl } } } }
+}";
+const ACTIVATE: &str = "mutation Activate($data: ActivateWorkspaceInput!) {
+  activateWorkspace(data: $data) { id activationStatus }
+}";
+const CURRENT_WORKSPACE: &str = "query CurrentWorkspace {
+  currentUser { id currentWorkspace { id activationStatus } }
+}";
+const ONBOARDING_STATUS: &str = "query Onboarding {
+  currentUser { id onboardingStatus workspaceMember { id } }
+}";
+const SKIP_SYNC_EMAIL: &str = "mutation { skipSyncEmailOnboardingStep { success } }";
+const SKIP_INVITE_TEAM: &str = "mutation { skipInviteTeamOnboardingStep { success } }";
+const SEND_NO_INVITATIONS: &str = "mutation { sendInvitations(emails: []) { success } }";
+const SKIP_INSTALL_APPS: &str = "mutation {
+  triggerInstallAppsOnboardingStep(universalIdentifiers: [], isAutoSkipped: true) { success }
+}";
+const SKIP_BOOK_CALL: &str =
+    "mutation { completeBookCallOnboardingStep(isAutoSkipped: true) { success } }";
+const SKIP_BOOK_ONBOARDING: &str = "mutation { skipBookOnboardingStep { success } }";
+const NAME_MEMBER: &str = "mutation NameMember($id: UUID!, $data: WorkspaceMemberUpdateInput!) {
+  updateWorkspaceMember(id: $id, data: $data) { id }
+}";
+const ROLES: &str = "query Roles { getRoles { id label } }";
+const CREATE_API_KEY: &str = "mutation CreateApiKey($input: CreateApiKeyInput!) {
+  createApiKey(input: $input) { id name expiresAt }
+}";
+const GENERATE_API_KEY_TOKEN: &str =
+    "mutation GenerateToken($apiKeyId: UUID!, $expiresAt: String!) {
+  generateApiKeyToken(apiKeyId: $apiKeyId, expiresAt: $expiresAt) { token }
+}";
+/// §3.2: every onboarding flag of the workspace and of the owner outside it; no filter on `type`, which is
+/// `USER_VAR` or `USER_VARIABLE` depending on the version.
+const DELETE_ONBOARDING_FLAGS: &str = r#"DELETE FROM core."keyValuePair"
+ WHERE key LIKE 'ONBOARDING\_%' ESCAPE '\'
+   AND ("workspaceId" = $1::uuid OR ("userId" = $2::uuid AND "workspaceId" IS NULL))"#;
+
+/// The last sub-step completed (`crm_workspaces.step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Progress {
+    None,
+    UserCreated,
+    WorkspaceCreated,
+    TokensExchanged,
+    Activated,
+    OnboardingCleared,
+    ApiKeyCreated,
+    Ready,
+}
+
+impl Progress {
+    const ALL: [Self; 8] = [
+        Self::None,
+        Self::UserCreated,
+        Self::WorkspaceCreated,
+        Self::TokensExchanged,
+        Self::Activated,
+        Self::OnboardingCleared,
+        Self::ApiKeyCreated,
+        Self::Ready,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::UserCreated => "user_created",
+            Self::WorkspaceCreated => "workspace_created",
+            Self::TokensExchanged => "tokens_exchanged",
+            Self::Activated => "activated",
+            Self::OnboardingCleared => "onboarding_cleared",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::Ready => "ready",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, ProvisionError> {
+        Self::ALL
+            .into_iter()
+            .find(|step| step.as_str() == text)
+            .ok_or_else(|| ProvisionError::State(format!("unknown crm_workspaces.step {text:?}")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProvisionError {
+    #[error(transparent)]
+    Twenty(#[from] TwentyError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("{0}")]
+    State(String),
+}
+
+/// A `crm_workspaces` row, as far as provisioning reads it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    step: String,
+    owner_email: String,
+    key_id: Option<String>,
+    owner_password: Option<Vec<u8>>,
+    user_id: Option<String>,
+    workspace_id: Option<String>,
+    workspace_url: Option<String>,
+    admin_role_id: Option<String>,
+    api_key_id: Option<String>,
+    api_key_token: Option<Vec<u8>>,
+    api_key_expires_at: Option<OffsetDateTime>,
+}
+
+/// The provisioning `crm` backend with Twenty.
+pub struct TwentyCrm {
+    client: TwentyClient,
+    db: PgPool,
+    keyring: Keyring,
+    operator_email_domain: String,
+    /// Twenty's own database, for the onboarding SQL fallback (§3.2); `None` when not configured.
+    onboarding_db: Option<Secret>,
+    activate_timeout: Duration,
+    capabilities: OnceCell<Arc<Capabilities>>,
+    ready_hook: Option<Arc<dyn WorkspaceReadyHook>>,
+}
+
+impl TwentyCrm {
+    /// From `config.crm` and `config.secrets`; `db` is the global database (`crm_workspaces`).
+    pub fn new(config: &Config, db: PgPool) -> Result<Self, String> {
+        let keyring = Keyring::from_config(&config.secrets)?;
+        if !keyring.is_configured() {
+            return Err(
+                "Twenty needs secrets.encryption_keys (its API keys are stored sealed)".into(),
+            );
+        }
+        let onboarding_db =
+            (!config.crm.database_url.expose().is_empty()).then(|| config.crm.database_url.clone());
+        Ok(Self {
+            client: TwentyClient::new(&config.crm)?,
+            db,
+            keyring,
+            operator_email_domain: config.crm.operator_email_domain.clone(),
+            onboarding_db,
+            activate_timeout: Duration::from_secs(config.crm.activate_timeout_secs),
+            capabilities: OnceCell::new(),
+            ready_hook: None,
+        })
+    }
+
+    /// Calls `hook` once a workspace is ready, on every run (e.g. to apply the data model).
+    pub fn with_ready_hook(mut self, hook: Arc<dyn WorkspaceReadyHook>) -> Self {
+        self.ready_hook = Some(hook);
+        self
+    }
+
+    pub fn client(&self) -> &TwentyClient {
+        &self.client
+    }
+
+    /// What the server offers: introspected on first use, then kept for the process (a failed introspection
+    /// is not kept, the next run tries again).
+    pub async fn capabilities(&self) -> Result<Arc<Capabilities>, TwentyError> {
+        self.capabilities
+            .get_or_try_init(|| async {
+                Capabilities::introspect(&self.client).await.map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The Twenty login of a tenant's owner (an address we control, never the merchant's).
+    pub fn owner_email(&self, tenant: &Tenant) -> String {
+        format!("owner+{}@{}", tenant.slug, self.operator_email_domain)
+    }
+
+    async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, String> {
+        let result = self.run(tenant).await;
+        let last_error = result.as_ref().err().map(ToString::to_string);
+        if let Some(error) = &last_error {
+            tracing::warn!(tenant_id = %tenant.id, error = %error, "Twenty workspace provisioning failed");
+        }
+        let recorded = sqlx::query(
+            "UPDATE crm_workspaces SET last_error = $2, updated_at = now() WHERE tenant_id = $1",
+        )
+        .bind(tenant.id)
+        .bind(&last_error)
+        .execute(&self.db)
+        .await;
+        if let Err(error) = recorded {
+            tracing::warn!(tenant_id = %tenant.id, error = %error, "cannot record the Twenty provisioning outcome");
+        }
+        result.map_err(|e| e.to_string())
+    }
+
+    async fn run(&self, tenant: &Tenant) -> Result<StepOutcome, ProvisionError> {
+        let row = self.ensure_row(tenant).await?;
+        let capabilities = self.capabilities().await?;
+        capabilities.require_provisioning()?;
+        let (Some(key_id), Some(sealed)) = (&row.key_id, &row.owner_password) else {
+            return Err(ProvisionError::State(
+                "crm_workspaces row without an owner password".into(),
+            ));
+        };
+        let password = self
+            .keyring
+            .open_string(&password_context(tenant.id), key_id, sealed)?;
+        let mut run = Run {
+            crm: self,
+            tenant,
+            capabilities,
+            progress: Progress::parse(&row.step)?,
+            row,
+            password,
+            session: Session::default(),
+        };
+        let api_key = run.drive().await?;
+        if let Some(hook) = &self.ready_hook {
+            hook.workspace_ready(tenant, &api_key)
+                .await
+                .map_err(|e| ProvisionError::State(format!("workspace ready, but: {e}")))?;
+        }
+        Ok(StepOutcome::Done(Some(format!(
+            "workspace {}",
+            run.row.workspace_id.unwrap_or_default()
+        ))))
+    }
+
+    /// The tenant's row, created with a fresh owner password the first time.
+    async fn ensure_row(&self, tenant: &Tenant) -> Result<Row, ProvisionError> {
+        let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
+        let sealed = self
+            .keyring
+            .seal(&password_context(tenant.id), password.as_bytes())?;
+        sqlx::query(
+            "INSERT INTO crm_workspaces (tenant_id, owner_email, key_id, owner_password)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.id)
+        .bind(self.owner_email(tenant))
+        .bind(&sealed.key_id)
+        .bind(&sealed.bytes)
+        .execute(&self.db)
+        .await?;
+        Ok(sqlx::query_as(
+            "SELECT step, owner_email, key_id, owner_password, user_id, workspace_id, workspace_url,
+                    admin_role_id, api_key_id, api_key_token, api_key_expires_at
+               FROM crm_workspaces WHERE tenant_id = $1",
+        )
+        .bind(tenant.id)
+        .fetch_one(&self.db)
+        .await?)
+    }
+}
+
+impl CrmBackend for TwentyCrm {
+    fn provision_workspace<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
+        Box::pin(self.provision(tenant))
+    }
+}
+
+/// Tokens of this run only.
+#[derive(Default)]
+struct Session {
+    /// Workspace-agnostic token (`signUp`/`signIn`): enough to create a workspace.
+    agnostic: Option<String>,
+    /// Login token from `signUpInNewWorkspace`, to exchange for an access token.
+    login: Option<String>,
+    /// Access token of the workspace.
+    access: Option<String>,
+}
+
+/// One provisioning run of one tenant.
+struct Run<'a> {
+    crm: &'a TwentyCrm,
+    tenant: &'a Tenant,
+    capabilities: Arc<Capabilities>,
+    progress: Progress,
+    row: Row,
+    password: String,
+    session: Session,
+}
+
+impl Run<'_> {
+    /// Runs the remaining sub-steps; returns the API key token.
+    async fn drive(&mut self) -> Result<String, ProvisionError> {
+        loop {
+            match self.progress {
+                Progress::None => self.sign_up().await?,
+                Progress::UserCreated => self.create_workspace().await?,
+                Progress::WorkspaceCreated => self.exchange_tokens().await?,
+                Progress::TokensExchanged => self.activate().await?,
+                Progress::Activated => self.clear_onboarding().await?,
+                Progress::OnboardingCleared => self.create_api_key().await?,
+                Progress::ApiKeyCreated => self.generate_api_key_token().await?,
+                Progress::Ready => return self.stored_api_key(),
+            }
+        }
+    }
+
+    async fn metadata(
+        &self,
+        operation: &'static str,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+        options: CallOptions,
+    ) -> Result<Value, TwentyError> {
+        self.crm
+            .client
+            .graphql(
+                Endpoint::Metadata,
+                operation,
+                query,
+                variables,
+                token,
+                options,
+            )
+            .await
+    }
+
+    /// Records the row's sub-step results and moves on to `next`.
+    async fn save(&mut self, next: Progress) -> Result<(), ProvisionError> {
+        sqlx::query(
+            "UPDATE crm_workspaces SET step = $2, user_id = $3, workspace_id = $4, workspace_url = $5,
+                    admin_role_id = $6, api_key_id = $7, api_key_expires_at = $8, updated_at = now()
+              WHERE tenant_id = $1",
+        )
+        .bind(self.tenant.id)
+        .bind(next.as_str())
+        .bind(&self.row.user_id)
+        .bind(&self.row.workspace_id)
+        .bind(&self.row.workspace_url)
+        .bind(&self.row.admin_role_id)
+        .bind(&self.row.api_key_id)
+        .bind(self.row.api_key_expires_at)
+        .execute(&self.crm.db)
+        .await?;
+        tracing::info!(tenant_id = %self.tenant.id, step = next.as_str(), "Twenty provisioning progressed");
+        self.progress = next;
+        Ok(())
+    }
+
+    fn credentials(&self) -> Value {
+        json!({ "email": self.row.owner_email, "password": self.password })
+    }
+
+    /// Sub-step 1: the owner user. One that exists already (an earlier attempt whose answer was lost) is
+    /// signed in to later instead.
+    async fn sign_up(&mut self) -> Result<(), ProvisionError> {
+        match self
+            .metadata(
+                "signUp",
+                SIGN_UP,
+                self.credentials(),
+                None,
+                CallOptions::IDEMPOTENT,
+            )
+            .await
+        {
+            Ok(data) => {
+                self.session.agnostic = Some(token_at(
+                    "signUp",
+                    &data["signUp"]["tokens"]["accessOrWorkspaceAgnosticToken"],
+                )?);
+            }
+            Err(error)
+                if error.code() == Some("USER_ALREADY_EXISTS")
+                    || error.message_contains("already exists") =>
+            {
+                tracing::info!(tenant_id = %self.tenant.id, "the Twenty owner exists already; signing in");
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.save(Progress::UserCreated).await
+    }
+
+    /// A workspace-agnostic token: from this run's sign-up, else by signing in (`signIn` where it exists,
+    /// else a login token exchanged at Twenty's own URL).
+    async fn agnostic_token(&mut self) -> Result<String, ProvisionError> {
+        if let Some(token) = &self.session.agnostic {
+            return Ok(token.clone());
+        }
+        let token = if self.capabilities.has_mutation("signIn") {
+            let data = self
+                .metadata(
+                    "signIn",
+                    SIGN_IN,
+                    self.credentials(),
+                    None,
+                    CallOptions::IDEMPOTENT,
+                )
+                .await?;
+            token_at(
+                "signIn",
+                &data["signIn"]["tokens"]["accessOrWorkspaceAgnosticToken"],
+            )?
+        } else {
+            let origin = self.crm.client.base_url().to_owned();
+            let login = self.login_token(&origin).await?;
+            self.exchange(&login, &origin).await?
+        };
+        self.session.agnostic = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn login_token(&self, origin: &str) -> Result<String, ProvisionError> {
+        let (query, variables) = if self.capabilities.login_takes_origin() {
+            let mut variables = self.credentials();
+            variables["origin"] = json!(origin);
+            (LOGIN_TOKEN_WITH_ORIGIN, variables)
+        } else {
+            (LOGIN_TOKEN, self.credentials())
+        };
+        let data = self
+            .metadata(
+                "getLoginTokenFromCredentials",
+                query,
+                variables,
+                None,
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        Ok(token_at(
+            "getLoginTokenFromCredentials",
+            &data["getLoginTokenFromCredentials"]["loginToken"],
+        )?)
+    }
+
+    async fn exchange(&self, login: &str, origin: &str) -> Result<String, ProvisionError> {
+        let data = self
+            .metadata(
+                "getAuthTokensFromLoginToken",
+                AUTH_TOKENS,
+                json!({ "loginToken": login, "origin": origin }),
+                None,
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        Ok(token_at(
+            "getAuthTokensFromLoginToken",
+            &data["getAuthTokensFromLoginToken"]["tokens"]["accessOrWorkspaceAgnosticToken"],
+        )?)
+    }
+
+    /// Sub-step 2: the workspace (left PENDING_CREATION). One the owner has already (created by an attempt
+    /// whose answer was lost) is taken instead of creating a second.
+    async fn create_workspace(&mut self) -> Result<(), ProvisionError> {
+        let token = self.agnostic_token().await?;
+        if let Some((id, url)) = self.existing_workspace(&token).await? {
+            tracing::info!(tenant_id = %self.tenant.id, workspace_id = %id, "the Twenty owner has a workspace already; taking it");
+            self.row.workspace_id = Some(id);
+            self.row.workspace_url = Some(url);
+            return self.save(Progress::WorkspaceCreated).await;
+        }
+        let (query, variables) = if self.capabilities.sign_up_in_new_workspace_takes_input() {
+            (
+                NEW_WORKSPACE_WITH_INPUT,
+                json!({ "input": { "displayName": self.tenant.display_name } }),
+            )
+        } else {
+            (NEW_WORKSPACE, json!({}))
+        };
+        let data = self
+            .metadata(
+                "signUpInNewWorkspace",
+                query,
+                variables,
+                Some(&token),
+                CallOptions::ONCE,
+            )
+            .await?;
+        let created = &data["signUpInNewWorkspace"];
+        let (id, url) = workspace_at("signUpInNewWorkspace", &created["workspace"])?;
+        self.session.login = created["loginToken"]["token"].as_str().map(str::to_owned);
+        self.row.workspace_id = Some(id);
+        self.row.workspace_url = Some(url);
+        self.save(Progress::WorkspaceCreated).await
+    }
+
+    /// The owner's first workspace, if any. A version that cannot list them this way counts as none.
+    async fn existing_workspace(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, String)>, ProvisionError> {
+        match self
+            .metadata(
+                "currentUser",
+                USER_WORKSPACES,
+                json!({}),
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await
+        {
+            Ok(data) => Ok(data["currentUser"]["workspaces"]
+                .as_array()
+                .and_then(|all| all.first())
+                .map(|membership| workspace_at("currentUser", &membership["workspace"]))
+                .transpose()?),
+            Err(error) if !error.is_transient() => {
+                tracing::warn!(tenant_id = %self.tenant.id, error = %error, "cannot list the Twenty owner's workspaces");
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A workspace access token: the sign-up's login token exchanged, else a fresh sign-in to the workspace.
+    async fn access_token(&mut self) -> Result<String, ProvisionError> {
+        if let Some(token) = &self.session.access {
+            return Ok(token.clone());
+        }
+        let origin = self
+            .row
+            .workspace_url
+            .clone()
+            .ok_or_else(|| ProvisionError::State("no workspace URL recorded".into()))?;
+        let login = match self.session.login.take() {
+            Some(login) => login,
+            None => self.login_token(&origin).await?,
+        };
+        let token = self.exchange(&login, &origin).await?;
+        self.session.access = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Sub-step 3: tokens of the workspace; records the owner's user id.
+    async fn exchange_tokens(&mut self) -> Result<(), ProvisionError> {
+        let token = self.access_token().await?;
+        let data = self
+            .metadata(
+                "currentUser",
+                CURRENT_WORKSPACE,
+                json!({}),
+                Some(&token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        self.row.user_id = data["currentUser"]["id"].as_str().map(str::to_owned);
+        self.save(Progress::TokensExchanged).await
+    }
+
+    /// Sub-step 4: activation (creates the workspace schema; slow). A repeat answers "not pending creation",
+    /// which is success once the workspace is ACTIVE.
+    async fn activate(&mut self) -> Result<(), ProvisionError> {
+        let token = self.access_token().await?;
+        let options = CallOptions {
+            idempotent: true,
+            timeout: Some(self.crm.activate_timeout),
+        };
+        let answered = match self
+            .metadata(
+                "activateWorkspace",
+                ACTIVATE,
+                json!({ "data": { "displayName": self.tenant.display_name } }),
+                Some(&token),
+                options,
+            )
+            .await
+        {
+            Ok(data) => data["activateWorkspace"]["activationStatus"]
+                .as_str()
+                .map(str::to_owned),
+            Err(error) if error.message_contains("not pending creation") => None,
+            Err(error) => return Err(error.into()),
+        };
+        let status = match answered {
+            Some(status) => status,
+            None => self.activation_status(&token).await?,
+        };
+        if status != "ACTIVE" {
+            return Err(ProvisionError::State(format!(
+                "workspace {} is {status} after activation, not ACTIVE",
+                self.row.workspace_id.as_deref().unwrap_or_default()
+            )));
+        }
+        self.save(Progress::Activated).await
+    }
+
+    async fn activation_status(&self, token: &str) -> Result<String, ProvisionError> {
+        let data = self
+            .metadata(
+                "currentUser",
+                CURRENT_WORKSPACE,
+                json!({}),
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        Ok(data["currentUser"]["currentWorkspace"]["activationStatus"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned())
+    }
+
+    /// Sub-step 5: every onboarding step cleared with the mutations this version has, then with SQL if
+    /// configured and still needed; `COMPLETED` is asserted.
+    async fn clear_onboarding(&mut self) -> Result<(), ProvisionError> {
+        let token = self.access_token().await?;
+        if self
+            .capabilities
+            .has_mutation("skipSyncEmailOnboardingStep")
+        {
+            self.onboarding_mutation("skipSyncEmailOnboardingStep", SKIP_SYNC_EMAIL, &token)
+                .await?;
+        }
+        let (status, member) = self.onboarding_status(&token).await?;
+        if status == "COMPLETED" {
+            return self.save(Progress::OnboardingCleared).await;
+        }
+        if let Some(member) = member {
+            self.name_member(&member, &token).await?;
+        }
+        match self.capabilities.invite_team_step() {
+            Some(InviteTeamStep::Skip) => {
+                self.onboarding_mutation("skipInviteTeamOnboardingStep", SKIP_INVITE_TEAM, &token)
+                    .await?
+            }
+            Some(InviteTeamStep::SendNoInvitations) => {
+                self.onboarding_mutation("sendInvitations", SEND_NO_INVITATIONS, &token)
+                    .await?
+            }
+            None => {}
+        }
+        if self
+            .capabilities
+            .has_mutation("triggerInstallAppsOnboardingStep")
+        {
+            self.onboarding_mutation(
+                "triggerInstallAppsOnboardingStep",
+                SKIP_INSTALL_APPS,
+                &token,
+            )
+            .await?;
+        }
+        let (mut status, _) = self.onboarding_status(&token).await?;
+        if matches!(status.as_str(), "BOOK_CALL" | "BOOK_ONBOARDING") {
+            if self
+                .capabilities
+                .has_mutation("completeBookCallOnboardingStep")
+            {
+                self.onboarding_mutation("completeBookCallOnboardingStep", SKIP_BOOK_CALL, &token)
+                    .await?;
+            } else if self.capabilities.has_mutation("skipBookOnboardingStep") {
+                self.onboarding_mutation("skipBookOnboardingStep", SKIP_BOOK_ONBOARDING, &token)
+                    .await?;
+            }
+            status = self.onboarding_status(&token).await?.0;
+        }
+        if status != "COMPLETED"
+            && let Some(url) = &self.crm.onboarding_db
+        {
+            self.delete_onboarding_flags(url).await?;
+            status = self.onboarding_status(&token).await?.0;
+        }
+        if status != "COMPLETED" {
+            return Err(ProvisionError::State(format!(
+                "Twenty onboarding of workspace {} is still pending at {status} (currentUser.onboardingStatus is \
+                 not COMPLETED): its owner would see the setup wizard{}",
+                self.row.workspace_id.as_deref().unwrap_or_default(),
+                if self.crm.onboarding_db.is_none() {
+                    "; crm.database_url enables the SQL fallback"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.save(Progress::OnboardingCleared).await
+    }
+
+    /// `(onboardingStatus, workspace member id)`.
+    async fn onboarding_status(
+        &self,
+        token: &str,
+    ) -> Result<(String, Option<String>), ProvisionError> {
+        let data = self
+            .metadata(
+                "currentUser",
+                ONBOARDING_STATUS,
+                json!({}),
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        let user = &data["currentUser"];
+        let status = user["onboardingStatus"]
+            .as_str()
+            .ok_or_else(|| TwentyError::Decode {
+                operation: "currentUser",
+                message: "no onboardingStatus".into(),
+            })?;
+        Ok((
+            status.to_owned(),
+            user["workspaceMember"]["id"].as_str().map(str::to_owned),
+        ))
+    }
+
+    /// One onboarding mutation. A refusal is only logged: the status assertion decides.
+    async fn onboarding_mutation(
+        &self,
+        operation: &'static str,
+        query: &str,
+        token: &str,
+    ) -> Result<(), ProvisionError> {
+        match self
+            .metadata(
+                operation,
+                query,
+                json!({}),
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if !error.is_transient() => {
+                tracing::warn!(tenant_id = %self.tenant.id, operation, error = %error, "Twenty refused an onboarding step");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Names the owner's workspace member, which clears PROFILE_CREATION (only with a user token, §5.4).
+    async fn name_member(&self, member: &str, token: &str) -> Result<(), ProvisionError> {
+        let variables = json!({
+            "id": member,
+            "data": { "name": { "firstName": "Wosool", "lastName": self.tenant.display_name } },
+        });
+        match self
+            .crm
+            .client
+            .graphql(
+                Endpoint::Graphql,
+                "updateWorkspaceMember",
+                NAME_MEMBER,
+                variables,
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if !error.is_transient() => {
+                tracing::warn!(tenant_id = %self.tenant.id, error = %error, "Twenty refused naming the workspace member");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// §3.2's SQL on Twenty's database.
+    async fn delete_onboarding_flags(&self, url: &Secret) -> Result<(), ProvisionError> {
+        let mut conn = sqlx::PgConnection::connect(url.expose()).await?;
+        let deleted = sqlx::query(DELETE_ONBOARDING_FLAGS)
+            .bind(&self.row.workspace_id)
+            .bind(&self.row.user_id)
+            .execute(&mut conn)
+            .await?
+            .rows_affected();
+        tracing::info!(tenant_id = %self.tenant.id, deleted, "deleted Twenty onboarding flags with SQL");
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Sub-steps 6–7: the Admin role, and an API key with it (where keys have roles).
+    async fn create_api_key(&mut self) -> Result<(), ProvisionError> {
+        let token = self.access_token().await?;
+        let data = self
+            .metadata(
+                "getRoles",
+                ROLES,
+                json!({}),
+                Some(&token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        let admin = data["getRoles"]
+            .as_array()
+            .and_then(|roles| {
+                roles.iter().find(|role| {
+                    role["label"]
+                        .as_str()
+                        .is_some_and(|label| label.eq_ignore_ascii_case("admin"))
+                })
+            })
+            .and_then(|role| role["id"].as_str())
+            .ok_or_else(|| ProvisionError::State("Twenty's getRoles has no Admin role".into()))?;
+        self.row.admin_role_id = Some(admin.to_owned());
+        let expires_at = (OffsetDateTime::now_utc() + API_KEY_LIFETIME)
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc() + API_KEY_LIFETIME);
+        let mut input = json!({ "name": API_KEY_NAME, "expiresAt": rfc3339(expires_at)? });
+        if self.capabilities.create_api_key_takes_role() {
+            input["roleId"] = json!(admin);
+        }
+        let data = self
+            .metadata(
+                "createApiKey",
+                CREATE_API_KEY,
+                json!({ "input": input }),
+                Some(&token),
+                CallOptions::ONCE,
+            )
+            .await?;
+        let key = &data["createApiKey"];
+        let id = key["id"].as_str().ok_or_else(|| TwentyError::Decode {
+            operation: "createApiKey",
+            message: "no id".into(),
+        })?;
+        self.row.api_key_id = Some(id.to_owned());
+        self.row.api_key_expires_at = Some(
+            key["expiresAt"]
+                .as_str()
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+                .unwrap_or(expires_at),
+        );
+        self.save(Progress::ApiKeyCreated).await
+    }
+
+    /// Sub-step 8: the key's token (shown once), sealed. The owner password is sealed again with the same
+    /// key, as the row has one `key_id` for both.
+    async fn generate_api_key_token(&mut self) -> Result<(), ProvisionError> {
+        let token = self.access_token().await?;
+        let (Some(id), Some(expires_at)) = (&self.row.api_key_id, self.row.api_key_expires_at)
+        else {
+            return Err(ProvisionError::State("no API key recorded".into()));
+        };
+        let data = self
+            .metadata(
+                "generateApiKeyToken",
+                GENERATE_API_KEY_TOKEN,
+                json!({ "apiKeyId": id, "expiresAt": rfc3339(expires_at)? }),
+                Some(&token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        let api_key = token_at("generateApiKeyToken", &data["generateApiKeyToken"])?;
+        let keyring = &self.crm.keyring;
+        let sealed_key = keyring.seal(&api_key_context(self.tenant.id), api_key.as_bytes())?;
+        let sealed_password =
+            keyring.seal(&password_context(self.tenant.id), self.password.as_bytes())?;
+        if sealed_key.key_id != sealed_password.key_id {
+            return Err(ProvisionError::State(
+                "the keyring changed its active key while sealing".into(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE crm_workspaces SET key_id = $2, owner_password = $3, api_key_token = $4, updated_at = now()
+              WHERE tenant_id = $1",
+        )
+        .bind(self.tenant.id)
+        .bind(&sealed_key.key_id)
+        .bind(&sealed_password.bytes)
+        .bind(&sealed_key.bytes)
+        .execute(&self.crm.db)
+        .await?;
+        self.row.key_id = Some(sealed_key.key_id);
+        self.row.api_key_token = Some(sealed_key.bytes);
+        self.save(Progress::Ready).await
+    }
+
+    fn stored_api_key(&self) -> Result<String, ProvisionError> {
+        let (Some(key_id), Some(token)) = (&self.row.key_id, &self.row.api_key_token) else {
+            return Err(ProvisionError::State(
+                "crm_workspaces is ready without an API key token".into(),
+            ));
+        };
+        Ok(self
+            .crm
+            .keyring
+            .open_string(&api_key_context(self.tenant.id), key_id, token)?)
+    }
+}
+
+/// `{ token }` at `value`.
+fn token_at(operation: &'static str, value: &Value) -> Result<String, TwentyError> {
+    value["token"]
+        .as_str()
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| TwentyError::Decode {
+            operation,
+            message: "no token in the answer".into(),
+        })
+}
+
+/// `(id, workspaceUrls.subdomainUrl)` of a workspace.
+fn workspace_at(
+    operation: &'static str,
+    workspace: &Value,
+) -> Result<(String, String), TwentyError> {
+    match (
+        workspace["id"].as_str(),
+        workspace["workspaceUrls"]["subdomainUrl"].as_str(),
+    ) {
+        (Some(id), Some(url)) => Ok((id.to_owned(), url.to_owned())),
+        _ => Err(TwentyError::Decode {
+            operation,
+            message: "no workspace id and subdomainUrl in the answer".into(),
+        }),
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> Result<String, ProvisionError> {
+    at.format(&Rfc3339)
+        .map_err(|e| ProvisionError::State(format!("cannot format {at}: {e}")))
+}

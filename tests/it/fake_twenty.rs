@@ -1,0 +1,1539 @@
+//! A fake Twenty for every CRM test: `POST /metadata` and `POST /graphql` (GraphQL, dispatched on the root
+//! fields of the query text, values read from `variables`) and the REST data API (`/rest/*`), on one loopback
+//! port, speaking the wire format of `../shared/reference/twenty.md` (§2.4 envelopes, §2.5 metadata inputs
+//! and duplicate errors, §3.1 provisioning, §3.2 onboarding flags, §4.1 throttling). It refuses what real
+//! Twenty refuses: a second user with the same email, `input` on the older `signUpInNewWorkspace`, an
+//! `origin` that is not the workspace's URL, a second activation, SELECT options as plain strings, unquoted
+//! string defaults, a custom `name` field on a custom object, a RELATION to an object that does not exist.
+//!
+//! ```ignore
+//! let twenty = FakeTwentyServer::start().await;                       // newest call shapes
+//! twenty.lock().version = Version::Older;                             // v1.x call shapes
+//! let app = helpers::spawn_app_with(Role::All, twenty.env()).await;
+//! twenty.lock().lose_answer_next("createApiKey", 1);                  // knobs: faults, slowness, 429s
+//! let token = twenty.lock().api_key_tokens(&workspace_id)[0].clone(); // inspection
+//! ```
+//!
+//! Tokens: `signUp`/`signIn` give a workspace-agnostic token, login tokens are exchanged for a workspace
+//! access token at the workspace's URL, and an API key token selects its workspace; REST accepts API key
+//! tokens only.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+/// An encryption key for `secrets.encryption_keys` (Twenty requires one): base64 of 32 bytes.
+pub(crate) const ENCRYPTION_KEY: &str = "test-twenty:d29zb29sLXR3ZW50eS10ZXN0LWtleS0zMi1ieXRlcyE=";
+
+/// Which Twenty the fake imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Version {
+    /// Newest (2.x): `signUpInNewWorkspace(input)`, `createApiKey` with `roleId`, `signIn`,
+    /// `skipInviteTeamOnboardingStep`, `triggerInstallAppsOnboardingStep` (and the INSTALL_APPS flag),
+    /// `getLoginTokenFromCredentials(…, origin)`.
+    #[default]
+    Newer,
+    /// v1.x: no arguments to `signUpInNewWorkspace`, no `roleId`, `sendInvitations`, no origin at login.
+    Older,
+}
+
+/// Which "already exists" error shape duplicates get (§2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum DuplicateShape {
+    /// v0.3x–v1.x: `extensions.code: "CONFLICT"`, "Field already exists".
+    #[default]
+    Conflict,
+    /// v2 builder: `METADATA_VALIDATION_FAILED` with `errors.{objectMetadata|fieldMetadata}[].code`
+    /// `…_ALREADY_EXISTS`.
+    ValidationFailed,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    password: String,
+    pub(crate) workspaces: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Workspace {
+    pub(crate) id: String,
+    pub(crate) url: String,
+    pub(crate) display_name: String,
+    /// `activationStatus`.
+    pub(crate) status: String,
+    pub(crate) owner: String,
+    /// Pending onboarding flags: CONNECT_ACCOUNT, CREATE_PROFILE, INVITE_TEAM, INSTALL_APPS.
+    pub(crate) pending: BTreeSet<&'static str>,
+    pub(crate) member_id: String,
+    pub(crate) member_name: Option<Value>,
+    pub(crate) roles: Vec<(String, String)>,
+    pub(crate) objects: Vec<Object>,
+    /// Records per object `namePlural`.
+    pub(crate) records: HashMap<String, Vec<Value>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Object {
+    pub(crate) id: String,
+    pub(crate) name_singular: String,
+    pub(crate) name_plural: String,
+    pub(crate) is_custom: bool,
+    pub(crate) fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) field_type: String,
+    pub(crate) is_custom: bool,
+    pub(crate) is_unique: bool,
+    pub(crate) is_active: bool,
+    pub(crate) options: Value,
+    pub(crate) default_value: Value,
+    /// RELATION: the target object's id.
+    pub(crate) relation_target: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ApiKey {
+    pub(crate) id: String,
+    pub(crate) workspace: String,
+    pub(crate) name: String,
+    pub(crate) role_id: Option<String>,
+    pub(crate) expires_at: String,
+    pub(crate) tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Token {
+    Agnostic { user: String },
+    Login { user: String, workspace: String },
+    Access { user: String, workspace: String },
+    ApiKey { workspace: String },
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FakeTwenty {
+    pub(crate) version: Version,
+    pub(crate) duplicates: DuplicateShape,
+    /// Root fields left out of introspection and refused ("Cannot query field").
+    pub(crate) hidden: HashSet<String>,
+    /// `updateWorkspaceMember` names the member but leaves PROFILE_CREATION pending.
+    pub(crate) ignore_profile_update: bool,
+    pub(crate) users: Vec<User>,
+    pub(crate) workspaces: Vec<Workspace>,
+    pub(crate) api_keys: Vec<ApiKey>,
+    base: String,
+    tokens: HashMap<String, Token>,
+    calls: HashMap<String, u32>,
+    fail: HashMap<String, u32>,
+    lose: HashMap<String, u32>,
+    slow: HashMap<String, Duration>,
+    throttle: u32,
+    throttle_retry_after: u64,
+    sequence: u64,
+}
+
+pub(crate) type Shared = Arc<Mutex<FakeTwenty>>;
+
+/// The running fake.
+pub(crate) struct FakeTwentyServer {
+    url: String,
+    state: Shared,
+}
+
+impl FakeTwentyServer {
+    pub(crate) async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let router = Router::new()
+            .route("/metadata", post(metadata_endpoint))
+            .route("/graphql", post(graphql_endpoint))
+            .route("/rest/batch/{plural}", post(rest_batch))
+            .route("/rest/{plural}", get(rest_list).post(rest_create))
+            .route("/rest/{plural}/{id}", get(rest_get))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Twenty");
+        let address = listener.local_addr().expect("fake Twenty address");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let url = format!("http://{address}");
+        state.lock().unwrap().base = url.clone();
+        Self { url, state }
+    }
+
+    /// Twenty's base URL (`crm.base_url`).
+    pub(crate) fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The environment pointing an app at the fake: `crm.base_url`, an encryption key, quick retries.
+    pub(crate) fn env(&self) -> impl FnOnce(&mut Vec<(String, String)>) + use<> {
+        let url = self.url.clone();
+        move |env: &mut Vec<(String, String)>| {
+            env.push(("WOSOOL_CRM__BASE_URL".into(), url));
+            env.push((
+                "WOSOOL_SECRETS__ENCRYPTION_KEYS".into(),
+                format!("[\"{ENCRYPTION_KEY}\"]"),
+            ));
+            env.push(("WOSOOL_CRM__MAX_RETRIES".into(), "2".into()));
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, FakeTwenty> {
+        self.state.lock().unwrap()
+    }
+}
+
+impl FakeTwenty {
+    /// The next `times` calls of `operation` (a GraphQL root field, or `POST /rest/batch`, `POST /rest`,
+    /// `GET /rest`) answer 500 without doing anything.
+    pub(crate) fn fail_next(&mut self, operation: &str, times: u32) {
+        self.fail.insert(operation.into(), times);
+    }
+
+    /// The next `times` calls of `operation` do their work, then answer 500 (a lost answer: the caller cannot
+    /// know it happened).
+    pub(crate) fn lose_answer_next(&mut self, operation: &str, times: u32) {
+        self.lose.insert(operation.into(), times);
+    }
+
+    /// Every call of `operation` waits `delay` before being handled.
+    pub(crate) fn slow(&mut self, operation: &str, delay: Duration) {
+        self.slow.insert(operation.into(), delay);
+    }
+
+    /// The next `times` REST calls answer 429 with `Retry-After: retry_after_secs`.
+    pub(crate) fn throttle_rest(&mut self, times: u32, retry_after_secs: u64) {
+        self.throttle = times;
+        self.throttle_retry_after = retry_after_secs;
+    }
+
+    /// Calls of `operation` so far (including failed ones).
+    pub(crate) fn calls(&self, operation: &str) -> u32 {
+        self.calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Leaves `root_field` out of introspection and refuses it, as a version without it would.
+    pub(crate) fn hide(&mut self, root_field: &str) {
+        self.hidden.insert(root_field.into());
+    }
+
+    pub(crate) fn workspace(&self, id: &str) -> Option<&Workspace> {
+        self.workspaces.iter().find(|ws| ws.id == id)
+    }
+
+    /// Every API key token minted for `workspace`.
+    pub(crate) fn api_key_tokens(&self, workspace: &str) -> Vec<String> {
+        self.api_keys
+            .iter()
+            .filter(|key| key.workspace == workspace)
+            .flat_map(|key| key.tokens.clone())
+            .collect()
+    }
+
+    /// The workspace an API key token selects.
+    pub(crate) fn workspace_of_token(&self, token: &str) -> Option<String> {
+        match self.tokens.get(token)? {
+            Token::ApiKey { workspace } => Some(workspace.clone()),
+            _ => None,
+        }
+    }
+
+    /// The records of `plural` in `workspace`.
+    pub(crate) fn records(&self, workspace: &str, plural: &str) -> Vec<Value> {
+        self.workspace(workspace)
+            .and_then(|ws| ws.records.get(plural).cloned())
+            .unwrap_or_default()
+    }
+
+    /// An object of `workspace` by `nameSingular`.
+    pub(crate) fn object(&self, workspace: &str, name_singular: &str) -> Option<&Object> {
+        self.workspace(workspace)?
+            .objects
+            .iter()
+            .find(|object| object.name_singular == name_singular)
+    }
+
+    /// The `onboardingStatus` `currentUser` reports in `workspace` (newest order of checks, §2.3).
+    pub(crate) fn onboarding_status(&self, workspace: &str) -> &'static str {
+        let Some(ws) = self.workspace(workspace) else {
+            return "WORKSPACE_ACTIVATION";
+        };
+        if ws.status != "ACTIVE" {
+            return "WORKSPACE_ACTIVATION";
+        }
+        for (flag, status) in [
+            ("CONNECT_ACCOUNT", "SYNC_EMAIL"),
+            ("INSTALL_APPS", "APPS_INSTALLATION"),
+            ("CREATE_PROFILE", "PROFILE_CREATION"),
+            ("INVITE_TEAM", "INVITE_TEAM"),
+        ] {
+            if ws.pending.contains(flag) {
+                return status;
+            }
+        }
+        "COMPLETED"
+    }
+
+    fn next_id(&mut self) -> String {
+        self.sequence += 1;
+        uuid::Uuid::new_v4().to_string()
+    }
+
+    fn mint(&mut self, token: Token) -> String {
+        let value = format!("fake-twenty-{}", uuid::Uuid::new_v4().simple());
+        self.tokens.insert(value.clone(), token);
+        value
+    }
+
+    fn workspace_mut(&mut self, id: &str) -> Option<&mut Workspace> {
+        self.workspaces.iter_mut().find(|ws| ws.id == id)
+    }
+
+    /// Counts a call; what the knobs say about it.
+    fn knobs(&mut self, operation: &str) -> (bool, bool, Option<Duration>) {
+        *self.calls.entry(operation.into()).or_default() += 1;
+        let take = |map: &mut HashMap<String, u32>| match map.get_mut(operation) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        let fail = take(&mut self.fail);
+        let lose = take(&mut self.lose);
+        (fail, lose, self.slow.get(operation).copied())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// GraphQL
+
+type GqlResult = Result<Value, Value>;
+
+fn gql_error(message: &str, code: &str) -> Value {
+    json!({ "message": message, "extensions": { "code": code } })
+}
+
+fn unknown_field(name: &str, mutation: bool) -> Value {
+    let parent = if mutation { "Mutation" } else { "Query" };
+    gql_error(
+        &format!("Cannot query field \"{name}\" on type \"{parent}\"."),
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({ "errors": [gql_error("Internal server error", "INTERNAL_SERVER_ERROR")], "data": null })),
+    )
+        .into_response()
+}
+
+/// A root selection: `(alias or name, name, argument text)`.
+struct RootField {
+    key: String,
+    name: String,
+    args: String,
+}
+
+/// The root fields of a GraphQL document's first operation, and whether it is a mutation.
+fn root_fields(query: &str) -> (bool, Vec<RootField>) {
+    let mutation = query.trim_start().starts_with("mutation");
+    let chars: Vec<char> = query.chars().collect();
+    let mut i = chars
+        .iter()
+        .position(|c| *c == '{')
+        .map_or(chars.len(), |p| p + 1);
+    let mut fields = vec![];
+    let skip_ws = |i: &mut usize| {
+        while *i < chars.len() && (chars[*i].is_whitespace() || chars[*i] == ',') {
+            *i += 1;
+        }
+    };
+    let ident = |i: &mut usize| {
+        let start = *i;
+        while *i < chars.len() && (chars[*i].is_alphanumeric() || chars[*i] == '_') {
+            *i += 1;
+        }
+        chars[start..*i].iter().collect::<String>()
+    };
+    let balanced = |i: &mut usize, open: char, close: char| {
+        let start = *i;
+        let mut depth = 0;
+        let mut in_string = false;
+        while *i < chars.len() {
+            let c = chars[*i];
+            if c == '"' {
+                in_string = !in_string;
+            } else if !in_string && c == open {
+                depth += 1;
+            } else if !in_string && c == close {
+                depth -= 1;
+                if depth == 0 {
+                    *i += 1;
+                    break;
+                }
+            }
+            *i += 1;
+        }
+        chars[start..*i].iter().collect::<String>()
+    };
+    loop {
+        skip_ws(&mut i);
+        if i >= chars.len() || chars[i] == '}' {
+            break;
+        }
+        let mut name = ident(&mut i);
+        if name.is_empty() {
+            break;
+        }
+        let mut key = name.clone();
+        skip_ws(&mut i);
+        if i < chars.len() && chars[i] == ':' {
+            i += 1;
+            skip_ws(&mut i);
+            name = ident(&mut i);
+            skip_ws(&mut i);
+        }
+        let mut args = String::new();
+        if i < chars.len() && chars[i] == '(' {
+            args = balanced(&mut i, '(', ')');
+            skip_ws(&mut i);
+        }
+        if i < chars.len() && chars[i] == '{' {
+            balanced(&mut i, '{', '}');
+        }
+        if key == name {
+            key = name.clone();
+        }
+        fields.push(RootField { key, name, args });
+    }
+    (mutation, fields)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_owned)
+}
+
+async fn metadata_endpoint(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    graphql_request(state, headers, body, Endpoint::Metadata).await
+}
+
+async fn graphql_endpoint(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    graphql_request(state, headers, body, Endpoint::Graphql).await
+}
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Metadata,
+    Graphql,
+}
+
+async fn graphql_request(
+    state: Shared,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let query = body["query"].as_str().unwrap_or_default().to_owned();
+    let variables = body["variables"].clone();
+    let token = bearer(&headers);
+    let (mutation, fields) = root_fields(&query);
+    let Some(first) = fields.first() else {
+        return axum::Json(
+            json!({ "errors": [gql_error("Syntax Error", "GRAPHQL_PARSE_FAILED")] }),
+        )
+        .into_response();
+    };
+    let operation = first.name.clone();
+    let (fail, lose, slow) = state.lock().unwrap().knobs(&operation);
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
+    if fail {
+        return internal_error();
+    }
+    let mut data = serde_json::Map::new();
+    let mut fake = state.lock().unwrap();
+    for field in &fields {
+        let result = match endpoint {
+            Endpoint::Metadata => {
+                fake.metadata_field(field, mutation, &variables, token.as_deref())
+            }
+            Endpoint::Graphql => fake.records_field(field, mutation, &variables, token.as_deref()),
+        };
+        match result {
+            Ok(value) => {
+                data.insert(field.key.clone(), value);
+            }
+            Err(error) => {
+                return axum::Json(json!({ "errors": [error], "data": null })).into_response();
+            }
+        }
+    }
+    drop(fake);
+    if lose {
+        return internal_error();
+    }
+    axum::Json(json!({ "data": data })).into_response()
+}
+
+const FIELD_TYPES: [&str; 26] = [
+    "ACTOR",
+    "ADDRESS",
+    "ARRAY",
+    "BOOLEAN",
+    "CURRENCY",
+    "DATE",
+    "DATE_TIME",
+    "EMAILS",
+    "FILES",
+    "FULL_NAME",
+    "LINKS",
+    "MORPH_RELATION",
+    "MULTI_SELECT",
+    "NUMBER",
+    "NUMERIC",
+    "PHONES",
+    "POSITION",
+    "RATING",
+    "RAW_JSON",
+    "RELATION",
+    "RICH_TEXT",
+    "RICH_TEXT_V2",
+    "SELECT",
+    "TEXT",
+    "TS_VECTOR",
+    "UUID",
+];
+const COLORS: [&str; 10] = [
+    "green",
+    "turquoise",
+    "sky",
+    "blue",
+    "purple",
+    "pink",
+    "red",
+    "orange",
+    "yellow",
+    "gray",
+];
+
+fn is_camel_case(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric())
+}
+
+fn is_quoted(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() >= 2 && s.starts_with('\'') && s.ends_with('\''))
+}
+
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+fn field(name: &str, field_type: &str, is_custom: bool) -> Field {
+    Field {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.into(),
+        field_type: field_type.into(),
+        is_custom,
+        is_unique: false,
+        is_active: true,
+        options: Value::Null,
+        default_value: Value::Null,
+        relation_target: None,
+    }
+}
+
+fn object(singular: &str, plural: &str, is_custom: bool, extra: &[(&str, &str)]) -> Object {
+    let mut fields: Vec<Field> = [
+        ("id", "UUID"),
+        ("name", "TEXT"),
+        ("createdAt", "DATE_TIME"),
+        ("updatedAt", "DATE_TIME"),
+        ("deletedAt", "DATE_TIME"),
+        ("createdBy", "ACTOR"),
+        ("position", "POSITION"),
+    ]
+    .iter()
+    .map(|(name, ty)| field(name, ty, false))
+    .collect();
+    fields.extend(extra.iter().map(|(name, ty)| field(name, ty, false)));
+    Object {
+        id: uuid::Uuid::new_v4().to_string(),
+        name_singular: singular.into(),
+        name_plural: plural.into(),
+        is_custom,
+        fields,
+    }
+}
+
+fn standard_objects() -> Vec<Object> {
+    let mut person = object(
+        "person",
+        "people",
+        false,
+        &[("emails", "EMAILS"), ("phones", "PHONES")],
+    );
+    if let Some(name) = person.fields.iter_mut().find(|f| f.name == "name") {
+        name.field_type = "FULL_NAME".into();
+    }
+    vec![
+        object("company", "companies", false, &[("domainName", "LINKS")]),
+        person,
+        object(
+            "opportunity",
+            "opportunities",
+            false,
+            &[("amount", "CURRENCY")],
+        ),
+        object("note", "notes", false, &[]),
+        object("task", "tasks", false, &[]),
+        // Workflows are standard objects since Twenty v1.x.
+        object("workflow", "workflows", false, &[("statuses", "ARRAY")]),
+        object("workflowRun", "workflowRuns", false, &[]),
+        object("workflowVersion", "workflowVersions", false, &[]),
+        object("workspaceMember", "workspaceMembers", false, &[]),
+    ]
+}
+
+fn object_json(object: &Object) -> Value {
+    let fields: Vec<Value> = object
+        .fields
+        .iter()
+        .map(|f| {
+            json!({ "node": {
+                "id": f.id, "name": f.name, "type": f.field_type, "isCustom": f.is_custom,
+                "isActive": f.is_active, "isUnique": f.is_unique, "options": f.options,
+                "defaultValue": f.default_value,
+            } })
+        })
+        .collect();
+    json!({
+        "id": object.id, "nameSingular": object.name_singular, "namePlural": object.name_plural,
+        "isCustom": object.is_custom, "isActive": true, "fields": { "edges": fields },
+    })
+}
+
+impl FakeTwenty {
+    fn introspection(&self) -> Value {
+        let newer = self.version == Version::Newer;
+        let mut mutations: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "signUp",
+                vec!["email", "password", "captchaToken", "locale"],
+            ),
+            ("getLoginTokenFromCredentials", {
+                let mut args = vec!["email", "password", "captchaToken"];
+                if newer {
+                    args.push("origin");
+                }
+                args
+            }),
+            ("getAuthTokensFromLoginToken", vec!["loginToken", "origin"]),
+            (
+                "signUpInNewWorkspace",
+                if newer { vec!["input"] } else { vec![] },
+            ),
+            ("activateWorkspace", vec!["data"]),
+            ("skipSyncEmailOnboardingStep", vec![]),
+            ("sendInvitations", vec!["emails"]),
+            ("createApiKey", vec!["input"]),
+            ("generateApiKeyToken", vec!["apiKeyId", "expiresAt"]),
+            ("revokeApiKey", vec!["input"]),
+            ("createOneObject", vec!["input"]),
+            ("createOneField", vec!["input"]),
+            ("updateOneField", vec!["input"]),
+        ];
+        if newer {
+            mutations.push(("signIn", vec!["email", "password"]));
+            mutations.push(("skipInviteTeamOnboardingStep", vec![]));
+            mutations.push((
+                "triggerInstallAppsOnboardingStep",
+                vec!["universalIdentifiers", "isAutoSkipped"],
+            ));
+        }
+        let queries: Vec<(&str, Vec<&str>)> = vec![
+            ("currentUser", vec![]),
+            ("getRoles", vec![]),
+            ("objects", vec!["paging", "filter"]),
+        ];
+        let render = |fields: Vec<(&str, Vec<&str>)>| -> Vec<Value> {
+            fields
+                .into_iter()
+                .filter(|(name, _)| !self.hidden.contains(*name))
+                .map(|(name, args)| {
+                    let args: Vec<Value> = args.iter().map(|a| json!({ "name": a })).collect();
+                    json!({ "name": name, "args": args })
+                })
+                .collect()
+        };
+        json!({
+            "mutationType": { "fields": render(mutations) },
+            "queryType": { "fields": render(queries) },
+        })
+    }
+
+    fn user_of(&self, token: Option<&str>) -> Result<(String, Option<String>), Value> {
+        match token.and_then(|t| self.tokens.get(t)) {
+            Some(Token::Agnostic { user }) => Ok((user.clone(), None)),
+            Some(Token::Access { user, workspace }) => Ok((user.clone(), Some(workspace.clone()))),
+            _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+        }
+    }
+
+    /// The workspace an access token (or, when `api_key_ok`, an API key token) selects.
+    fn workspace_of(&self, token: Option<&str>, api_key_ok: bool) -> Result<String, Value> {
+        match token.and_then(|t| self.tokens.get(t)) {
+            Some(Token::Access { workspace, .. }) => Ok(workspace.clone()),
+            Some(Token::ApiKey { workspace }) if api_key_ok => Ok(workspace.clone()),
+            _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+        }
+    }
+
+    fn check_credentials(&self, variables: &Value) -> Result<String, Value> {
+        self.users
+            .iter()
+            .find(|u| {
+                Some(u.email.as_str()) == variables["email"].as_str()
+                    && Some(u.password.as_str()) == variables["password"].as_str()
+            })
+            .map(|u| u.id.clone())
+            .ok_or_else(|| gql_error("Wrong password", "FORBIDDEN"))
+    }
+
+    fn tokens_json(token: &str) -> Value {
+        json!({ "tokens": {
+            "accessOrWorkspaceAgnosticToken": { "token": token, "expiresAt": "2030-01-01T00:00:00.000Z" },
+            "refreshToken": { "token": "refresh", "expiresAt": "2030-01-01T00:00:00.000Z" },
+        } })
+    }
+
+    fn duplicate(&self, kind: &str) -> Value {
+        let (key, code, message) = if kind == "object" {
+            (
+                "objectMetadata",
+                "OBJECT_ALREADY_EXISTS",
+                "Object already exists",
+            )
+        } else {
+            (
+                "fieldMetadata",
+                "FIELD_ALREADY_EXISTS",
+                "Field already exists",
+            )
+        };
+        match self.duplicates {
+            DuplicateShape::Conflict => gql_error(message, "CONFLICT"),
+            DuplicateShape::ValidationFailed => json!({
+                "message": "Metadata validation failed",
+                "extensions": {
+                    "code": "METADATA_VALIDATION_FAILED",
+                    "errors": { key: [{ "code": code, "message": message }] },
+                    "summary": { "totalErrors": 1 },
+                },
+            }),
+        }
+    }
+
+    fn invalid(&self, message: &str) -> Value {
+        match self.duplicates {
+            DuplicateShape::Conflict => gql_error(message, "BAD_USER_INPUT"),
+            DuplicateShape::ValidationFailed => json!({
+                "message": message,
+                "extensions": {
+                    "code": "METADATA_VALIDATION_FAILED",
+                    "errors": { "fieldMetadata": [{ "code": "INVALID_FIELD_INPUT", "message": message }] },
+                },
+            }),
+        }
+    }
+
+    fn metadata_field(
+        &mut self,
+        field: &RootField,
+        mutation: bool,
+        variables: &Value,
+        token: Option<&str>,
+    ) -> GqlResult {
+        let name = field.name.as_str();
+        if self.hidden.contains(name) {
+            return Err(unknown_field(name, mutation));
+        }
+        let newer = self.version == Version::Newer;
+        match name {
+            "__schema" => Ok(self.introspection()),
+            "__type" => {
+                let mut fields = vec![json!({ "name": "name" }), json!({ "name": "expiresAt" })];
+                if newer {
+                    fields.push(json!({ "name": "roleId" }));
+                }
+                Ok(json!({ "inputFields": fields }))
+            }
+            "signUp" => {
+                let email = variables["email"].as_str().unwrap_or_default().to_owned();
+                if self.users.iter().any(|u| u.email == email) {
+                    return Err(gql_error("User already exists", "USER_ALREADY_EXISTS"));
+                }
+                let id = self.next_id();
+                self.users.push(User {
+                    id: id.clone(),
+                    email,
+                    password: variables["password"].as_str().unwrap_or_default().into(),
+                    workspaces: vec![],
+                });
+                let token = self.mint(Token::Agnostic { user: id });
+                Ok(Self::tokens_json(&token))
+            }
+            "signIn" if newer => {
+                let user = self.check_credentials(variables)?;
+                let token = self.mint(Token::Agnostic { user });
+                Ok(Self::tokens_json(&token))
+            }
+            "getLoginTokenFromCredentials" => {
+                if !newer && field.args.contains("origin") {
+                    return Err(gql_error(
+                        "Unknown argument \"origin\" on field \"Mutation.getLoginTokenFromCredentials\".",
+                        "GRAPHQL_VALIDATION_FAILED",
+                    ));
+                }
+                let user = self.check_credentials(variables)?;
+                let origin = variables["origin"].as_str();
+                let workspaces = &self
+                    .users
+                    .iter()
+                    .find(|u| u.id == user)
+                    .map(|u| u.workspaces.clone())
+                    .unwrap_or_default();
+                let workspace = match origin {
+                    Some(origin) => self
+                        .workspaces
+                        .iter()
+                        .find(|ws| ws.url == origin && workspaces.contains(&ws.id))
+                        .map(|ws| ws.id.clone())
+                        .or_else(|| (origin == self.base).then(String::new)),
+                    None => Some(workspaces.first().cloned().unwrap_or_default()),
+                }
+                .ok_or_else(|| gql_error("User is not a member of this workspace", "FORBIDDEN"))?;
+                let token = self.mint(Token::Login { user, workspace });
+                Ok(
+                    json!({ "loginToken": { "token": token, "expiresAt": "2030-01-01T00:00:00.000Z" } }),
+                )
+            }
+            "getAuthTokensFromLoginToken" => {
+                let origin = variables["origin"].as_str().unwrap_or_default().to_owned();
+                let Some(Token::Login { user, workspace }) = variables["loginToken"]
+                    .as_str()
+                    .and_then(|t| self.tokens.get(t))
+                    .cloned()
+                else {
+                    return Err(gql_error("Invalid login token", "UNAUTHENTICATED"));
+                };
+                if origin == self.base && workspace.is_empty() {
+                    let token = self.mint(Token::Agnostic { user });
+                    return Ok(Self::tokens_json(&token));
+                }
+                let matches = self
+                    .workspace(&workspace)
+                    .is_some_and(|ws| ws.url == origin);
+                if !matches {
+                    return Err(gql_error(
+                        "Token is not valid for this workspace (origin)",
+                        "FORBIDDEN",
+                    ));
+                }
+                let token = self.mint(Token::Access { user, workspace });
+                Ok(Self::tokens_json(&token))
+            }
+            "signUpInNewWorkspace" => {
+                let (user, _) = self.user_of(token)?;
+                if !newer && !field.args.trim().is_empty() {
+                    return Err(gql_error(
+                        "Unknown argument \"input\" on field \"Mutation.signUpInNewWorkspace\".",
+                        "GRAPHQL_VALIDATION_FAILED",
+                    ));
+                }
+                let id = self.next_id();
+                let subdomain = format!("ws{}", self.sequence);
+                let host = self.base.trim_start_matches("http://").to_owned();
+                let url = format!("http://{subdomain}.{host}");
+                let mut pending: BTreeSet<&'static str> =
+                    ["CONNECT_ACCOUNT", "CREATE_PROFILE", "INVITE_TEAM"].into();
+                if newer {
+                    pending.insert("INSTALL_APPS");
+                }
+                self.workspaces.push(Workspace {
+                    id: id.clone(),
+                    url: url.clone(),
+                    display_name: variables["input"]["displayName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .into(),
+                    status: "PENDING_CREATION".into(),
+                    owner: user.clone(),
+                    pending,
+                    member_id: String::new(),
+                    member_name: None,
+                    roles: vec![],
+                    objects: vec![],
+                    records: HashMap::new(),
+                });
+                if let Some(u) = self.users.iter_mut().find(|u| u.id == user) {
+                    u.workspaces.push(id.clone());
+                }
+                let login = self.mint(Token::Login {
+                    user,
+                    workspace: id.clone(),
+                });
+                Ok(json!({
+                    "loginToken": { "token": login },
+                    "workspace": { "id": id, "workspaceUrls": { "subdomainUrl": url, "customUrl": null } },
+                }))
+            }
+            "activateWorkspace" => {
+                let workspace = self.workspace_of(token, false)?;
+                let admin = self.next_id();
+                let member = self.next_id();
+                let ws = self
+                    .workspace_mut(&workspace)
+                    .expect("workspace of a token");
+                if ws.status != "PENDING_CREATION" {
+                    return Err(gql_error("Workspace is not pending creation", "FORBIDDEN"));
+                }
+                ws.status = "ACTIVE".into();
+                if let Some(name) = variables["data"]["displayName"].as_str() {
+                    ws.display_name = name.into();
+                }
+                ws.objects = standard_objects();
+                ws.member_id = member;
+                ws.roles = vec![
+                    (admin, "Admin".into()),
+                    (uuid::Uuid::new_v4().to_string(), "Member".into()),
+                ];
+                Ok(json!({ "id": ws.id, "activationStatus": ws.status }))
+            }
+            "currentUser" => {
+                let (user, workspace) = self.user_of(token)?;
+                let workspaces: Vec<Value> = self
+                    .workspaces
+                    .iter()
+                    .filter(|ws| ws.owner == user)
+                    .map(|ws| json!({ "workspace": { "id": ws.id, "workspaceUrls": { "subdomainUrl": ws.url } } }))
+                    .collect();
+                let email = self
+                    .users
+                    .iter()
+                    .find(|u| u.id == user)
+                    .map(|u| u.email.clone());
+                let (status, current, member) =
+                    match workspace.as_deref().and_then(|w| self.workspace(w)) {
+                        Some(ws) => (
+                            self.onboarding_status(&ws.id),
+                            json!({ "id": ws.id, "activationStatus": ws.status }),
+                            (!ws.member_id.is_empty()).then(|| json!({ "id": ws.member_id })),
+                        ),
+                        None => ("WORKSPACE_ACTIVATION", Value::Null, None),
+                    };
+                Ok(json!({
+                    "id": user, "email": email, "onboardingStatus": status, "workspaces": workspaces,
+                    "currentWorkspace": current, "workspaceMember": member,
+                }))
+            }
+            "skipSyncEmailOnboardingStep" => self.clear_flag(token, "CONNECT_ACCOUNT"),
+            "skipInviteTeamOnboardingStep" if newer => self.clear_flag(token, "INVITE_TEAM"),
+            "sendInvitations" => self.clear_flag(token, "INVITE_TEAM"),
+            "triggerInstallAppsOnboardingStep" if newer => self.clear_flag(token, "INSTALL_APPS"),
+            "getRoles" => {
+                let workspace = self.workspace_of(token, false)?;
+                let ws = self.workspace(&workspace).expect("workspace of a token");
+                Ok(Value::Array(
+                    ws.roles
+                        .iter()
+                        .map(|(id, label)| json!({ "id": id, "label": label }))
+                        .collect(),
+                ))
+            }
+            "createApiKey" => {
+                let workspace = self.workspace_of(token, false)?;
+                let input = &variables["input"];
+                let role = input["roleId"].as_str().map(str::to_owned);
+                match (newer, &role) {
+                    (false, Some(_)) => {
+                        return Err(gql_error(
+                            "Field \"roleId\" is not defined by type \"CreateApiKeyInput\".",
+                            "GRAPHQL_VALIDATION_FAILED",
+                        ));
+                    }
+                    (true, None) => {
+                        return Err(gql_error("roleId is required", "BAD_USER_INPUT"));
+                    }
+                    _ => {}
+                }
+                let id = self.next_id();
+                let key = ApiKey {
+                    id: id.clone(),
+                    workspace,
+                    name: input["name"].as_str().unwrap_or_default().into(),
+                    role_id: role,
+                    expires_at: input["expiresAt"].as_str().unwrap_or_default().into(),
+                    tokens: vec![],
+                };
+                let answer = json!({ "id": id, "name": key.name, "expiresAt": key.expires_at });
+                self.api_keys.push(key);
+                Ok(answer)
+            }
+            "generateApiKeyToken" => {
+                let workspace = self.workspace_of(token, false)?;
+                let id = variables["apiKeyId"].as_str().unwrap_or_default();
+                if !self
+                    .api_keys
+                    .iter()
+                    .any(|k| k.id == id && k.workspace == workspace)
+                {
+                    return Err(gql_error("API key not found", "NOT_FOUND"));
+                }
+                let minted = self.mint(Token::ApiKey {
+                    workspace: workspace.clone(),
+                });
+                if let Some(key) = self.api_keys.iter_mut().find(|k| k.id == id) {
+                    key.tokens.push(minted.clone());
+                }
+                Ok(json!({ "token": minted }))
+            }
+            "objects" => {
+                let workspace = self.workspace_of(token, true)?;
+                let ws = self.workspace(&workspace).expect("workspace of a token");
+                let edges: Vec<Value> = ws
+                    .objects
+                    .iter()
+                    .map(|o| json!({ "node": object_json(o) }))
+                    .collect();
+                Ok(json!({ "edges": edges }))
+            }
+            "createOneObject" => {
+                let workspace = self.workspace_of(token, true)?;
+                self.create_object(&workspace, &variables["input"]["object"])
+            }
+            "createOneField" => {
+                let workspace = self.workspace_of(token, true)?;
+                self.create_field(&workspace, &variables["input"]["field"])
+            }
+            "updateOneField" => {
+                let workspace = self.workspace_of(token, true)?;
+                self.update_field(&workspace, &variables["input"])
+            }
+            _ => Err(unknown_field(name, mutation)),
+        }
+    }
+
+    fn clear_flag(&mut self, token: Option<&str>, flag: &str) -> GqlResult {
+        let workspace = self.workspace_of(token, false)?;
+        let ws = self
+            .workspace_mut(&workspace)
+            .expect("workspace of a token");
+        ws.pending.remove(flag);
+        Ok(json!({ "success": true }))
+    }
+
+    fn create_object(&mut self, workspace: &str, input: &Value) -> GqlResult {
+        let singular = input["nameSingular"].as_str().unwrap_or_default();
+        let plural = input["namePlural"].as_str().unwrap_or_default();
+        if !is_camel_case(singular) || !is_camel_case(plural) || singular == plural {
+            return Err(self.invalid(&format!("Invalid object names {singular:?}/{plural:?}")));
+        }
+        if input["labelSingular"].as_str().is_none() || input["labelPlural"].as_str().is_none() {
+            return Err(self.invalid("labelSingular and labelPlural are required"));
+        }
+        let exists = self.workspace(workspace).is_some_and(|ws| {
+            ws.objects.iter().any(|o| {
+                [o.name_singular.as_str(), o.name_plural.as_str()]
+                    .iter()
+                    .any(|n| *n == singular || *n == plural)
+            })
+        });
+        if exists {
+            return Err(self.duplicate("object"));
+        }
+        let created = object(singular, plural, true, &[]);
+        let answer = json!({ "id": created.id, "nameSingular": singular, "namePlural": plural });
+        let ws = self.workspace_mut(workspace).expect("workspace of a token");
+        ws.objects.push(created);
+        Ok(answer)
+    }
+
+    fn create_field(&mut self, workspace: &str, input: &Value) -> GqlResult {
+        let object_id = input["objectMetadataId"].as_str().unwrap_or_default();
+        let name = input["name"].as_str().unwrap_or_default().to_owned();
+        let field_type = input["type"].as_str().unwrap_or_default().to_owned();
+        let Some(target) = self
+            .workspace(workspace)
+            .and_then(|ws| ws.objects.iter().find(|o| o.id == object_id))
+            .cloned()
+        else {
+            return Err(gql_error("Object metadata not found", "NOT_FOUND"));
+        };
+        if input["label"].as_str().is_none() {
+            return Err(self.invalid("label is required"));
+        }
+        if !is_camel_case(&name) {
+            return Err(self.invalid(&format!("Invalid field name {name:?}")));
+        }
+        if !FIELD_TYPES.contains(&field_type.as_str()) {
+            return Err(gql_error(
+                &format!("Value \"{field_type}\" does not exist in \"FieldMetadataType\" enum."),
+                "GRAPHQL_VALIDATION_FAILED",
+            ));
+        }
+        if target.fields.iter().any(|f| f.name == name) {
+            return Err(self.duplicate("field"));
+        }
+        let options = input.get("options").cloned().unwrap_or(Value::Null);
+        let default = input.get("defaultValue").cloned().unwrap_or(Value::Null);
+        if matches!(field_type.as_str(), "SELECT" | "MULTI_SELECT") {
+            let valid_option = |o: &Value| {
+                o["label"].is_string()
+                    && o["value"].as_str().is_some_and(|v| {
+                        v.chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+                    && o["color"].as_str().is_some_and(|c| COLORS.contains(&c))
+                    && o["position"].is_i64()
+            };
+            let Some(list) = options
+                .as_array()
+                .filter(|l| !l.is_empty() && l.iter().all(valid_option))
+            else {
+                return Err(self.invalid("Options are required for enum fields"));
+            };
+            let quoted_values: Vec<String> = list
+                .iter()
+                .filter_map(|o| o["value"].as_str().map(|v| format!("'{v}'")))
+                .collect();
+            let defaults: Vec<&Value> = match (&default, field_type.as_str()) {
+                (Value::Null, _) => vec![],
+                (Value::Array(items), "MULTI_SELECT") => items.iter().collect(),
+                (value, _) => vec![value],
+            };
+            for value in defaults {
+                if !is_quoted(value) {
+                    return Err(self.invalid("Default value must be a quoted string"));
+                }
+                if !quoted_values
+                    .iter()
+                    .any(|q| Some(q.as_str()) == value.as_str())
+                {
+                    return Err(self.invalid("Default value must be one of the options"));
+                }
+            }
+        }
+        if field_type == "TEXT" && !default.is_null() && !is_quoted(&default) {
+            return Err(self.invalid("Default value must be a quoted string"));
+        }
+        if matches!(field_type.as_str(), "NUMBER" | "NUMERIC")
+            && !default.is_null()
+            && !default.is_number()
+        {
+            return Err(self.invalid("Default value must be a number"));
+        }
+        let mut created = field(&name, &field_type, true);
+        created.is_unique = input["isUnique"].as_bool().unwrap_or(false);
+        created.options = options;
+        created.default_value = default;
+        let mut inverse = None;
+        if field_type == "RELATION" {
+            let payload = &input["relationCreationPayload"];
+            let target_id = payload["targetObjectMetadataId"]
+                .as_str()
+                .unwrap_or_default();
+            if !self
+                .workspace(workspace)
+                .is_some_and(|ws| ws.objects.iter().any(|o| o.id == target_id))
+            {
+                return Err(self.invalid("Target object metadata not found"));
+            }
+            let inverse_name = payload["targetFieldName"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    let label = payload["targetFieldLabel"].as_str().unwrap_or("inverse");
+                    let mut chars = label.chars().filter(|c| c.is_alphanumeric());
+                    chars
+                        .next()
+                        .map(|c| c.to_lowercase().collect::<String>() + &chars.collect::<String>())
+                        .unwrap_or_default()
+                });
+            created.relation_target = Some(target_id.to_owned());
+            let mut back = field(&inverse_name, "RELATION", true);
+            back.relation_target = Some(object_id.to_owned());
+            inverse = Some((target_id.to_owned(), back));
+        }
+        let answer = json!({ "id": created.id, "name": name, "type": field_type });
+        let ws = self.workspace_mut(workspace).expect("workspace of a token");
+        if let Some(o) = ws.objects.iter_mut().find(|o| o.id == object_id) {
+            o.fields.push(created);
+        }
+        if let Some((target, back)) = inverse
+            && let Some(o) = ws.objects.iter_mut().find(|o| o.id == target)
+        {
+            o.fields.push(back);
+        }
+        Ok(answer)
+    }
+
+    fn update_field(&mut self, workspace: &str, input: &Value) -> GqlResult {
+        let id = input["id"].as_str().unwrap_or_default();
+        let update = &input["update"];
+        let ws = self.workspace_mut(workspace).expect("workspace of a token");
+        let Some(f) = ws
+            .objects
+            .iter_mut()
+            .flat_map(|o| o.fields.iter_mut())
+            .find(|f| f.id == id)
+        else {
+            return Err(gql_error("Field metadata not found", "NOT_FOUND"));
+        };
+        if let Some(options) = update.get("options") {
+            f.options = options.clone();
+        }
+        if let Some(default) = update.get("defaultValue") {
+            f.default_value = default.clone();
+        }
+        if let Some(active) = update["isActive"].as_bool() {
+            f.is_active = active;
+        }
+        Ok(json!({ "id": f.id, "name": f.name, "type": f.field_type }))
+    }
+
+    /// `/graphql`: `updateWorkspaceMember`, and any object's plural as a records query.
+    fn records_field(
+        &mut self,
+        field: &RootField,
+        mutation: bool,
+        variables: &Value,
+        token: Option<&str>,
+    ) -> GqlResult {
+        let (user, workspace) = match token.and_then(|t| self.tokens.get(t)) {
+            Some(Token::Access { user, workspace }) => (Some(user.clone()), workspace.clone()),
+            Some(Token::ApiKey { workspace }) => (None, workspace.clone()),
+            _ => return Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+        };
+        let ignore_profile = self.ignore_profile_update;
+        let ws = self
+            .workspace_mut(&workspace)
+            .expect("workspace of a token");
+        if field.name == "updateWorkspaceMember" {
+            if variables["id"].as_str() != Some(ws.member_id.as_str()) {
+                return Err(gql_error("Record not found", "NOT_FOUND"));
+            }
+            if let Some(name) = variables["data"].get("name") {
+                ws.member_name = Some(name.clone());
+                // Only a user token clears the profile step (§5.4).
+                if user.is_some() && !ignore_profile {
+                    ws.pending.remove("CREATE_PROFILE");
+                }
+            }
+            return Ok(json!({ "id": ws.member_id }));
+        }
+        if !mutation && ws.objects.iter().any(|o| o.name_plural == field.name) {
+            let records = ws.records.get(&field.name).cloned().unwrap_or_default();
+            let edges: Vec<Value> = records
+                .iter()
+                .map(|r| json!({ "node": r, "cursor": r["id"] }))
+                .collect();
+            return Ok(json!({
+                "edges": edges, "totalCount": records.len(),
+                "pageInfo": { "hasNextPage": false, "startCursor": null, "endCursor": null },
+            }));
+        }
+        Err(unknown_field(&field.name, mutation))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// REST
+
+fn rest_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "statusCode": status.as_u16(), "error": status.canonical_reason(), "messages": [message] })),
+    )
+        .into_response()
+}
+
+/// Knobs, throttling and API-key authentication of a REST call; the workspace and the object.
+async fn rest_prelude(
+    state: &Shared,
+    headers: &HeaderMap,
+    operation: &str,
+    plural: &str,
+) -> Result<(String, Object, bool), Response> {
+    let (fail, lose, slow) = state.lock().unwrap().knobs(operation);
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
+    }
+    if fail {
+        return Err(rest_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+        ));
+    }
+    let mut fake = state.lock().unwrap();
+    if fake.throttle > 0 {
+        fake.throttle -= 1;
+        let mut response = rest_error(StatusCode::TOO_MANY_REQUESTS, "Limit reached");
+        response.headers_mut().insert(
+            "retry-after",
+            fake.throttle_retry_after
+                .to_string()
+                .parse()
+                .expect("header value"),
+        );
+        return Err(response);
+    }
+    let Some(workspace) = bearer(headers).and_then(|t| fake.workspace_of_token(&t)) else {
+        return Err(rest_error(StatusCode::UNAUTHORIZED, "Token invalid."));
+    };
+    let Some(object) = fake
+        .workspace(&workspace)
+        .and_then(|ws| ws.objects.iter().find(|o| o.name_plural == plural))
+        .cloned()
+    else {
+        return Err(rest_error(
+            StatusCode::BAD_REQUEST,
+            &format!("object '{plural}' not found"),
+        ));
+    };
+    Ok((workspace, object, lose))
+}
+
+async fn rest_list(
+    State(state): State<Shared>,
+    Path(plural): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let (workspace, _, lose) = match rest_prelude(&state, &headers, "GET /rest", &plural).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let records = state.lock().unwrap().records(&workspace, &plural);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(60)
+        .min(200);
+    let start = query
+        .get("starting_after")
+        .and_then(|cursor| {
+            records
+                .iter()
+                .position(|r| r["id"].as_str() == Some(cursor))
+        })
+        .map_or(0, |p| p + 1);
+    let page: Vec<Value> = records.iter().skip(start).take(limit).cloned().collect();
+    if lose {
+        return rest_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+    }
+    axum::Json(json!({
+        "data": { plural: page },
+        "pageInfo": {
+            "hasNextPage": start + page.len() < records.len(),
+            "startCursor": page.first().map(|r| r["id"].clone()),
+            "endCursor": page.last().map(|r| r["id"].clone()),
+        },
+        "totalCount": records.len(),
+    }))
+    .into_response()
+}
+
+async fn rest_get(
+    State(state): State<Shared>,
+    Path((plural, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (workspace, object, _) = match rest_prelude(&state, &headers, "GET /rest", &plural).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let records = state.lock().unwrap().records(&workspace, &plural);
+    match records
+        .into_iter()
+        .find(|r| r["id"].as_str() == Some(id.as_str()))
+    {
+        Some(record) => {
+            axum::Json(json!({ "data": { object.name_singular: record } })).into_response()
+        }
+        None => rest_error(StatusCode::NOT_FOUND, "Record not found"),
+    }
+}
+
+async fn rest_create(
+    State(state): State<Shared>,
+    Path(plural): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (workspace, object, lose) =
+        match rest_prelude(&state, &headers, "POST /rest", &plural).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let Ok(record) = serde_json::from_slice::<Value>(&body) else {
+        return rest_error(StatusCode::BAD_REQUEST, "body is not JSON");
+    };
+    let upsert = query.get("upsert").is_some_and(|u| u == "true");
+    let saved = state
+        .lock()
+        .unwrap()
+        .save_records(&workspace, &object, vec![record], upsert);
+    match saved {
+        Ok(_) if lose => rest_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        Ok(mut saved) => axum::Json(json!({ "data": {
+            format!("create{}", capitalized(&object.name_singular)): saved.pop()
+        } }))
+        .into_response(),
+        Err(message) => rest_error(StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn rest_batch(
+    State(state): State<Shared>,
+    Path(plural): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (workspace, object, lose) =
+        match rest_prelude(&state, &headers, "POST /rest/batch", &plural).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let Ok(Value::Array(records)) = serde_json::from_slice::<Value>(&body) else {
+        return rest_error(StatusCode::BAD_REQUEST, "body must be a JSON array");
+    };
+    if records.len() > 60 {
+        return rest_error(
+            StatusCode::BAD_REQUEST,
+            "Maximum number of records to upsert is 60",
+        );
+    }
+    let upsert = query.get("upsert").is_some_and(|u| u == "true");
+    let saved = state
+        .lock()
+        .unwrap()
+        .save_records(&workspace, &object, records, upsert);
+    match saved {
+        Ok(_) if lose => rest_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        Ok(saved) => axum::Json(json!({ "data": {
+            format!("create{}", capitalized(&object.name_plural)): saved
+        } }))
+        .into_response(),
+        Err(message) => rest_error(StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+impl FakeTwenty {
+    /// Creates (or with `upsert`, updates the record matching on `id` or a unique field) each record.
+    fn save_records(
+        &mut self,
+        workspace: &str,
+        object: &Object,
+        records: Vec<Value>,
+        upsert: bool,
+    ) -> Result<Vec<Value>, String> {
+        let unique: Vec<String> = object
+            .fields
+            .iter()
+            .filter(|f| f.is_unique)
+            .map(|f| f.name.clone())
+            .collect();
+        let ws = self
+            .workspace_mut(workspace)
+            .ok_or_else(|| "no workspace".to_owned())?;
+        let stored = ws.records.entry(object.name_plural.clone()).or_default();
+        let mut saved = vec![];
+        for mut record in records {
+            if !record.is_object() {
+                return Err("a record must be an object".into());
+            }
+            let matching: Vec<usize> = stored
+                .iter()
+                .enumerate()
+                .filter(|(_, existing)| {
+                    (record["id"].is_string() && existing["id"] == record["id"])
+                        || unique
+                            .iter()
+                            .any(|u| !record[u].is_null() && existing[u] == record[u])
+                })
+                .map(|(i, _)| i)
+                .collect();
+            match (matching.as_slice(), upsert) {
+                ([], _) => {
+                    if !record["id"].is_string() {
+                        record["id"] = json!(uuid::Uuid::new_v4().to_string());
+                    }
+                    record["createdAt"] = json!("2026-01-01T00:00:00.000Z");
+                    stored.push(record.clone());
+                    saved.push(record);
+                }
+                ([index], true) => {
+                    let existing = &mut stored[*index];
+                    if let (Some(into), Some(from)) = (existing.as_object_mut(), record.as_object())
+                    {
+                        for (key, value) in from {
+                            if key != "id" {
+                                into.insert(key.clone(), value.clone());
+                            }
+                        }
+                    }
+                    saved.push(existing.clone());
+                }
+                ([_], false) => {
+                    return Err("duplicate key value violates unique constraint".into());
+                }
+                _ => return Err("Multiple records found for upsert".into()),
+            }
+        }
+        Ok(saved)
+    }
+}
