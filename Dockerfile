@@ -8,7 +8,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches tests/it \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && for bench in queue http tenancy clerk auth salla_ingest salla_import crm_proxy; do echo 'fn main() {}' > benches/$bench.rs; done \
+    && for bench in queue http tenancy clerk auth salla_ingest salla_import crm_proxy crm_sync; do echo 'fn main() {}' > benches/$bench.rs; done \
     && touch tests/it/main.rs \
     && cargo build --release --locked --bin wosool \
     && rm -rf src benches tests

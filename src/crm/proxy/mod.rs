@@ -6,9 +6,9 @@
 //! workspace — is injected, so a tenant can only ever reach its own workspace. API keys, webhooks, roles and
 //! the metadata API stay out of reach (`policy`). Each tenant is rate limited in process (`limiter`).
 //!
-//! Responses stream through. Request bodies are read into memory up to `crm.proxy_body_limit_bytes` (the
-//! limit this proxy enforces instead of `server.body_limit_bytes`): streaming them upstream needs reqwest's
-//! `stream` feature, which is only enabled for dev builds.
+//! Responses stream through, and so do REST request bodies, cut off past `crm.proxy_body_limit_bytes` (the
+//! limit this proxy enforces instead of `server.body_limit_bytes`). GraphQL bodies are read (up to the same
+//! limit) because the operation must be inspected before anything is forwarded.
 
 mod error;
 mod graphql;
@@ -19,6 +19,7 @@ mod policy;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -185,10 +186,19 @@ impl CrmProxy {
         if declared.is_some_and(|length| length > inner.body_limit as u64) {
             return Err(ProxyError::TooLarge(inner.body_limit));
         }
-        let body = read_body(body, inner.body_limit).await?;
-        if let Target::Graphql = target {
-            policy::check_graphql_body(&body).map_err(refused)?;
-        }
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = match target {
+            Target::Graphql => {
+                let body = read_body(body, inner.body_limit).await?;
+                policy::check_graphql_body(&body).map_err(refused)?;
+                reqwest::Body::from(body)
+            }
+            Target::Rest => reqwest::Body::wrap(LimitedBody {
+                inner: std::sync::Mutex::new(body),
+                remaining: inner.body_limit,
+                exceeded: exceeded.clone(),
+            }),
+        };
         let authorization = self.authorization(tenant).await?;
 
         let url = match parts.uri.query() {
@@ -215,6 +225,10 @@ impl CrmProxy {
                 observe("timeout");
                 tracing::warn!(tenant_id = %tenant, timeout_secs = inner.timeout.as_secs(), "Twenty did not answer in time");
                 return Err(ProxyError::Timeout);
+            }
+            Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+                observe("error");
+                return Err(ProxyError::TooLarge(inner.body_limit));
             }
             Ok(Err(error)) => {
                 observe("error");
@@ -311,6 +325,49 @@ fn refused(refusal: Refusal) -> ProxyError {
     match refusal {
         Refusal::Forbidden(message) => ProxyError::Forbidden(message),
         Refusal::Invalid(message) => ProxyError::InvalidRequest(message),
+    }
+}
+
+/// A request body streamed upstream that fails (and says so in `exceeded`) once it grows past the limit, so an
+/// oversized upload is cut off instead of buffered. reqwest wants a `Sync` body; the mutex is never
+/// contended (`get_mut` only), it just makes axum's `Send` body `Sync`.
+struct LimitedBody {
+    inner: std::sync::Mutex<Body>,
+    remaining: usize,
+    exceeded: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than the proxy allows")]
+struct BodyTooLarge;
+
+impl HttpBody for LimitedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let inner = this.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        match Pin::new(inner).poll_frame(cx) {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if data.len() > this.remaining {
+                        this.exceeded.store(true, Ordering::Relaxed);
+                        return std::task::Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    this.remaining -= data.len();
+                }
+                std::task::Poll::Ready(Some(Ok(frame)))
+            }
+            std::task::Poll::Ready(Some(Err(error))) => {
+                std::task::Poll::Ready(Some(Err(Box::new(error))))
+            }
+            std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
     }
 }
 
