@@ -34,7 +34,8 @@ async fn main() {
     let received = Arc::new(AtomicUsize::new(0));
     let upstream = serve_upstream(received.clone()).await;
 
-    let base = config(&database_url, &upstream, 60);
+    // Provisioned without Twenty (the workspace row is written below); the sync itself gets the upstream.
+    let base = config(&database_url, "", 60);
     let pool = wosool::db::connect_with_retry(&base.db)
         .await
         .expect("connect");
@@ -99,7 +100,7 @@ async fn main() {
     .await
     .expect("products");
 
-    let batched = push(&base, &stack, tenant).await;
+    let batched = push(&config(&database_url, &upstream, 60), &stack, tenant).await;
     let pushed_batched = received.swap(0, Ordering::Relaxed);
     // Mark every product changed again, and push them one request per record.
     sqlx::query("UPDATE products SET updated_at = now()")
