@@ -5,6 +5,9 @@
 //! Needs WOSOOL_BENCH_DATABASE_URL and `wrk`; `scripts/bench` provides both. Signing keys are served by a tiny
 //! JWKS endpoint in this process (the key pair is tests/fixtures/clerk-test-key.*).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,11 +16,7 @@ use axum::routing::get;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use sqlx::{Executor, PgPool};
-use tokio_util::sync::CancellationToken;
-use wosool::config::Config;
-use wosool::provisioning::RegistrationRequest;
-use wosool::{Application, Role, TenancyStack};
+use wosool::Role;
 
 const SECONDS: &str = "10";
 const ISSUER: &str = "https://clerk.bench.test";
@@ -30,38 +29,12 @@ async fn main() {
         return;
     };
     wosool::install_crypto_provider();
-    let database_url = fresh_database(&admin_url).await;
+    let database_url = common::fresh_database(&admin_url, "wosool_bench_auth").await;
     let jwks_url = serve_jwks().await;
 
     // A ready tenant linked to a Clerk organization (provisioned without Clerk, then linked).
-    let base = config(&database_url, &[]);
-    let pool = wosool::db::connect_with_retry(&base.db)
-        .await
-        .expect("connect");
-    wosool::db::migrate(&pool).await.expect("migrate");
-    let stack = TenancyStack::build(&base, pool.clone(), None).expect("stack");
-    stack
-        .provisioner
-        .servers()
-        .ensure_templates(&pool)
-        .await
-        .expect("template");
-    let request = RegistrationRequest {
-        organization_name: "Auth bench".into(),
-        admin_email: "owner@example.sa".into(),
-        ..RegistrationRequest::default()
-    };
-    let valid = request.validate(&base.tenancy).expect("valid");
-    let registered = stack
-        .provisioner
-        .register(valid, None, "bench", None)
-        .await
-        .expect("register");
-    stack
-        .provisioner
-        .execute(registered.run_id, None)
-        .await
-        .expect("provision");
+    let base = common::config(&database_url, &[]);
+    let (pool, _stack, _registered) = common::ready_tenant(&base, "Auth bench").await;
     sqlx::query("UPDATE tenants SET clerk_org_id = $1")
         .bind(ORG)
         .execute(&pool)
@@ -74,11 +47,11 @@ async fn main() {
         ("WOSOOL_CLERK__ISSUER", ISSUER.to_owned()),
     ];
     let token = sign();
-    let cached = serve(config(&database_url, &clerk)).await;
+    let cached = common::serve(common::config(&database_url, &clerk), Role::Api).await;
     // Zero (no token cache) is refused for operators by validation; the bench sets it on the loaded config.
-    let mut uncached_config = config(&database_url, &clerk);
+    let mut uncached_config = common::config(&database_url, &clerk);
     uncached_config.clerk.token_cache_entries = 0;
-    let uncached = serve(uncached_config).await;
+    let uncached = common::serve(uncached_config, Role::Api).await;
 
     let live = measure(cached.0, "/health/live", None).await;
     let with_cache = measure(cached.0, "/api/tenant", Some(token.clone())).await;
@@ -95,41 +68,6 @@ async fn main() {
     cached.1.cancel();
     uncached.1.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
-}
-
-fn config(database_url: &str, extra: &[(&str, String)]) -> Config {
-    let mut env = vec![
-        ("WOSOOL_DB__URL".to_owned(), database_url.to_owned()),
-        ("WOSOOL_SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    Config::load_from(None, env).expect("config")
-}
-
-async fn serve(config: Config) -> (std::net::SocketAddr, CancellationToken) {
-    let app = Application::build(config, Role::Api)
-        .await
-        .expect("app builds");
-    let address = app.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run(stop.clone()));
-    (address, stop)
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin
-        .execute("DROP DATABASE IF EXISTS wosool_bench_auth WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .execute("CREATE DATABASE wosool_bench_auth")
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(admin_url).expect("url");
-    url.set_path("wosool_bench_auth");
-    url.to_string()
 }
 
 fn fixture(name: &str) -> String {

@@ -5,6 +5,9 @@
 //!
 //! Needs WOSOOL_BENCH_DATABASE_URL, `wrk` and `nginx`; `scripts/bench` provides them.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,12 +17,9 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use sqlx::{Executor, PgPool};
-use tokio_util::sync::CancellationToken;
+use wosool::Role;
 use wosool::config::Config;
-use wosool::provisioning::RegistrationRequest;
 use wosool::secrets::Keyring;
-use wosool::{Application, Role, TenancyStack};
 
 const SECONDS: &str = "10";
 const CONNECTIONS: &str = "32";
@@ -40,38 +40,12 @@ async fn main() {
         return;
     };
     wosool::install_crypto_provider();
-    let database_url = fresh_database(&admin_url).await;
+    let database_url = common::fresh_database(&admin_url, "wosool_bench_crm_proxy").await;
     let upstream = serve_upstream().await;
 
     // A ready tenant (provisioned without Twenty), an API key and a workspace row with a sealed Twenty key.
     let base = config(&database_url, &[]);
-    let pool = wosool::db::connect_with_retry(&base.db)
-        .await
-        .expect("connect");
-    wosool::db::migrate(&pool).await.expect("migrate");
-    let stack = TenancyStack::build(&base, pool.clone(), None).expect("stack");
-    stack
-        .provisioner
-        .servers()
-        .ensure_templates(&pool)
-        .await
-        .expect("template");
-    let request = RegistrationRequest {
-        organization_name: "CRM proxy bench".into(),
-        admin_email: "owner@example.sa".into(),
-        ..RegistrationRequest::default()
-    };
-    let valid = request.validate(&base.tenancy).expect("valid");
-    let registered = stack
-        .provisioner
-        .register(valid, None, "bench", None)
-        .await
-        .expect("register");
-    stack
-        .provisioner
-        .execute(registered.run_id, None)
-        .await
-        .expect("provision");
+    let (pool, stack, registered) = common::ready_tenant(&base, "CRM proxy bench").await;
     let tenant = registered.tenant.id;
     let (_, api_key) = stack
         .directory
@@ -96,16 +70,19 @@ async fn main() {
     .await
     .expect("workspace row");
 
-    let (app, stop) = serve(config(
-        &database_url,
-        &[
-            ("WOSOOL_CRM__BASE_URL", format!("http://{upstream}")),
-            (
-                "WOSOOL_CRM__PROXY_REQUESTS_PER_MINUTE",
-                u32::MAX.to_string(),
-            ),
-        ],
-    ))
+    let (app, stop) = common::serve(
+        config(
+            &database_url,
+            &[
+                ("WOSOOL_CRM__BASE_URL", format!("http://{upstream}")),
+                (
+                    "WOSOOL_CRM__PROXY_REQUESTS_PER_MINUTE",
+                    u32::MAX.to_string(),
+                ),
+            ],
+        ),
+        Role::Api,
+    )
     .await;
     let nginx = Nginx::start(upstream);
 
@@ -144,42 +121,12 @@ async fn main() {
 }
 
 fn config(database_url: &str, extra: &[(&str, String)]) -> Config {
-    let mut env = vec![
-        ("WOSOOL_DB__URL".to_owned(), database_url.to_owned()),
-        ("WOSOOL_SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
-        (
-            "WOSOOL_SECRETS__ENCRYPTION_KEYS".to_owned(),
-            format!("[\"{ENCRYPTION_KEY}\"]"),
-        ),
-    ];
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-    Config::load_from(None, env).expect("config")
-}
-
-async fn serve(config: Config) -> (SocketAddr, CancellationToken) {
-    let app = Application::build(config, Role::Api)
-        .await
-        .expect("app builds");
-    let address = app.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run(stop.clone()));
-    (address, stop)
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin
-        .execute("DROP DATABASE IF EXISTS wosool_bench_crm_proxy WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .execute("CREATE DATABASE wosool_bench_crm_proxy")
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(admin_url).expect("url");
-    url.set_path("wosool_bench_crm_proxy");
-    url.to_string()
+    let mut extra = extra.to_vec();
+    extra.push((
+        "WOSOOL_SECRETS__ENCRYPTION_KEYS",
+        format!("[\"{ENCRYPTION_KEY}\"]"),
+    ));
+    common::config(database_url, &extra)
 }
 
 /// The fake Twenty: `GET /rest/people` answers a small findMany envelope, if the key is the tenant's.

@@ -4,6 +4,9 @@
 //!
 //! Needs WOSOOL_BENCH_DATABASE_URL (`scripts/bench` provides it).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -12,12 +15,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
 use serde_json::{Value, json};
-use sqlx::{Executor, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use wosool::TenancyStack;
 use wosool::config::Config;
 use wosool::crm::sync::CrmSync;
-use wosool::provisioning::RegistrationRequest;
 use wosool::secrets::Keyring;
 
 const PRODUCTS: usize = 5_000;
@@ -30,40 +32,13 @@ async fn main() {
         return;
     };
     wosool::install_crypto_provider();
-    let database_url = fresh_database(&admin_url).await;
+    let database_url = common::fresh_database(&admin_url, "wosool_bench_crm_sync").await;
     let received = Arc::new(AtomicUsize::new(0));
     let upstream = serve_upstream(received.clone()).await;
 
     // Provisioned without Twenty (the workspace row is written below); the sync itself gets the upstream.
     let base = config(&database_url, "", 60);
-    let pool = wosool::db::connect_with_retry(&base.db)
-        .await
-        .expect("connect");
-    wosool::db::migrate(&pool).await.expect("migrate");
-    let stack = TenancyStack::build(&base, pool.clone(), None).expect("stack");
-    stack
-        .provisioner
-        .servers()
-        .ensure_templates(&pool)
-        .await
-        .expect("template");
-    let valid = RegistrationRequest {
-        organization_name: "CRM sync bench".into(),
-        admin_email: "owner@example.sa".into(),
-        ..RegistrationRequest::default()
-    }
-    .validate(&base.tenancy)
-    .expect("valid");
-    let registered = stack
-        .provisioner
-        .register(valid, None, "bench", None)
-        .await
-        .expect("register");
-    stack
-        .provisioner
-        .execute(registered.run_id, None)
-        .await
-        .expect("provision");
+    let (pool, stack, registered) = common::ready_tenant(&base, "CRM sync bench").await;
     let tenant = registered.tenant.id;
 
     // A provisioned workspace with its sealed API key.
@@ -169,35 +144,14 @@ async fn serve_upstream(received: Arc<AtomicUsize>) -> String {
 }
 
 fn config(database_url: &str, upstream: &str, batch: u32) -> Config {
-    let env = vec![
-        ("WOSOOL_DB__URL".to_owned(), database_url.to_owned()),
-        ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
-        ("WOSOOL_CRM__BASE_URL".to_owned(), upstream.to_owned()),
-        ("WOSOOL_CRM__SYNC_BATCH_SIZE".to_owned(), batch.to_string()),
-        // No pacing: the bench measures our side.
-        (
-            "WOSOOL_CRM__REQUESTS_PER_MINUTE".to_owned(),
-            "100000000".to_owned(),
-        ),
-        (
-            "WOSOOL_SECRETS__ENCRYPTION_KEYS".to_owned(),
-            format!("[\"{KEY}\"]"),
-        ),
-    ];
-    Config::load_from(None, env).expect("config")
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin
-        .execute("DROP DATABASE IF EXISTS wosool_bench_crm_sync WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .execute("CREATE DATABASE wosool_bench_crm_sync")
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(admin_url).expect("url");
-    url.set_path("wosool_bench_crm_sync");
-    url.to_string()
+    common::config(
+        database_url,
+        &[
+            ("WOSOOL_CRM__BASE_URL", upstream.to_owned()),
+            ("WOSOOL_CRM__SYNC_BATCH_SIZE", batch.to_string()),
+            // No pacing: the bench measures our side.
+            ("WOSOOL_CRM__REQUESTS_PER_MINUTE", "100000000".to_owned()),
+            ("WOSOOL_SECRETS__ENCRYPTION_KEYS", format!("[\"{KEY}\"]")),
+        ],
+    )
 }

@@ -6,6 +6,9 @@
 //!
 //! Needs WOSOOL_BENCH_DATABASE_URL (`scripts/bench` provides it).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,7 +136,7 @@ async fn main() {
         return;
     };
     wosool::install_crypto_provider();
-    let database_url = fresh_database(&admin_url, "wosool_bench_salla_import").await;
+    let database_url = common::fresh_database(&admin_url, "wosool_bench_salla_import").await;
     let store = Arc::new(store());
     let fake = serve_fake(store.clone()).await;
     let app = Application::build(config(&database_url, &fake), Role::All)
@@ -234,7 +237,7 @@ async fn main() {
 }
 
 async fn copy_baseline(admin_url: &str, store: &Store) -> f64 {
-    let url = fresh_database(admin_url, "wosool_bench_salla_copy").await;
+    let url = common::fresh_database(admin_url, "wosool_bench_salla_copy").await;
     let pool = PgPool::connect(&url).await.expect("connect");
     pool.execute(
         "CREATE TABLE orders (salla_id bigint PRIMARY KEY, ordered_at timestamptz NOT NULL, raw jsonb NOT NULL); \
@@ -314,21 +317,4 @@ fn config(database_url: &str, fake: &str) -> Config {
         ),
     ];
     Config::load_from(None, env).expect("config")
-}
-
-async fn fresh_database(admin_url: &str, name: &str) -> String {
-    let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .expect("drop");
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(admin_url).expect("url");
-    url.set_path(name);
-    url.to_string()
 }

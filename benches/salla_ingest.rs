@@ -8,16 +8,18 @@
 //!
 //! Needs WOSOOL_BENCH_DATABASE_URL (`scripts/bench` provides it).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sqlx::{Executor, PgPool};
-use tokio_util::sync::CancellationToken;
+use sqlx::PgPool;
+use wosool::Role;
 use wosool::config::Config;
-use wosool::{Application, Role};
 
 const SECRET: &str = "bench-salla-webhook-secret";
 const REQUESTS: usize = 20_000;
@@ -35,8 +37,8 @@ async fn main() {
         return;
     };
     wosool::install_crypto_provider();
-    let database_url = fresh_database(&admin_url).await;
-    let (address, stop) = serve(config(&database_url)).await;
+    let database_url = common::fresh_database(&admin_url, "wosool_bench_salla_ingest").await;
+    let (address, stop) = common::serve(config(&database_url), Role::Api).await;
     let base = format!("http://{address}");
 
     let fixture = std::fs::read(format!(
@@ -163,52 +165,20 @@ async fn run(
 }
 
 fn config(database_url: &str) -> Config {
-    let env = vec![
-        ("WOSOOL_DB__URL".to_owned(), database_url.to_owned()),
-        ("WOSOOL_SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("WOSOOL_LOG__LEVEL".to_owned(), "warn".to_owned()),
-        ("WOSOOL_DB__MAX_CONNECTIONS".to_owned(), "16".to_owned()),
-        (
-            "WOSOOL_SALLA__CLIENT_ID".to_owned(),
-            "bench-client".to_owned(),
-        ),
-        (
-            "WOSOOL_SALLA__CLIENT_SECRET".to_owned(),
-            "bench-client-secret".to_owned(),
-        ),
-        (
-            "WOSOOL_SALLA__WEBHOOK_SECRETS".to_owned(),
-            format!("[\"{SECRET}\"]"),
-        ),
-        (
-            "WOSOOL_SECRETS__ENCRYPTION_KEYS".to_owned(),
-            "[\"bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]".to_owned(),
-        ),
-    ];
-    Config::load_from(None, env).expect("config")
-}
-
-async fn serve(config: Config) -> (std::net::SocketAddr, CancellationToken) {
-    let app = Application::build(config, Role::Api)
-        .await
-        .expect("app builds");
-    let address = app.local_addr().expect("addr");
-    let stop = CancellationToken::new();
-    tokio::spawn(app.run(stop.clone()));
-    (address, stop)
-}
-
-async fn fresh_database(admin_url: &str) -> String {
-    let admin = PgPool::connect(admin_url).await.expect("connect");
-    admin
-        .execute("DROP DATABASE IF EXISTS wosool_bench_salla_ingest WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .execute("CREATE DATABASE wosool_bench_salla_ingest")
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(admin_url).expect("url");
-    url.set_path("wosool_bench_salla_ingest");
-    url.to_string()
+    common::config(
+        database_url,
+        &[
+            ("WOSOOL_DB__MAX_CONNECTIONS", "16".to_owned()),
+            ("WOSOOL_SALLA__CLIENT_ID", "bench-client".to_owned()),
+            (
+                "WOSOOL_SALLA__CLIENT_SECRET",
+                "bench-client-secret".to_owned(),
+            ),
+            ("WOSOOL_SALLA__WEBHOOK_SECRETS", format!("[\"{SECRET}\"]")),
+            (
+                "WOSOOL_SECRETS__ENCRYPTION_KEYS",
+                "[\"bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]".to_owned(),
+            ),
+        ],
+    )
 }

@@ -681,16 +681,32 @@ pub async fn upsert_customers(
     conn: &mut PgConnection,
     customers: &[Customer],
 ) -> Result<UpsertCounts, StoreDataError> {
-    if customers.is_empty() {
+    upsert_newest(
+        conn,
+        customers,
+        CUSTOMERS_SQL.as_str(),
+        |c| (c.id, c.updated_at),
+        customer_row,
+    )
+    .await
+}
+
+/// Writes the newest payload of each id of `items` (rows built by `row`) with the upsert `sql`.
+async fn upsert_newest<T>(
+    conn: &mut PgConnection,
+    items: &[T],
+    sql: &'static str,
+    key: impl Fn(&T) -> (i64, Option<OffsetDateTime>),
+    row: impl Fn(&T) -> serde_json::Map<String, Value>,
+) -> Result<UpsertCounts, StoreDataError> {
+    if items.is_empty() {
         return Ok(UpsertCounts::default());
     }
-    let rows = newest_per_id(customers, |c| c.id, |c| c.updated_at)
+    let rows = newest_per_id(items, |item| key(item).0, |item| key(item).1)
         .into_iter()
-        .map(|customer| Value::Object(customer_row(customer)))
+        .map(|item| Value::Object(row(item)))
         .collect();
-    Ok(write_rows(conn, CUSTOMERS_SQL.as_str(), rows)
-        .await?
-        .counts(customers.len()))
+    Ok(write_rows(conn, sql, rows).await?.counts(items.len()))
 }
 
 /// Upserts products under the rule of the module docs. `deleted_at` is left alone: a late payload never
@@ -699,16 +715,14 @@ pub async fn upsert_products(
     conn: &mut PgConnection,
     products: &[Product],
 ) -> Result<UpsertCounts, StoreDataError> {
-    if products.is_empty() {
-        return Ok(UpsertCounts::default());
-    }
-    let rows = newest_per_id(products, |p| p.id, |p| p.updated_at)
-        .into_iter()
-        .map(|product| Value::Object(product_row(product)))
-        .collect();
-    Ok(write_rows(conn, PRODUCTS_SQL.as_str(), rows)
-        .await?
-        .counts(products.len()))
+    upsert_newest(
+        conn,
+        products,
+        PRODUCTS_SQL.as_str(),
+        |p| (p.id, p.updated_at),
+        product_row,
+    )
+    .await
 }
 
 /// Upserts orders under the rule of the module docs, with their items: an order that carries full lines
@@ -769,16 +783,14 @@ pub async fn upsert_carts(
     conn: &mut PgConnection,
     carts: &[Cart],
 ) -> Result<UpsertCounts, StoreDataError> {
-    if carts.is_empty() {
-        return Ok(UpsertCounts::default());
-    }
-    let rows = newest_per_id(carts, |c| c.id, |c| c.updated_at)
-        .into_iter()
-        .map(|cart| Value::Object(cart_row(cart)))
-        .collect();
-    Ok(write_rows(conn, CARTS_SQL.as_str(), rows)
-        .await?
-        .counts(carts.len()))
+    upsert_newest(
+        conn,
+        carts,
+        CARTS_SQL.as_str(),
+        |c| (c.id, c.updated_at),
+        cart_row,
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------
