@@ -56,11 +56,17 @@ fn signed_headers(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
 }
 
 async fn clerk_app() -> TestApp {
+    clerk_app_with(|_| {}).await
+}
+
+/// An app (worker included) that accepts deliveries signed with `SECRET`, with more settings from `adjust`.
+async fn clerk_app_with(adjust: impl FnOnce(&mut Vec<(String, String)>)) -> TestApp {
     spawn_app_with(Role::All, |env| {
         env.push((
             "WOSOOL_CLERK__WEBHOOK_SECRETS".into(),
             format!("[\"{SECRET}\"]"),
         ));
+        adjust(env);
     })
     .await
 }
@@ -205,11 +211,7 @@ async fn organization_created_is_stored_and_provisions_a_ready_tenant() {
 #[tokio::test]
 async fn organization_updated_renames_the_tenant_and_its_settings_on_every_replica() {
     let prefix = crate::helpers::new_key_prefix();
-    let app = spawn_app_with(Role::All, |env| {
-        env.push((
-            "WOSOOL_CLERK__WEBHOOK_SECRETS".into(),
-            format!("[\"{SECRET}\"]"),
-        ));
+    let app = clerk_app_with(|env| {
         env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), prefix.clone()));
     })
     .await;
@@ -712,11 +714,7 @@ async fn user_updates_and_deletions_reach_the_members_of_their_tenants() {
 
 #[tokio::test]
 async fn deliveries_from_another_clerk_instance_are_stored_but_not_acted_on() {
-    let app = spawn_app_with(Role::All, |env| {
-        env.push((
-            "WOSOOL_CLERK__WEBHOOK_SECRETS".into(),
-            format!("[\"{SECRET}\"]"),
-        ));
+    let app = clerk_app_with(|env| {
         env.push((
             "WOSOOL_CLERK__INSTANCE_ID".into(),
             "ins_2g7np7Hrk0SN6kj5EDMLDaKNL0S".into(),

@@ -72,6 +72,14 @@ fn for_merchant(name: &str, merchant: u64) -> Value {
 }
 
 async fn salla_app(salla: &FakeSallaServer) -> (TestApp, crate::clerk_identity::Shared) {
+    salla_app_with(salla, |_| {}).await
+}
+
+/// An app (worker included) wired to `salla` and a fake Clerk, with more settings from `adjust`.
+async fn salla_app_with(
+    salla: &FakeSallaServer,
+    adjust: impl FnOnce(&mut Vec<(String, String)>),
+) -> (TestApp, crate::clerk_identity::Shared) {
     let (clerk_url, clerk) = fake_clerk().await;
     let salla_env = salla.env();
     let app = spawn_app_with(Role::All, |env| {
@@ -82,6 +90,7 @@ async fn salla_app(salla: &FakeSallaServer) -> (TestApp, crate::clerk_identity::
             format!("[\"{WEBHOOK_SECRET}\"]"),
         ));
         env.push(("WOSOOL_JOBS__RETRY_MAX_SECS".into(), "1".into()));
+        adjust(env);
     })
     .await;
     (app, clerk)
@@ -450,18 +459,9 @@ async fn an_import_that_fails_mid_way_resumes_from_its_checkpoint() {
     salla
         .lock()
         .fail_page("/orders", 3, 1, crate::fake_salla::Fault::status(500));
-    let (clerk_url, _clerk) = fake_clerk().await;
-    let salla_env = salla.env();
-    let app = spawn_app_with(Role::All, |env| {
-        clerk_env(&clerk_url)(env);
-        salla_env(env);
-        env.push((
-            "WOSOOL_SALLA__WEBHOOK_SECRETS".into(),
-            format!("[\"{WEBHOOK_SECRET}\"]"),
-        ));
+    let (app, _clerk) = salla_app_with(&salla, |env| {
         env.push(("WOSOOL_SALLA__MAX_RETRIES".into(), "0".into()));
         env.push(("WOSOOL_SALLA__PER_PAGE".into(), "20".into()));
-        env.push(("WOSOOL_JOBS__RETRY_MAX_SECS".into(), "1".into()));
     })
     .await;
     deliver(&app, &authorize(MERCHANT, &tokens)).await;
