@@ -18,7 +18,7 @@ use crate::crm::twenty::TwentyCrm;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
 use crate::provisioning::{CrmBackend, IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::tenancy::servers::ServerError;
 use crate::tenancy::{TenantDirectory, TenantPools, TenantServers};
 use crate::{db, http, jobs, provisioning, telemetry};
@@ -234,7 +234,7 @@ impl Application {
             pool.clone(),
         )
         .map_err(|e| StartupError::HttpClient("Twenty", e))?;
-        let state = AppState {
+        let state = AppState::new(Services {
             jobs: JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
             config: Arc::new(config),
             db: pool,
@@ -248,7 +248,7 @@ impl Application {
             sessions: tenancy.sessions,
             crm_proxy,
             crm_sync,
-        };
+        });
         Ok(Self {
             state,
             role,

@@ -12,9 +12,27 @@ use crate::provisioning::Provisioner;
 use crate::redis::Redis;
 use crate::tenancy::{TenantDirectory, TenantPools};
 
-/// Everything a request handler may need, built once at startup. Cheap to clone.
+/// Everything a request handler may need, built once at startup. Cloned for every request (axum hands each
+/// handler its own copy), so it is one `Arc`: a single reference-count bump instead of one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind `AppState`.
+pub struct Services {
     pub config: Arc<Config>,
     /// The global (control-plane) database.
     pub db: PgPool,

@@ -86,6 +86,15 @@ fn describe_metrics() {
         "HTTP requests being handled right now"
     );
     describe_counter!(
+        "crm_proxy_requests_total",
+        "Requests to /crm/*, by tenant plan and the status answered (Twenty's or the proxy's own)"
+    );
+    describe_histogram!(
+        "crm_proxy_upstream_duration_seconds",
+        Unit::Seconds,
+        "Time to Twenty's response headers through /crm/*, by tenant plan and status class"
+    );
+    describe_counter!(
         "jobs_enqueued_total",
         "Jobs inserted into the queue, by kind"
     );

@@ -80,13 +80,23 @@ struct InFlight;
 
 impl InFlight {
     fn enter() -> Self {
-        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        in_flight().increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+        in_flight().decrement(1.0);
     }
+}
+
+/// The gauge's handle, looked up once (two registry lookups per request otherwise). Taken after making sure
+/// our recorder is installed: a handle taken before would be a no-op forever.
+fn in_flight() -> &'static metrics::Gauge {
+    static GAUGE: std::sync::OnceLock<metrics::Gauge> = std::sync::OnceLock::new();
+    GAUGE.get_or_init(|| {
+        crate::telemetry::metrics_handle();
+        metrics::gauge!("http_requests_in_flight")
+    })
 }

@@ -35,11 +35,21 @@ async fn provisioning_step(app: &TestApp, provisioning_id: &str, name: &str) -> 
 /// An app without a worker and a tenant registered in it (the test drives the `crm` step itself), and the
 /// `TwentyCrm` the app would use, with no retries inside a call (a failure is the crash).
 async fn driven(twenty: &FakeTwentyServer, names: &[&str]) -> (TestApp, TwentyCrm, Vec<Tenant>) {
+    driven_with(twenty, names, &[]).await
+}
+
+/// `driven`, with more settings for the `TwentyCrm`.
+async fn driven_with(
+    twenty: &FakeTwentyServer,
+    names: &[&str],
+    settings: &[(&str, &str)],
+) -> (TestApp, TwentyCrm, Vec<Tenant>) {
     let app = helpers::spawn_app_with(Role::Api, twenty.env()).await;
     let env = twenty.env();
     let config = helpers::test_config(&app.database, |e| {
         env(e);
         e.push(("WOSOOL_CRM__MAX_RETRIES".into(), "0".into()));
+        e.extend(settings.iter().map(|(k, v)| ((*k).into(), (*v).into())));
     });
     let crm = TwentyCrm::new(&config, app.db.clone()).expect("TwentyCrm");
     let mut tenants = vec![];
@@ -287,6 +297,61 @@ async fn onboarding_left_pending_fails_the_step_naming_the_pending_status() {
     twenty.lock().ignore_profile_update = false;
     assert!(crm.provision_workspace(&tenants[0]).await.is_ok());
     assert_provisioned(&app, &twenty, &tenants[0]).await;
+}
+
+#[tokio::test]
+async fn with_twentys_database_configured_flags_the_mutations_leave_are_deleted_with_sql() {
+    let twenty = FakeTwentyServer::start().await;
+    let twenty_db_url = helpers::database_url(&helpers::fresh_database().await);
+    let twenty_db = twenty.store_onboarding_flags_in(&twenty_db_url).await;
+    // PROFILE_CREATION survives the mutations (as when a version's member update does not clear it).
+    twenty.lock().ignore_profile_update = true;
+    // Another workspace's flags and a config variable, which the fallback must leave alone.
+    let (other_user, other_workspace) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        r#"INSERT INTO core."keyValuePair" ("userId", "workspaceId", key, value, type) VALUES
+           ($1, $2, 'ONBOARDING_CREATE_PROFILE_PENDING', 'true', 'USER_VARIABLE'),
+           ($1, NULL, 'ONBOARDING_CONNECT_ACCOUNT_PENDING', 'true', 'USER_VAR'),
+           (NULL, NULL, 'IS_MULTIWORKSPACE_ENABLED', 'true', 'CONFIG_VARIABLE')"#,
+    )
+    .bind(other_user)
+    .bind(other_workspace)
+    .execute(&twenty_db)
+    .await
+    .unwrap();
+
+    let (app, crm, tenants) = driven_with(
+        &twenty,
+        &["Fallback Store"],
+        &[("WOSOOL_CRM__DATABASE_URL", &twenty_db_url)],
+    )
+    .await;
+    crm.provision_workspace(&tenants[0]).await.unwrap();
+    let workspace = assert_provisioned(&app, &twenty, &tenants[0]).await;
+
+    let left: Vec<(Option<uuid::Uuid>, Option<uuid::Uuid>, String)> = sqlx::query_as(
+        r#"SELECT "userId", "workspaceId", key FROM core."keyValuePair" ORDER BY key"#,
+    )
+    .fetch_all(&twenty_db)
+    .await
+    .unwrap();
+    assert!(
+        !left
+            .iter()
+            .any(|(_, ws, _)| ws.is_some_and(|ws| ws.to_string() == workspace)),
+        "the workspace's flags are gone: {left:?}"
+    );
+    assert_eq!(
+        left.iter()
+            .map(|(_, _, key)| key.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "IS_MULTIWORKSPACE_ENABLED",
+            "ONBOARDING_CONNECT_ACCOUNT_PENDING",
+            "ONBOARDING_CREATE_PROFILE_PENDING"
+        ],
+        "only the new workspace's and its owner's flags were deleted"
+    );
 }
 
 #[tokio::test]

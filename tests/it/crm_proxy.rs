@@ -315,6 +315,15 @@ async fn crm_proxy_injects_only_the_callers_tenant_key_and_drops_caller_credenti
     }
     assert_eq!(sent["x-request-id"], "req-crm-1");
     assert_eq!(headers["x-request-id"], "req-crm-1");
+    // Twenty's own host, and a GET without a body goes out without one (not as an empty chunked stream).
+    assert_eq!(
+        sent["host"].as_str(),
+        fake.url.strip_prefix("http://"),
+        "{echoed}"
+    );
+    for framing in ["transfer-encoding", "content-length"] {
+        assert!(sent.get(framing).is_none(), "{framing} on a GET: {echoed}");
+    }
     assert!(
         !echoed.to_string().contains(&a.key),
         "the caller's key reached Twenty"
@@ -374,7 +383,10 @@ async fn crm_proxy_injects_only_the_callers_tenant_key_and_drops_caller_credenti
             .is_some_and(|n| n >= 24.0),
         "{metrics}"
     );
-    assert!(metrics.contains("crm_proxy_upstream_seconds"), "{metrics}");
+    assert!(
+        metrics.contains("crm_proxy_upstream_duration_seconds"),
+        "{metrics}"
+    );
     assert!(!metrics.contains(&a.id), "tenant ids are not labels");
 }
 

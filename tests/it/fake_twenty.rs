@@ -143,6 +143,11 @@ pub(crate) struct FakeTwenty {
     throttle: u32,
     throttle_retry_after: u64,
     sequence: u64,
+    /// Twenty's own database, when the test gives it one (`store_onboarding_flags_in`): onboarding flags are
+    /// then also `core."keyValuePair"` rows, and a row deleted there clears the flag, as in real Twenty.
+    database: Option<sqlx::PgPool>,
+    /// Workspaces whose flags were written to `database`.
+    mirrored: HashSet<String>,
 }
 
 pub(crate) type Shared = Arc<Mutex<FakeTwenty>>;
@@ -193,6 +198,103 @@ impl FakeTwentyServer {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, FakeTwenty> {
         self.state.lock().unwrap()
+    }
+
+    /// From now on, onboarding flags of new workspaces are also rows of `core."keyValuePair"` in the database
+    /// at `url` (created here, as in Twenty's schema, §3.2 "Storage"), and `onboardingStatus` reads them: a
+    /// flag whose row was deleted (the SQL fallback) is cleared.
+    pub(crate) async fn store_onboarding_flags_in(&self, url: &str) -> sqlx::PgPool {
+        let pool = sqlx::PgPool::connect(url).await.expect("Twenty's database");
+        sqlx::raw_sql(
+            r#"CREATE SCHEMA IF NOT EXISTS core;
+               CREATE TABLE IF NOT EXISTS core."keyValuePair" (
+                   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+                   "userId" uuid,
+                   "workspaceId" uuid,
+                   key text NOT NULL,
+                   value jsonb,
+                   type text NOT NULL
+               );"#,
+        )
+        .execute(&pool)
+        .await
+        .expect("keyValuePair table");
+        self.lock().database = Some(pool.clone());
+        pool
+    }
+}
+
+/// The `keyValuePair` key of a fake flag.
+fn flag_key(flag: &str) -> String {
+    format!("ONBOARDING_{flag}_PENDING")
+}
+
+/// Writes the flags of workspaces created since the last call to Twenty's database; INVITE_TEAM at workspace
+/// level (no user), the others for (owner, workspace), as sign-up does (§3.2).
+async fn mirror_new_flags(state: &Shared, db: &sqlx::PgPool) {
+    let fresh: Vec<(String, String, Vec<&'static str>)> = {
+        let mut fake = state.lock().unwrap();
+        let fresh: Vec<_> = fake
+            .workspaces
+            .iter()
+            .filter(|ws| !fake.mirrored.contains(&ws.id))
+            .map(|ws| {
+                (
+                    ws.id.clone(),
+                    ws.owner.clone(),
+                    ws.pending.iter().copied().collect(),
+                )
+            })
+            .collect();
+        fake.mirrored
+            .extend(fresh.iter().map(|(id, _, _)| id.clone()));
+        fresh
+    };
+    for (workspace, owner, flags) in fresh {
+        for flag in flags {
+            let user = (flag != "INVITE_TEAM").then(|| owner.clone());
+            sqlx::query(
+                r#"INSERT INTO core."keyValuePair" ("userId", "workspaceId", key, value, type)
+                   VALUES ($1::uuid, $2::uuid, $3, 'true', 'USER_VARIABLE')"#,
+            )
+            .bind(user)
+            .bind(&workspace)
+            .bind(flag_key(flag))
+            .execute(db)
+            .await
+            .expect("insert flag");
+        }
+    }
+}
+
+/// Clears the flags whose rows are gone from Twenty's database (merged over the three scopes of §3.2).
+async fn read_flags(state: &Shared, db: &sqlx::PgPool) {
+    let rows: Vec<(Option<String>, Option<String>, String)> = sqlx::query_as(
+        r#"SELECT "userId"::text, "workspaceId"::text, key FROM core."keyValuePair"
+            WHERE key LIKE 'ONBOARDING\_%' ESCAPE '\'"#,
+    )
+    .fetch_all(db)
+    .await
+    .expect("read flags");
+    let mut fake = state.lock().unwrap();
+    let mirrored = fake.mirrored.clone();
+    for ws in fake
+        .workspaces
+        .iter_mut()
+        .filter(|ws| mirrored.contains(&ws.id))
+    {
+        let present = |flag: &str| {
+            rows.iter().any(|(user, workspace, key)| {
+                *key == flag_key(flag)
+                    && match (user, workspace) {
+                        (Some(user), Some(workspace)) => *user == ws.owner && *workspace == ws.id,
+                        (Some(user), None) => *user == ws.owner,
+                        (None, Some(workspace)) => *workspace == ws.id,
+                        (None, None) => false,
+                    }
+            })
+        };
+        ws.pending.retain(|flag| present(flag));
     }
 }
 
@@ -483,25 +585,45 @@ async fn graphql_request(
     if fail {
         return internal_error();
     }
-    let mut data = serde_json::Map::new();
-    let mut fake = state.lock().unwrap();
-    for field in &fields {
-        let result = match endpoint {
-            Endpoint::Metadata => {
-                fake.metadata_field(field, mutation, &variables, token.as_deref())
-            }
-            Endpoint::Graphql => fake.records_field(field, mutation, &variables, token.as_deref()),
-        };
-        match result {
-            Ok(value) => {
-                data.insert(field.key.clone(), value);
-            }
-            Err(error) => {
-                return axum::Json(json!({ "errors": [error], "data": null })).into_response();
+    let database = state.lock().unwrap().database.clone();
+    if let Some(db) = &database {
+        read_flags(&state, db).await;
+    }
+    // The lock lives in this block only: the answer future must stay `Send` across the awaits around it.
+    let answered = {
+        let mut fake = state.lock().unwrap();
+        let mut data = serde_json::Map::new();
+        let mut failure = None;
+        for field in &fields {
+            let result = match endpoint {
+                Endpoint::Metadata => {
+                    fake.metadata_field(field, mutation, &variables, token.as_deref())
+                }
+                Endpoint::Graphql => {
+                    fake.records_field(field, mutation, &variables, token.as_deref())
+                }
+            };
+            match result {
+                Ok(value) => {
+                    data.insert(field.key.clone(), value);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
             }
         }
+        failure.map_or(Ok(data), Err)
+    };
+    let data = match answered {
+        Ok(data) => data,
+        Err(error) => {
+            return axum::Json(json!({ "errors": [error], "data": null })).into_response();
+        }
+    };
+    if let Some(db) = &database {
+        mirror_new_flags(&state, db).await;
     }
-    drop(fake);
     if lose {
         return internal_error();
     }

@@ -15,6 +15,7 @@ mod graphql;
 mod headers;
 mod limiter;
 mod policy;
+mod upstream;
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -35,6 +36,7 @@ use sqlx::PgPool;
 use self::error::ProxyError;
 use self::limiter::RateLimiter;
 use self::policy::Refusal;
+use self::upstream::{Upstream, UpstreamError};
 use super::workspace::{self, CredentialsError};
 use crate::config::CrmConfig;
 use crate::http::TenantContext;
@@ -46,11 +48,6 @@ use crate::tenancy::TenantId;
 /// up within this; a key Twenty refuses is dropped at once).
 const CREDENTIALS_TTL: Duration = Duration::from_secs(60);
 const CREDENTIALS_CAPACITY: u64 = 10_000;
-/// Idle keep-alive connections kept to Twenty: enough for the concurrency one replica sees in bursts.
-const POOL_IDLE_PER_HOST: usize = 64;
-/// Below Node's default `keepAliveTimeout` (5 s), so we never reuse a connection Twenty is about to close.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `/crm` routes. Not covered by the API's global body limit and timeout: the proxy applies its own.
 pub fn router() -> Router<AppState> {
@@ -66,9 +63,7 @@ pub struct CrmProxy {
 }
 
 struct Inner {
-    client: reqwest::Client,
-    /// `crm.base_url` without a trailing slash.
-    base_url: String,
+    upstream: Upstream,
     db: PgPool,
     keyring: Keyring,
     /// `Authorization` values (`Bearer <tenant's Twenty API key>`, marked sensitive) by tenant.
@@ -80,9 +75,7 @@ struct Inner {
 
 impl std::fmt::Debug for CrmProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CrmProxy")
-            .field("base_url", &self.inner.base_url)
-            .finish_non_exhaustive()
+        f.debug_struct("CrmProxy").finish_non_exhaustive()
     }
 }
 
@@ -114,22 +107,9 @@ impl CrmProxy {
             return Ok(None);
         }
         let timeout = Duration::from_secs(config.proxy_timeout_secs);
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            // Between reads of a response body: a stalled stream is cut instead of hanging forever.
-            .read_timeout(timeout)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            // Redirects are the caller's business; following them would replay the injected key.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?;
         Ok(Some(Self {
             inner: Arc::new(Inner {
-                client,
-                base_url: config.base_url.trim_end_matches('/').to_owned(),
+                upstream: Upstream::new(&config.base_url, timeout)?,
                 db,
                 keyring,
                 credentials: Cache::builder()
@@ -191,57 +171,48 @@ impl CrmProxy {
             Target::Graphql => {
                 let body = read_body(body, inner.body_limit).await?;
                 policy::check_graphql_body(&body).map_err(refused)?;
-                reqwest::Body::from(body)
+                Body::from(body)
             }
-            Target::Rest => reqwest::Body::wrap(LimitedBody {
-                inner: std::sync::Mutex::new(body),
+            Target::Rest => Body::new(LimitedBody {
+                inner: body,
                 remaining: inner.body_limit,
                 exceeded: exceeded.clone(),
             }),
         };
         let authorization = self.authorization(tenant).await?;
 
-        let url = match parts.uri.query() {
-            Some(query) => format!("{}{path}?{query}", inner.base_url),
-            None => format!("{}{path}", inner.base_url),
-        };
-        let upstream = inner
-            .client
-            .request(parts.method, url)
-            .headers(headers::upstream_request(&parts.headers, authorization))
-            .body(body)
-            .build()
-            .map_err(|_| ProxyError::InvalidRequest("The request URL is not valid.".into()))?;
+        let uri = inner
+            .upstream
+            .uri(&path, parts.uri.query())
+            .ok_or_else(|| ProxyError::InvalidRequest("The request URL is not valid.".into()))?;
+        let mut upstream = axum::http::Request::new(body);
+        *upstream.method_mut() = parts.method;
+        *upstream.uri_mut() = uri;
+        *upstream.headers_mut() = headers::upstream_request(&parts.headers, authorization);
 
         let started = Instant::now();
-        let sent = tokio::time::timeout(inner.timeout, inner.client.execute(upstream)).await;
+        let sent = inner.upstream.send(upstream, inner.timeout).await;
         let elapsed = started.elapsed().as_secs_f64();
         let observe = |class: &'static str| {
-            metrics::histogram!("crm_proxy_upstream_seconds", "plan" => plan.to_owned(), "status_class" => class)
+            metrics::histogram!("crm_proxy_upstream_duration_seconds", "plan" => plan.to_owned(), "status_class" => class)
                 .record(elapsed);
         };
         let response = match sent {
-            Err(_) => {
+            Err(UpstreamError::Timeout) => {
                 observe("timeout");
                 tracing::warn!(tenant_id = %tenant, timeout_secs = inner.timeout.as_secs(), "Twenty did not answer in time");
                 return Err(ProxyError::Timeout);
             }
-            Ok(Err(_)) if exceeded.load(Ordering::Relaxed) => {
+            Err(UpstreamError::Failed(_)) if exceeded.load(Ordering::Relaxed) => {
                 observe("error");
                 return Err(ProxyError::TooLarge(inner.body_limit));
             }
-            Ok(Err(error)) => {
+            Err(UpstreamError::Failed(error)) => {
                 observe("error");
-                let timed_out = error.is_timeout();
-                // Without the URL: its query string is the tenant's data.
-                tracing::warn!(tenant_id = %tenant, error = %error.without_url(), "Twenty unreachable");
-                return Err(if timed_out {
-                    ProxyError::Timeout
-                } else {
-                    ProxyError::Unavailable
-                });
+                tracing::warn!(tenant_id = %tenant, error = %error, "Twenty unreachable");
+                return Err(ProxyError::Unavailable);
             }
-            Ok(Ok(response)) => response,
+            Ok(response) => response,
         };
         let status = response.status();
         observe(status_class(status));
@@ -252,12 +223,9 @@ impl CrmProxy {
             tracing::error!(tenant_id = %tenant, "Twenty refused the tenant's workspace API key");
             return Err(ProxyError::CredentialsRejected);
         }
-        let headers = headers::downstream_response(response.headers());
-        let body: axum::http::Response<reqwest::Body> = response.into();
-        let mut downstream = Response::new(Body::new(body.into_body()));
-        *downstream.status_mut() = status;
-        *downstream.headers_mut() = headers;
-        Ok(downstream)
+        let (mut parts, body) = response.into_parts();
+        parts.headers = headers::downstream_response(&parts.headers);
+        Ok(Response::from_parts(parts, body))
     }
 
     /// `Bearer <key>` for the tenant's workspace, from the cache or the sealed row.
@@ -329,10 +297,9 @@ fn refused(refusal: Refusal) -> ProxyError {
 }
 
 /// A request body streamed upstream that fails (and says so in `exceeded`) once it grows past the limit, so an
-/// oversized upload is cut off instead of buffered. reqwest wants a `Sync` body; the mutex is never
-/// contended (`get_mut` only), it just makes axum's `Send` body `Sync`.
+/// oversized upload is cut off instead of buffered.
 struct LimitedBody {
-    inner: std::sync::Mutex<Body>,
+    inner: Body,
     remaining: usize,
     exceeded: Arc<AtomicBool>,
 }
@@ -350,8 +317,7 @@ impl HttpBody for LimitedBody {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        let inner = this.inner.get_mut().unwrap_or_else(|p| p.into_inner());
-        match Pin::new(inner).poll_frame(cx) {
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             std::task::Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     if data.len() > this.remaining {
@@ -368,6 +334,15 @@ impl HttpBody for LimitedBody {
             std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
             std::task::Poll::Pending => std::task::Poll::Pending,
         }
+    }
+
+    /// Passed through so that an empty body (a GET) is sent as no body at all, not as a chunked one.
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
