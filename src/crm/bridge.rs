@@ -49,6 +49,7 @@ impl MetadataApi for TwentyMetadata {
                             id: field.id,
                             name: field.name,
                             field_type: field.field_type,
+                            options: field.options,
                         })
                         .collect(),
                 })
@@ -73,6 +74,20 @@ impl MetadataApi for TwentyMetadata {
         Box::pin(async move {
             self.0
                 .create_field(field)
+                .await
+                .map(drop)
+                .map_err(metadata_error)
+        })
+    }
+
+    fn update_field<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a Value,
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        Box::pin(async move {
+            self.0
+                .update_field(id, update)
                 .await
                 .map(drop)
                 .map_err(metadata_error)

@@ -76,6 +76,7 @@ impl FakeMetadata {
                 id: format!("fld-{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
                 name: name.to_string(),
                 field_type: "TEXT".into(),
+                options: None,
             })
             .collect();
         self.objects.lock().unwrap().push(RemoteObject {
@@ -184,14 +185,64 @@ impl FakeMetadata {
                 id,
                 name: inverse,
                 field_type: "RELATION".into(),
+                options: None,
             });
         }
         let id = format!("fld-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let options = field.get("options").map(|o| self.with_option_ids(o));
         objects[index].fields.push(RemoteField {
             id,
             name,
             field_type: kind.into(),
+            options,
         });
+        Ok(())
+    }
+
+    /// Options get ids, as in Twenty; one sent with an id keeps it.
+    fn with_option_ids(&self, options: &Value) -> Value {
+        let mut options = options.clone();
+        for option in options.as_array_mut().into_iter().flatten() {
+            if option["id"].is_null() {
+                option["id"] = json!(format!(
+                    "opt-{}",
+                    self.next_id.fetch_add(1, Ordering::Relaxed)
+                ));
+            }
+        }
+        options
+    }
+
+    /// `updateOneField` of options: every id sent must be one of the field's, values stay unique.
+    fn update_field_now(&self, id: &str, update: &Value) -> Result<(), MetadataError> {
+        let mut objects = self.objects.lock().unwrap();
+        let Some(field) = objects
+            .iter_mut()
+            .flat_map(|o| o.fields.iter_mut())
+            .find(|f| f.id == id)
+        else {
+            return Err(MetadataError::Other("field not found".into()));
+        };
+        let Some(list) = update["options"].as_array() else {
+            return Err(MetadataError::Other("only options are updated here".into()));
+        };
+        let known: Vec<Value> = field
+            .options
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|l| l.iter().map(|o| o["id"].clone()).collect())
+            .unwrap_or_default();
+        if list
+            .iter()
+            .any(|o| !o["id"].is_null() && !known.contains(&o["id"]))
+        {
+            return Err(MetadataError::Other("Option id not found".into()));
+        }
+        let values: HashSet<&str> = list.iter().filter_map(|o| o["value"].as_str()).collect();
+        if values.len() != list.len() {
+            return Err(MetadataError::Other("Option values must be unique".into()));
+        }
+        field.options = Some(self.with_option_ids(&update["options"]));
         Ok(())
     }
 }
@@ -235,6 +286,20 @@ impl MetadataApi for FakeMetadata {
                 field["name"].as_str().unwrap_or_default()
             ));
             self.create_field_now(field)
+        })
+    }
+
+    fn update_field<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a Value,
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        Box::pin(async move {
+            if self.throttled() {
+                return Err(MetadataError::RateLimited(Some(Duration::from_millis(5))));
+            }
+            self.calls.lock().unwrap().push(format!("update:{id}"));
+            self.update_field_now(id, update)
         })
     }
 }
@@ -316,6 +381,106 @@ async fn applying_creates_objects_then_fields_then_relations_and_twice_creates_n
     );
 }
 
+/// The repository's manifest as version 2, with one option more on `sallaProduct.status` (a SELECT).
+pub(crate) fn manifest_with_a_new_option() -> Manifest {
+    let mut json: Value =
+        serde_json::from_str(include_str!("../../config/crm-model.json")).expect("manifest JSON");
+    json["version"] = json!(2);
+    let product = json["objects"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["nameSingular"] == "sallaProduct")
+        .expect("sallaProduct");
+    let status = product["fields"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] == "status")
+        .expect("sallaProduct.status");
+    status["options"].as_array_mut().unwrap().push(
+        json!({ "label": "Discontinued", "value": "DISCONTINUED", "color": "red", "position": 0 }),
+    );
+    Manifest::parse(&json.to_string()).expect("v2 is valid")
+}
+
+/// `(value, id, position)` of each option of `object.field`.
+fn options_of(fake: &FakeMetadata, object: &str, field: &str) -> Vec<(String, String, i64)> {
+    let objects = fake.objects.lock().unwrap();
+    let field = objects
+        .iter()
+        .find(|o| o.name_singular == object)
+        .and_then(|o| o.fields.iter().find(|f| f.name == field))
+        .expect("field");
+    field
+        .options
+        .as_ref()
+        .and_then(Value::as_array)
+        .expect("options")
+        .iter()
+        .map(|o| {
+            (
+                o["value"].as_str().unwrap().to_owned(),
+                o["id"].as_str().unwrap().to_owned(),
+                o["position"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_select_option_is_added_to_the_existing_field_keeping_its_options() {
+    let fake = FakeMetadata::new();
+    apply(&fake, &Manifest::load().unwrap()).await.unwrap();
+    let before = options_of(&fake, "sallaProduct", "status");
+
+    let v2 = manifest_with_a_new_option();
+    let calls = fake.calls().len();
+    let report = apply(&fake, &v2).await.expect("v2 applies");
+    assert_eq!(report.options_added, 1);
+    assert_eq!(report.created(), 1, "nothing else: {report:?}");
+    let after = options_of(&fake, "sallaProduct", "status");
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "existing options and ids kept"
+    );
+    let (value, _, position) = after.last().unwrap();
+    assert_eq!(value, "DISCONTINUED");
+    assert_eq!(*position, before.iter().map(|o| o.2).max().unwrap() + 1);
+    assert_eq!(
+        fake.calls()[calls..]
+            .iter()
+            .filter(|c| c.starts_with("update:"))
+            .count(),
+        1
+    );
+
+    // An option the merchant added in Twenty stays, and a second run changes nothing.
+    let (id, mut options) = {
+        let objects = fake.objects.lock().unwrap();
+        let field = objects
+            .iter()
+            .find(|o| o.name_singular == "sallaProduct")
+            .and_then(|o| o.fields.iter().find(|f| f.name == "status"))
+            .unwrap();
+        (field.id.clone(), field.options.clone().unwrap())
+    };
+    options.as_array_mut().unwrap().push(
+        json!({ "label": "Clearance", "value": "CLEARANCE", "color": "yellow", "position": 50 }),
+    );
+    fake.update_field_now(&id, &json!({ "options": options }))
+        .unwrap();
+    let calls = fake.calls().len();
+    assert_eq!(apply(&fake, &v2).await.unwrap().created(), 0);
+    assert_eq!(fake.calls()[calls..], ["objects".to_string()]);
+    let values: Vec<String> = options_of(&fake, "sallaProduct", "status")
+        .into_iter()
+        .map(|o| o.0)
+        .collect();
+    assert!(values.contains(&"CLEARANCE".to_owned()), "{values:?}");
+}
+
 #[tokio::test]
 async fn already_exists_and_rate_limits_converge() {
     let manifest = Manifest::load().unwrap();
@@ -388,6 +553,13 @@ impl MetadataApi for Shared {
     }
     fn create_field<'a>(&'a self, field: &'a Value) -> BoxFuture<'a, Result<(), MetadataError>> {
         self.0.create_field(field)
+    }
+    fn update_field<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a Value,
+    ) -> BoxFuture<'a, Result<(), MetadataError>> {
+        self.0.update_field(id, update)
     }
 }
 

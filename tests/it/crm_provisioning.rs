@@ -355,6 +355,61 @@ async fn with_twentys_database_configured_flags_the_mutations_leave_are_deleted_
 }
 
 #[tokio::test]
+async fn a_new_select_option_reaches_the_workspace_through_update_one_field() {
+    let twenty = FakeTwentyServer::start().await;
+    let (app, crm, tenants) = driven(&twenty, &["Options Store"]).await;
+    crm.provision_workspace(&tenants[0]).await.unwrap();
+    let credentials = wosool::crm::workspace::credentials(&app.db, &keyring(), tenants[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let api = wosool::crm::bridge::TwentyMetadata::new(crm.client().clone(), &credentials.api_key);
+    let options = |twenty: &FakeTwentyServer| -> Vec<(String, String)> {
+        let fake = twenty.lock();
+        let product = fake
+            .object(&credentials.workspace_id, "sallaProduct")
+            .expect("sallaProduct");
+        let status = product.fields.iter().find(|f| f.name == "status").unwrap();
+        status
+            .options
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["value"].as_str().unwrap().to_owned(),
+                    o["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    wosool::crm::model::apply(&api, &wosool::crm::model::Manifest::load().unwrap())
+        .await
+        .unwrap();
+    let before = options(&twenty);
+
+    let v2 = crate::crm_model::manifest_with_a_new_option();
+    let report = wosool::crm::model::apply(&api, &v2).await.unwrap();
+    assert_eq!((report.options_added, report.created()), (1, 1));
+    let after = options(&twenty);
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "ids kept: Twenty's records keep their values"
+    );
+    assert_eq!(after.last().unwrap().0, "DISCONTINUED");
+    assert_eq!(twenty.lock().calls("updateOneField"), 1);
+    assert_eq!(
+        wosool::crm::model::apply(&api, &v2)
+            .await
+            .unwrap()
+            .created(),
+        0
+    );
+    assert_eq!(twenty.lock().calls("updateOneField"), 1);
+}
+
+#[tokio::test]
 async fn without_twenty_the_crm_step_is_skipped() {
     let app = helpers::spawn_app_with(Role::All, |_| {}).await;
     let registered = app.register_ready("No Twenty Store").await;

@@ -690,6 +690,41 @@ fn capitalized(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// SELECT options as Twenty accepts them: non-empty, `{label, value, color, position}` objects, each value an
+/// identifier-like string used once.
+fn valid_options(list: &[Value]) -> bool {
+    let valid_option = |o: &Value| {
+        o["label"].is_string()
+            && o["value"].as_str().is_some_and(|v| {
+                v.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            && o["color"].as_str().is_some_and(|c| COLORS.contains(&c))
+            && o["position"].is_i64()
+    };
+    let values: HashSet<&str> = list.iter().filter_map(|o| o["value"].as_str()).collect();
+    !list.is_empty() && list.iter().all(valid_option) && values.len() == list.len()
+}
+
+/// Twenty gives every option an id; one sent with an id keeps it.
+fn with_option_ids(options: Value) -> Value {
+    match options {
+        Value::Array(list) => Value::Array(
+            list.into_iter()
+                .map(|mut option| {
+                    if !option["id"].is_string() {
+                        option["id"] = json!(uuid::Uuid::new_v4().to_string());
+                    }
+                    option
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 fn field(name: &str, field_type: &str, is_custom: bool) -> Field {
     Field {
         id: uuid::Uuid::new_v4().to_string(),
@@ -1249,21 +1284,7 @@ impl FakeTwenty {
         let options = input.get("options").cloned().unwrap_or(Value::Null);
         let default = input.get("defaultValue").cloned().unwrap_or(Value::Null);
         if matches!(field_type.as_str(), "SELECT" | "MULTI_SELECT") {
-            let valid_option = |o: &Value| {
-                o["label"].is_string()
-                    && o["value"].as_str().is_some_and(|v| {
-                        v.chars()
-                            .next()
-                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    })
-                    && o["color"].as_str().is_some_and(|c| COLORS.contains(&c))
-                    && o["position"].is_i64()
-            };
-            let Some(list) = options
-                .as_array()
-                .filter(|l| !l.is_empty() && l.iter().all(valid_option))
-            else {
+            let Some(list) = options.as_array().filter(|l| valid_options(l)) else {
                 return Err(self.invalid("Options are required for enum fields"));
             };
             let quoted_values: Vec<String> = list
@@ -1298,7 +1319,7 @@ impl FakeTwenty {
         }
         let mut created = field(&name, &field_type, true);
         created.is_unique = input["isUnique"].as_bool().unwrap_or(false);
-        created.options = options;
+        created.options = with_option_ids(options);
         created.default_value = default;
         let mut inverse = None;
         if field_type == "RELATION" {
@@ -1354,7 +1375,25 @@ impl FakeTwenty {
             return Err(gql_error("Field metadata not found", "NOT_FOUND"));
         };
         if let Some(options) = update.get("options") {
-            f.options = options.clone();
+            let Some(list) = options.as_array().filter(|l| valid_options(l)) else {
+                return Err(gql_error(
+                    "Options are required for enum fields",
+                    "BAD_USER_INPUT",
+                ));
+            };
+            // An id names an existing option (an update of it); options without one are new.
+            let known: Vec<&Value> = f
+                .options
+                .as_array()
+                .map(|l| l.iter().map(|o| &o["id"]).collect())
+                .unwrap_or_default();
+            if list
+                .iter()
+                .any(|o| !o["id"].is_null() && !known.contains(&&o["id"]))
+            {
+                return Err(gql_error("Option id not found", "BAD_USER_INPUT"));
+            }
+            f.options = with_option_ids(options.clone());
         }
         if let Some(default) = update.get("defaultValue") {
             f.default_value = default.clone();

@@ -1,6 +1,11 @@
 //! Applying the manifest to a workspace: read its metadata, create only what is missing, one call at a time,
-//! objects → scalar fields → relations (relations need both ends' ids). "Already exists" counts as done and is
-//! followed by a re-read, so a crashed or concurrent run converges (shared/reference/twenty.md §4.2).
+//! objects → scalar fields → SELECT options → relations (relations need both ends' ids). "Already exists"
+//! counts as done and is followed by a re-read, so a crashed or concurrent run converges
+//! (shared/reference/twenty.md §4.2).
+//!
+//! Options of an existing SELECT or MULTI_SELECT field are only ever added (`updateOneField` with the field's
+//! current options, ids kept, plus the missing ones): never removed or relabelled, because records may hold
+//! them and the merchant may have renamed or recoloured them in Twenty.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +37,8 @@ pub struct RemoteField {
     pub id: String,
     pub name: String,
     pub field_type: String,
+    /// SELECT / MULTI_SELECT: the options as Twenty lists them (each with its `id`).
+    pub options: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +65,12 @@ pub trait MetadataApi: Send + Sync {
     ) -> BoxFuture<'a, Result<String, MetadataError>>;
     /// `createOneField(input: { field })`; `field` includes `objectMetadataId`.
     fn create_field<'a>(&'a self, field: &'a Value) -> BoxFuture<'a, Result<(), MetadataError>>;
+    /// `updateOneField(input: { id, update })`.
+    fn update_field<'a>(
+        &'a self,
+        id: &'a str,
+        update: &'a Value,
+    ) -> BoxFuture<'a, Result<(), MetadataError>>;
 }
 
 /// What one `apply` did.
@@ -66,13 +79,16 @@ pub struct ApplyReport {
     pub objects_created: usize,
     pub fields_created: usize,
     pub relations_created: usize,
+    /// Options added to SELECT / MULTI_SELECT fields that already existed.
+    pub options_added: usize,
     /// Creations answered "already exists" (another run got there first).
     pub already_existed: usize,
 }
 
 impl ApplyReport {
+    /// Everything this run added to the workspace.
     pub fn created(&self) -> usize {
-        self.objects_created + self.fields_created + self.relations_created
+        self.objects_created + self.fields_created + self.relations_created + self.options_added
     }
 }
 
@@ -82,6 +98,8 @@ pub enum ApplyError {
     Read(MetadataError),
     #[error("creating {what}: {error}")]
     Create { what: String, error: MetadataError },
+    #[error("adding options to {what}: {error}")]
+    Update { what: String, error: MetadataError },
     #[error("{0} is missing from the workspace after creating it")]
     Missing(String),
 }
@@ -118,9 +136,15 @@ async fn read(api: &dyn MetadataApi) -> Result<HashMap<String, RemoteObject>, Ap
 }
 
 fn has_field(remote: &HashMap<String, RemoteObject>, object: &str, field: &str) -> bool {
-    remote
-        .get(object)
-        .is_some_and(|o| o.fields.iter().any(|f| f.name == field))
+    remote_field(remote, object, field).is_some()
+}
+
+fn remote_field<'r>(
+    remote: &'r HashMap<String, RemoteObject>,
+    object: &str,
+    field: &str,
+) -> Option<&'r RemoteField> {
+    remote.get(object)?.fields.iter().find(|f| f.name == field)
 }
 
 fn object_id<'r>(
@@ -161,17 +185,7 @@ pub async fn apply(api: &dyn MetadataApi, manifest: &Manifest) -> Result<ApplyRe
     }
 
     reread = false;
-    let scalar_fields = manifest
-        .objects
-        .iter()
-        .map(|o| (o.name_singular.as_str(), &o.fields))
-        .chain(
-            manifest
-                .extensions
-                .iter()
-                .map(|e| (e.object_name.as_str(), &e.fields)),
-        );
-    for (object, fields) in scalar_fields {
+    for (object, fields) in scalar_fields(manifest) {
         for field in fields {
             if has_field(&remote, object, &field.name) {
                 continue;
@@ -187,6 +201,33 @@ pub async fn apply(api: &dyn MetadataApi, manifest: &Manifest) -> Result<ApplyRe
     }
     if reread {
         remote = read(api).await?;
+    }
+
+    for (object, fields) in scalar_fields(manifest) {
+        for field in fields {
+            let Some(existing) = remote_field(&remote, object, &field.name) else {
+                continue;
+            };
+            let Some(options) = added_options(existing, field) else {
+                continue;
+            };
+            let added = options.len();
+            let mut merged = existing
+                .options
+                .as_ref()
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            merged.extend(options);
+            let update = json!({ "options": merged });
+            patiently(|| api.update_field(&existing.id, &update))
+                .await
+                .map_err(|error| ApplyError::Update {
+                    what: format!("field {object}.{}", field.name),
+                    error,
+                })?;
+            report.options_added += added;
+        }
     }
 
     for relation in &manifest.relations {
@@ -211,6 +252,53 @@ pub async fn apply(api: &dyn MetadataApi, manifest: &Manifest) -> Result<ApplyRe
         }
     }
     Ok(report)
+}
+
+/// Every object's scalar fields, the custom objects' and the extended standard objects', by object name.
+fn scalar_fields(manifest: &Manifest) -> impl Iterator<Item = (&str, &Vec<FieldDef>)> {
+    manifest
+        .objects
+        .iter()
+        .map(|o| (o.name_singular.as_str(), &o.fields))
+        .chain(
+            manifest
+                .extensions
+                .iter()
+                .map(|e| (e.object_name.as_str(), &e.fields)),
+        )
+}
+
+/// The manifest's options that the workspace's field lacks (compared by `value`), positioned after the
+/// field's own; `None` when there are none, or when the field is not a SELECT / MULTI_SELECT in both.
+fn added_options(existing: &RemoteField, field: &FieldDef) -> Option<Vec<Value>> {
+    let is_enum = |kind: &str| matches!(kind, "SELECT" | "MULTI_SELECT");
+    if !is_enum(&field.field_type) || existing.field_type != field.field_type {
+        return None;
+    }
+    let wanted = field.options.as_ref()?;
+    let current = existing
+        .options
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let has = |value: &Value| current.iter().any(|o| o["value"] == *value);
+    let mut next_position = current
+        .iter()
+        .filter_map(|o| o["position"].as_i64())
+        .max()
+        .map_or(0, |p| p + 1);
+    let missing: Vec<Value> = wanted
+        .iter()
+        .filter(|o| !has(&o["value"]))
+        .map(|option| {
+            let mut option = option.clone();
+            option["position"] = json!(next_position);
+            next_position += 1;
+            option
+        })
+        .collect();
+    (!missing.is_empty()).then_some(missing)
 }
 
 impl ApplyReport {
