@@ -180,6 +180,27 @@ fn every_wosool_variable_is_a_real_config_key() {
     }
 }
 
+#[test]
+fn with_only_the_required_variables_every_integration_is_off() {
+    let compose = compose();
+    for name in ["api", "worker"] {
+        let env: Vec<(String, String)> = env_of(service(&compose, name))
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WOSOOL_"))
+            .map(|(k, v)| {
+                let v = v.replace("${WOSOOL_ADMIN_KEY}", "\"0123456789abcdef0123\"");
+                (k, regex_free_interpolate(&v))
+            })
+            .collect();
+        let config = wosool::config::Config::load_from(None, env)
+            .unwrap_or_else(|e| panic!("{name}: the compose defaults load: {e}"));
+        assert!(!config.clerk.enabled(), "{name}: Clerk off");
+        assert!(!config.salla.enabled(), "{name}: Salla off");
+        assert!(!config.crm.enabled(), "{name}: Twenty off");
+        assert!(config.secrets.encryption_keys.is_empty(), "{name}");
+    }
+}
+
 /// `${VAR:-default}` → `default`; `${VAR}` → a placeholder.
 fn regex_free_interpolate(value: &str) -> String {
     let mut out = String::new();
@@ -201,6 +222,116 @@ fn regex_free_interpolate(value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[test]
+fn twenty_is_an_optional_profile_set_up_headless_and_multi_workspace() {
+    let compose = compose();
+    let profile = |name: &str| service(&compose, name)["profiles"].clone();
+    for name in ["twenty", "twenty-worker", "twenty-db"] {
+        assert_eq!(
+            profile(name),
+            serde_yaml_ng::from_str::<Value>("[twenty]").unwrap(),
+            "{name} runs only with the twenty profile"
+        );
+    }
+    for name in ["api", "worker", "postgres", "redis"] {
+        assert!(profile(name).is_null(), "{name} always runs");
+        assert!(
+            service(&compose, name)["depends_on"]
+                .get("twenty")
+                .is_none(),
+            "{name} must start without Twenty"
+        );
+    }
+    let server = service(&compose, "twenty");
+    let worker = service(&compose, "twenty-worker");
+    assert_eq!(server["image"], worker["image"]);
+    assert_eq!(worker["command"][0], "yarn");
+    assert_eq!(worker["command"][1], "worker:prod");
+    assert!(
+        server["healthcheck"]["test"][1]
+            .as_str()
+            .is_some_and(|t| t.contains("/healthz")),
+        "the server is probed on /healthz"
+    );
+    for (service, expected) in [
+        (
+            server,
+            &[
+                ("IS_MULTIWORKSPACE_ENABLED", "true"),
+                ("IS_BILLING_ENABLED", "false"),
+                ("IS_EMAIL_VERIFICATION_REQUIRED", "false"),
+            ][..],
+        ),
+        (
+            worker,
+            &[
+                ("IS_MULTIWORKSPACE_ENABLED", "true"),
+                ("IS_BILLING_ENABLED", "false"),
+            ][..],
+        ),
+    ] {
+        let env = env_of(service);
+        for (key, value) in expected {
+            assert!(
+                env.iter().any(|(k, v)| k == key && v == value),
+                "{key}={value} in {env:?}"
+            );
+        }
+        assert!(
+            !env.iter().any(|(k, _)| k == "CAPTCHA_DRIVER"),
+            "no captcha"
+        );
+        let secret = env
+            .iter()
+            .find(|(k, _)| k == "APP_SECRET")
+            .expect("APP_SECRET");
+        assert_eq!(
+            secret.1, "${TWENTY_APP_SECRET}",
+            "one stable secret for both"
+        );
+    }
+    let db = service(&compose, "twenty-db")["image"].as_str().unwrap();
+    assert!(
+        db.starts_with("postgres:16"),
+        "Twenty's database pinned: {db}"
+    );
+}
+
+#[test]
+fn api_and_worker_configure_the_same_integrations() {
+    let compose = compose();
+    let integrations = |name: &str| -> BTreeSet<(String, String)> {
+        env_of(service(&compose, name))
+            .into_iter()
+            .filter(|(k, _)| {
+                [
+                    "WOSOOL_CLERK__",
+                    "WOSOOL_SALLA__",
+                    "WOSOOL_CRM__",
+                    "WOSOOL_SECRETS__",
+                ]
+                .iter()
+                .any(|p| k.starts_with(p))
+            })
+            .collect()
+    };
+    let api = integrations("api");
+    assert!(
+        api.iter().any(|(k, _)| k == "WOSOOL_CRM__BASE_URL")
+            && api.iter().any(|(k, _)| k == "WOSOOL_SALLA__CLIENT_ID")
+            && api.iter().any(|(k, _)| k == "WOSOOL_CLERK__SECRET_KEY")
+            && api
+                .iter()
+                .any(|(k, _)| k == "WOSOOL_SECRETS__ENCRYPTION_KEYS"),
+        "{api:?}"
+    );
+    assert_eq!(
+        api,
+        integrations("worker"),
+        "a worker runs the same integrations' jobs"
+    );
 }
 
 #[test]
