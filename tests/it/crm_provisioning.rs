@@ -93,6 +93,12 @@ async fn assert_provisioned(app: &TestApp, twenty: &FakeTwentyServer, tenant: &T
         .unwrap()
         .expect("credentials stored");
     let email = format!("owner+{}@crm.wosool.invalid", tenant.slug);
+    let api_key_id: String =
+        sqlx::query_scalar("SELECT api_key_id FROM crm_workspaces WHERE tenant_id = $1")
+            .bind(tenant.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     {
         let fake = twenty.lock();
         let users: Vec<_> = fake.users.iter().filter(|u| u.email == email).collect();
@@ -106,6 +112,17 @@ async fn assert_provisioned(app: &TestApp, twenty: &FakeTwentyServer, tenant: &T
         assert_eq!(owned[0].id, credentials.workspace_id);
         assert_eq!(owned[0].status, "ACTIVE");
         assert_eq!(fake.onboarding_status(&owned[0].id), "COMPLETED");
+        let live: Vec<_> = fake
+            .api_keys
+            .iter()
+            .filter(|k| k.workspace == owned[0].id && !k.revoked)
+            .map(|k| k.id.as_str())
+            .collect();
+        assert_eq!(
+            live,
+            [api_key_id.as_str()],
+            "one live API key, the stored one: none left behind by a lost answer"
+        );
         assert_eq!(
             fake.workspace_of_token(&credentials.api_key).as_deref(),
             Some(credentials.workspace_id.as_str())
@@ -407,6 +424,33 @@ async fn a_new_select_option_reaches_the_workspace_through_update_one_field() {
         0
     );
     assert_eq!(twenty.lock().calls("updateOneField"), 1);
+}
+
+#[tokio::test]
+async fn keys_left_behind_by_lost_answers_are_reused_and_the_extra_ones_revoked() {
+    let twenty = FakeTwentyServer::start().await;
+    let (app, crm, tenants) = driven(&twenty, &["Lost Keys Store"]).await;
+    twenty.lock().lose_answer_next("createApiKey", 1);
+    crm.provision_workspace(&tenants[0]).await.unwrap_err();
+    // A second orphan (an even earlier attempt), with a shorter life: the longer-lived one is kept.
+    let (orphan, workspace) = {
+        let mut fake = twenty.lock();
+        let kept = fake.api_keys[0].clone();
+        let mut orphan = kept.clone();
+        orphan.id = uuid::Uuid::new_v4().to_string();
+        orphan.expires_at = "2030-01-01T00:00:00.000Z".into();
+        fake.api_keys.push(orphan.clone());
+        (orphan.id, kept.workspace)
+    };
+    crm.provision_workspace(&tenants[0]).await.unwrap();
+    assert_eq!(
+        assert_provisioned(&app, &twenty, &tenants[0]).await,
+        workspace
+    );
+    let fake = twenty.lock();
+    assert_eq!(fake.calls("createApiKey"), 1, "the first key was reused");
+    assert_eq!(fake.calls("revokeApiKey"), 1);
+    assert!(fake.api_keys.iter().any(|k| k.id == orphan && k.revoked));
 }
 
 #[tokio::test]

@@ -113,6 +113,8 @@ pub(crate) struct ApiKey {
     pub(crate) role_id: Option<String>,
     pub(crate) expires_at: String,
     pub(crate) tokens: Vec<String>,
+    /// `revokeApiKey`: its tokens stop working.
+    pub(crate) revoked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +122,7 @@ enum Token {
     Agnostic { user: String },
     Login { user: String, workspace: String },
     Access { user: String, workspace: String },
-    ApiKey { workspace: String },
+    ApiKey { workspace: String, key: String },
 }
 
 #[derive(Debug, Default)]
@@ -347,8 +349,8 @@ impl FakeTwenty {
 
     /// The workspace an API key token selects.
     pub(crate) fn workspace_of_token(&self, token: &str) -> Option<String> {
-        match self.tokens.get(token)? {
-            Token::ApiKey { workspace } => Some(workspace.clone()),
+        match self.token(token)? {
+            Token::ApiKey { workspace, .. } => Some(workspace.clone()),
             _ => None,
         }
     }
@@ -850,6 +852,7 @@ impl FakeTwenty {
         let queries: Vec<(&str, Vec<&str>)> = vec![
             ("currentUser", vec![]),
             ("getRoles", vec![]),
+            ("apiKeys", vec![]),
             ("objects", vec!["paging", "filter"]),
         ];
         let render = |fields: Vec<(&str, Vec<&str>)>| -> Vec<Value> {
@@ -868,8 +871,19 @@ impl FakeTwenty {
         })
     }
 
+    /// What a token stands for, while it is valid: an API key's tokens die with the key's revocation.
+    fn token(&self, token: &str) -> Option<&Token> {
+        let meaning = self.tokens.get(token)?;
+        if let Token::ApiKey { key, .. } = meaning
+            && self.api_keys.iter().any(|k| k.id == *key && k.revoked)
+        {
+            return None;
+        }
+        Some(meaning)
+    }
+
     fn user_of(&self, token: Option<&str>) -> Result<(String, Option<String>), Value> {
-        match token.and_then(|t| self.tokens.get(t)) {
+        match token.and_then(|t| self.token(t)) {
             Some(Token::Agnostic { user }) => Ok((user.clone(), None)),
             Some(Token::Access { user, workspace }) => Ok((user.clone(), Some(workspace.clone()))),
             _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
@@ -878,9 +892,9 @@ impl FakeTwenty {
 
     /// The workspace an access token (or, when `api_key_ok`, an API key token) selects.
     fn workspace_of(&self, token: Option<&str>, api_key_ok: bool) -> Result<String, Value> {
-        match token.and_then(|t| self.tokens.get(t)) {
+        match token.and_then(|t| self.token(t)) {
             Some(Token::Access { workspace, .. }) => Ok(workspace.clone()),
-            Some(Token::ApiKey { workspace }) if api_key_ok => Ok(workspace.clone()),
+            Some(Token::ApiKey { workspace, .. }) if api_key_ok => Ok(workspace.clone()),
             _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
         }
     }
@@ -1137,6 +1151,32 @@ impl FakeTwenty {
             "skipInviteTeamOnboardingStep" if newer => self.clear_flag(token, "INVITE_TEAM"),
             "sendInvitations" => self.clear_flag(token, "INVITE_TEAM"),
             "triggerInstallAppsOnboardingStep" if newer => self.clear_flag(token, "INSTALL_APPS"),
+            "apiKeys" => {
+                // Active keys only (`findActiveByWorkspaceId`).
+                let workspace = self.workspace_of(token, false)?;
+                Ok(Value::Array(
+                    self.api_keys
+                        .iter()
+                        .filter(|k| k.workspace == workspace && !k.revoked)
+                        .map(|k| json!({ "id": k.id, "name": k.name, "expiresAt": k.expires_at, "revokedAt": null }))
+                        .collect(),
+                ))
+            }
+            "revokeApiKey" => {
+                let workspace = self.workspace_of(token, false)?;
+                let id = variables["input"]["id"].as_str().unwrap_or_default();
+                match self
+                    .api_keys
+                    .iter_mut()
+                    .find(|k| k.id == id && k.workspace == workspace)
+                {
+                    Some(key) => {
+                        key.revoked = true;
+                        Ok(json!({ "id": key.id, "name": key.name }))
+                    }
+                    None => Ok(Value::Null),
+                }
+            }
             "getRoles" => {
                 let workspace = self.workspace_of(token, false)?;
                 let ws = self.workspace(&workspace).expect("workspace of a token");
@@ -1171,6 +1211,7 @@ impl FakeTwenty {
                     role_id: role,
                     expires_at: input["expiresAt"].as_str().unwrap_or_default().into(),
                     tokens: vec![],
+                    revoked: false,
                 };
                 let answer = json!({ "id": id, "name": key.name, "expiresAt": key.expires_at });
                 self.api_keys.push(key);
@@ -1188,6 +1229,7 @@ impl FakeTwenty {
                 }
                 let minted = self.mint(Token::ApiKey {
                     workspace: workspace.clone(),
+                    key: id.to_owned(),
                 });
                 if let Some(key) = self.api_keys.iter_mut().find(|k| k.id == id) {
                     key.tokens.push(minted.clone());
@@ -1412,9 +1454,9 @@ impl FakeTwenty {
         variables: &Value,
         token: Option<&str>,
     ) -> GqlResult {
-        let (user, workspace) = match token.and_then(|t| self.tokens.get(t)) {
+        let (user, workspace) = match token.and_then(|t| self.token(t)) {
             Some(Token::Access { user, workspace }) => (Some(user.clone()), workspace.clone()),
-            Some(Token::ApiKey { workspace }) => (None, workspace.clone()),
+            Some(Token::ApiKey { workspace, .. }) => (None, workspace.clone()),
             _ => return Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
         };
         let ignore_profile = self.ignore_profile_update;

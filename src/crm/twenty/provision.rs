@@ -84,6 +84,10 @@ const ROLES: &str = "query Roles { getRoles { id label } }";
 const CREATE_API_KEY: &str = "mutation CreateApiKey($input: CreateApiKeyInput!) {
   createApiKey(input: $input) { id name expiresAt }
 }";
+const API_KEYS: &str = "query ApiKeys { apiKeys { id name expiresAt } }";
+const REVOKE_API_KEY: &str = "mutation RevokeApiKey($input: RevokeApiKeyInput!) {
+  revokeApiKey(input: $input) { id }
+}";
 const GENERATE_API_KEY_TOKEN: &str =
     "mutation GenerateToken($apiKeyId: UUID!, $expiresAt: String!) {
   generateApiKeyToken(apiKeyId: $apiKeyId, expiresAt: $expiresAt) { token }
@@ -847,6 +851,11 @@ impl Run<'_> {
             .and_then(|role| role["id"].as_str())
             .ok_or_else(|| ProvisionError::State("Twenty's getRoles has no Admin role".into()))?;
         self.row.admin_role_id = Some(admin.to_owned());
+        if let Some((id, expires_at)) = self.adopt_earlier_api_key(&token).await? {
+            self.row.api_key_id = Some(id);
+            self.row.api_key_expires_at = Some(expires_at);
+            return self.save(Progress::ApiKeyCreated).await;
+        }
         let expires_at = (OffsetDateTime::now_utc() + API_KEY_LIFETIME)
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc() + API_KEY_LIFETIME);
@@ -876,6 +885,59 @@ impl Run<'_> {
                 .unwrap_or(expires_at),
         );
         self.save(Progress::ApiKeyCreated).await
+    }
+
+    /// A key of ours that an earlier attempt created but whose answer was lost (the workspace is ours alone, so
+    /// a key with our name is ours): reused rather than left behind unused, and any further such keys revoked.
+    /// Needs the `apiKeys` query; without it a lost answer costs one unused key.
+    async fn adopt_earlier_api_key(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, OffsetDateTime)>, ProvisionError> {
+        if !self.capabilities.has_query("apiKeys") {
+            return Ok(None);
+        }
+        let data = self
+            .metadata(
+                "apiKeys",
+                API_KEYS,
+                json!({}),
+                Some(token),
+                CallOptions::IDEMPOTENT,
+            )
+            .await?;
+        let mut ours: Vec<(String, OffsetDateTime)> = data["apiKeys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|key| key["name"] == API_KEY_NAME)
+            .filter_map(|key| {
+                let id = key["id"].as_str()?.to_owned();
+                let expires_at =
+                    OffsetDateTime::parse(key["expiresAt"].as_str()?, &Rfc3339).ok()?;
+                Some((id, expires_at))
+            })
+            .collect();
+        // The longest-lived one stays.
+        ours.sort_by_key(|(_, expires_at)| std::cmp::Reverse(*expires_at));
+        let mut ours = ours.into_iter();
+        let kept = ours.next();
+        if self.capabilities.has_mutation("revokeApiKey") {
+            for (id, _) in ours {
+                self.metadata(
+                    "revokeApiKey",
+                    REVOKE_API_KEY,
+                    json!({ "input": { "id": id } }),
+                    Some(token),
+                    CallOptions::IDEMPOTENT,
+                )
+                .await?;
+            }
+        }
+        if let Some((id, _)) = &kept {
+            tracing::info!(workspace_id = ?self.row.workspace_id, api_key_id = %id, "reusing the API key an earlier attempt created");
+        }
+        Ok(kept)
     }
 
     /// Sub-step 8: the key's token (shown once), sealed. The owner password is sealed again with the same
