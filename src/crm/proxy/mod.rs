@@ -209,7 +209,8 @@ impl CrmProxy {
             }
             Err(UpstreamError::Failed(error)) => {
                 observe("error");
-                tracing::warn!(tenant_id = %tenant, error = %error, "Twenty unreachable");
+                // Debug for the cause (refused, reset, TLS); it carries no URL, whose query string is tenant data.
+                tracing::warn!(tenant_id = %tenant, error = ?error, "Twenty unreachable");
                 return Err(ProxyError::Unavailable);
             }
             Ok(response) => response,
