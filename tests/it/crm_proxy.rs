@@ -35,6 +35,8 @@ const MB: usize = 1024 * 1024;
 struct FakeTwenty {
     url: String,
     release: Arc<Notify>,
+    /// TCP connections accepted so far.
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 async fn fake_twenty() -> FakeTwenty {
@@ -90,10 +92,16 @@ async fn fake_twenty() -> FakeTwenty {
         .await
         .expect("bind fake Twenty");
     let address = listener.local_addr().expect("address");
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = connections.clone();
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
     tokio::spawn(async move { axum::serve(listener, router).await });
     FakeTwenty {
         url: format!("http://{address}"),
         release,
+        connections,
     }
 }
 
@@ -346,6 +354,18 @@ async fn crm_proxy_injects_only_the_callers_tenant_key_and_drops_caller_credenti
     assert!(echoed["headers"].get("x-tenant-id").is_none(), "{echoed}");
     assert!(!echoed.to_string().contains(&a.twenty_key));
     assert_eq!(echoed["body"], r#"[{"name":{"firstName":"B"}}]"#);
+
+    // Sequential requests reuse one pooled keep-alive connection to Twenty.
+    let before = fake.connections.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..20 {
+        let (status, _, _) = get(app, "/crm/rest/people", &a.key).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let opened = fake.connections.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        opened <= 1,
+        "20 requests opened {opened} connections to Twenty"
+    );
 
     // Interleaved, concurrently: each request carries its own tenant's key.
     let requests = (0..20).map(|i| {
