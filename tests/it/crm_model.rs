@@ -19,6 +19,7 @@ use wosool::crm::workspace::WorkspaceCredentials;
 use wosool::provisioning::integrations::BoxFuture;
 
 use crate::crm_sync::{insert_workspace, keyring, ready_tenant};
+use crate::fake_twenty::{names_unknown_option, valid_options, with_option_ids};
 use crate::helpers::spawn_app_with;
 
 const BUILT_IN: &[&str] = &[
@@ -189,7 +190,7 @@ impl FakeMetadata {
             });
         }
         let id = format!("fld-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let options = field.get("options").map(|o| self.with_option_ids(o));
+        let options = field.get("options").cloned().map(with_option_ids);
         objects[index].fields.push(RemoteField {
             id,
             name,
@@ -197,20 +198,6 @@ impl FakeMetadata {
             options,
         });
         Ok(())
-    }
-
-    /// Options get ids, as in Twenty; one sent with an id keeps it.
-    fn with_option_ids(&self, options: &Value) -> Value {
-        let mut options = options.clone();
-        for option in options.as_array_mut().into_iter().flatten() {
-            if option["id"].is_null() {
-                option["id"] = json!(format!(
-                    "opt-{}",
-                    self.next_id.fetch_add(1, Ordering::Relaxed)
-                ));
-            }
-        }
-        options
     }
 
     /// `updateOneField` of options: every id sent must be one of the field's, values stay unique.
@@ -226,23 +213,15 @@ impl FakeMetadata {
         let Some(list) = update["options"].as_array() else {
             return Err(MetadataError::Other("only options are updated here".into()));
         };
-        let known: Vec<Value> = field
-            .options
-            .as_ref()
-            .and_then(Value::as_array)
-            .map(|l| l.iter().map(|o| o["id"].clone()).collect())
-            .unwrap_or_default();
-        if list
-            .iter()
-            .any(|o| !o["id"].is_null() && !known.contains(&o["id"]))
-        {
+        if !valid_options(list) {
+            return Err(MetadataError::Other(
+                "Options must be valid and unique".into(),
+            ));
+        }
+        if names_unknown_option(field.options.as_ref().unwrap_or(&Value::Null), list) {
             return Err(MetadataError::Other("Option id not found".into()));
         }
-        let values: HashSet<&str> = list.iter().filter_map(|o| o["value"].as_str()).collect();
-        if values.len() != list.len() {
-            return Err(MetadataError::Other("Option values must be unique".into()));
-        }
-        field.options = Some(self.with_option_ids(&update["options"]));
+        field.options = Some(with_option_ids(update["options"].clone()));
         Ok(())
     }
 }

@@ -159,17 +159,12 @@ fn no_secret_is_written_inline() {
 #[test]
 fn every_wosool_variable_is_a_real_config_key() {
     let compose = compose();
-    let mut env = Vec::new();
-    for (_, service) in compose["services"].as_mapping().unwrap() {
-        for (key, value) in env_of(service) {
-            if key.starts_with("WOSOOL_") {
-                // Give interpolated values a plausible shape so the config loader judges the key, not the value.
-                let value = value.replace("${WOSOOL_ADMIN_KEY}", "\"0123456789abcdef0123\"");
-                let value = regex_free_interpolate(&value);
-                env.push((key, value));
-            }
-        }
-    }
+    let env: Vec<(String, String)> = compose["services"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .flat_map(wosool_env)
+        .collect();
     assert!(!env.is_empty());
     let keys: BTreeSet<&String> = env.iter().map(|(k, _)| k).collect();
     for key in keys {
@@ -184,21 +179,26 @@ fn every_wosool_variable_is_a_real_config_key() {
 fn with_only_the_required_variables_every_integration_is_off() {
     let compose = compose();
     for name in ["api", "worker"] {
-        let env: Vec<(String, String)> = env_of(service(&compose, name))
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("WOSOOL_"))
-            .map(|(k, v)| {
-                let v = v.replace("${WOSOOL_ADMIN_KEY}", "\"0123456789abcdef0123\"");
-                (k, regex_free_interpolate(&v))
-            })
-            .collect();
-        let config = wosool::config::Config::load_from(None, env)
+        let config = wosool::config::Config::load_from(None, wosool_env(service(&compose, name)))
             .unwrap_or_else(|e| panic!("{name}: the compose defaults load: {e}"));
         assert!(!config.clerk.enabled(), "{name}: Clerk off");
         assert!(!config.salla.enabled(), "{name}: Salla off");
         assert!(!config.crm.enabled(), "{name}: Twenty off");
         assert!(config.secrets.encryption_keys.is_empty(), "{name}");
     }
+}
+
+/// A service's `WOSOOL_*` variables as the container would see them with only the required variables set:
+/// defaults taken, the admin key given a plausible shape, other required values a placeholder.
+fn wosool_env(service: &Value) -> Vec<(String, String)> {
+    env_of(service)
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("WOSOOL_"))
+        .map(|(key, value)| {
+            let value = value.replace("${WOSOOL_ADMIN_KEY}", "\"0123456789abcdef0123\"");
+            (key, regex_free_interpolate(&value))
+        })
+        .collect()
 }
 
 /// `${VAR:-default}` → `default`; `${VAR}` → a placeholder.

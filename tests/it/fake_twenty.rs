@@ -694,7 +694,7 @@ fn capitalized(name: &str) -> String {
 
 /// SELECT options as Twenty accepts them: non-empty, `{label, value, color, position}` objects, each value an
 /// identifier-like string used once.
-fn valid_options(list: &[Value]) -> bool {
+pub(crate) fn valid_options(list: &[Value]) -> bool {
     let valid_option = |o: &Value| {
         o["label"].is_string()
             && o["value"].as_str().is_some_and(|v| {
@@ -710,8 +710,19 @@ fn valid_options(list: &[Value]) -> bool {
     !list.is_empty() && list.iter().all(valid_option) && values.len() == list.len()
 }
 
+/// Whether an update of a field's options names an option id the field does not have (an id names an existing
+/// option, updated; options without one are new).
+pub(crate) fn names_unknown_option(current: &Value, sent: &[Value]) -> bool {
+    let known: Vec<&Value> = current
+        .as_array()
+        .map(|l| l.iter().map(|o| &o["id"]).collect())
+        .unwrap_or_default();
+    sent.iter()
+        .any(|o| !o["id"].is_null() && !known.contains(&&o["id"]))
+}
+
 /// Twenty gives every option an id; one sent with an id keeps it.
-fn with_option_ids(options: Value) -> Value {
+pub(crate) fn with_option_ids(options: Value) -> Value {
     match options {
         Value::Array(list) => Value::Array(
             list.into_iter()
@@ -1423,16 +1434,7 @@ impl FakeTwenty {
                     "BAD_USER_INPUT",
                 ));
             };
-            // An id names an existing option (an update of it); options without one are new.
-            let known: Vec<&Value> = f
-                .options
-                .as_array()
-                .map(|l| l.iter().map(|o| &o["id"]).collect())
-                .unwrap_or_default();
-            if list
-                .iter()
-                .any(|o| !o["id"].is_null() && !known.contains(&&o["id"]))
-            {
+            if names_unknown_option(&f.options, list) {
                 return Err(gql_error("Option id not found", "BAD_USER_INPUT"));
             }
             f.options = with_option_ids(options.clone());
