@@ -64,8 +64,14 @@ async fn main() {
         )
         .expect("seal");
     sqlx::query(
-        "INSERT INTO crm_workspaces (tenant_id, owner_email, key_id, api_key_token, workspace_id, step) \
-         VALUES ($1, 'owner+bench@crm.example.com', $2, $3, 'bench-workspace', 'ready')",
+        "INSERT INTO crm_instances (key, base_url, max_workspaces) VALUES ('default', '', 5) ON CONFLICT DO NOTHING",
+    )
+    .execute(&pool)
+    .await
+    .expect("instance row");
+    sqlx::query(
+        "INSERT INTO crm_workspaces (tenant_id, owner_email, key_id, api_key_token, workspace_id, step, instance) \
+         VALUES ($1, 'owner+bench@crm.example.com', $2, $3, 'bench-workspace', 'ready', 'default')",
     )
     .bind(tenant.as_uuid())
     .bind(&sealed.key_id)

@@ -50,8 +50,14 @@ async fn main() {
         )
         .expect("seal");
     sqlx::query(
-        "INSERT INTO crm_workspaces (tenant_id, step, owner_email, key_id, workspace_id, api_key_token, manifest_version) \
-         VALUES ($1, 'ready', 'owner@bench.invalid', $2, 'ws-bench', $3, 1)",
+        "INSERT INTO crm_instances (key, base_url, max_workspaces) VALUES ('default', '', 5) ON CONFLICT DO NOTHING",
+    )
+    .execute(&pool)
+    .await
+    .expect("instance row");
+    sqlx::query(
+        "INSERT INTO crm_workspaces (tenant_id, step, owner_email, key_id, workspace_id, api_key_token, manifest_version, instance) \
+         VALUES ($1, 'ready', 'owner@bench.invalid', $2, 'ws-bench', $3, 1, 'default')",
     )
     .bind(tenant)
     .bind(&sealed.key_id)

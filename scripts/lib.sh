@@ -98,3 +98,29 @@ stop_redis() {
   fi
   return 0
 }
+
+# The Twenty version everything is pinned to: the compose image, and the published client whose schema the
+# fake Twenty validates against.
+twenty_version() { tr -d '[:space:]' <"$(dirname "${BASH_SOURCE[0]}")/../config/twenty.version"; }
+
+# twenty_schema DIR: prints the path of Twenty's /metadata schema (SDL) for the pinned version, rebuilding it
+# under DIR from npm's twenty-client-sdk when missing (a tarball fetch, no install; then scripts/twenty-schema.mjs).
+twenty_schema() {
+  local dir=$1 version out pkg
+  version=$(twenty_version)
+  out=$dir/$version/metadata.graphql
+  if [ -s "$out" ] && [ "$out" -nt scripts/twenty-schema.mjs ]; then
+    echo "$out"
+    return 0
+  fi
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  pkg=$dir/$version/package
+  rm -rf "$pkg" && mkdir -p "$dir/$version"
+  log "Twenty schema: fetching twenty-client-sdk@$version from npm"
+  local tarball
+  tarball=$(cd "$dir/$version" && npm pack --silent "twenty-client-sdk@$version" 2>/dev/null | tail -1) \
+    || die "npm pack twenty-client-sdk@$version failed (is the npm registry reachable?)"
+  tar -xzf "$dir/$version/$tarball" -C "$dir/$version" && rm -f "$dir/$version/$tarball"
+  node scripts/twenty-schema.mjs "$pkg" "$out" >&2 || die "cannot rebuild Twenty's schema from twenty-client-sdk@$version"
+  echo "$out"
+}

@@ -89,6 +89,8 @@ pub struct TenancyStack {
     pub pools: TenantPools,
     pub provisioner: Provisioner,
     pub admin: TenantAdmin,
+    /// Twenty, when configured: the provisioning `crm` backend, also used by the capacity jobs.
+    pub twenty: Option<Arc<TwentyCrm>>,
 }
 
 impl TenancyStack {
@@ -111,7 +113,7 @@ impl TenancyStack {
         } else {
             (Arc::new(NotConfigured), None)
         };
-        let crm: Arc<dyn CrmBackend> = if config.crm.enabled() {
+        let twenty = if config.crm.enabled() {
             let twenty = TwentyCrm::new(config, pool.clone())
                 .map_err(|e| StartupError::HttpClient("Twenty", e))?;
             // Every new workspace gets the data model as the last part of its provisioning.
@@ -119,12 +121,15 @@ impl TenancyStack {
                 .map_err(|e| StartupError::HttpClient("Twenty", e.to_string()))?;
             let hook = crate::crm::bridge::ApplyModelHook {
                 db: pool.clone(),
-                client: twenty.client().clone(),
                 manifest: Arc::new(manifest),
             };
-            Arc::new(twenty.with_ready_hook(Arc::new(hook)))
+            Some(Arc::new(twenty.with_ready_hook(Arc::new(hook))))
         } else {
-            Arc::new(NotConfigured)
+            None
+        };
+        let crm: Arc<dyn CrmBackend> = match &twenty {
+            Some(twenty) => twenty.clone(),
+            None => Arc::new(NotConfigured),
         };
         let provisioner = Provisioner::new(
             pool,
@@ -148,6 +153,7 @@ impl TenancyStack {
             pools,
             admin: TenantAdmin::new(provisioner.clone()),
             provisioner,
+            twenty,
         })
     }
 }
@@ -212,6 +218,14 @@ impl Application {
             )
             .map_err(|e| StartupError::HttpClient("Twenty", e))?;
             crate::crm::sync::register_jobs(&mut registry, sync.clone())?;
+            if let Some(twenty) = &tenancy.twenty {
+                let capacity = crate::crm::capacity::Capacity::new(
+                    twenty.clone(),
+                    tenancy.directory.clone(),
+                    JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
+                );
+                crate::crm::capacity::register_jobs(&mut registry, capacity)?;
+            }
             Some(sync)
         } else {
             None
@@ -303,6 +317,12 @@ impl Application {
             ));
         }
         if role.runs_worker() {
+            if state.config.crm.enabled() {
+                // A raised cap or a new instance is used at once, not at the next sweep.
+                if let Err(error) = crate::crm::capacity::sweep_now(&state.jobs).await {
+                    tracing::warn!(error = %error, "cannot enqueue the CRM capacity sweep");
+                }
+            }
             let worker = Worker::new(
                 state.db.clone(),
                 registry,

@@ -121,6 +121,12 @@ pub enum CrmAction {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Each Twenty instance checked now (version, capabilities, reachable), its workspaces against its cap,
+    /// and the tenants waiting for capacity.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +217,9 @@ impl Cli {
                         tenant,
                     },
             } => report(crm::apply_model(&config, concurrency, tenant).await),
+            Command::Crm {
+                action: CrmAction::Status { json },
+            } => report(crm::status(&config, json).await),
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
             delete(tenants::revoke_key),
         )
         .route("/tenants/{id}/crm", get(crm::show))
+        .route("/crm", get(crm::instances))
         .route("/stats", get(tenants::stats))
         .route("/webhooks", get(webhooks::list))
         .route("/webhooks/{id}", get(webhooks::get))

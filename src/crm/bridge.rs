@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use super::model::{
     self, Manifest, MetadataApi, MetadataConnector, MetadataError, RemoteField, RemoteObject,
 };
-use super::twenty::{TwentyClient, TwentyError, WorkspaceReadyHook};
+use super::twenty::{TwentyClient, TwentyError, TwentyInstances, WorkspaceReadyHook};
 use super::workspace::WorkspaceCredentials;
 use crate::provisioning::integrations::BoxFuture;
 use crate::tenancy::Tenant;
@@ -95,13 +95,19 @@ impl MetadataApi for TwentyMetadata {
     }
 }
 
-/// Connects the rollout (`wosool crm apply-model`) to each workspace.
-pub struct TwentyConnector(pub TwentyClient);
+/// Connects the rollout (`wosool crm apply-model`) to each workspace, on the instance it lives on.
+pub struct TwentyConnector(pub TwentyInstances);
 
 impl MetadataConnector for TwentyConnector {
     fn connect(&self, credentials: &WorkspaceCredentials) -> Result<Box<dyn MetadataApi>, String> {
+        let instance = self.0.get(&credentials.instance).ok_or_else(|| {
+            format!(
+                "Twenty instance {:?} is not configured",
+                credentials.instance
+            )
+        })?;
         Ok(Box::new(TwentyMetadata::new(
-            self.0.clone(),
+            instance.client.clone(),
             &credentials.api_key,
         )))
     }
@@ -110,7 +116,6 @@ impl MetadataConnector for TwentyConnector {
 /// Applies the data model to a workspace as the last part of its provisioning.
 pub struct ApplyModelHook {
     pub db: PgPool,
-    pub client: TwentyClient,
     pub manifest: Arc<Manifest>,
 }
 
@@ -118,10 +123,11 @@ impl WorkspaceReadyHook for ApplyModelHook {
     fn workspace_ready<'a>(
         &'a self,
         tenant: &'a Tenant,
+        client: &'a TwentyClient,
         api_key: &'a str,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let api = TwentyMetadata::new(self.client.clone(), api_key);
+            let api = TwentyMetadata::new(client.clone(), api_key);
             let report =
                 model::apply_to_workspace(&self.db, tenant.id, &api, &self.manifest).await?;
             tracing::info!(tenant_id = %tenant.id, created = report.created(), version = self.manifest.version(), "CRM data model applied");

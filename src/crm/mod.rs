@@ -3,7 +3,9 @@
 //! tenant-scoped reverse proxy.
 
 pub mod bridge;
+pub mod capacity;
 pub mod model;
+pub mod placement;
 pub mod proxy;
 pub mod sync;
 pub mod twenty;

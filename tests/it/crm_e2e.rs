@@ -37,7 +37,7 @@ async fn a_new_tenant_gets_a_ready_workspace_with_the_data_model_and_its_data_fl
     assert_eq!(step, "ready");
     assert_eq!(
         (version, error),
-        (1, None),
+        (2, None),
         "the manifest was applied during provisioning"
     );
     {
@@ -96,7 +96,7 @@ async fn a_new_tenant_gets_a_ready_workspace_with_the_data_model_and_its_data_fl
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("applying data model v1 to 0 workspace(s)"),
+        stdout.contains("applying data model v2 to 0 workspace(s)"),
         "{stdout}"
     );
     let again = {
@@ -142,7 +142,9 @@ async fn a_new_tenant_gets_a_ready_workspace_with_the_data_model_and_its_data_fl
         .json()
         .await
         .unwrap();
-    assert_eq!(status["crm"]["manifest_version"], 1, "{status}");
+    assert_eq!(status["crm"]["manifest_version"], 2, "{status}");
+    assert_eq!(status["crm"]["state"], "ready", "{status}");
+    assert_eq!(status["crm"]["instance"], "default", "{status}");
     tenant.close().await;
 }
 

@@ -19,7 +19,7 @@ use wosool::crm::workspace::WorkspaceCredentials;
 use wosool::provisioning::integrations::BoxFuture;
 
 use crate::crm_sync::{insert_workspace, keyring, ready_tenant};
-use crate::fake_twenty::{names_unknown_option, valid_options, with_option_ids};
+use crate::fake_twenty::{option_errors, with_option_ids};
 use crate::helpers::spawn_app_with;
 
 const BUILT_IN: &[&str] = &[
@@ -45,6 +45,8 @@ struct FakeMetadata {
     throttle_next: AtomicUsize,
     /// Fail every creation of this field name.
     fail_field: Mutex<Option<String>>,
+    /// Every option list sent (creates and updates), as sent.
+    options_sent: Mutex<Vec<Value>>,
 }
 
 impl FakeMetadata {
@@ -117,22 +119,18 @@ impl FakeMetadata {
     }
 
     fn create_field_now(&self, field: &Value) -> Result<(), MetadataError> {
+        if let Some(options) = field.get("options") {
+            self.options_sent.lock().unwrap().push(options.clone());
+        }
         let name = field["name"].as_str().unwrap_or_default().to_string();
         if self.fail_field.lock().unwrap().as_deref() == Some(name.as_str()) {
             return Err(MetadataError::Other(format!("cannot create {name}")));
         }
         let kind = field["type"].as_str().unwrap_or_default();
         if let Some(options) = field.get("options") {
-            let valid = options.as_array().is_some_and(|o| {
-                o.iter().all(|o| {
-                    o["value"].is_string()
-                        && o["label"].is_string()
-                        && o["color"].is_string()
-                        && o["position"].is_i64()
-                })
-            });
-            if !valid {
-                return Err(MetadataError::Other("Options must be objects".into()));
+            let errors = option_errors(&with_option_ids(options.clone()));
+            if !errors.is_empty() {
+                return Err(MetadataError::Other(errors.join("; ")));
             }
         }
         let quoted = |d: &str| d.len() >= 2 && d.starts_with('\'') && d.ends_with('\'');
@@ -200,8 +198,12 @@ impl FakeMetadata {
         Ok(())
     }
 
-    /// `updateOneField` of options: every id sent must be one of the field's, values stay unique.
+    /// `updateOneField` of options: Twenty's option rules (ids filled where missing, so an update that omits
+    /// the existing ids would replace them).
     fn update_field_now(&self, id: &str, update: &Value) -> Result<(), MetadataError> {
+        if let Some(options) = update.get("options") {
+            self.options_sent.lock().unwrap().push(options.clone());
+        }
         let mut objects = self.objects.lock().unwrap();
         let Some(field) = objects
             .iter_mut()
@@ -213,15 +215,12 @@ impl FakeMetadata {
         let Some(list) = update["options"].as_array() else {
             return Err(MetadataError::Other("only options are updated here".into()));
         };
-        if !valid_options(list) {
-            return Err(MetadataError::Other(
-                "Options must be valid and unique".into(),
-            ));
+        let options = with_option_ids(Value::Array(list.clone()));
+        let errors = option_errors(&options);
+        if !errors.is_empty() {
+            return Err(MetadataError::Other(errors.join("; ")));
         }
-        if names_unknown_option(field.options.as_ref().unwrap_or(&Value::Null), list) {
-            return Err(MetadataError::Other("Option id not found".into()));
-        }
-        field.options = Some(with_option_ids(update["options"].clone()));
+        field.options = Some(options);
         Ok(())
     }
 }
@@ -426,6 +425,15 @@ async fn a_new_select_option_is_added_to_the_existing_field_keeping_its_options(
     );
     let (value, _, position) = after.last().unwrap();
     assert_eq!(value, "DISCONTINUED");
+    // Every option we sent carried its own UUID, as Twenty's frontend sends them.
+    for options in fake.options_sent.lock().unwrap().iter() {
+        for option in options.as_array().unwrap() {
+            let id = option["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no id: {option}"));
+            uuid::Uuid::parse_str(id).unwrap_or_else(|_| panic!("not a UUID: {option}"));
+        }
+    }
     assert_eq!(*position, before.iter().map(|o| o.2).max().unwrap() + 1);
     assert_eq!(
         fake.calls()[calls..]
@@ -599,7 +607,7 @@ async fn the_rollout_isolates_a_failing_workspace_records_versions_and_resumes()
             events[0],
             RolloutEvent::Started {
                 workspaces: 3,
-                version: 1
+                version: 2
             }
         ),
         "{events:?}"
@@ -620,7 +628,7 @@ async fn the_rollout_isolates_a_failing_workspace_records_versions_and_resumes()
                 "{error:?}"
             );
         } else {
-            assert_eq!((*version, error.as_deref()), (1, None));
+            assert_eq!((*version, error.as_deref()), (2, None));
         }
     }
 

@@ -69,6 +69,15 @@ async fn driven_with(
     (app, crm, tenants)
 }
 
+/// The client of the one instance `crm.base_url` stands for.
+fn client_of(crm: &TwentyCrm) -> TwentyClient {
+    crm.instances()
+        .get(wosool::config::DEFAULT_CRM_INSTANCE)
+        .expect("the default instance")
+        .client
+        .clone()
+}
+
 fn keyring() -> Keyring {
     let config = helpers::test_config("unused", |env| {
         env.push((
@@ -165,7 +174,7 @@ async fn registration_provisions_a_twenty_workspace_with_no_onboarding_left_and_
 
     let crm = provisioning_step(&app, registered["provisioning_id"].as_str().unwrap(), "crm").await;
     assert_eq!(crm["status"], "succeeded", "{crm}");
-    assert_eq!(crm["detail"], format!("workspace {workspace}"));
+    assert_eq!(crm["detail"], format!("workspace {workspace} on default"));
     let fake = twenty.lock();
     let ws = fake.workspace(&workspace).unwrap();
     assert_eq!(ws.display_name, "Twenty Store");
@@ -187,8 +196,15 @@ async fn registration_provisions_a_twenty_workspace_with_no_onboarding_left_and_
         key.expires_at
     );
     assert_eq!(fake.calls("triggerInstallAppsOnboardingStep"), 1);
-    assert_eq!(fake.calls("skipInviteTeamOnboardingStep"), 1);
-    assert_eq!(fake.calls("sendInvitations"), 0);
+    // v2.43 has no skipInviteTeamOnboardingStep: INVITE_TEAM clears by inviting nobody.
+    assert_eq!(fake.calls("sendInvitations"), 1);
+    assert_eq!(fake.calls("skipInviteTeamOnboardingStep"), 0);
+    // The profile step clears through /metadata's member settings (v2.x).
+    assert_eq!(fake.calls("updateWorkspaceMemberSettings"), 1);
+    assert_eq!(
+        ws.member_name,
+        Some(json!({ "firstName": "Wosool", "lastName": "Twenty Store" }))
+    );
 }
 
 #[tokio::test]
@@ -205,9 +221,12 @@ async fn a_crash_after_any_sub_step_resumes_without_a_second_user_or_workspace()
     ];
     let names: Vec<String> = operations.iter().map(|op| format!("Crash {op}")).collect();
     let twenty = FakeTwentyServer::start().await;
-    let (app, crm, tenants) = driven(
+    // A valid Enterprise key: more than five workspaces on one instance (this test is about crashes).
+    twenty.lock().max_workspaces = None;
+    let (app, crm, tenants) = driven_with(
         &twenty,
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("WOSOOL_CRM__MAX_WORKSPACES", "100")],
     )
     .await;
     for (operation, tenant) in operations.iter().zip(&tenants) {
@@ -230,7 +249,9 @@ async fn a_crash_after_any_sub_step_resumes_without_a_second_user_or_workspace()
         let workspace = assert_provisioned(&app, &twenty, tenant).await;
         assert_eq!(
             outcome,
-            Ok(StepOutcome::Done(Some(format!("workspace {workspace}")))),
+            Ok(StepOutcome::Done(Some(format!(
+                "workspace {workspace} on default"
+            )))),
             "{operation}"
         );
         let last_error: Option<String> =
@@ -252,6 +273,8 @@ async fn a_crash_after_any_sub_step_resumes_without_a_second_user_or_workspace()
 async fn the_older_twenty_gets_the_older_call_shapes_and_resumes_by_signing_in() {
     let twenty = FakeTwentyServer::start().await;
     twenty.lock().version = Version::Older;
+    // Whether v1.x refused anonymous introspection is not known; the call shapes are what this is about.
+    twenty.lock().production = false;
     let (app, crm, tenants) = driven(&twenty, &["Older Store"]).await;
     twenty.lock().lose_answer_next("signUp", 1);
     assert!(crm.provision_workspace(&tenants[0]).await.is_err());
@@ -278,6 +301,8 @@ async fn the_older_twenty_gets_the_older_call_shapes_and_resumes_by_signing_in()
 #[tokio::test]
 async fn a_missing_capability_fails_the_step_naming_it_before_creating_anything() {
     let twenty = FakeTwentyServer::start().await;
+    // A Twenty that answers anonymous introspection (not production): the lack is known before anything.
+    twenty.lock().production = false;
     twenty.lock().hide("generateApiKeyToken");
     let (app, crm, tenants) = driven(&twenty, &["Lacking Store"]).await;
     let error = crm.provision_workspace(&tenants[0]).await.unwrap_err();
@@ -290,6 +315,31 @@ async fn a_missing_capability_fails_the_step_naming_it_before_creating_anything(
             .await
             .unwrap();
     assert!(last_error.unwrap().contains("generateApiKeyToken"));
+}
+
+#[tokio::test]
+async fn on_a_production_twenty_a_missing_capability_is_found_with_the_first_workspace_token() {
+    let twenty = FakeTwentyServer::start().await;
+    assert!(
+        twenty.lock().production,
+        "the official image runs as production"
+    );
+    twenty.lock().hide("generateApiKeyToken");
+    let (_app, crm, tenants) = driven(&twenty, &["Production Store"]).await;
+    let error = crm.provision_workspace(&tenants[0]).await.unwrap_err();
+    assert!(error.contains("generateApiKeyToken"), "{error}");
+    let fake = twenty.lock();
+    assert_eq!(
+        fake.workspaces.len(),
+        1,
+        "the workspace exists; no key was made"
+    );
+    assert!(fake.api_keys.is_empty());
+    assert_eq!(
+        fake.calls("__schema"),
+        2,
+        "anonymously (refused), then with the workspace token"
+    );
 }
 
 #[tokio::test]
@@ -380,7 +430,7 @@ async fn a_new_select_option_reaches_the_workspace_through_update_one_field() {
         .await
         .unwrap()
         .unwrap();
-    let api = wosool::crm::bridge::TwentyMetadata::new(crm.client().clone(), &credentials.api_key);
+    let api = wosool::crm::bridge::TwentyMetadata::new(client_of(&crm), &credentials.api_key);
     let options = |twenty: &FakeTwentyServer| -> Vec<(String, String)> {
         let fake = twenty.lock();
         let product = fake
@@ -473,7 +523,7 @@ async fn metadata_duplicates_are_already_exists_in_both_error_shapes() {
             .await
             .unwrap()
             .unwrap();
-        let api = MetadataApi::new(crm.client().clone(), credentials.api_key);
+        let api = MetadataApi::new(client_of(&crm), credentials.api_key);
         let invoice = json!({ "nameSingular": "invoice", "namePlural": "invoices",
             "labelSingular": "Invoice", "labelPlural": "Invoices", "isLabelSyncedWithName": false });
         let created = api.create_object(&invoice).await.unwrap();
@@ -517,7 +567,7 @@ async fn metadata_duplicates_are_already_exists_in_both_error_shapes() {
             .iter()
             .find(|o| o.name_singular == "invoice")
             .unwrap();
-        assert!(invoice.is_custom);
+        assert!(!invoice.is_system, "a custom object is not a system one");
         let status = invoice.field("status").unwrap();
         assert_eq!(status.field_type, "SELECT");
         assert_eq!(status.default_value, Some(json!("'ACTIVE'")));
@@ -540,7 +590,7 @@ async fn the_api_key_upserts_records_in_batches_and_a_429_is_retried_after_retry
 
     let env = twenty.env();
     let config = helpers::test_config(&app.database, env);
-    let client = TwentyClient::new(&config.crm).unwrap();
+    let client = TwentyClient::new(&config.crm.base_url, &config.crm).unwrap();
     let id = uuid::Uuid::new_v4().to_string();
     twenty.lock().throttle_rest(1, 0);
     for name in ["First", "Second"] {

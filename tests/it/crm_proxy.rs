@@ -183,8 +183,15 @@ async fn setup(
                 )
                 .expect("seal");
             sqlx::query(
-                "INSERT INTO crm_workspaces (tenant_id, owner_email, key_id, api_key_token, workspace_id, step) \
-                 VALUES ($1, $2, $3, $4, $5, 'ready')",
+                "INSERT INTO crm_instances (key, base_url, max_workspaces) VALUES ('default', '', 5) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .execute(&plain.db)
+            .await
+            .expect("instance row");
+            sqlx::query(
+                "INSERT INTO crm_workspaces (tenant_id, owner_email, key_id, api_key_token, workspace_id, step, instance) \
+                 VALUES ($1, $2, $3, $4, $5, 'ready', 'default')",
             )
             .bind(tenant.as_uuid())
             .bind(format!("owner+{i}@crm.example.com"))

@@ -184,8 +184,14 @@ pub(crate) async fn insert_workspace(
         )
         .unwrap();
     sqlx::query(
-        "INSERT INTO crm_workspaces (tenant_id, step, owner_email, key_id, workspace_id, api_key_token, manifest_version) \
-         VALUES ($1, 'ready', 'owner@crm.example', $2, $3, $4, $5)",
+        "INSERT INTO crm_instances (key, base_url, max_workspaces) VALUES ('default', '', 5) ON CONFLICT DO NOTHING",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO crm_workspaces (tenant_id, step, owner_email, key_id, workspace_id, api_key_token, manifest_version, instance) \
+         VALUES ($1, 'ready', 'owner@crm.example', $2, $3, $4, $5, 'default')",
     )
     .bind(tenant)
     .bind(&sealed.key_id)
@@ -444,6 +450,8 @@ async fn the_sync_pushes_current_rows_in_batches_of_at_most_60_through_429s_and_
     assert!(person["id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
     assert_eq!(s.records["sallaOrders"]["9002"]["status"], "CANCELED");
     assert_eq!(s.records["sallaOrders"]["9001"]["status"], "COMPLETED");
+    // `currency` is reserved in Twenty: the order's currency is the manifest's currencyCode.
+    assert_eq!(s.records["sallaOrders"]["9001"]["currencyCode"], "SAR");
 
     // Every pushed key is a field of the manifest (or a standard person field).
     let manifest = Manifest::load().unwrap();

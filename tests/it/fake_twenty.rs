@@ -1,14 +1,22 @@
-//! A fake Twenty for every CRM test: `POST /metadata` and `POST /graphql` (GraphQL, dispatched on the root
-//! fields of the query text, values read from `variables`) and the REST data API (`/rest/*`), on one loopback
-//! port, speaking the wire format of `../shared/reference/twenty.md` (§2.4 envelopes, §2.5 metadata inputs
-//! and duplicate errors, §3.1 provisioning, §3.2 onboarding flags, §4.1 throttling). It refuses what real
-//! Twenty refuses: a second user with the same email, `input` on the older `signUpInNewWorkspace`, an
-//! `origin` that is not the workspace's URL, a second activation, SELECT options as plain strings, unquoted
-//! string defaults, a custom `name` field on a custom object, a RELATION to an object that does not exist.
+//! A fake Twenty for every CRM test: `POST /metadata` and `POST /graphql`, the REST data API (`/rest/*`) and
+//! `GET /client-config`, on one loopback port.
+//!
+//! `/metadata` runs on Twenty's real schema at the pinned version (`twenty_graphql.rs`: rebuilt from npm's
+//! `twenty-client-sdk` by `scripts/test`): every document is validated by a real GraphQL validator and
+//! refused as Twenty v2.43 refuses it (HTTP 200, graphql-js's message and locations); variables are coerced
+//! by the schema (a missing required input field is Twenty's 400 `BAD_USER_INPUT`); introspection answers
+//! come from the schema, and production Twenty's refusal of introspection without a workspace is imitated;
+//! answers carry exactly the selected fields. The handlers below compute root fields and refuse what Twenty's
+//! resolvers refuse, with Twenty's error bodies: the workspace cap (`Cannot create more than 5 workspaces
+//! without a valid enterprise key`, FORBIDDEN), a missing workspace name, reserved metadata names, option
+//! values/labels/ids, a second user with the same email, an `origin` that is not the workspace's URL, a second
+//! activation, unquoted defaults, a RELATION to an object that does not exist. `/graphql` (records, a schema
+//! generated per workspace and not published) is parsed for real and answered by root field.
 //!
 //! ```ignore
-//! let twenty = FakeTwentyServer::start().await;                       // newest call shapes
+//! let twenty = FakeTwentyServer::start().await;                       // v2.43, production, cap 5
 //! twenty.lock().version = Version::Older;                             // v1.x call shapes
+//! twenty.lock().max_workspaces = Some(1);                             // the workspace cap
 //! let app = helpers::spawn_app_with(Role::All, twenty.env()).await;
 //! twenty.lock().lose_answer_next("createApiKey", 1);                  // knobs: faults, slowness, 429s
 //! let token = twenty.lock().api_key_tokens(&workspace_id)[0].clone(); // inspection
@@ -30,18 +38,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::twenty_graphql::{self, Answer, TwentySchema, edit, records_root_fields};
+
 /// An encryption key for `secrets.encryption_keys` (Twenty requires one): base64 of 32 bytes.
 pub(crate) const ENCRYPTION_KEY: &str = "test-twenty:d29zb29sLXR3ZW50eS10ZXN0LWtleS0zMi1ieXRlcyE=";
 
 /// Which Twenty the fake imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) enum Version {
-    /// Newest (2.x): `signUpInNewWorkspace(input)`, `createApiKey` with `roleId`, `signIn`,
-    /// `skipInviteTeamOnboardingStep`, `triggerInstallAppsOnboardingStep` (and the INSTALL_APPS flag),
-    /// `getLoginTokenFromCredentials(…, origin)`.
+    /// The pinned version (v2.43): its published schema as it is.
     #[default]
-    Newer,
-    /// v1.x: no arguments to `signUpInNewWorkspace`, no `roleId`, `sendInvitations`, no origin at login.
+    Pinned,
+    /// v1.x shapes, as the published v2.43 schema edited by what changed since (our reading; no v1.x schema
+    /// is published): `signUpInNewWorkspace` without `input`, no `origin` at login, no `roleId` on API keys,
+    /// no `signIn`, `updateWorkspaceMemberSettings` or `triggerInstallAppsOnboardingStep`,
+    /// `skipSyncEmailOnboardingStep` without arguments, `UserWorkspace.workspace` instead of
+    /// `User.availableWorkspaces`.
     Older,
 }
 
@@ -125,12 +137,20 @@ enum Token {
     ApiKey { workspace: String, key: String },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FakeTwenty {
     pub(crate) version: Version,
     pub(crate) duplicates: DuplicateShape,
-    /// Root fields left out of introspection and refused ("Cannot query field").
-    pub(crate) hidden: HashSet<String>,
+    /// Root fields left out of the schema (so out of introspection, and refused by validation).
+    pub(crate) hidden: BTreeSet<String>,
+    /// Whether the server runs as production (the official image's default): introspection only for
+    /// requests with a workspace.
+    pub(crate) production: bool,
+    /// `MAX_WORKSPACES_WITHOUT_ENTERPRISE_KEY` with no Enterprise key (5 in v2.43); `None`: a valid key.
+    pub(crate) max_workspaces: Option<usize>,
+    /// `appVersion` of `GET /client-config` (Twenty's `APP_VERSION`).
+    pub(crate) app_version: Option<String>,
+    schema: Option<(SchemaKey, Arc<TwentySchema>)>,
     /// `updateWorkspaceMember` names the member but leaves PROFILE_CREATION pending.
     pub(crate) ignore_profile_update: bool,
     pub(crate) users: Vec<User>,
@@ -152,6 +172,38 @@ pub(crate) struct FakeTwenty {
     mirrored: HashSet<String>,
 }
 
+/// What a served schema variant depends on.
+type SchemaKey = (Version, BTreeSet<String>);
+
+impl Default for FakeTwenty {
+    fn default() -> Self {
+        Self {
+            version: Version::default(),
+            duplicates: DuplicateShape::default(),
+            hidden: BTreeSet::new(),
+            production: true,
+            max_workspaces: Some(5),
+            app_version: Some(format!("v{}", wosool::crm::twenty::PINNED_VERSION)),
+            schema: None,
+            ignore_profile_update: false,
+            users: vec![],
+            workspaces: vec![],
+            api_keys: vec![],
+            base: String::new(),
+            tokens: HashMap::new(),
+            calls: HashMap::new(),
+            fail: HashMap::new(),
+            lose: HashMap::new(),
+            slow: HashMap::new(),
+            throttle: 0,
+            throttle_retry_after: 0,
+            sequence: 0,
+            database: None,
+            mirrored: HashSet::new(),
+        }
+    }
+}
+
 pub(crate) type Shared = Arc<Mutex<FakeTwenty>>;
 
 /// The running fake.
@@ -169,6 +221,7 @@ impl FakeTwentyServer {
             .route("/rest/batch/{plural}", post(rest_batch))
             .route("/rest/{plural}", get(rest_list).post(rest_create))
             .route("/rest/{plural}/{id}", get(rest_get))
+            .route("/client-config", get(client_config))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -224,6 +277,47 @@ impl FakeTwentyServer {
         self.lock().database = Some(pool.clone());
         pool
     }
+}
+
+/// The schema of [`Version::Older`]: the published one edited back to v1.x's shapes (built once).
+pub(crate) fn older_schema() -> Arc<TwentySchema> {
+    static OLDER: std::sync::OnceLock<Arc<TwentySchema>> = std::sync::OnceLock::new();
+    OLDER
+        .get_or_init(|| {
+            Arc::new(twenty_graphql::published().edited(|s| {
+                edit::remove_argument(s, "Mutation", "signUpInNewWorkspace", "input");
+                edit::remove_argument(s, "Mutation", "getLoginTokenFromCredentials", "origin");
+                edit::remove_argument(
+                    s,
+                    "Mutation",
+                    "skipSyncEmailOnboardingStep",
+                    "isAutoSkipped",
+                );
+                edit::remove_field(s, "CreateApiKeyInput", "roleId");
+                for gone in [
+                    "signIn",
+                    "updateWorkspaceMemberSettings",
+                    "triggerInstallAppsOnboardingStep",
+                ] {
+                    edit::remove_field(s, "Mutation", gone);
+                }
+                edit::remove_field(s, "User", "availableWorkspaces");
+                edit::add_field(s, "UserWorkspace", "workspace", "Workspace");
+            }))
+        })
+        .clone()
+}
+
+/// `GET /client-config`: Twenty's public configuration; `appVersion` is its `APP_VERSION`.
+async fn client_config(State(state): State<Shared>) -> Response {
+    let fake = state.lock().unwrap();
+    axum::Json(json!({
+        "appVersion": fake.app_version,
+        "isMultiWorkspaceEnabled": true,
+        "isEmailVerificationRequired": false,
+        "signInPrefilled": false,
+    }))
+    .into_response()
 }
 
 /// The `keyValuePair` key of a fake flag.
@@ -329,9 +423,41 @@ impl FakeTwenty {
         self.calls.get(operation).copied().unwrap_or(0)
     }
 
-    /// Leaves `root_field` out of introspection and refuses it, as a version without it would.
+    /// Leaves `root_field` out of the schema, as a version without it: absent from introspection, refused
+    /// by validation.
     pub(crate) fn hide(&mut self, root_field: &str) {
         self.hidden.insert(root_field.into());
+    }
+
+    /// The schema this fake serves now: the published one, edited for `version` and `hidden`.
+    fn schema(&mut self) -> Arc<TwentySchema> {
+        let key = (self.version, self.hidden.clone());
+        if let Some((cached, schema)) = &self.schema
+            && *cached == key
+        {
+            return schema.clone();
+        }
+        let mut schema = match self.version {
+            Version::Pinned => twenty_graphql::published(),
+            Version::Older => older_schema(),
+        };
+        if !self.hidden.is_empty() {
+            let hidden = self.hidden.clone();
+            schema = Arc::new(schema.edited(|s| {
+                for name in &hidden {
+                    let root = if s.types.get("Mutation").is_some_and(|t| {
+                        matches!(t, apollo_compiler::schema::ExtendedType::Object(o) if o.fields.contains_key(name.as_str()))
+                    }) {
+                        "Mutation"
+                    } else {
+                        "Query"
+                    };
+                    edit::remove_field(s, root, name);
+                }
+            }));
+        }
+        self.schema = Some((key, schema.clone()));
+        schema
     }
 
     pub(crate) fn workspace(&self, id: &str) -> Option<&Workspace> {
@@ -427,16 +553,21 @@ impl FakeTwenty {
 
 type GqlResult = Result<Value, Value>;
 
+/// An error a Twenty resolver throws, as its error hook serialises it (HTTP 200, `data: null`): the
+/// message, `extensions.code`, the exception's own code as `subCode` when it has one, and a
+/// `userFriendlyMessage`.
 fn gql_error(message: &str, code: &str) -> Value {
-    json!({ "message": message, "extensions": { "code": code } })
+    json!({ "message": message, "extensions": { "code": code, "userFriendlyMessage": message } })
 }
 
-fn unknown_field(name: &str, mutation: bool) -> Value {
-    let parent = if mutation { "Mutation" } else { "Query" };
-    gql_error(
-        &format!("Cannot query field \"{name}\" on type \"{parent}\"."),
-        "GRAPHQL_VALIDATION_FAILED",
-    )
+fn gql_error_with(message: &str, code: &str, sub_code: &str, friendly: &str) -> Value {
+    json!({ "message": message, "extensions": {
+        "subCode": sub_code, "userFriendlyMessage": friendly, "code": code,
+    } })
+}
+
+fn unauthenticated() -> Value {
+    gql_error("Unauthenticated", "UNAUTHENTICATED")
 }
 
 fn internal_error() -> Response {
@@ -447,86 +578,30 @@ fn internal_error() -> Response {
         .into_response()
 }
 
-/// A root selection: `(alias or name, name, argument text)`.
-struct RootField {
-    key: String,
-    name: String,
-    args: String,
-}
-
-/// The root fields of a GraphQL document's first operation, and whether it is a mutation.
-fn root_fields(query: &str) -> (bool, Vec<RootField>) {
-    let mutation = query.trim_start().starts_with("mutation");
-    let chars: Vec<char> = query.chars().collect();
-    let mut i = chars
+/// A metadata validation failure of Twenty's v2 builder (`METADATA_VALIDATION_FAILED`, HTTP 200): one failed
+/// entity of `kind` (`objectMetadata` or `fieldMetadata`) with its errors (`(code, message, value)`).
+fn metadata_validation_failed(kind: &str, errors: &[(&str, String, Value)]) -> Value {
+    let errors: Vec<Value> = errors
         .iter()
-        .position(|c| *c == '{')
-        .map_or(chars.len(), |p| p + 1);
-    let mut fields = vec![];
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && (chars[*i].is_whitespace() || chars[*i] == ',') {
-            *i += 1;
-        }
+        .map(|(code, message, value)| {
+            json!({ "code": code, "message": message, "userFriendlyMessage": message, "value": value })
+        })
+        .collect();
+    let friendly = if errors.len() > 1 {
+        "Many validation errors".to_owned()
+    } else {
+        errors[0]["message"].as_str().unwrap_or_default().to_owned()
     };
-    let ident = |i: &mut usize| {
-        let start = *i;
-        while *i < chars.len() && (chars[*i].is_alphanumeric() || chars[*i] == '_') {
-            *i += 1;
-        }
-        chars[start..*i].iter().collect::<String>()
-    };
-    let balanced = |i: &mut usize, open: char, close: char| {
-        let start = *i;
-        let mut depth = 0;
-        let mut in_string = false;
-        while *i < chars.len() {
-            let c = chars[*i];
-            if c == '"' {
-                in_string = !in_string;
-            } else if !in_string && c == open {
-                depth += 1;
-            } else if !in_string && c == close {
-                depth -= 1;
-                if depth == 0 {
-                    *i += 1;
-                    break;
-                }
-            }
-            *i += 1;
-        }
-        chars[start..*i].iter().collect::<String>()
-    };
-    loop {
-        skip_ws(&mut i);
-        if i >= chars.len() || chars[i] == '}' {
-            break;
-        }
-        let mut name = ident(&mut i);
-        if name.is_empty() {
-            break;
-        }
-        let mut key = name.clone();
-        skip_ws(&mut i);
-        if i < chars.len() && chars[i] == ':' {
-            i += 1;
-            skip_ws(&mut i);
-            name = ident(&mut i);
-            skip_ws(&mut i);
-        }
-        let mut args = String::new();
-        if i < chars.len() && chars[i] == '(' {
-            args = balanced(&mut i, '(', ')');
-            skip_ws(&mut i);
-        }
-        if i < chars.len() && chars[i] == '{' {
-            balanced(&mut i, '{', '}');
-        }
-        if key == name {
-            key = name.clone();
-        }
-        fields.push(RootField { key, name, args });
-    }
-    (mutation, fields)
+    json!({
+        "message": "Workspace migration builder failed",
+        "extensions": {
+            "code": "METADATA_VALIDATION_FAILED",
+            "errors": { kind: [{ "type": "create", "metadataName": kind, "errors": errors }] },
+            "summary": { "totalErrors": 1, kind: 1 },
+            "message": format!("Validation failed for 1 {kind}"),
+            "userFriendlyMessage": friendly,
+        },
+    })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -560,6 +635,24 @@ enum Endpoint {
     Graphql,
 }
 
+/// The name of the first root field of `query`'s first operation, for the knobs (`None` if it does not
+/// parse: the validator answers that).
+fn first_root_field(query: &str) -> Option<String> {
+    use apollo_compiler::ast;
+    let document = ast::Document::parse(query, "request.graphql").ok()?;
+    document.definitions.iter().find_map(|d| match d {
+        ast::Definition::OperationDefinition(op) => {
+            op.selection_set
+                .iter()
+                .find_map(|selection| match selection {
+                    ast::Selection::Field(field) => Some(field.name.to_string()),
+                    _ => None,
+                })
+        }
+        _ => None,
+    })
+}
+
 async fn graphql_request(
     state: Shared,
     headers: HeaderMap,
@@ -567,19 +660,17 @@ async fn graphql_request(
     endpoint: Endpoint,
 ) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "errors": [{ "message": "POST body sent invalid JSON." }] })),
+        )
+            .into_response();
     };
     let query = body["query"].as_str().unwrap_or_default().to_owned();
     let variables = body["variables"].clone();
+    let operation_name = body["operationName"].as_str().map(str::to_owned);
     let token = bearer(&headers);
-    let (mutation, fields) = root_fields(&query);
-    let Some(first) = fields.first() else {
-        return axum::Json(
-            json!({ "errors": [gql_error("Syntax Error", "GRAPHQL_PARSE_FAILED")] }),
-        )
-        .into_response();
-    };
-    let operation = first.name.clone();
+    let operation = first_root_field(&query).unwrap_or_default();
     let (fail, lose, slow) = state.lock().unwrap().knobs(&operation);
     if let Some(delay) = slow {
         tokio::time::sleep(delay).await;
@@ -592,35 +683,51 @@ async fn graphql_request(
         read_flags(&state, db).await;
     }
     // The lock lives in this block only: the answer future must stay `Send` across the awaits around it.
-    let answered = {
+    let answer = {
         let mut fake = state.lock().unwrap();
-        let mut data = serde_json::Map::new();
-        let mut failure = None;
-        for field in &fields {
-            let result = match endpoint {
-                Endpoint::Metadata => {
-                    fake.metadata_field(field, mutation, &variables, token.as_deref())
-                }
-                Endpoint::Graphql => {
-                    fake.records_field(field, mutation, &variables, token.as_deref())
-                }
-            };
-            match result {
-                Ok(value) => {
-                    data.insert(field.key.clone(), value);
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
+        match endpoint {
+            Endpoint::Metadata => {
+                let schema = fake.schema();
+                // Production Twenty refuses introspection to requests without a workspace, and strips
+                // suggestions from their errors (useDisableIntrospectionAndSuggestionsForUnauthenticatedUsers).
+                let anonymous = fake.production
+                    && !matches!(
+                        token.as_deref().and_then(|t| fake.token(t)),
+                        Some(Token::Access { .. } | Token::ApiKey { .. })
+                    );
+                schema.execute(
+                    &query,
+                    operation_name.as_deref(),
+                    &variables,
+                    anonymous,
+                    &mut |call| fake.metadata_field(call.name, &call.arguments, token.as_deref()),
+                )
             }
-        }
-        failure.map_or(Ok(data), Err)
-    };
-    let data = match answered {
-        Ok(data) => data,
-        Err(error) => {
-            return axum::Json(json!({ "errors": [error], "data": null })).into_response();
+            Endpoint::Graphql => match records_root_fields(&query, &variables) {
+                Err(answer) => answer,
+                Ok((mutation, fields)) => {
+                    let mut data = serde_json::Map::new();
+                    let mut failure = None;
+                    for (key, name, arguments) in fields {
+                        match fake.records_field(&name, mutation, &arguments, token.as_deref()) {
+                            Ok(value) => {
+                                data.insert(key, value);
+                            }
+                            Err(error) => {
+                                failure = Some(error);
+                                break;
+                            }
+                        }
+                    }
+                    Answer {
+                        status: StatusCode::OK,
+                        body: match failure {
+                            Some(error) => json!({ "errors": [error], "data": null }),
+                            None => json!({ "data": data }),
+                        },
+                    }
+                }
+            },
         }
     };
     if let Some(db) = &database {
@@ -629,49 +736,8 @@ async fn graphql_request(
     if lose {
         return internal_error();
     }
-    axum::Json(json!({ "data": data })).into_response()
+    (answer.status, axum::Json(answer.body)).into_response()
 }
-
-const FIELD_TYPES: [&str; 26] = [
-    "ACTOR",
-    "ADDRESS",
-    "ARRAY",
-    "BOOLEAN",
-    "CURRENCY",
-    "DATE",
-    "DATE_TIME",
-    "EMAILS",
-    "FILES",
-    "FULL_NAME",
-    "LINKS",
-    "MORPH_RELATION",
-    "MULTI_SELECT",
-    "NUMBER",
-    "NUMERIC",
-    "PHONES",
-    "POSITION",
-    "RATING",
-    "RAW_JSON",
-    "RELATION",
-    "RICH_TEXT",
-    "RICH_TEXT_V2",
-    "SELECT",
-    "TEXT",
-    "TS_VECTOR",
-    "UUID",
-];
-const COLORS: [&str; 10] = [
-    "green",
-    "turquoise",
-    "sky",
-    "blue",
-    "purple",
-    "pink",
-    "red",
-    "orange",
-    "yellow",
-    "gray",
-];
 
 fn is_camel_case(name: &str) -> bool {
     let mut chars = name.chars();
@@ -692,43 +758,167 @@ fn capitalized(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// SELECT options as Twenty accepts them: non-empty, `{label, value, color, position}` objects, each value an
-/// identifier-like string used once.
-pub(crate) fn valid_options(list: &[Value]) -> bool {
-    let valid_option = |o: &Value| {
-        o["label"].is_string()
-            && o["value"].as_str().is_some_and(|v| {
-                v.chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            })
-            && o["color"].as_str().is_some_and(|c| COLORS.contains(&c))
-            && o["position"].is_i64()
+/// Twenty's reserved metadata names (twenty-shared `reserved-metadata-name-keywords.constant.ts`, as of
+/// v2.43), transcribed here independently of the manifest's own pre-check.
+const RESERVED_METADATA_NAMES: &[&str] = &[
+    "approvedAccessDomain",
+    "approvedAccessDomains",
+    "appToken",
+    "appTokens",
+    "billingCustomer",
+    "billingCustomers",
+    "billingEntitlement",
+    "billingEntitlements",
+    "billingMeter",
+    "billingMeters",
+    "billingProduct",
+    "billingProducts",
+    "billingSubscription",
+    "billingSubscriptions",
+    "billingSubscriptionItem",
+    "billingSubscriptionItems",
+    "featureFlag",
+    "featureFlags",
+    "job",
+    "jobs",
+    "keyValuePair",
+    "keyValuePairs",
+    "pageLayout",
+    "pageLayouts",
+    "pageLayoutTab",
+    "pageLayoutTabs",
+    "pageLayoutWidget",
+    "pageLayoutWidgets",
+    "postgresCredential",
+    "postgresCredentials",
+    "twoFactorMethod",
+    "twoFactorMethods",
+    "user",
+    "users",
+    "userWorkspace",
+    "userWorkspaces",
+    "workspace",
+    "workspaces",
+    "role",
+    "roles",
+    "userWorkspaceRole",
+    "userWorkspaceRoles",
+    "plan",
+    "plans",
+    "event",
+    "events",
+    "field",
+    "fields",
+    "link",
+    "links",
+    "currency",
+    "currencies",
+    "fullNames",
+    "address",
+    "addresses",
+    "type",
+    "types",
+    "object",
+    "objects",
+    "index",
+    "relation",
+    "relations",
+    "aggregate",
+];
+
+const RESERVED_MESSAGE: &str =
+    "This name is reserved. Use a different name or the system will add \"Custom\" suffix.";
+
+const COLORS: [&str; 10] = [
+    "green",
+    "turquoise",
+    "sky",
+    "blue",
+    "purple",
+    "pink",
+    "red",
+    "orange",
+    "yellow",
+    "gray",
+];
+
+/// Twenty's option value rule (`isSnakeCaseString`): `^(?!.*__)[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`.
+fn is_upper_snake(value: &str) -> bool {
+    let mut parts = value.split('_');
+    parts.next().is_some_and(|first| {
+        first.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && first
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    }) && parts.all(|p| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    })
+}
+
+/// What Twenty's enum validator (`validate-enum-flat-field-metadata.util.ts`) says about SELECT /
+/// MULTI_SELECT options, after it filled in missing ids: its messages, empty when the options are valid.
+pub(crate) fn option_errors(options: &Value) -> Vec<String> {
+    let Some(list) = options.as_array().filter(|l| !l.is_empty()) else {
+        return vec!["Options are required for enum fields".into()];
     };
-    let values: HashSet<&str> = list.iter().filter_map(|o| o["value"].as_str()).collect();
-    !list.is_empty() && list.iter().all(valid_option) && values.len() == list.len()
+    let mut errors = vec![];
+    for option in list {
+        if !option.is_object() {
+            errors.push("Option must be an object".into());
+            continue;
+        }
+        match &option["id"] {
+            Value::String(id) if uuid::Uuid::parse_str(id).is_ok() => {}
+            Value::String(_) => errors.push("Option id is invalid".to_owned()),
+            _ => errors.push("Option id is required".to_owned()),
+        }
+        match option["value"].as_str() {
+            None => errors.push("Option value is required".into()),
+            Some(v) if v.len() > 63 => errors.push("Option value exceeds 63 characters".into()),
+            Some(v) if !is_upper_snake(v) => errors.push(format!(
+                "Value must be in UPPER_CASE and follow snake_case \"{v}\""
+            )),
+            Some(_) => {}
+        }
+        match option["label"].as_str() {
+            None => errors.push("Option label is required".into()),
+            Some(l) if l.chars().count() > 63 => {
+                errors.push("Option label exceeds 63 characters".into())
+            }
+            Some(l) if l.contains(',') => errors.push("Label must not contain a comma".into()),
+            Some(l) if l.trim().is_empty() => errors.push("Label must not be empty".into()),
+            Some(_) => {}
+        }
+        if !option["color"]
+            .as_str()
+            .is_some_and(|c| COLORS.contains(&c))
+        {
+            errors.push("Option color is invalid".into());
+        }
+    }
+    for key in ["position", "id", "value"] {
+        let values: Vec<&Value> = list.iter().map(|o| &o[key]).collect();
+        let distinct: HashSet<String> = values.iter().map(|v| v.to_string()).collect();
+        if distinct.len() != values.len() {
+            errors.push(format!("Duplicated option {key}"));
+        }
+    }
+    errors
 }
 
-/// Whether an update of a field's options names an option id the field does not have (an id names an existing
-/// option, updated; options without one are new).
-pub(crate) fn names_unknown_option(current: &Value, sent: &[Value]) -> bool {
-    let known: Vec<&Value> = current
-        .as_array()
-        .map(|l| l.iter().map(|o| &o["id"]).collect())
-        .unwrap_or_default();
-    sent.iter()
-        .any(|o| !o["id"].is_null() && !known.contains(&&o["id"]))
-}
-
-/// Twenty gives every option an id; one sent with an id keeps it.
+/// Twenty fills in a v4 id where an option has none (`{ id: v4(), ...option }`: an explicit `id: null`
+/// stays null and is refused).
 pub(crate) fn with_option_ids(options: Value) -> Value {
     match options {
         Value::Array(list) => Value::Array(
             list.into_iter()
                 .map(|mut option| {
-                    if !option["id"].is_string() {
-                        option["id"] = json!(uuid::Uuid::new_v4().to_string());
+                    if let Some(fields) = option.as_object_mut()
+                        && !fields.contains_key("id")
+                    {
+                        fields.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
                     }
                     option
                 })
@@ -804,85 +994,43 @@ fn standard_objects() -> Vec<Object> {
     ]
 }
 
+/// An object as the `objects` query answers it (Twenty's own objects are `isSystem` only for its internal
+/// ones; the standard ones a merchant sees are not).
 fn object_json(object: &Object) -> Value {
     let fields: Vec<Value> = object
         .fields
         .iter()
         .map(|f| {
             json!({ "node": {
-                "id": f.id, "name": f.name, "type": f.field_type, "isCustom": f.is_custom,
-                "isActive": f.is_active, "isUnique": f.is_unique, "options": f.options,
-                "defaultValue": f.default_value,
+                "id": f.id, "name": f.name, "type": f.field_type, "isActive": f.is_active,
+                "isSystem": !f.is_custom && matches!(f.name.as_str(), "id" | "createdBy" | "position"),
+                "isUnique": f.is_unique, "options": f.options, "defaultValue": f.default_value,
             } })
         })
         .collect();
     json!({
         "id": object.id, "nameSingular": object.name_singular, "namePlural": object.name_plural,
-        "isCustom": object.is_custom, "isActive": true, "fields": { "edges": fields },
+        "isActive": true, "isSystem": !object.is_custom && object.name_singular == "workspaceMember",
+        "fields": { "edges": fields },
     })
 }
 
-impl FakeTwenty {
-    fn introspection(&self) -> Value {
-        let newer = self.version == Version::Newer;
-        let mut mutations: Vec<(&str, Vec<&str>)> = vec![
-            (
-                "signUp",
-                vec!["email", "password", "captchaToken", "locale"],
-            ),
-            ("getLoginTokenFromCredentials", {
-                let mut args = vec!["email", "password", "captchaToken"];
-                if newer {
-                    args.push("origin");
-                }
-                args
-            }),
-            ("getAuthTokensFromLoginToken", vec!["loginToken", "origin"]),
-            (
-                "signUpInNewWorkspace",
-                if newer { vec!["input"] } else { vec![] },
-            ),
-            ("activateWorkspace", vec!["data"]),
-            ("skipSyncEmailOnboardingStep", vec![]),
-            ("sendInvitations", vec!["emails"]),
-            ("createApiKey", vec!["input"]),
-            ("generateApiKeyToken", vec!["apiKeyId", "expiresAt"]),
-            ("revokeApiKey", vec!["input"]),
-            ("createOneObject", vec!["input"]),
-            ("createOneField", vec!["input"]),
-            ("updateOneField", vec!["input"]),
-        ];
-        if newer {
-            mutations.push(("signIn", vec!["email", "password"]));
-            mutations.push(("skipInviteTeamOnboardingStep", vec![]));
-            mutations.push((
-                "triggerInstallAppsOnboardingStep",
-                vec!["universalIdentifiers", "isAutoSkipped"],
-            ));
-        }
-        let queries: Vec<(&str, Vec<&str>)> = vec![
-            ("currentUser", vec![]),
-            ("getRoles", vec![]),
-            ("apiKeys", vec![]),
-            ("objects", vec!["paging", "filter"]),
-        ];
-        let render = |fields: Vec<(&str, Vec<&str>)>| -> Vec<Value> {
-            fields
-                .into_iter()
-                .filter(|(name, _)| !self.hidden.contains(*name))
-                .map(|(name, args)| {
-                    let args: Vec<Value> = args.iter().map(|a| json!({ "name": a })).collect();
-                    json!({ "name": name, "args": args })
-                })
-                .collect()
-        };
-        json!({
-            "mutationType": { "fields": render(mutations) },
-            "queryType": { "fields": render(queries) },
-        })
-    }
+/// The keys `updateWorkspaceMemberSettings` accepts in `update`: the standard workspaceMember fields but
+/// `id` and `userId` (unknown keys are refused).
+const MEMBER_SETTINGS: [&str; 10] = [
+    "name",
+    "locale",
+    "colorScheme",
+    "jobTitle",
+    "avatarUrl",
+    "timeZone",
+    "dateFormat",
+    "timeFormat",
+    "calendarStartDay",
+    "numberFormat",
+];
 
-    /// What a token stands for, while it is valid: an API key's tokens die with the key's revocation.
+impl FakeTwenty {
     fn token(&self, token: &str) -> Option<&Token> {
         let meaning = self.tokens.get(token)?;
         if let Token::ApiKey { key, .. } = meaning
@@ -897,7 +1045,7 @@ impl FakeTwenty {
         match token.and_then(|t| self.token(t)) {
             Some(Token::Agnostic { user }) => Ok((user.clone(), None)),
             Some(Token::Access { user, workspace }) => Ok((user.clone(), Some(workspace.clone()))),
-            _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+            _ => Err(unauthenticated()),
         }
     }
 
@@ -906,19 +1054,26 @@ impl FakeTwenty {
         match token.and_then(|t| self.token(t)) {
             Some(Token::Access { workspace, .. }) => Ok(workspace.clone()),
             Some(Token::ApiKey { workspace, .. }) if api_key_ok => Ok(workspace.clone()),
-            _ => Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+            _ => Err(unauthenticated()),
         }
     }
 
-    fn check_credentials(&self, variables: &Value) -> Result<String, Value> {
+    fn check_credentials(&self, args: &Value) -> Result<String, Value> {
         self.users
             .iter()
             .find(|u| {
-                Some(u.email.as_str()) == variables["email"].as_str()
-                    && Some(u.password.as_str()) == variables["password"].as_str()
+                Some(u.email.as_str()) == args["email"].as_str()
+                    && Some(u.password.as_str()) == args["password"].as_str()
             })
             .map(|u| u.id.clone())
-            .ok_or_else(|| gql_error("Wrong password", "FORBIDDEN"))
+            .ok_or_else(|| {
+                gql_error_with(
+                    "Wrong password",
+                    "FORBIDDEN",
+                    "FORBIDDEN_EXCEPTION",
+                    "Wrong password",
+                )
+            })
     }
 
     fn tokens_json(token: &str) -> Value {
@@ -928,7 +1083,7 @@ impl FakeTwenty {
         } })
     }
 
-    fn duplicate(&self, kind: &str) -> Value {
+    fn duplicate(&self, kind: &str, name: &str) -> Value {
         let (key, code, message) = if kind == "object" {
             (
                 "objectMetadata",
@@ -944,80 +1099,58 @@ impl FakeTwenty {
         };
         match self.duplicates {
             DuplicateShape::Conflict => gql_error(message, "CONFLICT"),
-            DuplicateShape::ValidationFailed => json!({
-                "message": "Metadata validation failed",
-                "extensions": {
-                    "code": "METADATA_VALIDATION_FAILED",
-                    "errors": { key: [{ "code": code, "message": message }] },
-                    "summary": { "totalErrors": 1 },
-                },
-            }),
+            DuplicateShape::ValidationFailed => {
+                metadata_validation_failed(key, &[(code, message.to_owned(), json!(name))])
+            }
         }
     }
 
-    fn invalid(&self, message: &str) -> Value {
+    fn invalid(&self, kind: &str, message: &str) -> Value {
         match self.duplicates {
             DuplicateShape::Conflict => gql_error(message, "BAD_USER_INPUT"),
-            DuplicateShape::ValidationFailed => json!({
-                "message": message,
-                "extensions": {
-                    "code": "METADATA_VALIDATION_FAILED",
-                    "errors": { "fieldMetadata": [{ "code": "INVALID_FIELD_INPUT", "message": message }] },
-                },
-            }),
+            DuplicateShape::ValidationFailed => {
+                let code = if kind == "objectMetadata" {
+                    "INVALID_OBJECT_INPUT"
+                } else {
+                    "INVALID_FIELD_INPUT"
+                };
+                metadata_validation_failed(kind, &[(code, message.to_owned(), Value::Null)])
+            }
         }
     }
 
-    fn metadata_field(
-        &mut self,
-        field: &RootField,
-        mutation: bool,
-        variables: &Value,
-        token: Option<&str>,
-    ) -> GqlResult {
-        let name = field.name.as_str();
-        if self.hidden.contains(name) {
-            return Err(unknown_field(name, mutation));
-        }
-        let newer = self.version == Version::Newer;
+    /// One root field of `/metadata`, with its coerced arguments (the document was validated against the
+    /// schema before this is called: a root field that does not exist never gets here).
+    fn metadata_field(&mut self, name: &str, args: &Value, token: Option<&str>) -> GqlResult {
         match name {
-            "__schema" => Ok(self.introspection()),
-            "__type" => {
-                let mut fields = vec![json!({ "name": "name" }), json!({ "name": "expiresAt" })];
-                if newer {
-                    fields.push(json!({ "name": "roleId" }));
-                }
-                Ok(json!({ "inputFields": fields }))
-            }
             "signUp" => {
-                let email = variables["email"].as_str().unwrap_or_default().to_owned();
+                let email = args["email"].as_str().unwrap_or_default().to_owned();
                 if self.users.iter().any(|u| u.email == email) {
-                    return Err(gql_error("User already exists", "USER_ALREADY_EXISTS"));
+                    return Err(gql_error_with(
+                        "User already exists",
+                        "BAD_USER_INPUT",
+                        "USER_ALREADY_EXISTS",
+                        "User already exists",
+                    ));
                 }
                 let id = self.next_id();
                 self.users.push(User {
                     id: id.clone(),
                     email,
-                    password: variables["password"].as_str().unwrap_or_default().into(),
+                    password: args["password"].as_str().unwrap_or_default().into(),
                     workspaces: vec![],
                 });
                 let token = self.mint(Token::Agnostic { user: id });
                 Ok(Self::tokens_json(&token))
             }
-            "signIn" if newer => {
-                let user = self.check_credentials(variables)?;
+            "signIn" => {
+                let user = self.check_credentials(args)?;
                 let token = self.mint(Token::Agnostic { user });
                 Ok(Self::tokens_json(&token))
             }
             "getLoginTokenFromCredentials" => {
-                if !newer && field.args.contains("origin") {
-                    return Err(gql_error(
-                        "Unknown argument \"origin\" on field \"Mutation.getLoginTokenFromCredentials\".",
-                        "GRAPHQL_VALIDATION_FAILED",
-                    ));
-                }
-                let user = self.check_credentials(variables)?;
-                let origin = variables["origin"].as_str();
+                let user = self.check_credentials(args)?;
+                let origin = args["origin"].as_str();
                 let workspaces = &self
                     .users
                     .iter()
@@ -1040,8 +1173,8 @@ impl FakeTwenty {
                 )
             }
             "getAuthTokensFromLoginToken" => {
-                let origin = variables["origin"].as_str().unwrap_or_default().to_owned();
-                let Some(Token::Login { user, workspace }) = variables["loginToken"]
+                let origin = args["origin"].as_str().unwrap_or_default().to_owned();
+                let Some(Token::Login { user, workspace }) = args["loginToken"]
                     .as_str()
                     .and_then(|t| self.tokens.get(t))
                     .cloned()
@@ -1064,51 +1197,7 @@ impl FakeTwenty {
                 let token = self.mint(Token::Access { user, workspace });
                 Ok(Self::tokens_json(&token))
             }
-            "signUpInNewWorkspace" => {
-                let (user, _) = self.user_of(token)?;
-                if !newer && !field.args.trim().is_empty() {
-                    return Err(gql_error(
-                        "Unknown argument \"input\" on field \"Mutation.signUpInNewWorkspace\".",
-                        "GRAPHQL_VALIDATION_FAILED",
-                    ));
-                }
-                let id = self.next_id();
-                let subdomain = format!("ws{}", self.sequence);
-                let host = self.base.trim_start_matches("http://").to_owned();
-                let url = format!("http://{subdomain}.{host}");
-                let mut pending: BTreeSet<&'static str> =
-                    ["CONNECT_ACCOUNT", "CREATE_PROFILE", "INVITE_TEAM"].into();
-                if newer {
-                    pending.insert("INSTALL_APPS");
-                }
-                self.workspaces.push(Workspace {
-                    id: id.clone(),
-                    url: url.clone(),
-                    display_name: variables["input"]["displayName"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .into(),
-                    status: "PENDING_CREATION".into(),
-                    owner: user.clone(),
-                    pending,
-                    member_id: String::new(),
-                    member_name: None,
-                    roles: vec![],
-                    objects: vec![],
-                    records: HashMap::new(),
-                });
-                if let Some(u) = self.users.iter_mut().find(|u| u.id == user) {
-                    u.workspaces.push(id.clone());
-                }
-                let login = self.mint(Token::Login {
-                    user,
-                    workspace: id.clone(),
-                });
-                Ok(json!({
-                    "loginToken": { "token": login },
-                    "workspace": { "id": id, "workspaceUrls": { "subdomainUrl": url, "customUrl": null } },
-                }))
-            }
+            "signUpInNewWorkspace" => self.sign_up_in_new_workspace(args, token),
             "activateWorkspace" => {
                 let workspace = self.workspace_of(token, false)?;
                 let admin = self.next_id();
@@ -1120,7 +1209,7 @@ impl FakeTwenty {
                     return Err(gql_error("Workspace is not pending creation", "FORBIDDEN"));
                 }
                 ws.status = "ACTIVE".into();
-                if let Some(name) = variables["data"]["displayName"].as_str() {
+                if let Some(name) = args["data"]["displayName"].as_str() {
                     ws.display_name = name.into();
                 }
                 ws.objects = standard_objects();
@@ -1133,11 +1222,23 @@ impl FakeTwenty {
             }
             "currentUser" => {
                 let (user, workspace) = self.user_of(token)?;
-                let workspaces: Vec<Value> = self
+                let owned: Vec<&Workspace> = self
                     .workspaces
                     .iter()
                     .filter(|ws| ws.owner == user)
-                    .map(|ws| json!({ "workspace": { "id": ws.id, "workspaceUrls": { "subdomainUrl": ws.url } } }))
+                    .collect();
+                let available: Vec<Value> = owned
+                    .iter()
+                    .map(|ws| {
+                        json!({ "id": ws.id, "displayName": ws.display_name, "sso": [],
+                                       "workspaceUrls": { "subdomainUrl": ws.url } })
+                    })
+                    .collect();
+                // Memberships; `workspace` on them exists only in the older schema the fake can serve.
+                let memberships: Vec<Value> = owned
+                    .iter()
+                    .map(|ws| json!({ "id": format!("uw-{}", ws.id), "userId": user, "locale": "en",
+                                       "workspace": { "id": ws.id, "workspaceUrls": { "subdomainUrl": ws.url } } }))
                     .collect();
                 let email = self
                     .users
@@ -1147,21 +1248,64 @@ impl FakeTwenty {
                 let (status, current, member) =
                     match workspace.as_deref().and_then(|w| self.workspace(w)) {
                         Some(ws) => (
-                            self.onboarding_status(&ws.id),
+                            json!(self.onboarding_status(&ws.id)),
                             json!({ "id": ws.id, "activationStatus": ws.status }),
                             (!ws.member_id.is_empty()).then(|| json!({ "id": ws.member_id })),
                         ),
-                        None => ("WORKSPACE_ACTIVATION", Value::Null, None),
+                        None => (Value::Null, Value::Null, None),
                     };
                 Ok(json!({
-                    "id": user, "email": email, "onboardingStatus": status, "workspaces": workspaces,
+                    "id": user, "email": email, "onboardingStatus": status, "workspaces": memberships,
+                    "availableWorkspaces": {
+                        "availableWorkspacesForSignIn": available, "availableWorkspacesForSignUp": [],
+                    },
                     "currentWorkspace": current, "workspaceMember": member,
                 }))
             }
             "skipSyncEmailOnboardingStep" => self.clear_flag(token, "CONNECT_ACCOUNT"),
-            "skipInviteTeamOnboardingStep" if newer => self.clear_flag(token, "INVITE_TEAM"),
-            "sendInvitations" => self.clear_flag(token, "INVITE_TEAM"),
-            "triggerInstallAppsOnboardingStep" if newer => self.clear_flag(token, "INSTALL_APPS"),
+            "skipInviteTeamOnboardingStep" | "sendInvitations" => {
+                self.clear_flag(token, "INVITE_TEAM")
+            }
+            "triggerInstallAppsOnboardingStep" => self.clear_flag(token, "INSTALL_APPS"),
+            "completeBookCallOnboardingStep" | "skipBookOnboardingStep" => {
+                self.clear_flag(token, "BOOK_CALL")
+            }
+            "updateWorkspaceMemberSettings" => {
+                let workspace = self.workspace_of(token, true)?;
+                let input = &args["input"];
+                let update = input["update"].as_object().cloned().unwrap_or_default();
+                if update.is_empty() {
+                    return Err(gql_error("Update input is empty", "BAD_USER_INPUT"));
+                }
+                if let Some(key) = update
+                    .keys()
+                    .find(|k| !MEMBER_SETTINGS.contains(&k.as_str()))
+                {
+                    return Err(gql_error(
+                        &format!(
+                            "Cannot update custom workspaceMember field via this endpoint: {key}"
+                        ),
+                        "BAD_USER_INPUT",
+                    ));
+                }
+                let ignore_profile = self.ignore_profile_update;
+                let ws = self
+                    .workspace_mut(&workspace)
+                    .expect("workspace of a token");
+                if input["workspaceMemberId"].as_str() != Some(ws.member_id.as_str()) {
+                    return Err(gql_error("Workspace member not found", "NOT_FOUND"));
+                }
+                if let Some(name) = update.get("name") {
+                    ws.member_name = Some(name.clone());
+                    let named = ["firstName", "lastName"]
+                        .iter()
+                        .any(|k| name[*k].as_str().is_some_and(|v| !v.trim().is_empty()));
+                    if named && !ignore_profile {
+                        ws.pending.remove("CREATE_PROFILE");
+                    }
+                }
+                Ok(json!(true))
+            }
             "apiKeys" => {
                 // Active keys only (`findActiveByWorkspaceId`).
                 let workspace = self.workspace_of(token, false)?;
@@ -1175,7 +1319,7 @@ impl FakeTwenty {
             }
             "revokeApiKey" => {
                 let workspace = self.workspace_of(token, false)?;
-                let id = variables["input"]["id"].as_str().unwrap_or_default();
+                let id = args["input"]["id"].as_str().unwrap_or_default();
                 match self
                     .api_keys
                     .iter_mut()
@@ -1200,26 +1344,13 @@ impl FakeTwenty {
             }
             "createApiKey" => {
                 let workspace = self.workspace_of(token, false)?;
-                let input = &variables["input"];
-                let role = input["roleId"].as_str().map(str::to_owned);
-                match (newer, &role) {
-                    (false, Some(_)) => {
-                        return Err(gql_error(
-                            "Field \"roleId\" is not defined by type \"CreateApiKeyInput\".",
-                            "GRAPHQL_VALIDATION_FAILED",
-                        ));
-                    }
-                    (true, None) => {
-                        return Err(gql_error("roleId is required", "BAD_USER_INPUT"));
-                    }
-                    _ => {}
-                }
+                let input = &args["input"];
                 let id = self.next_id();
                 let key = ApiKey {
                     id: id.clone(),
                     workspace,
                     name: input["name"].as_str().unwrap_or_default().into(),
-                    role_id: role,
+                    role_id: input["roleId"].as_str().map(str::to_owned),
                     expires_at: input["expiresAt"].as_str().unwrap_or_default().into(),
                     tokens: vec![],
                     revoked: false,
@@ -1230,7 +1361,7 @@ impl FakeTwenty {
             }
             "generateApiKeyToken" => {
                 let workspace = self.workspace_of(token, false)?;
-                let id = variables["apiKeyId"].as_str().unwrap_or_default();
+                let id = args["apiKeyId"].as_str().unwrap_or_default();
                 if !self
                     .api_keys
                     .iter()
@@ -1249,28 +1380,110 @@ impl FakeTwenty {
             }
             "objects" => {
                 let workspace = self.workspace_of(token, true)?;
+                if args["paging"]["first"]
+                    .as_i64()
+                    .is_some_and(|first| first > 1000)
+                {
+                    return Err(gql_error(
+                        "Field paging.first max allowed value is `1000`.",
+                        "BAD_USER_INPUT",
+                    ));
+                }
                 let ws = self.workspace(&workspace).expect("workspace of a token");
                 let edges: Vec<Value> = ws
                     .objects
                     .iter()
-                    .map(|o| json!({ "node": object_json(o) }))
+                    .map(|o| json!({ "node": object_json(o), "cursor": o.id }))
                     .collect();
-                Ok(json!({ "edges": edges }))
+                Ok(
+                    json!({ "edges": edges, "pageInfo": { "hasNextPage": false, "hasPreviousPage": false } }),
+                )
             }
             "createOneObject" => {
                 let workspace = self.workspace_of(token, true)?;
-                self.create_object(&workspace, &variables["input"]["object"])
+                self.create_object(&workspace, &args["input"]["object"])
             }
             "createOneField" => {
                 let workspace = self.workspace_of(token, true)?;
-                self.create_field(&workspace, &variables["input"]["field"])
+                self.create_field(&workspace, &args["input"]["field"])
             }
             "updateOneField" => {
                 let workspace = self.workspace_of(token, true)?;
-                self.update_field(&workspace, &variables["input"])
+                self.update_field(&workspace, &args["input"])
             }
-            _ => Err(unknown_field(name, mutation)),
+            other => Err(gql_error(
+                &format!("the fake Twenty does not implement {other}"),
+                "INTERNAL_SERVER_ERROR",
+            )),
         }
+    }
+
+    /// `signUpInNewWorkspace` (sign-in-up.service.ts): the workspace cap first, then the display name.
+    fn sign_up_in_new_workspace(&mut self, args: &Value, token: Option<&str>) -> GqlResult {
+        let (user, _) = self.user_of(token)?;
+        if let Some(cap) = self.max_workspaces
+            && !self.workspaces.is_empty()
+            && self.workspaces.len() >= cap
+        {
+            return Err(gql_error_with(
+                &format!("Cannot create more than {cap} workspaces without a valid enterprise key"),
+                "FORBIDDEN",
+                "FORBIDDEN_EXCEPTION",
+                "Workspace limit reached. A valid enterprise key is required to create more workspaces.",
+            ));
+        }
+        let takes_input = self
+            .schema()
+            .has_argument("Mutation", "signUpInNewWorkspace", "input");
+        let display_name = args["input"]["displayName"]
+            .as_str()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        if takes_input && display_name.is_empty() {
+            return Err(gql_error_with(
+                "Workspace name is required",
+                "BAD_USER_INPUT",
+                "INVALID_INPUT",
+                "Workspace name is required",
+            ));
+        }
+        let id = self.next_id();
+        let subdomain = format!("ws{}", self.sequence);
+        let host = self.base.trim_start_matches("http://").to_owned();
+        let url = format!("http://{subdomain}.{host}");
+        let mut pending: BTreeSet<&'static str> =
+            ["CONNECT_ACCOUNT", "CREATE_PROFILE", "INVITE_TEAM"].into();
+        if self
+            .schema()
+            .has_field("Mutation", "triggerInstallAppsOnboardingStep")
+        {
+            pending.insert("INSTALL_APPS");
+        }
+        self.workspaces.push(Workspace {
+            id: id.clone(),
+            url: url.clone(),
+            display_name,
+            status: "PENDING_CREATION".into(),
+            owner: user.clone(),
+            pending,
+            member_id: String::new(),
+            member_name: None,
+            roles: vec![],
+            objects: vec![],
+            records: HashMap::new(),
+        });
+        if let Some(u) = self.users.iter_mut().find(|u| u.id == user) {
+            u.workspaces.push(id.clone());
+        }
+        let login = self.mint(Token::Login {
+            user,
+            workspace: id.clone(),
+        });
+        Ok(json!({
+            "loginToken": { "token": login, "expiresAt": "2030-01-01T00:00:00.000Z" },
+            "workspace": { "id": id, "workspaceUrls": { "subdomainUrl": url, "customUrl": null } },
+        }))
     }
 
     fn clear_flag(&mut self, token: Option<&str>, flag: &str) -> GqlResult {
@@ -1286,10 +1499,30 @@ impl FakeTwenty {
         let singular = input["nameSingular"].as_str().unwrap_or_default();
         let plural = input["namePlural"].as_str().unwrap_or_default();
         if !is_camel_case(singular) || !is_camel_case(plural) || singular == plural {
-            return Err(self.invalid(&format!("Invalid object names {singular:?}/{plural:?}")));
+            return Err(self.invalid(
+                "objectMetadata",
+                &format!("Invalid object names {singular:?}/{plural:?}"),
+            ));
+        }
+        let reserved: Vec<(&str, String, Value)> = [singular, plural]
+            .into_iter()
+            .filter(|name| RESERVED_METADATA_NAMES.contains(name))
+            .map(|name| {
+                (
+                    "INVALID_OBJECT_INPUT",
+                    RESERVED_MESSAGE.to_owned(),
+                    json!(name),
+                )
+            })
+            .collect();
+        if !reserved.is_empty() {
+            return Err(metadata_validation_failed("objectMetadata", &reserved));
         }
         if input["labelSingular"].as_str().is_none() || input["labelPlural"].as_str().is_none() {
-            return Err(self.invalid("labelSingular and labelPlural are required"));
+            return Err(self.invalid(
+                "objectMetadata",
+                "labelSingular and labelPlural are required",
+            ));
         }
         let exists = self.workspace(workspace).is_some_and(|ws| {
             ws.objects.iter().any(|o| {
@@ -1299,7 +1532,7 @@ impl FakeTwenty {
             })
         });
         if exists {
-            return Err(self.duplicate("object"));
+            return Err(self.duplicate("object", singular));
         }
         let created = object(singular, plural, true, &[]);
         let answer = json!({ "id": created.id, "nameSingular": singular, "namePlural": plural });
@@ -1320,28 +1553,39 @@ impl FakeTwenty {
             return Err(gql_error("Object metadata not found", "NOT_FOUND"));
         };
         if input["label"].as_str().is_none() {
-            return Err(self.invalid("label is required"));
+            return Err(self.invalid("fieldMetadata", "label is required"));
         }
         if !is_camel_case(&name) {
-            return Err(self.invalid(&format!("Invalid field name {name:?}")));
+            return Err(self.invalid("fieldMetadata", &format!("Invalid field name {name:?}")));
         }
-        if !FIELD_TYPES.contains(&field_type.as_str()) {
-            return Err(gql_error(
-                &format!("Value \"{field_type}\" does not exist in \"FieldMetadataType\" enum."),
-                "GRAPHQL_VALIDATION_FAILED",
+        if RESERVED_METADATA_NAMES.contains(&name.as_str()) {
+            return Err(metadata_validation_failed(
+                "fieldMetadata",
+                &[(
+                    "INVALID_FIELD_INPUT",
+                    RESERVED_MESSAGE.to_owned(),
+                    json!(name),
+                )],
             ));
         }
         if target.fields.iter().any(|f| f.name == name) {
-            return Err(self.duplicate("field"));
+            return Err(self.duplicate("field", &name));
         }
-        let options = input.get("options").cloned().unwrap_or(Value::Null);
+        let options = with_option_ids(input.get("options").cloned().unwrap_or(Value::Null));
         let default = input.get("defaultValue").cloned().unwrap_or(Value::Null);
         if matches!(field_type.as_str(), "SELECT" | "MULTI_SELECT") {
-            let Some(list) = options.as_array().filter(|l| valid_options(l)) else {
-                return Err(self.invalid("Options are required for enum fields"));
-            };
-            let quoted_values: Vec<String> = list
-                .iter()
+            let errors = option_errors(&options);
+            if !errors.is_empty() {
+                let errors: Vec<(&str, String, Value)> = errors
+                    .into_iter()
+                    .map(|message| ("INVALID_FIELD_INPUT", message, Value::Null))
+                    .collect();
+                return Err(metadata_validation_failed("fieldMetadata", &errors));
+            }
+            let quoted_values: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
                 .filter_map(|o| o["value"].as_str().map(|v| format!("'{v}'")))
                 .collect();
             let defaults: Vec<&Value> = match (&default, field_type.as_str()) {
@@ -1351,28 +1595,33 @@ impl FakeTwenty {
             };
             for value in defaults {
                 if !is_quoted(value) {
-                    return Err(self.invalid("Default value must be a quoted string"));
+                    return Err(
+                        self.invalid("fieldMetadata", "Default value should be as quoted string")
+                    );
                 }
                 if !quoted_values
                     .iter()
                     .any(|q| Some(q.as_str()) == value.as_str())
                 {
-                    return Err(self.invalid("Default value must be one of the options"));
+                    return Err(self.invalid(
+                        "fieldMetadata",
+                        &format!("Default value {value} must be one of the option values"),
+                    ));
                 }
             }
         }
         if field_type == "TEXT" && !default.is_null() && !is_quoted(&default) {
-            return Err(self.invalid("Default value must be a quoted string"));
+            return Err(self.invalid("fieldMetadata", "Default value should be as quoted string"));
         }
         if matches!(field_type.as_str(), "NUMBER" | "NUMERIC")
             && !default.is_null()
             && !default.is_number()
         {
-            return Err(self.invalid("Default value must be a number"));
+            return Err(self.invalid("fieldMetadata", "Default value must be a number"));
         }
         let mut created = field(&name, &field_type, true);
         created.is_unique = input["isUnique"].as_bool().unwrap_or(false);
-        created.options = with_option_ids(options);
+        created.options = options;
         created.default_value = default;
         let mut inverse = None;
         if field_type == "RELATION" {
@@ -1384,7 +1633,7 @@ impl FakeTwenty {
                 .workspace(workspace)
                 .is_some_and(|ws| ws.objects.iter().any(|o| o.id == target_id))
             {
-                return Err(self.invalid("Target object metadata not found"));
+                return Err(self.invalid("fieldMetadata", "Target object metadata not found"));
             }
             let inverse_name = payload["targetFieldName"]
                 .as_str()
@@ -1428,16 +1677,16 @@ impl FakeTwenty {
             return Err(gql_error("Field metadata not found", "NOT_FOUND"));
         };
         if let Some(options) = update.get("options") {
-            let Some(list) = options.as_array().filter(|l| valid_options(l)) else {
-                return Err(gql_error(
-                    "Options are required for enum fields",
-                    "BAD_USER_INPUT",
-                ));
-            };
-            if names_unknown_option(&f.options, list) {
-                return Err(gql_error("Option id not found", "BAD_USER_INPUT"));
+            let options = with_option_ids(options.clone());
+            let errors = option_errors(&options);
+            if !errors.is_empty() {
+                let errors: Vec<(&str, String, Value)> = errors
+                    .into_iter()
+                    .map(|message| ("INVALID_FIELD_INPUT", message, Value::Null))
+                    .collect();
+                return Err(metadata_validation_failed("fieldMetadata", &errors));
             }
-            f.options = with_option_ids(options.clone());
+            f.options = options;
         }
         if let Some(default) = update.get("defaultValue") {
             f.default_value = default.clone();
@@ -1451,35 +1700,35 @@ impl FakeTwenty {
     /// `/graphql`: `updateWorkspaceMember`, and any object's plural as a records query.
     fn records_field(
         &mut self,
-        field: &RootField,
+        name: &str,
         mutation: bool,
-        variables: &Value,
+        args: &Value,
         token: Option<&str>,
     ) -> GqlResult {
         let (user, workspace) = match token.and_then(|t| self.token(t)) {
             Some(Token::Access { user, workspace }) => (Some(user.clone()), workspace.clone()),
             Some(Token::ApiKey { workspace, .. }) => (None, workspace.clone()),
-            _ => return Err(gql_error("Unauthenticated", "UNAUTHENTICATED")),
+            _ => return Err(unauthenticated()),
         };
         let ignore_profile = self.ignore_profile_update;
         let ws = self
             .workspace_mut(&workspace)
             .expect("workspace of a token");
-        if field.name == "updateWorkspaceMember" {
-            if variables["id"].as_str() != Some(ws.member_id.as_str()) {
+        if name == "updateWorkspaceMember" {
+            if args["id"].as_str() != Some(ws.member_id.as_str()) {
                 return Err(gql_error("Record not found", "NOT_FOUND"));
             }
-            if let Some(name) = variables["data"].get("name") {
-                ws.member_name = Some(name.clone());
-                // Only a user token clears the profile step (§5.4).
+            if let Some(member_name) = args["data"].get("name") {
+                ws.member_name = Some(member_name.clone());
+                // Only a user token clears the profile step (the pre-query hook clears the caller's flag).
                 if user.is_some() && !ignore_profile {
                     ws.pending.remove("CREATE_PROFILE");
                 }
             }
             return Ok(json!({ "id": ws.member_id }));
         }
-        if !mutation && ws.objects.iter().any(|o| o.name_plural == field.name) {
-            let records = ws.records.get(&field.name).cloned().unwrap_or_default();
+        if !mutation && ws.objects.iter().any(|o| o.name_plural == name) {
+            let records = ws.records.get(name).cloned().unwrap_or_default();
             let edges: Vec<Value> = records
                 .iter()
                 .map(|r| json!({ "node": r, "cursor": r["id"] }))
@@ -1489,7 +1738,11 @@ impl FakeTwenty {
                 "pageInfo": { "hasNextPage": false, "startCursor": null, "endCursor": null },
             }));
         }
-        Err(unknown_field(&field.name, mutation))
+        let parent = if mutation { "Mutation" } else { "Query" };
+        Err(
+            json!({ "message": format!("Cannot query field \"{name}\" on type \"{parent}\"."),
+                    "locations": [{ "line": 1, "column": 1 }] }),
+        )
     }
 }
 

@@ -292,7 +292,7 @@ fn added_options(existing: &RemoteField, field: &FieldDef) -> Option<Vec<Value>>
         .iter()
         .filter(|o| !has(&o["value"]))
         .map(|option| {
-            let mut option = option.clone();
+            let mut option = with_id(option);
             option["position"] = json!(next_position);
             next_position += 1;
             option
@@ -339,6 +339,14 @@ pub fn object_input(object: &ObjectDef) -> Value {
     Value::Object(input)
 }
 
+/// A manifest option as sent to Twenty: with a fresh v4 `id`, as Twenty's own frontend sends every new option
+/// (its newest validator refuses an option without one; ids of existing options are kept as Twenty lists them).
+fn with_id(option: &Value) -> Value {
+    let mut option = option.clone();
+    option["id"] = json!(uuid::Uuid::new_v4().to_string());
+    option
+}
+
 /// The `createOneField` `field` input of a scalar field.
 pub fn field_input(object_metadata_id: &str, field: &FieldDef) -> Value {
     let mut input = Map::new();
@@ -351,7 +359,13 @@ pub fn field_input(object_metadata_id: &str, field: &FieldDef) -> Value {
         ("description", field.description.as_ref().map(|d| json!(d))),
         ("icon", field.icon.as_ref().map(|i| json!(i))),
         ("isUnique", field.is_unique.map(|u| json!(u))),
-        ("options", field.options.as_ref().map(|o| json!(o))),
+        (
+            "options",
+            field
+                .options
+                .as_ref()
+                .map(|o| Value::Array(o.iter().map(with_id).collect())),
+        ),
         ("defaultValue", field.default_value.clone()),
     ] {
         if let Some(value) = value {

@@ -384,20 +384,24 @@ fn check_options(problems: &mut Vec<String>, at: &str, options: &[Value]) -> Vec
             continue;
         };
         let value = option.get("value").and_then(Value::as_str).unwrap_or("");
-        let valid_value = value
-            .chars()
-            .next()
-            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-            && value.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
-        if !valid_value {
-            problems.push(format!("{at}: option {i} has an invalid value {value:?}"));
+        if !is_option_value(value) {
+            problems.push(format!(
+                "{at}: option {i} has an invalid value {value:?} (UPPER_SNAKE, at most 63 characters)"
+            ));
         }
-        if option
+        if !option
             .get("label")
             .and_then(Value::as_str)
-            .is_none_or(|l| l.trim().is_empty())
+            .is_some_and(is_option_label)
         {
-            problems.push(format!("{at}: option {i} has no label"));
+            problems.push(format!(
+                "{at}: option {i} needs a label of 1-63 characters without a comma"
+            ));
+        }
+        if option.contains_key("id") {
+            problems.push(format!(
+                "{at}: option {i} has an id; ids are given when the options are sent"
+            ));
         }
         if !option
             .get("color")
@@ -457,13 +461,112 @@ fn check_default(
     }
 }
 
-/// Twenty metadata names: camelCase, starting with a lowercase letter, letters and digits only.
+/// Twenty metadata names: camelCase, starting with a lowercase letter, letters and digits only, and none of
+/// Twenty's reserved names (Twenty answers "This name is reserved" and stops the whole apply there).
 fn check_name(problems: &mut Vec<String>, at: &str, name: &str) {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_alphanumeric());
     if !valid {
         problems.push(format!("{at}: name {name:?} is not camelCase"));
     }
+    if RESERVED_NAMES.contains(&name) {
+        problems.push(format!(
+            "{at}: name {name:?} is reserved by Twenty; choose another (e.g. {name}Code)"
+        ));
+    }
+}
+
+/// Twenty's reserved metadata names (twenty-shared `reserved-metadata-name-keywords.constant.ts`): its core
+/// object names, singular and plural, and a few words of its own. Matched exactly (names are camelCase).
+pub const RESERVED_NAMES: &[&str] = &[
+    "approvedAccessDomain",
+    "approvedAccessDomains",
+    "appToken",
+    "appTokens",
+    "billingCustomer",
+    "billingCustomers",
+    "billingEntitlement",
+    "billingEntitlements",
+    "billingMeter",
+    "billingMeters",
+    "billingProduct",
+    "billingProducts",
+    "billingSubscription",
+    "billingSubscriptions",
+    "billingSubscriptionItem",
+    "billingSubscriptionItems",
+    "featureFlag",
+    "featureFlags",
+    "job",
+    "jobs",
+    "keyValuePair",
+    "keyValuePairs",
+    "pageLayout",
+    "pageLayouts",
+    "pageLayoutTab",
+    "pageLayoutTabs",
+    "pageLayoutWidget",
+    "pageLayoutWidgets",
+    "postgresCredential",
+    "postgresCredentials",
+    "twoFactorMethod",
+    "twoFactorMethods",
+    "user",
+    "users",
+    "userWorkspace",
+    "userWorkspaces",
+    "workspace",
+    "workspaces",
+    "role",
+    "roles",
+    "userWorkspaceRole",
+    "userWorkspaceRoles",
+    "plan",
+    "plans",
+    "event",
+    "events",
+    "field",
+    "fields",
+    "link",
+    "links",
+    "currency",
+    "currencies",
+    "fullNames",
+    "address",
+    "addresses",
+    "type",
+    "types",
+    "object",
+    "objects",
+    "index",
+    "relation",
+    "relations",
+    "aggregate",
+];
+
+/// Twenty's option value rule: UPPER_SNAKE (`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`, hence no double underscore),
+/// at most 63 characters.
+pub fn is_option_value(value: &str) -> bool {
+    let mut parts = value.split('_');
+    let first_ok = parts.next().is_some_and(|first| {
+        first.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && first
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    });
+    first_ok
+        && parts.all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        && value.len() <= 63
+}
+
+/// Twenty's option label rule: not blank, at most 63 characters, no comma.
+pub fn is_option_label(label: &str) -> bool {
+    !label.trim().is_empty() && label.chars().count() <= 63 && !label.contains(',')
 }
 
 /// "Voice Calls" → "voiceCalls": the name Twenty derives from a label.
@@ -503,7 +606,7 @@ mod tests {
     #[test]
     fn the_shipped_manifest_is_valid() {
         let manifest = Manifest::load().expect("config/crm-model.json is valid");
-        assert_eq!(manifest.version(), 1);
+        assert_eq!(manifest.version(), 2);
         assert_eq!(manifest.objects.len(), 7);
         for synced in ["person", "sallaProduct", "sallaOrder", "sallaCart"] {
             let external = manifest
@@ -535,6 +638,10 @@ mod tests {
         );
         assert!(
             has("sallaOrder, field currency: default \"SAR\""),
+            "{problems:#?}"
+        );
+        assert!(
+            has("sallaOrder, field currency: name \"currency\" is reserved by Twenty"),
             "{problems:#?}"
         );
         assert!(
@@ -585,6 +692,50 @@ mod tests {
         );
         let problems = with(|m| m["version"] = Value::Null);
         assert!(problems[0].contains("version"), "{problems:?}");
+        let problems = with(|m| m["objects"][0]["fields"][0]["name"] = "currency".into());
+        assert!(
+            problems[0].contains("is reserved by Twenty"),
+            "{problems:?}"
+        );
+        let problems = with(|m| m["objects"][0]["nameSingular"] = "event".into());
+        assert!(
+            problems.iter().any(|p| p.contains("\"event\" is reserved")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn option_values_and_labels_follow_twentys_rules() {
+        for good in ["ACTIVE", "IN_PROGRESS", "A1", "TIER_2_GOLD"] {
+            assert!(is_option_value(good), "{good}");
+        }
+        for bad in [
+            "active",
+            "_ACTIVE",
+            "IN__PROGRESS",
+            "ACTIVE_",
+            "1ST",
+            "",
+            &"A".repeat(64),
+        ] {
+            assert!(!is_option_value(bad), "{bad}");
+        }
+        assert!(is_option_label("In progress"));
+        for bad in ["", "  ", "Red, green", &"x".repeat(64)] {
+            assert!(!is_option_label(bad), "{bad:?}");
+        }
+        let problems = with(|m| {
+            m["objects"][1]["fields"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|f| f["options"].is_array())
+                .expect("a SELECT field")["options"][0]["label"] = "Yes, really".into()
+        });
+        assert!(
+            problems.iter().any(|p| p.contains("without a comma")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -8,10 +8,16 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ErrorBody;
 
+/// How long a client is told to wait while the workspace waits for capacity (the capacity sweep runs every
+/// minute).
+const WAITING_RETRY_AFTER_SECS: u64 = 60;
+
 #[derive(Debug)]
 pub enum ProxyError {
     NotConfigured,
     WorkspaceNotReady,
+    /// No Twenty instance had room for the tenant's workspace yet (`crm::placement`).
+    WaitingForCapacity,
     Forbidden(String),
     InvalidRequest(String),
     MethodNotAllowed,
@@ -37,6 +43,13 @@ impl ProxyError {
                 StatusCode::CONFLICT,
                 "crm_workspace_not_ready",
                 "The organization's CRM workspace is not set up yet; try again later.".into(),
+            ),
+            Self::WaitingForCapacity => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "crm_unavailable",
+                "The organization's CRM is waiting for capacity: every CRM server is at its workspace limit. \
+                 It is set up automatically as soon as one has room; everything else works meanwhile."
+                    .into(),
             ),
             Self::Forbidden(message) => (
                 StatusCode::FORBIDDEN,
@@ -98,16 +111,22 @@ impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
         let mut response = status.into_response();
-        if let Self::RateLimited(wait) = self {
-            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let retry_after = match &self {
+            Self::RateLimited(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            Self::WaitingForCapacity => Some(WAITING_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        let details = matches!(self, Self::WaitingForCapacity)
+            .then(|| serde_json::json!({ "reason": "waiting_for_capacity" }));
         response.extensions_mut().insert(ErrorBody {
             code: code.into(),
             message,
-            details: None,
+            details,
             provisioning: None,
         });
         response

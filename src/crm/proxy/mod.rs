@@ -1,7 +1,8 @@
 //! `/crm/*`: the tenant-scoped reverse proxy to Twenty (reference §1.2, §3.3, §3.4, §6 "Proxy").
 //!
-//! `/crm/rest/*` goes to `{crm.base_url}/rest/*` and `/crm/graphql` to `{crm.base_url}/graphql`, for the
-//! tenant the caller authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied).
+//! `/crm/rest/*` goes to `{instance}/rest/*` and `/crm/graphql` to `{instance}/graphql`, where `instance` is
+//! the Twenty instance the tenant's workspace lives on (`crm::placement`), for the tenant the caller
+//! authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied).
 //! The caller's credentials are dropped and the tenant's own Twenty API key — which alone selects the
 //! workspace — is injected, so a tenant can only ever reach its own workspace. API keys, webhooks, roles and
 //! the metadata API stay out of reach (`policy`). Each tenant is rate limited in process (`limiter`).
@@ -17,6 +18,7 @@ mod limiter;
 mod policy;
 mod upstream;
 
+use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use self::error::ProxyError;
 use self::limiter::RateLimiter;
 use self::policy::Refusal;
 use self::upstream::{Upstream, UpstreamError};
-use super::workspace::{self, CredentialsError};
+use super::workspace::{self, CredentialsError, WorkspaceState};
 use crate::config::CrmConfig;
 use crate::http::TenantContext;
 use crate::secrets::Keyring;
@@ -63,11 +65,13 @@ pub struct CrmProxy {
 }
 
 struct Inner {
-    upstream: Upstream,
+    /// One pooled client per configured Twenty instance, by key.
+    upstreams: BTreeMap<String, Upstream>,
     db: PgPool,
     keyring: Keyring,
-    /// `Authorization` values (`Bearer <tenant's Twenty API key>`, marked sensitive) by tenant.
-    credentials: Cache<TenantId, HeaderValue>,
+    /// The instance and the `Authorization` value (`Bearer <tenant's Twenty API key>`, marked sensitive) of
+    /// each tenant's workspace.
+    credentials: Cache<TenantId, Route>,
     limiter: RateLimiter,
     timeout: Duration,
     body_limit: usize,
@@ -85,11 +89,20 @@ enum Target {
     Graphql,
 }
 
+/// Where a tenant's requests go.
+#[derive(Clone)]
+struct Route {
+    instance: Arc<str>,
+    authorization: HeaderValue,
+}
+
 /// Why a tenant's credentials could not be produced.
 #[derive(Debug, thiserror::Error)]
 enum LookupError {
     #[error("no API key stored yet")]
     NotReady,
+    #[error("waiting for a Twenty instance with room")]
+    WaitingForCapacity,
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error("the stored API key is not a valid header value")]
@@ -97,7 +110,8 @@ enum LookupError {
 }
 
 impl CrmProxy {
-    /// The proxy when Twenty is configured (`crm.base_url`), `None` otherwise (`/crm/*` answers 501).
+    /// The proxy when Twenty is configured (`crm.base_url` or `[[crm.instances]]`), `None` otherwise
+    /// (`/crm/*` answers 501).
     pub fn from_config(
         config: &CrmConfig,
         keyring: Keyring,
@@ -107,9 +121,15 @@ impl CrmProxy {
             return Ok(None);
         }
         let timeout = Duration::from_secs(config.proxy_timeout_secs);
+        let mut upstreams = BTreeMap::new();
+        for instance in config.instances() {
+            let upstream = Upstream::new(&instance.base_url, timeout)
+                .map_err(|e| format!("Twenty instance {}: {e}", instance.key))?;
+            upstreams.insert(instance.key, upstream);
+        }
         Ok(Some(Self {
             inner: Arc::new(Inner {
-                upstream: Upstream::new(&config.base_url, timeout)?,
+                upstreams,
                 db,
                 keyring,
                 credentials: Cache::builder()
@@ -179,10 +199,14 @@ impl CrmProxy {
                 exceeded: exceeded.clone(),
             }),
         };
-        let authorization = self.authorization(tenant).await?;
+        let route = self.route(tenant).await?;
+        let Some(upstream_client) = inner.upstreams.get(&*route.instance) else {
+            tracing::error!(tenant_id = %tenant, instance = %route.instance, "the tenant's workspace is on a Twenty instance that is not configured");
+            return Err(ProxyError::Unavailable);
+        };
+        let authorization = route.authorization;
 
-        let uri = inner
-            .upstream
+        let uri = upstream_client
             .uri(&path, parts.uri.query())
             .ok_or_else(|| ProxyError::InvalidRequest("The request URL is not valid.".into()))?;
         let mut upstream = axum::http::Request::new(body);
@@ -191,7 +215,7 @@ impl CrmProxy {
         *upstream.headers_mut() = headers::upstream_request(&parts.headers, authorization);
 
         let started = Instant::now();
-        let sent = inner.upstream.send(upstream, inner.timeout).await;
+        let sent = upstream_client.send(upstream, inner.timeout).await;
         let elapsed = started.elapsed().as_secs_f64();
         let observe = |class: &'static str| {
             metrics::histogram!("crm_proxy_upstream_duration_seconds", "plan" => plan.to_owned(), "status_class" => class)
@@ -229,23 +253,32 @@ impl CrmProxy {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// `Bearer <key>` for the tenant's workspace, from the cache or the sealed row.
-    async fn authorization(&self, tenant: TenantId) -> Result<HeaderValue, ProxyError> {
+    /// The instance and `Bearer <key>` of the tenant's workspace, from the cache or the sealed row.
+    async fn route(&self, tenant: TenantId) -> Result<Route, ProxyError> {
         let inner = self.inner.clone();
         self.inner
             .credentials
             .try_get_with(tenant, async move {
-                let credentials = workspace::credentials(&inner.db, &inner.keyring, tenant)
-                    .await?
-                    .ok_or(LookupError::NotReady)?;
-                let mut value = HeaderValue::try_from(format!("Bearer {}", credentials.api_key))
-                    .map_err(|_| LookupError::Malformed)?;
-                value.set_sensitive(true);
-                Ok::<_, LookupError>(value)
+                let credentials = match workspace::state(&inner.db, &inner.keyring, tenant).await? {
+                    WorkspaceState::Ready(credentials) => credentials,
+                    WorkspaceState::WaitingForCapacity => {
+                        return Err(LookupError::WaitingForCapacity);
+                    }
+                    WorkspaceState::NotReady => return Err(LookupError::NotReady),
+                };
+                let mut authorization =
+                    HeaderValue::try_from(format!("Bearer {}", credentials.api_key))
+                        .map_err(|_| LookupError::Malformed)?;
+                authorization.set_sensitive(true);
+                Ok::<_, LookupError>(Route {
+                    instance: credentials.instance.into(),
+                    authorization,
+                })
             })
             .await
             .map_err(|error| match &*error {
                 LookupError::NotReady => ProxyError::WorkspaceNotReady,
+                LookupError::WaitingForCapacity => ProxyError::WaitingForCapacity,
                 other => {
                     tracing::error!(tenant_id = %tenant, error = %other, "cannot load the tenant's Twenty credentials");
                     ProxyError::Internal

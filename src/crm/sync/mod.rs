@@ -73,6 +73,8 @@ pub enum SyncError {
     },
     #[error("interrupted by shutdown")]
     Interrupted,
+    #[error("the workspace lives on Twenty instance {0:?}, which is not configured")]
+    UnknownInstance(String),
 }
 
 /// What one run did.
@@ -100,6 +102,8 @@ pub struct CrmSync {
     jobs: JobQueue,
     http: reqwest::Client,
     config: CrmConfig,
+    /// Base URL of each configured Twenty instance, by key.
+    instances: BTreeMap<String, String>,
 }
 
 impl CrmSync {
@@ -126,6 +130,11 @@ impl CrmSync {
             jobs,
             http,
             config: config.clone(),
+            instances: config
+                .instances()
+                .into_iter()
+                .map(|instance| (instance.key, instance.base_url))
+                .collect(),
         })
     }
 
@@ -169,10 +178,14 @@ impl CrmSync {
             report.not_configured = true;
             return Ok(report);
         };
+        let base_url = self
+            .instances
+            .get(&credentials.instance)
+            .ok_or_else(|| SyncError::UnknownInstance(credentials.instance.clone()))?;
         let db = self.tenant_db(tenant).await?;
         let remote = Workspace {
             http: &self.http,
-            base_url: &self.config.base_url,
+            base_url,
             api_key: &credentials.api_key,
         };
         let pace = Duration::from_secs(60) / self.config.requests_per_minute.max(1);
@@ -277,28 +290,59 @@ impl CrmSync {
 
     /// Admin visibility: what is waiting in `tenant`'s outbox and the state of its workspace.
     pub async fn status(&self, tenant: TenantId) -> Result<CrmSyncStatus, SyncError> {
-        let workspace: Option<(String, i32, Option<String>)> = sqlx::query_as(
-            "SELECT step, manifest_version, manifest_error FROM crm_workspaces WHERE tenant_id = $1",
+        let workspace: Option<WorkspaceRow> = sqlx::query_as(
+            "SELECT step, instance, waiting_since, last_error, manifest_version, manifest_error
+               FROM crm_workspaces WHERE tenant_id = $1",
         )
         .bind(tenant)
         .fetch_optional(&self.db)
         .await?;
         let db = self.tenant_db(tenant).await?;
         let outbox = outbox::stats(&db).await?;
+        let state = match &workspace {
+            None => "none",
+            Some(w) if w.step == "ready" => "ready",
+            Some(w) if w.instance.is_none() && w.waiting_since.is_some() => {
+                crate::crm::twenty::provision::WAITING_FOR_CAPACITY
+            }
+            Some(w) if w.last_error.is_some() => "failed",
+            Some(_) => "provisioning",
+        };
         Ok(CrmSyncStatus {
             tenant_id: tenant,
-            workspace_step: workspace.as_ref().map(|w| w.0.clone()),
-            manifest_version: workspace.as_ref().map_or(0, |w| w.1),
-            manifest_error: workspace.and_then(|w| w.2),
+            state,
+            instance: workspace.as_ref().and_then(|w| w.instance.clone()),
+            waiting_since: workspace.as_ref().and_then(|w| w.waiting_since),
+            last_error: workspace.as_ref().and_then(|w| w.last_error.clone()),
+            workspace_step: workspace.as_ref().map(|w| w.step.clone()),
+            manifest_version: workspace.as_ref().map_or(0, |w| w.manifest_version),
+            manifest_error: workspace.and_then(|w| w.manifest_error),
             outbox,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkspaceRow {
+    step: String,
+    instance: Option<String>,
+    waiting_since: Option<time::OffsetDateTime>,
+    last_error: Option<String>,
+    manifest_version: i32,
+    manifest_error: Option<String>,
 }
 
 /// A tenant's CRM state for operators (`GET /api/admin/tenants/{id}/crm`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CrmSyncStatus {
     pub tenant_id: TenantId,
+    /// none, provisioning, ready, failed or waiting_for_capacity.
+    pub state: &'static str,
+    /// The Twenty instance the workspace lives on.
+    pub instance: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub waiting_since: Option<time::OffsetDateTime>,
+    pub last_error: Option<String>,
     /// `crm_workspaces.step`, or `None` without a workspace.
     pub workspace_step: Option<String>,
     pub manifest_version: i32,

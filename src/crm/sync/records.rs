@@ -115,7 +115,7 @@ SELECT o.salla_id::text, jsonb_build_object(
         WHEN o.status_slug IN ('restored', 'restoring') THEN 'REFUNDED'
         WHEN o.status_slug IS NULL OR o.status_slug IN ('payment_pending', 'under_review') THEN 'PENDING'
         ELSE 'CONFIRMED' END,
-    'currency', o.currency,
+    'currencyCode', o.currency,
     'subtotal', o.sub_total::float8,
     'total', o.total::float8,
     'totalTax', o.tax::float8,

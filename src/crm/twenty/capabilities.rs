@@ -7,15 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::client::{CallOptions, Endpoint, TwentyClient, TwentyError};
-
-const INTROSPECTION: &str = "query Capabilities {
-  __schema {
-    mutationType { fields { name args { name } } }
-    queryType { fields { name args { name } } }
-  }
-  createApiKeyInput: __type(name: \"CreateApiKeyInput\") { inputFields { name } }
-}";
+use super::client::{CallOptions, TwentyClient, TwentyError};
+use super::documents::{self, Gate};
 
 /// Mutations provisioning cannot do without.
 const REQUIRED_MUTATIONS: [&str; 7] = [
@@ -30,37 +23,66 @@ const REQUIRED_MUTATIONS: [&str; 7] = [
 /// Queries provisioning cannot do without.
 const REQUIRED_QUERIES: [&str; 2] = ["currentUser", "getRoles"];
 
-/// How the INVITE_TEAM onboarding step is cleared on this version (§3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InviteTeamStep {
-    /// `skipInviteTeamOnboardingStep` (newer frontends).
-    Skip,
-    /// `sendInvitations(emails: [])` (v1.x).
-    SendNoInvitations,
-}
-
 /// The root fields of `/metadata` and their argument names.
 #[derive(Debug, Clone, Default)]
 pub struct Capabilities {
     mutations: HashMap<String, HashSet<String>>,
     queries: HashMap<String, HashSet<String>>,
     create_api_key_input: HashSet<String>,
+    user_fields: HashSet<String>,
+    /// Not read from the server but assumed from the pinned version ([`Capabilities::pinned`]), until a
+    /// workspace token lets us introspect.
+    provisional: bool,
 }
 
 impl Capabilities {
     /// Introspects `/metadata`.
-    pub async fn introspect(client: &TwentyClient) -> Result<Self, TwentyError> {
+    /// Introspects `/metadata`, with `token` when one is at hand: in production Twenty refuses introspection
+    /// to requests without a workspace (`NoSchemaIntrospectionCustomRule` unless `req.workspace` is set), so
+    /// only a workspace access token or an API key is sure to work.
+    pub async fn introspect(
+        client: &TwentyClient,
+        token: Option<&str>,
+    ) -> Result<Self, TwentyError> {
         let data = client
-            .graphql(
-                Endpoint::Metadata,
-                "__schema",
-                INTROSPECTION,
+            .document(
+                &documents::CAPABILITIES,
                 json!({}),
-                None,
+                token,
                 CallOptions::IDEMPOTENT,
             )
             .await?;
         Self::from_introspection(&data)
+    }
+
+    /// What the pinned version (`config/twenty.version`) offers, for the steps before a workspace token
+    /// exists when the server refuses anonymous introspection. `tests/it/crm_documents.rs` checks it against
+    /// the version's published schema.
+    pub fn pinned() -> Self {
+        let table = |entries: &[(&str, &[&str])]| -> HashMap<String, HashSet<String>> {
+            entries
+                .iter()
+                .map(|(name, args)| {
+                    (
+                        (*name).to_owned(),
+                        args.iter().map(|a| (*a).to_owned()).collect(),
+                    )
+                })
+                .collect()
+        };
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect();
+        Self {
+            mutations: table(PINNED_MUTATIONS),
+            queries: table(PINNED_QUERIES),
+            create_api_key_input: names(PINNED_CREATE_API_KEY_INPUT),
+            user_fields: names(PINNED_USER_FIELDS),
+            provisional: true,
+        }
+    }
+
+    /// Whether these are [`Capabilities::pinned`] rather than the server's own.
+    pub fn is_provisional(&self) -> bool {
+        self.provisional
     }
 
     /// Reads an introspection answer's `data`.
@@ -89,19 +111,22 @@ impl Capabilities {
                 })
                 .collect())
         };
-        let create_api_key_input = data["createApiKeyInput"]["inputFields"]
-            .as_array()
-            .map(|fields| {
-                fields
-                    .iter()
-                    .filter_map(|field| field["name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names = |list: &Value| -> HashSet<String> {
+            list.as_array()
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter_map(|field| field["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         Ok(Self {
             mutations: fields("mutationType")?,
             queries: fields("queryType")?,
-            create_api_key_input,
+            create_api_key_input: names(&data["createApiKeyInput"]["inputFields"]),
+            user_fields: names(&data["user"]["fields"]),
+            provisional: false,
         })
     }
 
@@ -154,16 +179,153 @@ impl Capabilities {
         self.create_api_key_input.contains("roleId")
     }
 
-    /// How to clear INVITE_TEAM, if this version can.
-    pub fn invite_team_step(&self) -> Option<InviteTeamStep> {
-        if self.has_mutation("skipInviteTeamOnboardingStep") {
-            Some(InviteTeamStep::Skip)
-        } else if self.has_mutation("sendInvitations") {
-            Some(InviteTeamStep::SendNoInvitations)
-        } else {
-            None
+    /// Whether `User` has field `name` (e.g. `availableWorkspaces`, v2.x).
+    pub fn user_has(&self, name: &str) -> bool {
+        self.user_fields.contains(name)
+    }
+
+    /// Whether a document with this gate is sent to this server.
+    pub fn allows(&self, gate: Gate) -> bool {
+        match gate {
+            Gate::Always => true,
+            Gate::Mutation(name) => self.has_mutation(name),
+            Gate::MutationTakes(name, arg) => self.mutation_takes(name, arg),
+            Gate::MutationLacks(name, arg) => {
+                self.has_mutation(name) && !self.mutation_takes(name, arg)
+            }
+            Gate::MutationInsteadOf(name, newer) => {
+                self.has_mutation(name) && !self.has_mutation(newer)
+            }
+            Gate::UserField(name) => self.user_has(name),
+            Gate::UserLacks(name) => !self.user_has(name),
         }
     }
+
+    /// The first of `candidates` this server is sent (documents of one step, newest shape first).
+    pub fn pick(&self, candidates: &[documents::Document]) -> Option<documents::Document> {
+        candidates.iter().copied().find(|doc| self.allows(doc.gate))
+    }
+
+    /// Root fields and argument names, for operators (`wosool crm status`).
+    pub fn summary(&self) -> CapabilitySummary {
+        let mut notable: Vec<&'static str> = NOTABLE
+            .iter()
+            .copied()
+            .filter(|name| self.has_mutation(name) || self.has_query(name))
+            .collect();
+        notable.sort_unstable();
+        CapabilitySummary {
+            mutations: self.mutations.len(),
+            queries: self.queries.len(),
+            notable,
+            sign_up_in_new_workspace_takes_input: self.sign_up_in_new_workspace_takes_input(),
+            login_takes_origin: self.login_takes_origin(),
+            create_api_key_takes_role: self.create_api_key_takes_role(),
+            lists_available_workspaces: self.user_has("availableWorkspaces"),
+            provisional: self.provisional,
+        }
+    }
+}
+
+/// The root fields of the pinned version's `/metadata` that provisioning and the data model use, with
+/// their arguments (see [`Capabilities::pinned`]).
+pub const PINNED_MUTATIONS: &[(&str, &[&str])] = &[
+    (
+        "signUp",
+        &[
+            "email",
+            "password",
+            "captchaToken",
+            "locale",
+            "verifyEmailRedirectPath",
+        ],
+    ),
+    (
+        "signIn",
+        &[
+            "email",
+            "password",
+            "captchaToken",
+            "locale",
+            "verifyEmailRedirectPath",
+        ],
+    ),
+    (
+        "getLoginTokenFromCredentials",
+        &[
+            "email",
+            "password",
+            "captchaToken",
+            "locale",
+            "verifyEmailRedirectPath",
+            "origin",
+        ],
+    ),
+    ("getAuthTokensFromLoginToken", &["loginToken", "origin"]),
+    ("signUpInNewWorkspace", &["input"]),
+    ("activateWorkspace", &["data"]),
+    ("skipSyncEmailOnboardingStep", &["isAutoSkipped"]),
+    ("sendInvitations", &["emails", "roleId"]),
+    (
+        "triggerInstallAppsOnboardingStep",
+        &["universalIdentifiers", "isAutoSkipped"],
+    ),
+    (
+        "completeBookCallOnboardingStep",
+        &["hasBookedCall", "isAutoSkipped"],
+    ),
+    ("updateWorkspaceMemberSettings", &["input"]),
+    ("createApiKey", &["input"]),
+    ("generateApiKeyToken", &["apiKeyId", "expiresAt"]),
+    ("revokeApiKey", &["input"]),
+    ("createOneObject", &["input"]),
+    ("createOneField", &["input"]),
+    ("updateOneField", &["input"]),
+    ("setEnterpriseKey", &["enterpriseKey"]),
+];
+pub const PINNED_QUERIES: &[(&str, &[&str])] = &[
+    ("currentUser", &[]),
+    ("getRoles", &[]),
+    ("apiKeys", &[]),
+    ("objects", &["paging", "filter"]),
+];
+pub const PINNED_CREATE_API_KEY_INPUT: &[&str] = &["name", "expiresAt", "revokedAt", "roleId"];
+pub const PINNED_USER_FIELDS: &[&str] = &[
+    "id",
+    "availableWorkspaces",
+    "workspaces",
+    "currentWorkspace",
+    "onboardingStatus",
+    "workspaceMember",
+];
+
+/// Root fields worth showing an operator: the optional ones provisioning adapts to.
+const NOTABLE: [&str; 11] = [
+    "signIn",
+    "skipSyncEmailOnboardingStep",
+    "skipInviteTeamOnboardingStep",
+    "sendInvitations",
+    "triggerInstallAppsOnboardingStep",
+    "completeBookCallOnboardingStep",
+    "skipBookOnboardingStep",
+    "updateWorkspaceMemberSettings",
+    "apiKeys",
+    "revokeApiKey",
+    "setEnterpriseKey",
+];
+
+/// What [`Capabilities::summary`] shows.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct CapabilitySummary {
+    pub mutations: usize,
+    pub queries: usize,
+    pub notable: Vec<&'static str>,
+    pub sign_up_in_new_workspace_takes_input: bool,
+    pub login_takes_origin: bool,
+    pub create_api_key_takes_role: bool,
+    pub lists_available_workspaces: bool,
+    /// Assumed from the pinned version (the server refused anonymous introspection).
+    pub provisional: bool,
 }
 
 #[cfg(test)]
@@ -204,7 +366,11 @@ mod tests {
         .unwrap();
         assert!(newer.sign_up_in_new_workspace_takes_input());
         assert!(newer.create_api_key_takes_role());
-        assert_eq!(newer.invite_team_step(), Some(InviteTeamStep::Skip));
+        let invite = [documents::SKIP_INVITE_TEAM, documents::SEND_NO_INVITATIONS];
+        assert_eq!(
+            newer.pick(&invite).map(|d| d.operation),
+            Some("skipInviteTeamOnboardingStep")
+        );
         newer.require_provisioning().unwrap();
 
         let older = Capabilities::from_introspection(&schema(
@@ -215,8 +381,14 @@ mod tests {
         assert!(!older.sign_up_in_new_workspace_takes_input());
         assert!(!older.create_api_key_takes_role());
         assert_eq!(
-            older.invite_team_step(),
-            Some(InviteTeamStep::SendNoInvitations)
+            older.pick(&invite).map(|d| d.operation),
+            Some("sendInvitations")
+        );
+        let listing = [documents::AVAILABLE_WORKSPACES, documents::USER_WORKSPACES];
+        assert_eq!(
+            older.pick(&listing).map(|d| d.text),
+            Some(documents::USER_WORKSPACES.text),
+            "without User.availableWorkspaces"
         );
     }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::documents::Document;
 use crate::config::CrmConfig;
 use crate::salla::limits::{backoff, retry_after, with_jitter};
 
@@ -95,6 +96,19 @@ impl TwentyError {
             _ => return false,
         };
         message.to_lowercase().contains(&needle.to_lowercase())
+    }
+
+    /// Whether this is the instance's workspace cap refusing a new workspace (v2.30+: "Cannot create more
+    /// than N workspaces without a valid enterprise key", an AuthException answered as FORBIDDEN). Never
+    /// retried: the same instance will refuse again until its cap is raised.
+    pub fn is_workspace_cap(&self) -> bool {
+        self.message_contains("workspaces without a valid enterprise key")
+    }
+
+    /// Whether the server refused introspection to a caller without a workspace (production Twenty adds
+    /// graphql-js's `NoSchemaIntrospectionCustomRule` for such requests).
+    pub fn is_introspection_disabled(&self) -> bool {
+        self.message_contains("introspection has been disabled")
     }
 
     /// Whether retrying later may help (network, 5xx, throttling), as opposed to a refusal.
@@ -196,8 +210,9 @@ impl std::fmt::Debug for TwentyClient {
 }
 
 impl TwentyClient {
-    /// The client for `crm.base_url`, with `crm.request_timeout_secs` per call and `crm.max_retries`.
-    pub fn new(config: &CrmConfig) -> Result<Self, String> {
+    /// The client of the instance at `base_url`, with `crm.request_timeout_secs` per call and
+    /// `crm.max_retries`.
+    pub fn new(base_url: &str, config: &CrmConfig) -> Result<Self, String> {
         crate::app::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.request_timeout_secs))
@@ -207,7 +222,7 @@ impl TwentyClient {
             .map_err(|e| format!("cannot build the HTTP client for Twenty: {e}"))?;
         Ok(Self {
             http,
-            base: config.base_url.trim_end_matches('/').to_owned(),
+            base: base_url.trim_end_matches('/').to_owned(),
             max_retries: config.max_retries,
         })
     }
@@ -215,6 +230,25 @@ impl TwentyClient {
     /// Twenty's base URL (no trailing slash): its `SERVER_URL`, the `origin` of sign-ins outside a workspace.
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// One of our documents (`documents`), to the endpoint it belongs to. Returns `data`.
+    pub async fn document(
+        &self,
+        document: &Document,
+        variables: Value,
+        token: Option<&str>,
+        options: CallOptions,
+    ) -> Result<Value, TwentyError> {
+        self.graphql(
+            document.endpoint,
+            document.operation,
+            document.text,
+            variables,
+            token,
+            options,
+        )
+        .await
     }
 
     /// One GraphQL operation; `operation` is the root field (metrics label, error messages). Returns `data`.
@@ -241,6 +275,13 @@ impl TwentyClient {
             )
             .await?;
         Ok(answer.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// An unauthenticated GET of a public endpoint (e.g. `/client-config`). Returns the JSON body.
+    pub async fn get_public(&self, path: &str, options: CallOptions) -> Result<Value, TwentyError> {
+        let url = format!("{}{path}", self.base);
+        self.send(Method::GET, &url, &[], None, None, "client-config", options)
+            .await
     }
 
     /// One REST call: `path` below `/rest` (e.g. `/batch/companies`). Returns the whole JSON body.

@@ -6,26 +6,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::{CallOptions, Endpoint, TwentyClient, TwentyError};
-
-const LIST_OBJECTS: &str = "query Objects {
-  objects(paging: { first: 1000 }) { edges { node {
-    id nameSingular namePlural isCustom isActive
-    fields(paging: { first: 1000 }) { edges { node { id name type isCustom isActive isUnique options defaultValue } } }
-  } } }
-}";
-
-const CREATE_OBJECT: &str = "mutation CreateOneObject($input: CreateOneObjectInput!) {
-  createOneObject(input: $input) { id nameSingular namePlural }
-}";
-
-const CREATE_FIELD: &str = "mutation CreateOneField($input: CreateOneFieldMetadataInput!) {
-  createOneField(input: $input) { id name type }
-}";
-
-const UPDATE_FIELD: &str = "mutation UpdateOneField($input: UpdateOneFieldMetadataInput!) {
-  updateOneField(input: $input) { id name type }
-}";
+use super::client::{CallOptions, TwentyClient, TwentyError};
+use super::documents::{self, Document};
 
 /// An object of a workspace with its fields.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,8 +16,9 @@ pub struct ObjectMetadata {
     pub id: String,
     pub name_singular: String,
     pub name_plural: String,
+    /// Twenty's own objects (v2.x; there is no `isCustom` any more).
     #[serde(default)]
-    pub is_custom: bool,
+    pub is_system: bool,
     #[serde(default = "active")]
     pub is_active: bool,
     #[serde(skip)]
@@ -56,7 +39,7 @@ pub struct FieldMetadata {
     #[serde(rename = "type")]
     pub field_type: String,
     #[serde(default)]
-    pub is_custom: bool,
+    pub is_system: bool,
     #[serde(default = "active")]
     pub is_active: bool,
     #[serde(default)]
@@ -104,7 +87,7 @@ impl MetadataApi {
     /// Every object of the workspace, with its fields.
     pub async fn objects(&self) -> Result<Vec<ObjectMetadata>, TwentyError> {
         let data = self
-            .call("objects", LIST_OBJECTS, json!({}), CallOptions::IDEMPOTENT)
+            .call(&documents::LIST_OBJECTS, json!({}), CallOptions::IDEMPOTENT)
             .await?;
         let decode = |message: String| TwentyError::Decode {
             operation: "objects",
@@ -137,8 +120,7 @@ impl MetadataApi {
     pub async fn create_object(&self, object: &Value) -> Result<Created, TwentyError> {
         let data = self
             .create(
-                "createOneObject",
-                CREATE_OBJECT,
+                &documents::CREATE_OBJECT,
                 json!({ "input": { "object": object } }),
             )
             .await?;
@@ -150,8 +132,7 @@ impl MetadataApi {
     pub async fn create_field(&self, field: &Value) -> Result<Created, TwentyError> {
         let data = self
             .create(
-                "createOneField",
-                CREATE_FIELD,
+                &documents::CREATE_FIELD,
                 json!({ "input": { "field": field } }),
             )
             .await?;
@@ -162,8 +143,7 @@ impl MetadataApi {
     pub async fn update_field(&self, id: &str, update: &Value) -> Result<Created, TwentyError> {
         let data = self
             .call(
-                "updateOneField",
-                UPDATE_FIELD,
+                &documents::UPDATE_FIELD,
                 json!({ "input": { "id": id, "update": update } }),
                 CallOptions::IDEMPOTENT,
             )
@@ -173,33 +153,20 @@ impl MetadataApi {
 
     /// A create: retried like an idempotent call, since a repeat of one that did happen answers "already
     /// exists", which the caller treats as success after re-reading.
-    async fn create(
-        &self,
-        operation: &'static str,
-        query: &str,
-        variables: Value,
-    ) -> Result<Value, TwentyError> {
-        self.call(operation, query, variables, CallOptions::IDEMPOTENT)
+    async fn create(&self, document: &Document, variables: Value) -> Result<Value, TwentyError> {
+        self.call(document, variables, CallOptions::IDEMPOTENT)
             .await
             .map_err(TwentyError::into_already_exists)
     }
 
     async fn call(
         &self,
-        operation: &'static str,
-        query: &str,
+        document: &Document,
         variables: Value,
         options: CallOptions,
     ) -> Result<Value, TwentyError> {
         self.client
-            .graphql(
-                Endpoint::Metadata,
-                operation,
-                query,
-                variables,
-                Some(&self.api_key),
-                options,
-            )
+            .document(document, variables, Some(&self.api_key), options)
             .await
     }
 }

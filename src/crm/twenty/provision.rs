@@ -16,82 +16,25 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
 
 use super::WorkspaceReadyHook;
-use super::capabilities::{Capabilities, InviteTeamStep};
-use super::client::{CallOptions, Endpoint, TwentyClient, TwentyError};
-use crate::config::{Config, Secret};
+use super::capabilities::Capabilities;
+use super::client::{CallOptions, TwentyError};
+use super::documents::{self as docs, Document};
+use super::instances::{TwentyInstance, TwentyInstances};
+use crate::config::{Config, CrmInstanceConfig, Secret};
+use crate::crm::placement;
 use crate::crm::workspace::{api_key_context, password_context};
 use crate::provisioning::integrations::{BoxFuture, CrmBackend, StepOutcome};
 use crate::secrets::{Keyring, SecretsError};
 use crate::tenancy::Tenant;
+
+/// How a waiting workspace's step outcome starts (and the CRM state operators see).
+pub const WAITING_FOR_CAPACITY: &str = "waiting_for_capacity";
 
 /// Name of the API key we mint in every workspace.
 const API_KEY_NAME: &str = "wosool-control-plane";
 /// Lifetime of that key: Twenty's UI default ("100 years").
 const API_KEY_LIFETIME: time::Duration = time::Duration::days(36_500);
 
-const SIGN_UP: &str = "mutation SignUp($email: String!, $password: String!) {
-  signUp(email: $email, password: $password) {
-    tokens { accessOrWorkspaceAgnosticToken { token } }
-  }
-}";
-const SIGN_IN: &str = "mutation SignIn($email: String!, $password: String!) {
-  signIn(email: $email, password: $password) {
-    tokens { accessOrWorkspaceAgnosticToken { token } }
-  }
-}";
-const LOGIN_TOKEN: &str = "mutation LoginToken($email: String!, $password: String!) {
-  getLoginTokenFromCredentials(email: $email, password: $password) { loginToken { token } }
-}";
-const LOGIN_TOKEN_WITH_ORIGIN: &str = "mutation LoginToken($email: String!, $password: String!, $origin: String!) {
-  getLoginTokenFromCredentials(email: $email, password: $password, origin: $origin) { loginToken { token } }
-}";
-const AUTH_TOKENS: &str = "mutation AuthTokens($loginToken: String!, $origin: String!) {
-  getAuthTokensFromLoginToken(loginToken: $loginToken, origin: $origin) {
-    tokens { accessOrWorkspaceAgnosticToken { token } }
-  }
-}";
-const NEW_WORKSPACE: &str = "mutation NewWorkspace {
-  signUpInNewWorkspace { loginToken { token } workspace { id workspaceUrls { subdomainUrl } } }
-}";
-const NEW_WORKSPACE_WITH_INPUT: &str = "mutation NewWorkspace($input: SignUpInNewWorkspaceInput) {
-  signUpInNewWorkspace(input: $input) { loginToken { token } workspace { id workspaceUrls { subdomainUrl } } }
-}";
-const USER_WORKSPACES: &str = "query UserWorkspaces {
-  currentUser { id workspaces { workspace { id workspaceUrls { subdomainUrl } } } }
-}";
-const ACTIVATE: &str = "mutation Activate($data: ActivateWorkspaceInput!) {
-  activateWorkspace(data: $data) { id activationStatus }
-}";
-const CURRENT_WORKSPACE: &str = "query CurrentWorkspace {
-  currentUser { id currentWorkspace { id activationStatus } }
-}";
-const ONBOARDING_STATUS: &str = "query Onboarding {
-  currentUser { id onboardingStatus workspaceMember { id } }
-}";
-const SKIP_SYNC_EMAIL: &str = "mutation { skipSyncEmailOnboardingStep { success } }";
-const SKIP_INVITE_TEAM: &str = "mutation { skipInviteTeamOnboardingStep { success } }";
-const SEND_NO_INVITATIONS: &str = "mutation { sendInvitations(emails: []) { success } }";
-const SKIP_INSTALL_APPS: &str = "mutation {
-  triggerInstallAppsOnboardingStep(universalIdentifiers: [], isAutoSkipped: true) { success }
-}";
-const SKIP_BOOK_CALL: &str =
-    "mutation { completeBookCallOnboardingStep(isAutoSkipped: true) { success } }";
-const SKIP_BOOK_ONBOARDING: &str = "mutation { skipBookOnboardingStep { success } }";
-const NAME_MEMBER: &str = "mutation NameMember($id: UUID!, $data: WorkspaceMemberUpdateInput!) {
-  updateWorkspaceMember(id: $id, data: $data) { id }
-}";
-const ROLES: &str = "query Roles { getRoles { id label } }";
-const CREATE_API_KEY: &str = "mutation CreateApiKey($input: CreateApiKeyInput!) {
-  createApiKey(input: $input) { id name expiresAt }
-}";
-const API_KEYS: &str = "query ApiKeys { apiKeys { id name expiresAt } }";
-const REVOKE_API_KEY: &str = "mutation RevokeApiKey($input: RevokeApiKeyInput!) {
-  revokeApiKey(input: $input) { id }
-}";
-const GENERATE_API_KEY_TOKEN: &str =
-    "mutation GenerateToken($apiKeyId: UUID!, $expiresAt: String!) {
-  generateApiKeyToken(apiKeyId: $apiKeyId, expiresAt: $expiresAt) { token }
-}";
 /// §3.2: every onboarding flag of the workspace and of the owner outside it; no filter on `type`, which is
 /// `USER_VAR` or `USER_VARIABLE` depending on the version.
 const DELETE_ONBOARDING_FLAGS: &str = r#"DELETE FROM core."keyValuePair"
@@ -154,6 +97,9 @@ enum ProvisionError {
     Secrets(#[from] SecretsError),
     #[error("{0}")]
     State(String),
+    /// The instance refused a new workspace at its cap (nothing was created).
+    #[error("{0}")]
+    CapReached(String),
 }
 
 /// A `crm_workspaces` row, as far as provisioning reads it.
@@ -172,16 +118,18 @@ struct Row {
     api_key_expires_at: Option<OffsetDateTime>,
 }
 
-/// The provisioning `crm` backend with Twenty.
+/// The provisioning `crm` backend with Twenty: places each tenant's workspace on an instance with room
+/// (`crm::placement`) and provisions it there.
 pub struct TwentyCrm {
-    client: TwentyClient,
+    instances: TwentyInstances,
+    configured: Vec<CrmInstanceConfig>,
+    /// The registry is synced with `configured` once per process, before the first placement.
+    synced: OnceCell<()>,
     db: PgPool,
     keyring: Keyring,
     operator_email_domain: String,
-    /// Twenty's own database, for the onboarding SQL fallback (§3.2); `None` when not configured.
-    onboarding_db: Option<Secret>,
     activate_timeout: Duration,
-    capabilities: OnceCell<Arc<Capabilities>>,
+    recheck: Duration,
     ready_hook: Option<Arc<dyn WorkspaceReadyHook>>,
 }
 
@@ -194,16 +142,15 @@ impl TwentyCrm {
                 "Twenty needs secrets.encryption_keys (its API keys are stored sealed)".into(),
             );
         }
-        let onboarding_db =
-            (!config.crm.database_url.expose().is_empty()).then(|| config.crm.database_url.clone());
         Ok(Self {
-            client: TwentyClient::new(&config.crm)?,
+            instances: TwentyInstances::from_config(&config.crm)?,
+            configured: config.crm.instances(),
+            synced: OnceCell::new(),
             db,
             keyring,
             operator_email_domain: config.crm.operator_email_domain.clone(),
-            onboarding_db,
             activate_timeout: Duration::from_secs(config.crm.activate_timeout_secs),
-            capabilities: OnceCell::new(),
+            recheck: Duration::from_secs(config.crm.capacity_recheck_secs),
             ready_hook: None,
         })
     }
@@ -214,19 +161,25 @@ impl TwentyCrm {
         self
     }
 
-    pub fn client(&self) -> &TwentyClient {
-        &self.client
+    pub fn instances(&self) -> &TwentyInstances {
+        &self.instances
     }
 
-    /// What the server offers: introspected on first use, then kept for the process (a failed introspection
-    /// is not kept, the next run tries again).
-    pub async fn capabilities(&self) -> Result<Arc<Capabilities>, TwentyError> {
-        self.capabilities
-            .get_or_try_init(|| async {
-                Capabilities::introspect(&self.client).await.map(Arc::new)
-            })
+    pub fn db(&self) -> &PgPool {
+        &self.db
+    }
+
+    /// `crm.capacity_recheck_secs`.
+    pub fn recheck(&self) -> Duration {
+        self.recheck
+    }
+
+    /// Makes the instance registry match the configuration (once per process).
+    pub async fn sync_instances(&self) -> Result<(), sqlx::Error> {
+        self.synced
+            .get_or_try_init(|| placement::sync_from_config(&self.db, &self.configured))
             .await
-            .cloned()
+            .map(|_| ())
     }
 
     /// The Twenty login of a tenant's owner (an address we control, never the merchant's).
@@ -235,7 +188,7 @@ impl TwentyCrm {
     }
 
     async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, String> {
-        let result = self.run(tenant).await;
+        let result = self.place_and_run(tenant).await;
         let last_error = result.as_ref().err().map(ToString::to_string);
         if let Some(error) = &last_error {
             tracing::warn!(tenant_id = %tenant.id, error = %error, "Twenty workspace provisioning failed");
@@ -253,9 +206,44 @@ impl TwentyCrm {
         result.map_err(|e| e.to_string())
     }
 
-    async fn run(&self, tenant: &Tenant) -> Result<StepOutcome, ProvisionError> {
+    /// Places the workspace (or finds it placed) and provisions it there. An instance refusing at its cap
+    /// sends the tenant to the next one with room; with none, the tenant waits for capacity, which is not a
+    /// failure: the tenant works without its CRM until an instance has room.
+    async fn place_and_run(&self, tenant: &Tenant) -> Result<StepOutcome, ProvisionError> {
+        self.sync_instances().await?;
+        self.ensure_row(tenant).await?;
+        // Each refusal marks one more instance full, so this ends after at most one attempt per instance.
+        for _ in 0..=self.configured.len() {
+            let Some(key) = placement::place(&self.db, tenant.id, self.recheck).await? else {
+                return Ok(StepOutcome::Skipped(format!(
+                    "{WAITING_FOR_CAPACITY}: every Twenty instance is at its workspace cap; the workspace is \
+                     created once one has room"
+                )));
+            };
+            let instance = self.instances.get(&key).ok_or_else(|| {
+                ProvisionError::State(format!(
+                    "the workspace is placed on Twenty instance {key:?}, which is not configured"
+                ))
+            })?;
+            match self.run(tenant, instance).await {
+                Err(ProvisionError::CapReached(_)) => {
+                    placement::cap_reached(&self.db, tenant.id, &key).await?;
+                }
+                other => return other,
+            }
+        }
+        Err(ProvisionError::State(
+            "every Twenty instance refused the workspace at its cap".into(),
+        ))
+    }
+
+    async fn run(
+        &self,
+        tenant: &Tenant,
+        instance: &TwentyInstance,
+    ) -> Result<StepOutcome, ProvisionError> {
         let row = self.ensure_row(tenant).await?;
-        let capabilities = self.capabilities().await?;
+        let capabilities = instance.capabilities().await?;
         capabilities.require_provisioning()?;
         let (Some(key_id), Some(sealed)) = (&row.key_id, &row.owner_password) else {
             return Err(ProvisionError::State(
@@ -267,6 +255,7 @@ impl TwentyCrm {
             .open_string(&password_context(tenant.id), key_id, sealed)?;
         let mut run = Run {
             crm: self,
+            instance,
             tenant,
             capabilities,
             progress: Progress::parse(&row.step)?,
@@ -276,13 +265,14 @@ impl TwentyCrm {
         };
         let api_key = run.drive().await?;
         if let Some(hook) = &self.ready_hook {
-            hook.workspace_ready(tenant, &api_key)
+            hook.workspace_ready(tenant, &instance.client, &api_key)
                 .await
                 .map_err(|e| ProvisionError::State(format!("workspace ready, but: {e}")))?;
         }
         Ok(StepOutcome::Done(Some(format!(
-            "workspace {}",
-            run.row.workspace_id.unwrap_or_default()
+            "workspace {} on {}",
+            run.row.workspace_id.unwrap_or_default(),
+            instance.key
         ))))
     }
 
@@ -336,6 +326,7 @@ struct Session {
 /// One provisioning run of one tenant.
 struct Run<'a> {
     crm: &'a TwentyCrm,
+    instance: &'a TwentyInstance,
     tenant: &'a Tenant,
     capabilities: Arc<Capabilities>,
     progress: Progress,
@@ -361,24 +352,16 @@ impl Run<'_> {
         }
     }
 
-    async fn metadata(
+    async fn call(
         &self,
-        operation: &'static str,
-        query: &str,
+        document: &Document,
         variables: Value,
         token: Option<&str>,
         options: CallOptions,
     ) -> Result<Value, TwentyError> {
-        self.crm
+        self.instance
             .client
-            .graphql(
-                Endpoint::Metadata,
-                operation,
-                query,
-                variables,
-                token,
-                options,
-            )
+            .document(document, variables, token, options)
             .await
     }
 
@@ -412,9 +395,8 @@ impl Run<'_> {
     /// signed in to later instead.
     async fn sign_up(&mut self) -> Result<(), ProvisionError> {
         match self
-            .metadata(
-                "signUp",
-                SIGN_UP,
+            .call(
+                &docs::SIGN_UP,
                 self.credentials(),
                 None,
                 CallOptions::IDEMPOTENT,
@@ -444,11 +426,10 @@ impl Run<'_> {
         if let Some(token) = &self.session.agnostic {
             return Ok(token.clone());
         }
-        let token = if self.capabilities.has_mutation("signIn") {
+        let token = if self.capabilities.allows(docs::SIGN_IN.gate) {
             let data = self
-                .metadata(
-                    "signIn",
-                    SIGN_IN,
+                .call(
+                    &docs::SIGN_IN,
                     self.credentials(),
                     None,
                     CallOptions::IDEMPOTENT,
@@ -459,7 +440,7 @@ impl Run<'_> {
                 &data["signIn"]["tokens"]["accessOrWorkspaceAgnosticToken"],
             )?
         } else {
-            let origin = self.crm.client.base_url().to_owned();
+            let origin = self.instance.client.base_url().to_owned();
             let login = self.login_token(&origin).await?;
             self.exchange(&login, &origin).await?
         };
@@ -468,21 +449,18 @@ impl Run<'_> {
     }
 
     async fn login_token(&self, origin: &str) -> Result<String, ProvisionError> {
-        let (query, variables) = if self.capabilities.login_takes_origin() {
-            let mut variables = self.credentials();
+        let document = self
+            .capabilities
+            .pick(&[docs::LOGIN_TOKEN_WITH_ORIGIN, docs::LOGIN_TOKEN])
+            .ok_or_else(|| {
+                TwentyError::MissingCapability("the mutation getLoginTokenFromCredentials".into())
+            })?;
+        let mut variables = self.credentials();
+        if document.text == docs::LOGIN_TOKEN_WITH_ORIGIN.text {
             variables["origin"] = json!(origin);
-            (LOGIN_TOKEN_WITH_ORIGIN, variables)
-        } else {
-            (LOGIN_TOKEN, self.credentials())
-        };
+        }
         let data = self
-            .metadata(
-                "getLoginTokenFromCredentials",
-                query,
-                variables,
-                None,
-                CallOptions::IDEMPOTENT,
-            )
+            .call(&document, variables, None, CallOptions::IDEMPOTENT)
             .await?;
         Ok(token_at(
             "getLoginTokenFromCredentials",
@@ -492,9 +470,8 @@ impl Run<'_> {
 
     async fn exchange(&self, login: &str, origin: &str) -> Result<String, ProvisionError> {
         let data = self
-            .metadata(
-                "getAuthTokensFromLoginToken",
-                AUTH_TOKENS,
+            .call(
+                &docs::AUTH_TOKENS,
                 json!({ "loginToken": login, "origin": origin }),
                 None,
                 CallOptions::IDEMPOTENT,
@@ -507,66 +484,77 @@ impl Run<'_> {
     }
 
     /// Sub-step 2: the workspace (left PENDING_CREATION). One the owner has already (created by an attempt
-    /// whose answer was lost) is taken instead of creating a second.
+    /// whose answer was lost) is taken instead of creating a second. The instance's workspace cap refusing
+    /// the creation is [`ProvisionError::CapReached`]: nothing was created, the tenant is placed elsewhere.
     async fn create_workspace(&mut self) -> Result<(), ProvisionError> {
         let token = self.agnostic_token().await?;
         if let Some((id, url)) = self.existing_workspace(&token).await? {
             tracing::info!(tenant_id = %self.tenant.id, workspace_id = %id, "the Twenty owner has a workspace already; taking it");
             self.row.workspace_id = Some(id);
-            self.row.workspace_url = Some(url);
+            self.row.workspace_url = Some(self.instance.workspace_url(&url));
             return self.save(Progress::WorkspaceCreated).await;
         }
-        let (query, variables) = if self.capabilities.sign_up_in_new_workspace_takes_input() {
-            (
-                NEW_WORKSPACE_WITH_INPUT,
-                json!({ "input": { "displayName": self.tenant.display_name } }),
-            )
+        let document = self
+            .capabilities
+            .pick(&[docs::NEW_WORKSPACE_WITH_INPUT, docs::NEW_WORKSPACE])
+            .ok_or_else(|| {
+                TwentyError::MissingCapability("the mutation signUpInNewWorkspace".into())
+            })?;
+        let variables = if document.text == docs::NEW_WORKSPACE_WITH_INPUT.text {
+            json!({ "input": { "displayName": self.tenant.display_name } })
         } else {
-            (NEW_WORKSPACE, json!({}))
+            json!({})
         };
-        let data = self
-            .metadata(
-                "signUpInNewWorkspace",
-                query,
-                variables,
-                Some(&token),
-                CallOptions::ONCE,
-            )
-            .await?;
+        let data = match self
+            .call(&document, variables, Some(&token), CallOptions::ONCE)
+            .await
+        {
+            Ok(data) => data,
+            Err(error) if error.is_workspace_cap() => {
+                return Err(ProvisionError::CapReached(error.to_string()));
+            }
+            Err(error) => return Err(error.into()),
+        };
         let created = &data["signUpInNewWorkspace"];
         let (id, url) = workspace_at("signUpInNewWorkspace", &created["workspace"])?;
         self.session.login = created["loginToken"]["token"].as_str().map(str::to_owned);
         self.row.workspace_id = Some(id);
-        self.row.workspace_url = Some(url);
+        self.row.workspace_url = Some(self.instance.workspace_url(&url));
         self.save(Progress::WorkspaceCreated).await
     }
 
-    /// The owner's first workspace, if any. A version that cannot list them this way counts as none.
+    /// The owner's workspace, if it has one. The owner is a user of this tenant alone, so any workspace it
+    /// has is the one an earlier attempt created. A listing that fails fails the step: reading it as "none"
+    /// would create a second workspace.
     async fn existing_workspace(
         &self,
         token: &str,
     ) -> Result<Option<(String, String)>, ProvisionError> {
-        match self
-            .metadata(
-                "currentUser",
-                USER_WORKSPACES,
-                json!({}),
-                Some(token),
-                CallOptions::IDEMPOTENT,
-            )
-            .await
-        {
-            Ok(data) => Ok(data["currentUser"]["workspaces"]
+        let document = self
+            .capabilities
+            .pick(&[docs::AVAILABLE_WORKSPACES, docs::USER_WORKSPACES])
+            .ok_or_else(|| {
+                TwentyError::MissingCapability("a way to list the user's workspaces".into())
+            })?;
+        let data = self
+            .call(&document, json!({}), Some(token), CallOptions::IDEMPOTENT)
+            .await?;
+        let user = &data["currentUser"];
+        let first = if document.text == docs::AVAILABLE_WORKSPACES.text {
+            user["availableWorkspaces"]["availableWorkspacesForSignIn"]
                 .as_array()
                 .and_then(|all| all.first())
-                .map(|membership| workspace_at("currentUser", &membership["workspace"]))
-                .transpose()?),
-            Err(error) if !error.is_transient() => {
-                tracing::warn!(tenant_id = %self.tenant.id, error = %error, "cannot list the Twenty owner's workspaces");
-                Ok(None)
-            }
-            Err(error) => Err(error.into()),
-        }
+                .cloned()
+        } else {
+            user["workspaces"]
+                .as_array()
+                .and_then(|all| all.first())
+                .map(|membership| membership["workspace"].clone())
+        };
+        first
+            .map(|workspace| workspace_at("currentUser", &workspace))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// A workspace access token: the sign-up's login token exchanged, else a fresh sign-in to the workspace.
@@ -585,6 +573,11 @@ impl Run<'_> {
         };
         let token = self.exchange(&login, &origin).await?;
         self.session.access = Some(token.clone());
+        if self.capabilities.is_provisional() {
+            // The first workspace token: what the server really offers, instead of the pinned version's.
+            self.capabilities = self.instance.learn_capabilities(&token).await?;
+            self.capabilities.require_provisioning()?;
+        }
         Ok(token)
     }
 
@@ -592,9 +585,8 @@ impl Run<'_> {
     async fn exchange_tokens(&mut self) -> Result<(), ProvisionError> {
         let token = self.access_token().await?;
         let data = self
-            .metadata(
-                "currentUser",
-                CURRENT_WORKSPACE,
+            .call(
+                &docs::CURRENT_WORKSPACE,
                 json!({}),
                 Some(&token),
                 CallOptions::IDEMPOTENT,
@@ -613,9 +605,8 @@ impl Run<'_> {
             timeout: Some(self.crm.activate_timeout),
         };
         let answered = match self
-            .metadata(
-                "activateWorkspace",
-                ACTIVATE,
+            .call(
+                &docs::ACTIVATE,
                 json!({ "data": { "displayName": self.tenant.display_name } }),
                 Some(&token),
                 options,
@@ -643,9 +634,8 @@ impl Run<'_> {
 
     async fn activation_status(&self, token: &str) -> Result<String, ProvisionError> {
         let data = self
-            .metadata(
-                "currentUser",
-                CURRENT_WORKSPACE,
+            .call(
+                &docs::CURRENT_WORKSPACE,
                 json!({}),
                 Some(token),
                 CallOptions::IDEMPOTENT,
@@ -661,13 +651,11 @@ impl Run<'_> {
     /// configured and still needed; `COMPLETED` is asserted.
     async fn clear_onboarding(&mut self) -> Result<(), ProvisionError> {
         let token = self.access_token().await?;
-        if self
-            .capabilities
-            .has_mutation("skipSyncEmailOnboardingStep")
-        {
-            self.onboarding_mutation("skipSyncEmailOnboardingStep", SKIP_SYNC_EMAIL, &token)
-                .await?;
-        }
+        self.onboarding_step(
+            &[docs::SKIP_SYNC_EMAIL, docs::SKIP_SYNC_EMAIL_NO_ARGS],
+            &token,
+        )
+        .await?;
         let (status, member) = self.onboarding_status(&token).await?;
         if status == "COMPLETED" {
             return self.save(Progress::OnboardingCleared).await;
@@ -675,44 +663,18 @@ impl Run<'_> {
         if let Some(member) = member {
             self.name_member(&member, &token).await?;
         }
-        match self.capabilities.invite_team_step() {
-            Some(InviteTeamStep::Skip) => {
-                self.onboarding_mutation("skipInviteTeamOnboardingStep", SKIP_INVITE_TEAM, &token)
-                    .await?
-            }
-            Some(InviteTeamStep::SendNoInvitations) => {
-                self.onboarding_mutation("sendInvitations", SEND_NO_INVITATIONS, &token)
-                    .await?
-            }
-            None => {}
-        }
-        if self
-            .capabilities
-            .has_mutation("triggerInstallAppsOnboardingStep")
-        {
-            self.onboarding_mutation(
-                "triggerInstallAppsOnboardingStep",
-                SKIP_INSTALL_APPS,
-                &token,
-            )
+        self.onboarding_step(&[docs::SKIP_INVITE_TEAM, docs::SEND_NO_INVITATIONS], &token)
             .await?;
-        }
+        self.onboarding_step(&[docs::SKIP_INSTALL_APPS], &token)
+            .await?;
         let (mut status, _) = self.onboarding_status(&token).await?;
         if matches!(status.as_str(), "BOOK_CALL" | "BOOK_ONBOARDING") {
-            if self
-                .capabilities
-                .has_mutation("completeBookCallOnboardingStep")
-            {
-                self.onboarding_mutation("completeBookCallOnboardingStep", SKIP_BOOK_CALL, &token)
-                    .await?;
-            } else if self.capabilities.has_mutation("skipBookOnboardingStep") {
-                self.onboarding_mutation("skipBookOnboardingStep", SKIP_BOOK_ONBOARDING, &token)
-                    .await?;
-            }
+            self.onboarding_step(&[docs::SKIP_BOOK_CALL, docs::SKIP_BOOK_ONBOARDING], &token)
+                .await?;
             status = self.onboarding_status(&token).await?.0;
         }
         if status != "COMPLETED"
-            && let Some(url) = &self.crm.onboarding_db
+            && let Some(url) = &self.instance.onboarding_db
         {
             self.delete_onboarding_flags(url).await?;
             status = self.onboarding_status(&token).await?.0;
@@ -722,8 +684,8 @@ impl Run<'_> {
                 "Twenty onboarding of workspace {} is still pending at {status} (currentUser.onboardingStatus is \
                  not COMPLETED): its owner would see the setup wizard{}",
                 self.row.workspace_id.as_deref().unwrap_or_default(),
-                if self.crm.onboarding_db.is_none() {
-                    "; crm.database_url enables the SQL fallback"
+                if self.instance.onboarding_db.is_none() {
+                    "; the instance's database_url enables the SQL fallback"
                 } else {
                     ""
                 }
@@ -738,9 +700,8 @@ impl Run<'_> {
         token: &str,
     ) -> Result<(String, Option<String>), ProvisionError> {
         let data = self
-            .metadata(
-                "currentUser",
-                ONBOARDING_STATUS,
+            .call(
+                &docs::ONBOARDING_STATUS,
                 json!({}),
                 Some(token),
                 CallOptions::IDEMPOTENT,
@@ -759,49 +720,46 @@ impl Run<'_> {
         ))
     }
 
-    /// One onboarding mutation. A refusal is only logged: the status assertion decides.
-    async fn onboarding_mutation(
+    /// One onboarding mutation: the first of `candidates` this version has (none: nothing to do). A refusal
+    /// is only logged: the status assertion decides.
+    async fn onboarding_step(
         &self,
-        operation: &'static str,
-        query: &str,
+        candidates: &[Document],
         token: &str,
     ) -> Result<(), ProvisionError> {
+        let Some(document) = self.capabilities.pick(candidates) else {
+            return Ok(());
+        };
         match self
-            .metadata(
-                operation,
-                query,
-                json!({}),
-                Some(token),
-                CallOptions::IDEMPOTENT,
-            )
+            .call(&document, json!({}), Some(token), CallOptions::IDEMPOTENT)
             .await
         {
             Ok(_) => Ok(()),
             Err(error) if !error.is_transient() => {
-                tracing::warn!(tenant_id = %self.tenant.id, operation, error = %error, "Twenty refused an onboarding step");
+                tracing::warn!(tenant_id = %self.tenant.id, operation = document.operation, error = %error, "Twenty refused an onboarding step");
                 Ok(())
             }
             Err(error) => Err(error.into()),
         }
     }
 
-    /// Names the owner's workspace member, which clears PROFILE_CREATION (only with a user token, §5.4).
+    /// Names the owner's workspace member, which clears PROFILE_CREATION (only with a user token, §5.4):
+    /// through `/metadata` where it can (v2.x), else through the workspace's records API.
     async fn name_member(&self, member: &str, token: &str) -> Result<(), ProvisionError> {
-        let variables = json!({
-            "id": member,
-            "data": { "name": { "firstName": "Wosool", "lastName": self.tenant.display_name } },
-        });
-        match self
-            .crm
-            .client
-            .graphql(
-                Endpoint::Graphql,
-                "updateWorkspaceMember",
-                NAME_MEMBER,
-                variables,
-                Some(token),
-                CallOptions::IDEMPOTENT,
+        let name = json!({ "firstName": "Wosool", "lastName": self.tenant.display_name });
+        let (document, variables) = if self.capabilities.allows(docs::NAME_MEMBER_SETTINGS.gate) {
+            (
+                docs::NAME_MEMBER_SETTINGS,
+                json!({ "input": { "workspaceMemberId": member, "update": { "name": name } } }),
             )
+        } else {
+            (
+                docs::NAME_MEMBER_RECORD,
+                json!({ "id": member, "data": { "name": name } }),
+            )
+        };
+        match self
+            .call(&document, variables, Some(token), CallOptions::IDEMPOTENT)
             .await
         {
             Ok(_) => Ok(()),
@@ -831,9 +789,8 @@ impl Run<'_> {
     async fn create_api_key(&mut self) -> Result<(), ProvisionError> {
         let token = self.access_token().await?;
         let data = self
-            .metadata(
-                "getRoles",
-                ROLES,
+            .call(
+                &docs::ROLES,
                 json!({}),
                 Some(&token),
                 CallOptions::IDEMPOTENT,
@@ -864,9 +821,8 @@ impl Run<'_> {
             input["roleId"] = json!(admin);
         }
         let data = self
-            .metadata(
-                "createApiKey",
-                CREATE_API_KEY,
+            .call(
+                &docs::CREATE_API_KEY,
                 json!({ "input": input }),
                 Some(&token),
                 CallOptions::ONCE,
@@ -898,9 +854,8 @@ impl Run<'_> {
             return Ok(None);
         }
         let data = self
-            .metadata(
-                "apiKeys",
-                API_KEYS,
+            .call(
+                &docs::API_KEYS,
                 json!({}),
                 Some(token),
                 CallOptions::IDEMPOTENT,
@@ -922,11 +877,10 @@ impl Run<'_> {
         ours.sort_by_key(|(_, expires_at)| std::cmp::Reverse(*expires_at));
         let mut ours = ours.into_iter();
         let kept = ours.next();
-        if self.capabilities.has_mutation("revokeApiKey") {
+        if self.capabilities.allows(docs::REVOKE_API_KEY.gate) {
             for (id, _) in ours {
-                self.metadata(
-                    "revokeApiKey",
-                    REVOKE_API_KEY,
+                self.call(
+                    &docs::REVOKE_API_KEY,
                     json!({ "input": { "id": id } }),
                     Some(token),
                     CallOptions::IDEMPOTENT,
@@ -949,9 +903,8 @@ impl Run<'_> {
             return Err(ProvisionError::State("no API key recorded".into()));
         };
         let data = self
-            .metadata(
-                "generateApiKeyToken",
-                GENERATE_API_KEY_TOKEN,
+            .call(
+                &docs::GENERATE_API_KEY_TOKEN,
                 json!({ "apiKeyId": id, "expiresAt": rfc3339(expires_at)? }),
                 Some(&token),
                 CallOptions::IDEMPOTENT,
