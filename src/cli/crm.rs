@@ -95,7 +95,7 @@ pub async fn status(config: &Config, json: bool) -> Result<(), CliError> {
     };
     twenty.sync_instances().await.map_err(fail)?;
     for instance in twenty.instances().iter() {
-        crate::crm::capacity::check_instance(db, instance).await;
+        crate::crm::capacity::check_instance(db, twenty.keyring(), instance).await;
     }
     let instances = placement::instances(db, twenty.recheck())
         .await

@@ -123,7 +123,7 @@ impl Capacity {
                 k.key == instance.key && k.checked_at.is_some_and(|at| now - at < CHECK_INTERVAL)
             });
             if !fresh {
-                check_instance(db, instance).await;
+                check_instance(db, self.crm.keyring(), instance).await;
                 checked += 1;
             }
         }
@@ -153,10 +153,20 @@ impl Capacity {
     }
 }
 
-/// Asks `instance` for its version and capabilities and records the answer (or the failure).
-pub async fn check_instance(db: &sqlx::PgPool, instance: &crate::crm::twenty::TwentyInstance) {
+/// Asks `instance` for its version and capabilities and records the answer (or the failure). Where the
+/// instance refuses anonymous introspection, the API key of a workspace it holds (if any) is used.
+pub async fn check_instance(
+    db: &sqlx::PgPool,
+    keyring: &crate::secrets::Keyring,
+    instance: &crate::crm::twenty::TwentyInstance,
+) {
     let version = instance.version().await;
-    let capabilities = instance.capabilities().await;
+    let mut capabilities = instance.capabilities().await;
+    if capabilities.as_ref().is_ok_and(|c| c.is_provisional())
+        && let Some(api_key) = workspace_key_on(db, keyring, &instance.key).await
+    {
+        capabilities = instance.learn_capabilities(&api_key).await;
+    }
     let summary = capabilities
         .as_ref()
         .ok()
@@ -180,6 +190,27 @@ pub async fn check_instance(db: &sqlx::PgPool, instance: &crate::crm::twenty::Tw
     if let Some(error) = error {
         tracing::warn!(instance = %instance.key, %error, "Twenty instance check failed");
     }
+}
+
+/// The API key of one ready workspace on `instance`, if it holds any.
+async fn workspace_key_on(
+    db: &sqlx::PgPool,
+    keyring: &crate::secrets::Keyring,
+    instance: &str,
+) -> Option<String> {
+    let tenant: Option<TenantId> = sqlx::query_scalar(
+        "SELECT tenant_id FROM crm_workspaces WHERE instance = $1 AND step = 'ready' LIMIT 1",
+    )
+    .bind(instance)
+    .fetch_optional(db)
+    .await
+    .ok()
+    .flatten();
+    let credentials = crate::crm::workspace::credentials(db, keyring, tenant?)
+        .await
+        .ok()
+        .flatten()?;
+    Some(credentials.api_key)
 }
 
 fn provision_job(tenant: TenantId) -> Result<NewJob, serde_json::Error> {

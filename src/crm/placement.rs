@@ -230,15 +230,28 @@ pub async fn cap_reached(db: &PgPool, tenant: TenantId, instance: &str) -> Resul
     Ok(())
 }
 
-/// Tenants waiting for room, oldest first (ready tenants only: others get their workspace when they are).
+/// Tenants waiting for room, oldest first: ready ones, and ones whose provisioning is just finishing (a
+/// suspended or deleted tenant does not wait).
 pub async fn waiting(db: &PgPool) -> Result<Vec<WaitingTenant>, sqlx::Error> {
     sqlx::query_as(
         "SELECT w.tenant_id, t.slug, w.waiting_since FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id
-          WHERE w.waiting_since IS NOT NULL AND w.instance IS NULL AND t.status = 'ready'
+          WHERE w.waiting_since IS NOT NULL AND w.instance IS NULL
+            AND t.status IN ('provisioning', 'ready')
           ORDER BY w.waiting_since, w.tenant_id",
     )
     .fetch_all(db)
     .await
+}
+
+/// Publishes how many tenants wait for capacity (`crm_workspaces_waiting_for_capacity`), right when it
+/// changes rather than at the next sweep.
+pub async fn publish_waiting(db: &PgPool) {
+    match waiting(db).await {
+        Ok(waiting) => {
+            metrics::gauge!("crm_workspaces_waiting_for_capacity").set(waiting.len() as f64)
+        }
+        Err(error) => tracing::warn!(%error, "cannot count the tenants waiting for CRM capacity"),
+    }
 }
 
 /// Records what a check of `instance` found.

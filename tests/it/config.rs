@@ -176,3 +176,83 @@ fn the_production_example_is_a_valid_config_file() {
     let config = Config::load_from(Some(path), env(&[])).unwrap();
     assert_eq!(config.server.metrics_listen, "0.0.0.0:9100");
 }
+
+#[test]
+fn twenty_instances_are_checked_and_the_base_url_is_their_shorthand() {
+    let key = (
+        "WOSOOL_SECRETS__ENCRYPTION_KEYS",
+        "[\"k:d29zb29sLXR3ZW50eS10ZXN0LWtleS0zMi1ieXRlcyE=\"]",
+    );
+    let shorthand = Config::load_from(
+        None,
+        env(&[
+            key,
+            ("WOSOOL_CRM__BASE_URL", "http://twenty:3000"),
+            ("WOSOOL_CRM__MAX_WORKSPACES", "7"),
+        ]),
+    )
+    .unwrap();
+    let instances = shorthand.crm.instances();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(
+        (
+            instances[0].key.as_str(),
+            instances[0].base_url.as_str(),
+            instances[0].max_workspaces
+        ),
+        ("default", "http://twenty:3000", 7)
+    );
+    let listed = Config::load_from(
+        None,
+        env(&[
+            key,
+            (
+                "WOSOOL_CRM__INSTANCES",
+                "[{key=\"t1\",base_url=\"http://t1:3000\"},{key=\"t2\",base_url=\"http://t2:3000\",max_workspaces=100}]",
+            ),
+        ]),
+    )
+    .unwrap();
+    let caps: Vec<u32> = listed
+        .crm
+        .instances()
+        .iter()
+        .map(|i| i.max_workspaces)
+        .collect();
+    assert_eq!(
+        caps,
+        [5, 100],
+        "5 (Twenty v2.43 without an Enterprise key) unless set"
+    );
+
+    let error = Config::load_from(
+        None,
+        env(&[
+            key,
+            ("WOSOOL_CRM__BASE_URL", "http://twenty:3000"),
+            (
+                "WOSOOL_CRM__INSTANCES",
+                "[{key=\"t1\",base_url=\"ftp://t1\",max_workspaces=0,workspace_url_pattern=\"https://crm.example.com\"},\
+                  {key=\"t1\",base_url=\"http://t1b:3000\"}]",
+            ),
+        ]),
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = error
+        .problems
+        .iter()
+        .map(|p| p.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "crm.base_url",
+            "crm.instances[0].base_url",
+            "crm.instances[0].workspace_url_pattern",
+            "crm.instances[0].max_workspaces",
+            "crm.instances[1].key",
+        ],
+        "{:#?}",
+        error.problems
+    );
+}

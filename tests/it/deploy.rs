@@ -300,6 +300,50 @@ fn twenty_is_an_optional_profile_set_up_headless_and_multi_workspace() {
 }
 
 #[test]
+fn twenty_is_pinned_to_the_tested_version_and_never_routed_publicly() {
+    let compose = compose();
+    let pinned = format!("twentycrm/twenty:v{}", wosool::crm::twenty::PINNED_VERSION);
+    for name in ["twenty", "twenty-worker"] {
+        assert_eq!(
+            service(&compose, name)["image"].as_str(),
+            Some(pinned.as_str()),
+            "{name} runs the version the documents are checked against"
+        );
+    }
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, definition) in services {
+        let name = name.as_str().unwrap();
+        let labels: Vec<&str> = definition["labels"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let routed = labels.iter().any(|l| l.starts_with("traefik.enable=true"))
+            || labels.iter().any(|l| l.contains(".rule="));
+        let on_edge = definition["networks"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|n| n.as_str() == Some("dokploy-network"));
+        if name == "api" {
+            assert!(routed && on_edge, "the API is the public entry point");
+        } else {
+            assert!(!routed, "{name} must not be routed publicly: {labels:?}");
+            assert!(!on_edge, "{name} must not be on Traefik's network");
+        }
+    }
+    // Twenty's own URL is internal: api and worker reach it at http://twenty:3000.
+    assert_eq!(
+        env_of(service(&compose, "twenty"))
+            .into_iter()
+            .find(|(k, _)| k == "SERVER_URL")
+            .map(|(_, v)| v),
+        Some("http://twenty:3000".to_owned())
+    );
+}
+
+#[test]
 fn api_and_worker_configure_the_same_integrations() {
     let compose = compose();
     let integrations = |name: &str| -> BTreeSet<(String, String)> {

@@ -6,6 +6,7 @@ mod clerk_sessions;
 mod clerk_webhooks;
 mod cli;
 mod config;
+mod crm_capacity;
 mod crm_documents;
 mod crm_e2e;
 mod crm_model;

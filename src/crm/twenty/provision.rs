@@ -169,6 +169,11 @@ impl TwentyCrm {
         &self.db
     }
 
+    /// The keyring the workspaces' API keys are sealed with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
     /// `crm.capacity_recheck_secs`.
     pub fn recheck(&self) -> Duration {
         self.recheck
@@ -214,7 +219,9 @@ impl TwentyCrm {
         self.ensure_row(tenant).await?;
         // Each refusal marks one more instance full, so this ends after at most one attempt per instance.
         for _ in 0..=self.configured.len() {
-            let Some(key) = placement::place(&self.db, tenant.id, self.recheck).await? else {
+            let placed = placement::place(&self.db, tenant.id, self.recheck).await?;
+            placement::publish_waiting(&self.db).await;
+            let Some(key) = placed else {
                 return Ok(StepOutcome::Skipped(format!(
                     "{WAITING_FOR_CAPACITY}: every Twenty instance is at its workspace cap; the workspace is \
                      created once one has room"
