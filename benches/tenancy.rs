@@ -370,7 +370,7 @@ fn start_worker(
     tokio::task::JoinHandle<Result<(), wosool::jobs::WorkerError>>,
 ) {
     let mut registry = Registry::new();
-    wosool::provisioning::register_jobs(&mut registry, stack.provisioner.clone());
+    wosool::provisioning::register_jobs(&mut registry, stack.provisioner.clone()).expect("jobs");
     let defaults = Config::load_from(None, Vec::new()).expect("defaults");
     let mut options = WorkerOptions::from_config(&defaults.jobs);
     options.concurrency = concurrency;

@@ -107,7 +107,13 @@ impl TenancyStack {
             let http = clerk_http_client(&config.clerk)?;
             let api = ClerkApi::new(&config.clerk, http.clone());
             (
-                Arc::new(ClerkIdentity::new(api, directory.clone())),
+                Arc::new(ClerkIdentity::new(
+                    api,
+                    directory.clone(),
+                    pool.clone(),
+                    crate::secrets::Keyring::from_config(&config.secrets)
+                        .map_err(|e| StartupError::HttpClient("Clerk", e))?,
+                )),
                 Some(SessionVerifier::new(&config.clerk, http)),
             )
         } else {
@@ -198,7 +204,7 @@ impl Application {
 
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
-        provisioning::register_jobs(&mut registry, tenancy.provisioner.clone());
+        provisioning::register_jobs(&mut registry, tenancy.provisioner.clone())?;
         crate::admin::register_jobs(&mut registry, tenancy.admin.clone());
         crate::clerk::webhook::register_jobs(
             &mut registry,

@@ -128,6 +128,7 @@ pub struct TenancyConfig {
     pub default_timezone: String,
     pub provision_max_attempts: i32,
     pub backup_dir: PathBuf,
+    pub backup_retention_days: u64,
     pub deletion_grace_days: u64,
     pub pg_dump_path: String,
     pub cache: TenantCacheConfig,

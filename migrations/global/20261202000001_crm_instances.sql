@@ -25,7 +25,9 @@ ALTER TABLE crm_workspaces
     -- Where the workspace lives (NULL: not placed yet, or waiting for capacity).
     ADD COLUMN instance      text REFERENCES crm_instances (key),
     -- Set while no instance had room: the tenant is ready without its CRM, and is placed oldest first.
-    ADD COLUMN waiting_since timestamptz;
+    ADD COLUMN waiting_since timestamptz,
+    -- Tenant deletion: where the workspace was, once it is deleted and unplaced (its owner user goes next).
+    ADD COLUMN deleted_instance text;
 
 -- Workspaces provisioned before instances existed live on the crm.base_url instance.
 INSERT INTO crm_instances (key, base_url, max_workspaces, configured)

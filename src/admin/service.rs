@@ -43,6 +43,10 @@ pub struct TenantDetails {
     /// Rows per table of the tenant database (customers, products, orders, abandoned_carts); absent when the
     /// database is not reachable (not created yet, deleted).
     pub counts: Option<BTreeMap<String, i64>>,
+    /// The steps of its deletion, once deletion started (dump, drop_database, crm_workspace, identity,
+    /// credentials, finalize).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deletion: Vec<StepRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +199,7 @@ impl TenantAdmin {
         };
         Ok(TenantDetails {
             api_keys: registry::list_api_keys(db, tenant.id).await?,
+            deletion: crate::provisioning::deletion_steps(db, tenant.id).await?,
             tenant,
             database_size_bytes,
             latest_run,

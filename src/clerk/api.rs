@@ -33,19 +33,41 @@ pub enum ClerkApiError {
 }
 
 impl ClerkApiError {
-    fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { code, .. } => Some(code),
             _ => None,
         }
     }
+
+    /// The instance does not use organization slugs (403 `organization_slugs_disabled`).
+    pub fn is_slugs_disabled(&self) -> bool {
+        self.code() == Some("organization_slugs_disabled")
+    }
+
+    /// The instance requires a password for new users (422 `form_data_missing` naming `password`: password is
+    /// a required sign-in method, so `skip_password_requirement` is refused).
+    pub fn is_password_required(&self) -> bool {
+        matches!(self, Self::Api { code, message, .. }
+            if code == "form_data_missing" && message.contains("password"))
+    }
 }
+
+/// Why a user could not be created without a password.
+pub const PASSWORD_REQUIRED_HELP: &str = "this Clerk instance requires a password for new users (Dashboard → \
+     User & authentication → Password is a required sign-in method)";
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClerkUser {
     pub id: String,
     #[serde(default)]
     pub external_id: Option<String>,
+}
+
+/// A user's membership, with its organization (`GET /users/{id}/organization_memberships`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserMembership {
+    pub organization: ClerkOrganization,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,21 +205,32 @@ impl ClerkApi {
         Ok(users.into_iter().next())
     }
 
-    /// The user with `email`, created (verified email, no password: they sign in with a code or reset) when
-    /// missing. `external_id` links the user to us.
+    /// The user with `email`, created when missing (verified email; `external_id` links the user to us).
+    /// Without `password` the user has none (they sign in with a code or reset): refused where password is a
+    /// required sign-in method ([`ClerkApiError::is_password_required`]); then call again with one.
     pub async fn ensure_user(
         &self,
         email: &str,
         external_id: &str,
+        password: Option<&str>,
     ) -> Result<ClerkUser, ClerkApiError> {
         if let Some(user) = self.find_user_by_email(email).await? {
             return Ok(user);
         }
-        let body = json!({
-            "email_address": [email],
-            "external_id": external_id,
-            "skip_password_requirement": true,
-        });
+        let body = match password {
+            None => json!({
+                "email_address": [email],
+                "external_id": external_id,
+                "skip_password_requirement": true,
+            }),
+            // A generated random password: strong and never breached, so Clerk's checks are skipped.
+            Some(password) => json!({
+                "email_address": [email],
+                "external_id": external_id,
+                "password": password,
+                "skip_password_checks": true,
+            }),
+        };
         match self.call(Method::POST, "/users", &[], Some(&body)).await {
             Ok(Some(value)) => decode(value),
             Ok(None) => Err(ClerkApiError::Decode("404 creating a user".into())),
@@ -228,20 +261,23 @@ impl ClerkApi {
         }
     }
 
-    /// Creates an organization; `created_by` becomes its admin (Clerk adds the membership itself).
+    /// Creates an organization; `created_by` becomes its admin (Clerk adds the membership itself). `slug` must
+    /// be `None` where the instance disables slugs ([`ClerkApiError::is_slugs_disabled`]).
     pub async fn create_organization(
         &self,
         name: &str,
-        slug: &str,
+        slug: Option<&str>,
         created_by: &str,
         private_metadata: &Value,
     ) -> Result<ClerkOrganization, ClerkApiError> {
-        let body = json!({
+        let mut body = json!({
             "name": name,
-            "slug": slug,
             "created_by": created_by,
             "private_metadata": private_metadata,
         });
+        if let Some(slug) = slug {
+            body["slug"] = json!(slug);
+        }
         match self
             .call(Method::POST, "/organizations", &[], Some(&body))
             .await?
@@ -297,11 +333,65 @@ impl ClerkApi {
         .map(drop)
     }
 
-    /// Deletes an organization; one that is already gone is success.
+    /// Deletes an organization (with its memberships and invitations); one that is already gone is success.
     pub async fn delete_organization(&self, org: &str) -> Result<(), ClerkApiError> {
         self.call(Method::DELETE, &format!("/organizations/{org}"), &[], None)
             .await
             .map(drop)
+    }
+
+    /// Deletes a user; one that is already gone is success.
+    pub async fn delete_user(&self, user: &str) -> Result<(), ClerkApiError> {
+        self.call(Method::DELETE, &format!("/users/{user}"), &[], None)
+            .await
+            .map(drop)
+    }
+
+    /// Every organization `user` belongs to (with each organization's metadata). A user that is gone has none.
+    pub async fn user_memberships(&self, user: &str) -> Result<Vec<UserMembership>, ClerkApiError> {
+        self.paged(&format!("/users/{user}/organization_memberships"))
+            .await
+    }
+
+    /// The user ids of `org`'s members. An organization that is gone has none.
+    pub async fn organization_member_ids(&self, org: &str) -> Result<Vec<String>, ClerkApiError> {
+        let members: Vec<Value> = self
+            .paged(&format!("/organizations/{org}/memberships"))
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| m["public_user_data"]["user_id"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Every item of a paginated list (`{data, total_count}`, `limit`/`offset`); a 404 is an empty list.
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, ClerkApiError> {
+        const PAGE: usize = 100;
+        let mut items = Vec::new();
+        loop {
+            let offset = items.len().to_string();
+            let Some(page) = self
+                .call(
+                    Method::GET,
+                    path,
+                    &[("limit", "100"), ("offset", offset.as_str())],
+                    None,
+                )
+                .await?
+            else {
+                return Ok(items);
+            };
+            let data: Vec<T> = decode(page["data"].clone())?;
+            let total = page["total_count"].as_u64().unwrap_or(0) as usize;
+            let fetched = data.len();
+            items.extend(data);
+            if fetched < PAGE || items.len() >= total {
+                return Ok(items);
+            }
+        }
     }
 }
 

@@ -23,6 +23,8 @@ use crate::provisioning::{ProvisionError, Provisioner, RegistrationRequest};
 use crate::tenancy::{LookupKey, RegistryError, Slug, TenantId, TenantStatus};
 use crate::webhooks;
 
+use super::identity::TENANT_ID_METADATA;
+
 /// Accepted clock difference between the sender's timestamp and ours, both ways.
 pub const TOLERANCE_SECS: i64 = 300;
 
@@ -337,6 +339,14 @@ impl EventHandler {
         if let Some(tenant) = self.tenant_of(org_id).await? {
             return Ok(Outcome::Processed(Some(tenant)));
         }
+        // Our own identity step's organization, echoed back before (or without) the step recording it: its
+        // private metadata names the tenant. Linked to that tenant, never registered again.
+        if let Some(tenant) = data["private_metadata"][TENANT_ID_METADATA]
+            .as_str()
+            .and_then(|id| id.parse::<TenantId>().ok())
+        {
+            return self.link_echo(tenant, org_id).await;
+        }
         if organization_deletion_seen(&self.provisioner, org_id).await? {
             return Ok(Outcome::Ignored(
                 None,
@@ -386,6 +396,44 @@ impl EventHandler {
                     request.slug = None;
                 }
                 Err(error) => return Err(JobError::retry(error)),
+            }
+        }
+    }
+
+    /// Links the organization our identity step created for `tenant` (an `organization.created` echo).
+    async fn link_echo(&self, tenant: TenantId, org_id: &str) -> Result<Outcome, JobError> {
+        let found = self
+            .provisioner
+            .directory()
+            .get(tenant)
+            .await
+            .map_err(|e| JobError::retry(e.to_string()))?;
+        let Some(found) = found else {
+            return Ok(Outcome::Ignored(
+                None,
+                format!("organization of tenant {tenant}, which does not exist"),
+            ));
+        };
+        if matches!(found.status, TenantStatus::Deleting | TenantStatus::Deleted) {
+            return Ok(Outcome::Ignored(
+                Some(tenant),
+                "organization of a deleted tenant".into(),
+            ));
+        }
+        match found.clerk_org_id.as_deref() {
+            Some(linked) if linked == org_id => Ok(Outcome::Processed(Some(tenant))),
+            Some(other) => Ok(Outcome::Ignored(
+                Some(tenant),
+                format!("the tenant is linked to organization {other}"),
+            )),
+            None => {
+                self.provisioner
+                    .directory()
+                    .set_clerk_org(tenant, org_id)
+                    .await
+                    .map_err(|e| JobError::retry(e.to_string()))?;
+                tracing::info!(tenant_id = %tenant, org_id, "organization echo linked to the tenant that created it");
+                Ok(Outcome::Processed(Some(tenant)))
             }
         }
     }

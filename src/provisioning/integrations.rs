@@ -16,17 +16,31 @@ pub enum StepOutcome {
     Skipped(String),
 }
 
-/// Creates (or finds) the tenant's organization and owner in the identity provider. Must be idempotent.
+/// The tenant's organization and owner in the identity provider. Both calls must be idempotent.
 pub trait IdentityProvider: Send + Sync {
+    /// Creates (or finds) the organization and its owner, linked to the tenant.
     fn provision_tenant<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>>;
+
+    /// Deletes the organization, and its users who belong to no other organization (tenant deletion).
+    fn delete_tenant<'a>(
         &'a self,
         tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<StepOutcome, String>>;
 }
 
-/// Creates (or finds) the tenant's CRM workspace with the Wosool data model. Must be idempotent.
+/// The tenant's CRM workspace. Both calls must be idempotent.
 pub trait CrmBackend: Send + Sync {
+    /// Creates (or finds) the workspace with the Wosool data model.
     fn provision_workspace<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>>;
+
+    /// Deletes the workspace and the records synced into it (tenant deletion).
+    fn delete_workspace<'a>(
         &'a self,
         tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<StepOutcome, String>>;
@@ -35,12 +49,23 @@ pub trait CrmBackend: Send + Sync {
 /// Used when no identity provider / CRM is configured.
 pub struct NotConfigured;
 
+fn not_configured<'a>() -> BoxFuture<'a, Result<StepOutcome, String>> {
+    Box::pin(async { Ok(StepOutcome::Skipped("skipped: not configured".into())) })
+}
+
 impl IdentityProvider for NotConfigured {
     fn provision_tenant<'a>(
         &'a self,
         _tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(async { Ok(StepOutcome::Skipped("skipped: not configured".into())) })
+        not_configured()
+    }
+
+    fn delete_tenant<'a>(
+        &'a self,
+        _tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
+        not_configured()
     }
 }
 
@@ -49,6 +74,13 @@ impl CrmBackend for NotConfigured {
         &'a self,
         _tenant: &'a Tenant,
     ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(async { Ok(StepOutcome::Skipped("skipped: not configured".into())) })
+        not_configured()
+    }
+
+    fn delete_workspace<'a>(
+        &'a self,
+        _tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
+        not_configured()
     }
 }

@@ -9,7 +9,7 @@ mod registration;
 mod seed;
 pub mod steps;
 
-pub use deprovision::DeleteTenant;
+pub use deprovision::{DeleteTenant, DeletionStep, PruneBackups, deletion_steps};
 pub use fleet::{FleetEvent, FleetReport, FleetStatus};
 pub use integrations::{CrmBackend, IdentityProvider, NotConfigured, StepOutcome};
 pub use pipeline::{ProvisionError, ProvisionTenant, Provisioner, Registered, RunOutcome};
@@ -19,8 +19,12 @@ pub use steps::{RunRecord, Step, StepRecord};
 use crate::jobs::{JobError, Registry};
 
 /// Registers the provisioning job handlers.
-pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner) {
+pub fn register_jobs(
+    registry: &mut Registry,
+    provisioner: Provisioner,
+) -> Result<(), serde_json::Error> {
     let for_delete = provisioner.clone();
+    let for_prune = provisioner.clone();
     registry.register(move |ctx, job: ProvisionTenant| {
         let provisioner = provisioner.clone();
         async move { provisioner.run_job(&ctx, &job).await }
@@ -39,4 +43,18 @@ pub fn register_jobs(registry: &mut Registry, provisioner: Provisioner) {
                 })
         }
     });
+    registry.register(move |_ctx, _job: PruneBackups| {
+        let provisioner = for_prune.clone();
+        async move {
+            let removed = provisioner.prune_backups().await.map_err(JobError::retry)?;
+            tracing::info!(removed, "deletion backups pruned");
+            Ok(())
+        }
+    });
+    registry.periodic(
+        "prune deletion backups",
+        std::time::Duration::from_secs(86_400),
+        crate::jobs::NewJob::new(&PruneBackups {})?,
+    );
+    Ok(())
 }

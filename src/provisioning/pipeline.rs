@@ -138,6 +138,12 @@ impl Provisioner {
     pub fn config(&self) -> &TenancyConfig {
         &self.inner.config
     }
+    pub(super) fn identity(&self) -> &dyn IdentityProvider {
+        self.inner.identity.as_ref()
+    }
+    pub(super) fn crm(&self) -> &dyn CrmBackend {
+        self.inner.crm.as_ref()
+    }
 
     /// Creates the registry row, its provisioning run and the job, in one transaction: either the tenant
     /// exists and will be provisioned, or nothing happened. `server` overrides placement.

@@ -17,7 +17,7 @@ use wosool::Role;
 use crate::helpers::{TestApp, eventually, spawn_app_with};
 
 /// base64("wosool-clerk-webhook-test-secret!")
-const SECRET: &str = "whsec_d29zb29sLWNsZXJrLXdlYmhvb2stdGVzdC1zZWNyZXQh";
+pub(crate) const SECRET: &str = "whsec_d29zb29sLWNsZXJrLXdlYmhvb2stdGVzdC1zZWNyZXQh";
 /// base64("another-secret-entirely-0123456")
 const WRONG_SECRET: &str = "whsec_YW5vdGhlci1zZWNyZXQtZW50aXJlbHktMDEyMzQ1Ng==";
 const ORG_ID: &str = "org_2g7np7Hrk0SN6kj5EDMLDaKNL0S";
@@ -46,7 +46,7 @@ fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-fn signed_headers(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+pub(crate) fn signed_headers(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
     let ts = now();
     vec![
         ("svix-id", id.to_owned()),
@@ -71,7 +71,11 @@ async fn clerk_app_with(adjust: impl FnOnce(&mut Vec<(String, String)>)) -> Test
     .await
 }
 
-async fn deliver(app: &TestApp, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, Value) {
+pub(crate) async fn deliver(
+    app: &TestApp,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (StatusCode, Value) {
     let mut request = app
         .client
         .post(app.url("/webhooks/clerk"))
@@ -110,7 +114,7 @@ async fn inbox_status(db: &PgPool, svix_id: &str) -> Option<String> {
     .expect("inbox status")
 }
 
-async fn wait_inbox_status(db: &PgPool, svix_id: &str, expected: &str) {
+pub(crate) async fn wait_inbox_status(db: &PgPool, svix_id: &str, expected: &str) {
     eventually(&format!("inbox {svix_id} {expected}"), WAIT, || async {
         let status = inbox_status(db, svix_id).await;
         assert_ne!(status.as_deref(), Some("failed"), "{svix_id} failed");

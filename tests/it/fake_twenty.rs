@@ -1399,6 +1399,45 @@ impl FakeTwenty {
                     json!({ "edges": edges, "pageInfo": { "hasNextPage": false, "hasPreviousPage": false } }),
                 )
             }
+            "deleteCurrentWorkspace" => {
+                // The workspace's own admin, with a workspace access token (an API key cannot).
+                let workspace = self.workspace_of(token, false)?;
+                let index = self
+                    .workspaces
+                    .iter()
+                    .position(|ws| ws.id == workspace)
+                    .expect("workspace of a token");
+                let removed = self.workspaces.remove(index);
+                for user in &mut self.users {
+                    user.workspaces.retain(|w| *w != workspace);
+                }
+                for key in self
+                    .api_keys
+                    .iter_mut()
+                    .filter(|k| k.workspace == workspace)
+                {
+                    key.revoked = true;
+                }
+                self.tokens.retain(|_, t| !matches!(t, Token::Access { workspace: w, .. } | Token::Login { workspace: w, .. } if *w == workspace));
+                Ok(json!({ "id": removed.id, "activationStatus": removed.status }))
+            }
+            "deleteUser" => {
+                let (user, _) = self.user_of(token)?;
+                if self.workspaces.iter().any(|ws| ws.owner == user) {
+                    return Err(gql_error(
+                        "Cannot delete a user who still owns a workspace",
+                        "FORBIDDEN",
+                    ));
+                }
+                let index = self
+                    .users
+                    .iter()
+                    .position(|u| u.id == user)
+                    .expect("user of a token");
+                let removed = self.users.remove(index);
+                self.tokens.retain(|_, t| !matches!(t, Token::Agnostic { user: u } | Token::Access { user: u, .. } if *u == user));
+                Ok(json!({ "id": removed.id, "email": removed.email }))
+            }
             "createOneObject" => {
                 let workspace = self.workspace_of(token, true)?;
                 self.create_object(&workspace, &args["input"]["object"])

@@ -29,6 +29,7 @@ mod salla_install;
 mod salla_tokens;
 mod shutdown;
 mod tenant_cache;
+mod tenant_deletion;
 mod tenant_pools;
 mod tenants;
 mod tenants_admin;

@@ -212,14 +212,18 @@ async fn installing_the_app_yields_a_ready_tenant_with_identity_and_history_then
     .await
     .unwrap();
     assert_eq!((has_tokens, store_status.as_str()), (false, "uninstalled"));
-    let grace: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM jobs WHERE kind = 'tenant.delete_after_grace' AND tenant_id = $1 AND state = 'pending'",
-    )
-    .bind(tenant_id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(grace, 1, "deletion scheduled after the grace period");
+    // The suspension is visible a moment before the schedule is written (the same event, two writes).
+    eventually("deletion scheduled after the grace period", WAIT, || async {
+        let grace: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'tenant.delete_after_grace' AND tenant_id = $1 AND state = 'pending'",
+        )
+        .bind(tenant_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        (grace == 1).then_some(())
+    })
+    .await;
 
     // Reinstall within the grace period: the same tenant comes back, with its data.
     let tokens = salla.lock().add_store(

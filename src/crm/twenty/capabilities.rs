@@ -282,6 +282,8 @@ pub const PINNED_MUTATIONS: &[(&str, &[&str])] = &[
     ("createOneField", &["input"]),
     ("updateOneField", &["input"]),
     ("setEnterpriseKey", &["enterpriseKey"]),
+    ("deleteCurrentWorkspace", &[]),
+    ("deleteUser", &[]),
 ];
 pub const PINNED_QUERIES: &[(&str, &[&str])] = &[
     ("currentUser", &[]),

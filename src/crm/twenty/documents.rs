@@ -280,6 +280,22 @@ pub const GENERATE_API_KEY_TOKEN: Document = metadata(
     Gate::Always,
 );
 
+// ---- deletion --------------------------------------------------------------------------------------------------
+
+/// Deletes the workspace of the calling (workspace access) token, with its records.
+pub const DELETE_WORKSPACE: Document = metadata(
+    "deleteCurrentWorkspace",
+    "mutation DeleteWorkspace { deleteCurrentWorkspace { id } }",
+    Gate::Always,
+);
+
+/// Deletes the calling user (the tenant's owner user, once its workspace is gone).
+pub const DELETE_USER: Document = metadata(
+    "deleteUser",
+    "mutation DeleteUser { deleteUser { id } }",
+    Gate::Mutation("deleteUser"),
+);
+
 // ---- data model (reference §2.5, §3.4) ------------------------------------------------------------------------
 
 /// Objects with their fields. `isCustom` is gone in v2.x (`isSystem` marks Twenty's own); filters are passed
@@ -348,6 +364,8 @@ pub const ALL: &[Document] = &[
     API_KEYS,
     REVOKE_API_KEY,
     GENERATE_API_KEY_TOKEN,
+    DELETE_WORKSPACE,
+    DELETE_USER,
     LIST_OBJECTS,
     CREATE_OBJECT,
     CREATE_FIELD,

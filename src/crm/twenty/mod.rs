@@ -7,6 +7,7 @@ pub mod documents;
 pub mod instances;
 pub mod metadata;
 pub mod provision;
+mod teardown;
 
 pub use capabilities::Capabilities;
 pub use client::{CallOptions, Endpoint, TwentyClient, TwentyError};

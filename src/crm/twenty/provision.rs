@@ -88,7 +88,7 @@ impl Progress {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ProvisionError {
+pub(super) enum ProvisionError {
     #[error(transparent)]
     Twenty(#[from] TwentyError),
     #[error("database: {0}")]
@@ -104,7 +104,7 @@ enum ProvisionError {
 
 /// A `crm_workspaces` row, as far as provisioning reads it.
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     step: String,
     owner_email: String,
     key_id: Option<String>,
@@ -244,14 +244,14 @@ impl TwentyCrm {
         ))
     }
 
-    async fn run(
-        &self,
-        tenant: &Tenant,
-        instance: &TwentyInstance,
-    ) -> Result<StepOutcome, ProvisionError> {
-        let row = self.ensure_row(tenant).await?;
+    /// A run over `row` on `instance`, with the owner's password opened.
+    pub(super) async fn run_for<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        instance: &'a TwentyInstance,
+        row: Row,
+    ) -> Result<Run<'a>, ProvisionError> {
         let capabilities = instance.capabilities().await?;
-        capabilities.require_provisioning()?;
         let (Some(key_id), Some(sealed)) = (&row.key_id, &row.owner_password) else {
             return Err(ProvisionError::State(
                 "crm_workspaces row without an owner password".into(),
@@ -260,7 +260,7 @@ impl TwentyCrm {
         let password = self
             .keyring
             .open_string(&password_context(tenant.id), key_id, sealed)?;
-        let mut run = Run {
+        Ok(Run {
             crm: self,
             instance,
             tenant,
@@ -269,7 +269,17 @@ impl TwentyCrm {
             row,
             password,
             session: Session::default(),
-        };
+        })
+    }
+
+    async fn run(
+        &self,
+        tenant: &Tenant,
+        instance: &TwentyInstance,
+    ) -> Result<StepOutcome, ProvisionError> {
+        let row = self.ensure_row(tenant).await?;
+        let mut run = self.run_for(tenant, instance, row).await?;
+        run.capabilities.require_provisioning()?;
         let api_key = run.drive().await?;
         if let Some(hook) = &self.ready_hook {
             hook.workspace_ready(tenant, &instance.client, &api_key)
@@ -284,7 +294,7 @@ impl TwentyCrm {
     }
 
     /// The tenant's row, created with a fresh owner password the first time.
-    async fn ensure_row(&self, tenant: &Tenant) -> Result<Row, ProvisionError> {
+    pub(super) async fn ensure_row(&self, tenant: &Tenant) -> Result<Row, ProvisionError> {
         let password = Alphanumeric.sample_string(&mut rand::rng(), 32);
         let sealed = self
             .keyring
@@ -317,11 +327,18 @@ impl CrmBackend for TwentyCrm {
     ) -> BoxFuture<'a, Result<StepOutcome, String>> {
         Box::pin(self.provision(tenant))
     }
+
+    fn delete_workspace<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
+        Box::pin(async move { self.delete(tenant).await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// Tokens of this run only.
 #[derive(Default)]
-struct Session {
+pub(super) struct Session {
     /// Workspace-agnostic token (`signUp`/`signIn`): enough to create a workspace.
     agnostic: Option<String>,
     /// Login token from `signUpInNewWorkspace`, to exchange for an access token.
@@ -331,13 +348,13 @@ struct Session {
 }
 
 /// One provisioning run of one tenant.
-struct Run<'a> {
+pub(super) struct Run<'a> {
     crm: &'a TwentyCrm,
     instance: &'a TwentyInstance,
     tenant: &'a Tenant,
     capabilities: Arc<Capabilities>,
     progress: Progress,
-    row: Row,
+    pub(super) row: Row,
     password: String,
     session: Session,
 }
@@ -359,7 +376,12 @@ impl Run<'_> {
         }
     }
 
-    async fn call(
+    /// Whether this run's server is sent documents gated by `gate`.
+    pub(super) fn allows(&self, gate: docs::Gate) -> bool {
+        self.capabilities.allows(gate)
+    }
+
+    pub(super) async fn call(
         &self,
         document: &Document,
         variables: Value,
@@ -429,7 +451,7 @@ impl Run<'_> {
 
     /// A workspace-agnostic token: from this run's sign-up, else by signing in (`signIn` where it exists,
     /// else a login token exchanged at Twenty's own URL).
-    async fn agnostic_token(&mut self) -> Result<String, ProvisionError> {
+    pub(super) async fn agnostic_token(&mut self) -> Result<String, ProvisionError> {
         if let Some(token) = &self.session.agnostic {
             return Ok(token.clone());
         }
@@ -537,6 +559,14 @@ impl Run<'_> {
         &self,
         token: &str,
     ) -> Result<Option<(String, String)>, ProvisionError> {
+        Ok(self.owned_workspaces(token).await?.into_iter().next())
+    }
+
+    /// `(id, URL)` of every workspace the owner can sign in to.
+    pub(super) async fn owned_workspaces(
+        &self,
+        token: &str,
+    ) -> Result<Vec<(String, String)>, ProvisionError> {
         let document = self
             .capabilities
             .pick(&[docs::AVAILABLE_WORKSPACES, docs::USER_WORKSPACES])
@@ -547,25 +577,27 @@ impl Run<'_> {
             .call(&document, json!({}), Some(token), CallOptions::IDEMPOTENT)
             .await?;
         let user = &data["currentUser"];
-        let first = if document.text == docs::AVAILABLE_WORKSPACES.text {
+        let listed: Vec<Value> = if document.text == docs::AVAILABLE_WORKSPACES.text {
             user["availableWorkspaces"]["availableWorkspacesForSignIn"]
                 .as_array()
-                .and_then(|all| all.first())
                 .cloned()
+                .unwrap_or_default()
         } else {
             user["workspaces"]
                 .as_array()
-                .and_then(|all| all.first())
+                .into_iter()
+                .flatten()
                 .map(|membership| membership["workspace"].clone())
+                .collect()
         };
-        first
-            .map(|workspace| workspace_at("currentUser", &workspace))
-            .transpose()
-            .map_err(Into::into)
+        listed
+            .iter()
+            .map(|workspace| workspace_at("currentUser", workspace).map_err(Into::into))
+            .collect()
     }
 
     /// A workspace access token: the sign-up's login token exchanged, else a fresh sign-in to the workspace.
-    async fn access_token(&mut self) -> Result<String, ProvisionError> {
+    pub(super) async fn access_token(&mut self) -> Result<String, ProvisionError> {
         if let Some(token) = &self.session.access {
             return Ok(token.clone());
         }
