@@ -51,12 +51,19 @@ struct StoreRow {
     import_requested_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     last_event_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    webhooks_registered_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    webhooks_checked_at: Option<OffsetDateTime>,
+    /// Events not registered as they should be (`[{event, problem}]`); `null` before the first check.
+    webhook_drift: Option<Value>,
 }
 
 const COLUMNS: &str = "merchant_id, tenant_id, status, access_token IS NOT NULL AS has_tokens, key_id, \
     access_expires_at, refresh_obtained_at, scope, token_version, last_refresh_at, last_refresh_error, store_name, \
     store_domain, store_plan, owner_email, rate_limit_per_minute, subscription_status, subscription_plan, \
-    subscription_ends_at, installed_at, uninstalled_at, import_requested_at, last_event_at";
+    subscription_ends_at, installed_at, uninstalled_at, import_requested_at, last_event_at, webhooks_registered_at, \
+    webhooks_checked_at, webhook_drift";
 
 /// `GET /admin/salla/stores`: stores, most recently active first.
 pub async fn list(

@@ -216,10 +216,10 @@ impl AccountsApi {
             StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED if is_invalid_grant(&text) => {
                 Err(RefreshError::InvalidGrant)
             }
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::SERVICE_UNAVAILABLE => Err(RefreshError::Unavailable { retry_after }),
-            // A gateway answering for the token server cannot tell whether the server rotated the tokens.
+            // Throttled: the request was not processed.
+            StatusCode::TOO_MANY_REQUESTS => Err(RefreshError::Unavailable { retry_after }),
+            // Any 5xx is ambiguous like a timeout: the token server (or a gateway in front of it) may have
+            // rotated the tokens before failing. The stored tokens are re-read before any further refresh.
             s if s.is_server_error() => Err(RefreshError::Ambiguous(format!(
                 "HTTP {}: {message}",
                 s.as_u16()
@@ -245,11 +245,7 @@ impl AccountsApi {
                 .header(reqwest::header::ACCEPT, "application/json");
             let (outcome, _) = api::exchange(request, "user_info", attempt, false).await;
             match outcome {
-                Outcome::Done(mut body) => {
-                    let data = body.get_mut("data").map(serde_json::Value::take);
-                    return serde_json::from_value(data.unwrap_or_default())
-                        .map_err(|e| SallaApiError::Decode(e.to_string()));
-                }
+                Outcome::Done(body) => return parse_user_info(body),
                 Outcome::InvalidToken(message) => return Err(SallaApiError::Unauthorized(message)),
                 Outcome::Retry {
                     error,
@@ -311,6 +307,16 @@ pub fn expires_at(value: u64, now: OffsetDateTime) -> Option<OffsetDateTime> {
     } else {
         now.checked_add(time::Duration::seconds(i64::try_from(value).ok()?))
     }
+}
+
+/// User info as Salla's documentation and SDKs show it (`{status, success, data: {…}}`) or as it has been
+/// observed live (the user at the top level): `data` when it is an object, else the body itself.
+fn parse_user_info(mut body: serde_json::Value) -> Result<UserInfo, SallaApiError> {
+    let user = match body.get_mut("data") {
+        Some(data) if data.is_object() => data.take(),
+        _ => body,
+    };
+    serde_json::from_value(user).map_err(|e| SallaApiError::Decode(e.to_string()))
 }
 
 #[cfg(test)]
@@ -390,6 +396,19 @@ mod tests {
         ));
         assert!(!is_invalid_grant(r#"{"error":"invalid_client"}"#));
         assert!(!is_invalid_grant("not json"));
+    }
+
+    #[test]
+    fn user_info_is_read_with_and_without_the_data_envelope() {
+        let user = serde_json::json!({ "id": 1771165749, "name": "Test User", "email": "t@example.sa",
+            "merchant": { "id": 1803665367, "username": "dev-store", "name": "My Store", "plan": "special" } });
+        let bare = parse_user_info(user.clone()).unwrap();
+        let enveloped =
+            parse_user_info(serde_json::json!({ "status": 200, "success": true, "data": user }))
+                .unwrap();
+        assert_eq!(bare.merchant.id, 1_803_665_367);
+        assert_eq!(enveloped.merchant.id, bare.merchant.id);
+        assert!(parse_user_info(serde_json::json!({ "status": 200, "data": [] })).is_err());
     }
 
     #[test]

@@ -498,26 +498,28 @@ impl MerchantApi {
         Ok(info)
     }
 
-    /// `POST /webhooks/subscribe` (reference §3.4): deliveries of `event` to `url`, webhook version 2, with
-    /// `header` (name, value) added to every delivery when given. Returns Salla's `data` (the webhook).
+    /// `POST /webhooks/subscribe` (reference §3.4): deliveries of `event` to `url`, webhook version 2,
+    /// authenticated with our own `secret`: the Token strategy with that secret, and the same value as an
+    /// `Authorization` header of every delivery (Salla adds a registration's `headers` to each delivery, so
+    /// the credential holds even where Salla ignores the strategy fields at registration and signs with a
+    /// secret of its own). Salla updates the webhook already registered at `url` rather than adding one, so
+    /// each event needs a URL of its own. Returns Salla's `data` (the webhook).
     pub async fn subscribe_webhook(
         &self,
         store: MerchantId,
         tokens: &dyn AccessTokens,
         event: &str,
         url: &str,
-        header: Option<(&str, &str)>,
+        secret: &str,
     ) -> Result<Value, SallaApiError> {
-        let headers: Vec<Value> = header
-            .map(|(key, value)| json!({ "key": key, "value": value }))
-            .into_iter()
-            .collect();
         let body = json!({
             "name": format!("Wosool {event}"),
             "event": event,
             "url": url,
             "version": 2,
-            "headers": headers,
+            "security_strategy": "token",
+            "secret": secret,
+            "headers": [{ "key": "Authorization", "value": secret }],
         });
         let endpoint = Endpoint {
             label: "webhooks_subscribe",
@@ -528,6 +530,51 @@ impl MerchantApi {
             .call(store, tokens, endpoint, Method::POST, target, Some(&body))
             .await?;
         data(answer)
+    }
+
+    /// `GET /webhooks`: every webhook registered for the store (all pages).
+    pub async fn list_webhooks(
+        &self,
+        store: MerchantId,
+        tokens: &dyn AccessTokens,
+    ) -> Result<Vec<Value>, SallaApiError> {
+        let endpoint = Endpoint {
+            label: "webhooks_list",
+            customers: false,
+        };
+        let mut all = Vec::new();
+        for page in 1..=MAX_WEBHOOK_PAGES {
+            let mut url = self.url("/webhooks")?;
+            url.query_pairs_mut().append_pair("page", &page.to_string());
+            let body = self
+                .call(store, tokens, endpoint, Method::GET, url, None)
+                .await?;
+            let listed = parse_page(body, page, self.per_page)?;
+            let more = listed.has_more();
+            all.extend(listed.items);
+            if !more {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// `DELETE /webhooks/unsubscribe?id=…`: removes one webhook (by id: by URL would remove all at that URL).
+    pub async fn unsubscribe_webhook(
+        &self,
+        store: MerchantId,
+        tokens: &dyn AccessTokens,
+        id: u64,
+    ) -> Result<(), SallaApiError> {
+        let mut url = self.url("/webhooks/unsubscribe")?;
+        url.query_pairs_mut().append_pair("id", &id.to_string());
+        let endpoint = Endpoint {
+            label: "webhooks_unsubscribe",
+            customers: false,
+        };
+        self.call(store, tokens, endpoint, Method::DELETE, url, None)
+            .await
+            .map(drop)
     }
 
     fn url(&self, path: &str) -> Result<url::Url, SallaApiError> {
@@ -607,6 +654,9 @@ impl MerchantApi {
         }
     }
 }
+
+/// Pages of `GET /webhooks` read at most (a store has a few dozen webhooks).
+const MAX_WEBHOOK_PAGES: u32 = 20;
 
 /// `data` of a success envelope (the whole body when there is no envelope).
 fn data(mut body: Value) -> Result<Value, SallaApiError> {

@@ -152,59 +152,6 @@ pub async fn store_info(salla: &Salla, merchant: u64) -> Result<StoreInfo, JobEr
         .map_err(|e| api_error("store/info", e))
 }
 
-/// The store events we act on, registered through the API when `salla.webhook_subscribe_url` is set.
-const SUBSCRIBED_EVENTS: &[&str] = &[
-    "order.created",
-    "order.updated",
-    "order.status.updated",
-    "order.cancelled",
-    "order.refunded",
-    "order.deleted",
-    "product.created",
-    "product.deleted",
-    "product.price.updated",
-    "product.status.updated",
-    "product.image.updated",
-    "product.category.updated",
-    "product.brand.updated",
-    "product.tags.updated",
-    "customer.created",
-    "customer.updated",
-    "abandoned.cart",
-    "abandoned.cart.status.changed",
-    "abandoned.cart.purchased",
-];
-
-/// Registers the store's webhooks through the API, once, when configured.
-pub async fn register_webhooks(salla: &Salla, merchant: u64) -> Result<(), JobError> {
-    let url = &salla.config().webhook_subscribe_url;
-    if url.is_empty() {
-        return Ok(());
-    }
-    let done: Option<bool> = sqlx::query_scalar(
-        "SELECT webhooks_registered_at IS NOT NULL FROM salla_stores WHERE merchant_id = $1",
-    )
-    .bind(merchant as i64)
-    .fetch_optional(salla.db())
-    .await?;
-    if done != Some(false) {
-        return Ok(());
-    }
-    let credentials = StoreCredentials::new(salla, merchant);
-    for event in SUBSCRIBED_EVENTS {
-        salla
-            .api()
-            .subscribe_webhook(MerchantId(merchant), &credentials, event, url, None)
-            .await
-            .map_err(|e| api_error("webhooks/subscribe", e))?;
-    }
-    sqlx::query("UPDATE salla_stores SET webhooks_registered_at = now() WHERE merchant_id = $1")
-        .bind(merchant as i64)
-        .execute(salla.db())
-        .await?;
-    Ok(())
-}
-
 #[derive(sqlx::FromRow)]
 struct SyncState {
     status: String,

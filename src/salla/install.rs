@@ -293,7 +293,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
             super::import::enqueue_full(salla.jobs(), tenant.id, merchant).await?;
         }
     }
-    super::import::register_webhooks(salla, merchant).await?;
+    super::subscriptions::enqueue(salla, salla.jobs(), merchant).await?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod processing;
 pub mod routes;
 mod service;
 pub mod store_data;
+pub mod subscriptions;
 pub mod tokens;
 pub mod webhook;
 
@@ -92,6 +93,11 @@ pub fn register_jobs(registry: &mut Registry, salla: Salla) -> Result<(), serde_
         async move { import::run(&s, &ctx, &job).await }
     });
     let s = salla.clone();
+    registry.register(move |_ctx, job: subscriptions::EnsureWebhooks| {
+        let s = s.clone();
+        async move { subscriptions::ensure(&s, job.merchant_id).await.map(drop) }
+    });
+    let s = salla.clone();
     registry.register(move |_ctx, _job: RefreshSweep| {
         let s = s.clone();
         async move { refresh_sweep(&s).await }
@@ -141,6 +147,7 @@ async fn resync_sweep(salla: &Salla) -> Result<(), JobError> {
     .await?;
     for (merchant, tenant) in &stores {
         import::enqueue_full(salla.jobs(), *tenant, *merchant as u64).await?;
+        subscriptions::enqueue(salla, salla.jobs(), *merchant as u64).await?;
     }
     tracing::info!(stores = stores.len(), "Salla re-scan enqueued");
     Ok(())

@@ -5,6 +5,10 @@
 //!   bytes as they are (not decoded). Either hex case is accepted; the comparison is constant-time.
 //! - `Token`: `Authorization` equals the secret (no scheme; a `Bearer ` prefix is tolerated), constant-time.
 //!
+//! Webhooks we register through the Merchant API (`subscriptions`) also carry our secret as an `Authorization`
+//! header of every delivery: where Salla ignored the strategy we asked for and signed with a secret of its
+//! own, that header authenticates the delivery (unless the strategy is pinned to `signature`).
+//!
 //! There is no timestamp or delivery id, so no replay window exists: replays are made harmless downstream
 //! (the inbox dedupes on the body's hash and every effect is an idempotent upsert).
 
@@ -81,6 +85,25 @@ pub fn verify_any(
         return Err(WebhookError::NoSecret);
     }
     let strategy = strategy_of(headers, pinned)?;
+    let verified = check(&secrets, strategy, headers, body);
+    match verified {
+        Err(WebhookError::InvalidSignature | WebhookError::MalformedSignature)
+            if pinned == SallaStrategy::Any
+                && header(headers, "authorization").is_some()
+                && check(&secrets, Strategy::Token, headers, body).is_ok() =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn check(
+    secrets: &[&str],
+    strategy: Strategy,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), WebhookError> {
     match strategy {
         Strategy::Signature => {
             let given = header(headers, SIGNATURE_HEADER).ok_or(WebhookError::MissingCredential)?;
@@ -285,5 +308,34 @@ mod tests {
             verify(SECRET, &unknown, BODY),
             Err(WebhookError::UnknownStrategy(_))
         ));
+    }
+
+    #[test]
+    fn a_registration_header_authenticates_a_delivery_salla_signed_with_its_own_secret() {
+        let theirs = signature("secret-salla-generated", BODY);
+        let ours = headers(&[
+            ("X-Salla-Security-Strategy", "Signature"),
+            ("X-Salla-Signature", &theirs),
+            ("Authorization", SECRET),
+        ]);
+        assert_eq!(
+            verify_any(&[SECRET], SallaStrategy::Any, &ours, BODY),
+            Ok(())
+        );
+        // Pinned to signatures: only a valid signature will do.
+        assert_eq!(
+            verify_any(&[SECRET], SallaStrategy::Signature, &ours, BODY),
+            Err(WebhookError::InvalidSignature)
+        );
+        // Without our header, or with another value, it stays refused.
+        let forged = headers(&[
+            ("X-Salla-Security-Strategy", "Signature"),
+            ("X-Salla-Signature", &theirs),
+            ("Authorization", "guess"),
+        ]);
+        assert_eq!(
+            verify_any(&[SECRET], SallaStrategy::Any, &forged, BODY),
+            Err(WebhookError::InvalidSignature)
+        );
     }
 }

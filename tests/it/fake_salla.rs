@@ -65,6 +65,11 @@ impl FakeSallaServer {
             .route("/admin/v2/carts/abandoned", get(list_carts))
             .route("/admin/v2/store/info", get(store_info))
             .route("/admin/v2/webhooks/subscribe", post(subscribe))
+            .route("/admin/v2/webhooks", get(list_webhooks))
+            .route(
+                "/admin/v2/webhooks/unsubscribe",
+                axum::routing::delete(unsubscribe),
+            )
             .layer(axum::middleware::from_fn(finish_even_if_abandoned))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -201,7 +206,9 @@ pub(crate) struct FakeStore {
     pub(crate) orders: Vec<Value>,
     pub(crate) customers: Vec<Value>,
     pub(crate) abandoned_carts: Vec<Value>,
-    /// Bodies of `POST /webhooks/subscribe` it accepted.
+    /// The store's webhooks as Salla keeps them: `{id, name, event, url, version, rule, headers (an object),
+    /// security_strategy, secret}`. Subscribing a URL that is registered already updates that webhook; one
+    /// registered without a strategy and secret is signed with a secret Salla generates.
     pub(crate) webhooks: Vec<Value>,
     /// The valid access token (`None`: revoked or expired, every call answers 401).
     pub(crate) access_token: Option<String>,
@@ -320,6 +327,12 @@ pub(crate) struct FakeSalla {
     pub(crate) expiry: Expiry,
     /// Status of the `invalid_grant` answer (Ory Hydra answers 400; Salla's docs list it under 401).
     pub(crate) invalid_grant_status: u16,
+    /// `GET /oauth2/user/info` without the `{status, success, data}` envelope (as observed live; the docs and
+    /// SDKs show the envelope).
+    pub(crate) bare_user_info: bool,
+    /// `POST /webhooks/subscribe` ignores `security_strategy` and `secret` (Salla's agent kit says they are set
+    /// only on update): webhooks are then signed with a generated secret.
+    pub(crate) ignores_strategy_fields: bool,
 }
 
 impl Default for FakeSalla {
@@ -332,6 +345,8 @@ impl Default for FakeSalla {
             issued: 0,
             expiry: Expiry::ExpiresIn(TOKEN_LIFETIME_SECS),
             invalid_grant_status: 400,
+            bare_user_info: false,
+            ignores_strategy_fields: false,
         }
     }
 }
@@ -801,24 +816,182 @@ async fn subscribe(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
         return reply(422, body, &rate);
     }
     let mut fake = lock(&state);
+    let ignores_strategy = fake.ignores_strategy_fields;
     let store = fake.store(merchant);
-    let id = 1_900_000_000 + store.webhooks.len() as u64;
-    let data = json!({
+    let headers: serde_json::Map<String, Value> = request["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| Some((h["key"].as_str()?.to_owned(), h["value"].clone())))
+        .collect();
+    let strategy = match (
+        request["security_strategy"].as_str(),
+        request["secret"].as_str(),
+    ) {
+        (Some(strategy), Some(secret)) if !ignores_strategy => {
+            Some((strategy.to_lowercase(), secret.to_owned()))
+        }
+        _ => None,
+    };
+    let existing = store
+        .webhooks
+        .iter()
+        .position(|w| w["url"] == request["url"]);
+    let id = existing
+        .map(|i| store.webhooks[i]["id"].clone())
+        .unwrap_or_else(|| json!(1_900_000_000 + store.webhooks.len() as u64));
+    let (strategy, secret) = match (strategy, existing) {
+        (Some(given), _) => given,
+        (None, Some(i)) => (
+            store.webhooks[i]["security_strategy"]
+                .as_str()
+                .unwrap_or("signature")
+                .to_owned(),
+            store.webhooks[i]["secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        // "Salla will assign the Security Strategy to Signature by default", hashing with a secret it
+        // generates.
+        (None, None) => (
+            "signature".to_owned(),
+            format!("generated-{}", uuid::Uuid::new_v4().simple()),
+        ),
+    };
+    let webhook = json!({
         "id": id,
         "name": request["name"],
         "event": request["event"],
-        "type": "app",
+        "type": "manual",
         "url": request["url"],
         "version": request.get("version").cloned().unwrap_or(json!(2)),
         "rule": request.get("rule").cloned().unwrap_or(Value::Null),
-        "headers": request.get("headers").cloned().unwrap_or(json!([])),
+        "headers": headers,
+        "security_strategy": strategy,
+        "secret": secret,
     });
-    store.webhooks.push(request);
+    match existing {
+        Some(i) => store.webhooks[i] = webhook.clone(),
+        None => store.webhooks.push(webhook.clone()),
+    }
     reply(
         201,
-        json!({ "status": 201, "success": true, "data": data }),
+        json!({ "status": 201, "success": true, "data": public_webhook(&webhook) }),
         &rate,
     )
+}
+
+/// A webhook as Salla's API shows it (no secret).
+fn public_webhook(webhook: &Value) -> Value {
+    let mut shown = webhook.clone();
+    if let Some(fields) = shown.as_object_mut() {
+        fields.remove("secret");
+    }
+    shown
+}
+
+/// `GET /webhooks`: the store's webhooks, one page.
+async fn list_webhooks(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    let (merchant, rate) = match gate(&state, "GET /webhooks", "/webhooks", None, &headers).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let mut fake = lock(&state);
+    let data: Vec<Value> = fake
+        .store(merchant)
+        .webhooks
+        .iter()
+        .map(public_webhook)
+        .collect();
+    let count = data.len();
+    reply(
+        200,
+        json!({ "status": 200, "success": true, "data": data, "pagination": {
+            "count": count, "total": count, "perPage": 65, "currentPage": 1, "totalPages": 1, "links": [] } }),
+        &rate,
+    )
+}
+
+/// `DELETE /webhooks/unsubscribe?id=…`.
+async fn unsubscribe(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let (merchant, rate) = match gate(
+        &state,
+        "DELETE /webhooks/unsubscribe",
+        "/webhooks/unsubscribe",
+        None,
+        &headers,
+    )
+    .await
+    {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let mut fake = lock(&state);
+    let store = fake.store(merchant);
+    let id = query.get("id").and_then(|id| id.parse::<u64>().ok());
+    let Some(index) = store
+        .webhooks
+        .iter()
+        .position(|w| w["id"].as_u64() == id && id.is_some())
+    else {
+        return reply(
+            404,
+            error_envelope(
+                404,
+                "The content you are trying to access is no longer available",
+            ),
+            &rate,
+        );
+    };
+    store.webhooks.remove(index);
+    reply(
+        202,
+        json!({ "status": 202, "success": true,
+                "data": { "message": "The Object has been removed successfully", "code": 202 } }),
+        &rate,
+    )
+}
+
+impl FakeStore {
+    /// How Salla would deliver `event` to this store's webhook for it: the URL and the headers (the
+    /// strategy's credential and the registration's own headers), for `body`. `None`: not subscribed.
+    pub(crate) fn delivery(
+        &self,
+        event: &str,
+        body: &[u8],
+    ) -> Option<(String, Vec<(String, String)>)> {
+        let webhook = self.webhooks.iter().find(|w| w["event"] == event)?;
+        let secret = webhook["secret"].as_str().unwrap_or_default();
+        let mut headers = vec![];
+        match webhook["security_strategy"].as_str() {
+            Some("token") => {
+                headers.push(("X-Salla-Security-Strategy".to_owned(), "Token".to_owned()));
+                headers.push(("Authorization".to_owned(), secret.to_owned()));
+            }
+            _ => {
+                let mut mac =
+                    <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(secret.as_bytes())
+                        .expect("any key length");
+                hmac::Mac::update(&mut mac, body);
+                let signature = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+                headers.push((
+                    "X-Salla-Security-Strategy".to_owned(),
+                    "Signature".to_owned(),
+                ));
+                headers.push(("X-Salla-Signature".to_owned(), signature));
+            }
+        }
+        for (key, value) in webhook["headers"].as_object().into_iter().flatten() {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+            headers.push((key.clone(), value.as_str().unwrap_or_default().to_owned()));
+        }
+        Some((webhook["url"].as_str()?.to_owned(), headers))
+    }
 }
 
 /// `POST /oauth2/token`, refresh grant (reference §3.1): form-encoded client credentials and refresh token;
@@ -926,6 +1099,9 @@ async fn user_info(State(state): State<Shared>, headers: HeaderMap) -> Response 
     merchant_json["name"] = json!(store.name);
     merchant_json["plan"] = json!(store.plan);
     merchant_json["domain"] = json!(store.domain);
+    if fake.bare_user_info {
+        return reply(200, body["data"].take(), &[]);
+    }
     reply(200, body, &[])
 }
 

@@ -370,7 +370,7 @@ async fn salla_api_webhook_subscription_is_posted_once_and_not_retried_after_a_5
     setup.salla.lock().fail("/webhooks", 1, Fault::status(500));
     let error = setup
         .api
-        .subscribe_webhook(STORE, &setup.tokens, "order.created", url, None)
+        .subscribe_webhook(STORE, &setup.tokens, "order.created", url, "s3cret")
         .await
         .unwrap_err();
     assert!(
@@ -381,25 +381,34 @@ async fn salla_api_webhook_subscription_is_posted_once_and_not_retried_after_a_5
 
     let webhook = setup
         .api
-        .subscribe_webhook(
-            STORE,
-            &setup.tokens,
-            "order.created",
-            url,
-            Some(("X-Wosool-Token", "s3cret")),
-        )
+        .subscribe_webhook(STORE, &setup.tokens, "order.created", url, "s3cret")
         .await
         .expect("subscribed");
     assert_eq!(webhook["event"], "order.created");
-    let mut fake = setup.salla.lock();
-    let sent = &fake.store(MERCHANT).webhooks[0];
-    assert_eq!(sent["url"], url);
-    assert_eq!(sent["version"], 2);
-    assert_eq!(
-        sent["headers"],
-        serde_json::json!([{ "key": "X-Wosool-Token", "value": "s3cret" }])
+    assert!(
+        webhook.get("secret").is_none(),
+        "Salla never shows the secret"
     );
-    assert!(sent["name"].as_str().is_some_and(|n| !n.is_empty()));
+    let listed = setup
+        .api
+        .list_webhooks(STORE, &setup.tokens)
+        .await
+        .expect("listed");
+    assert_eq!(listed.len(), 1);
+    let mut fake = setup.salla.lock();
+    let kept = &fake.store(MERCHANT).webhooks[0];
+    assert_eq!(kept["url"], url);
+    assert_eq!(kept["version"], 2);
+    assert_eq!(
+        (kept["security_strategy"].as_str(), kept["secret"].as_str()),
+        (Some("token"), Some("s3cret")),
+        "our credential, not one Salla generates"
+    );
+    assert_eq!(
+        kept["headers"],
+        serde_json::json!({ "Authorization": "s3cret" })
+    );
+    assert!(kept["name"].as_str().is_some_and(|n| !n.is_empty()));
 }
 
 #[tokio::test]
@@ -667,7 +676,7 @@ async fn salla_api_refresh_timeout_is_ambiguous_and_never_retried() {
 }
 
 #[tokio::test]
-async fn salla_api_refresh_failures_that_keep_the_refresh_token_usable() {
+async fn salla_api_refresh_failures_that_keep_the_refresh_token_usable_and_the_ambiguous_5xx() {
     let setup = setup(FakeStore::new(MERCHANT), &[]).await;
     let refresh_token = setup.tokens.current().refresh_token;
     {
@@ -689,8 +698,8 @@ async fn salla_api_refresh_failures_that_keep_the_refresh_token_usable() {
     );
     let down = setup.accounts.refresh(&refresh_token).await.unwrap_err();
     assert!(
-        matches!(down, RefreshError::Unavailable { retry_after: None }),
-        "{down:?}"
+        matches!(down, RefreshError::Ambiguous(_)),
+        "a 5xx may come after the rotation: {down:?}"
     );
     let gateway = setup.accounts.refresh(&refresh_token).await.unwrap_err();
     assert!(
@@ -759,6 +768,13 @@ async fn salla_api_user_info_names_the_store() {
     assert_eq!(user.email, format!("owner-{MERCHANT}@store.example"));
     assert_eq!(user.role.as_deref(), Some("user"));
     assert_eq!(setup.salla.lock().calls("GET /oauth2/user/info"), 2);
+    // Without the data envelope, the same user.
+    setup.salla.lock().bare_user_info = true;
+    let bare = setup.accounts.user_info(&access_token).await.unwrap();
+    assert_eq!(
+        (bare.merchant.id, bare.email),
+        (MERCHANT, user.email.clone())
+    );
 
     let error = setup
         .accounts

@@ -622,3 +622,147 @@ async fn trials_and_subscriptions_are_recorded_on_the_store_in_any_order() {
         "a null plan name keeps the known one"
     );
 }
+
+/// The merchant's store webhook row in the admin view, once its webhooks were checked.
+async fn checked_store(app: &TestApp, after: Option<&str>) -> Value {
+    eventually("the webhooks checked", WAIT, || async {
+        let store: Value = app
+            .admin_get(&format!("/api/admin/salla/stores/{MERCHANT}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let store = store.get("store").cloned().unwrap_or(store);
+        let checked = store["webhooks_checked_at"].as_str()?;
+        (Some(checked) != after).then_some(store)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_registered_through_the_api_each_have_their_url_and_our_credential() {
+    let base = "https://wosool.example/webhooks/salla";
+    let salla = FakeSallaServer::start().await;
+    let tokens = salla
+        .lock()
+        .add_store(FakeStore::new(MERCHANT).with_orders(3));
+    {
+        // What one URL for every event left behind (Salla kept updating the one webhook), and another app's.
+        let mut fake = salla.lock();
+        let store = fake.store(MERCHANT);
+        store.webhooks.push(json!({ "id": 17, "name": "old", "event": "abandoned.cart.purchased", "url": base,
+            "version": 2, "headers": {}, "security_strategy": "signature", "secret": "generated-old" }));
+        store.webhooks.push(
+            json!({ "id": 18, "name": "theirs", "event": "product.created",
+            "url": "https://other-app.example/hook", "version": 2, "headers": {},
+            "security_strategy": "signature", "secret": "theirs" }),
+        );
+    }
+    let (app, _) = salla_app_with(&salla, |env| {
+        env.push(("WOSOOL_SALLA__WEBHOOK_SUBSCRIBE_URL".into(), base.into()))
+    })
+    .await;
+    deliver(&app, &authorize(MERCHANT, &tokens)).await;
+    wait_status(&app.db, MERCHANT, "ready").await;
+    let store = checked_store(&app, None).await;
+    assert_eq!(store["webhook_drift"], json!([]), "{store}");
+    {
+        let mut fake = salla.lock();
+        let webhooks = fake.store(MERCHANT).webhooks.clone();
+        for event in wosool::salla::subscriptions::SUBSCRIBED_EVENTS {
+            let url = format!("{base}?event={event}");
+            let registered: Vec<&Value> =
+                webhooks.iter().filter(|w| w["url"] == json!(url)).collect();
+            assert_eq!(registered.len(), 1, "{event}: {webhooks:#?}");
+            assert_eq!(registered[0]["event"], json!(event));
+            assert_eq!(
+                (
+                    registered[0]["security_strategy"].as_str(),
+                    registered[0]["secret"].as_str()
+                ),
+                (Some("token"), Some(WEBHOOK_SECRET)),
+                "{event} is signed with our secret"
+            );
+        }
+        assert!(
+            !webhooks.iter().any(|w| w["url"] == base),
+            "the one-URL webhook is gone"
+        );
+        assert!(
+            webhooks.iter().any(|w| w["id"] == 18),
+            "another app's webhook is left alone"
+        );
+    }
+
+    // A delivery as Salla sends it for one of them is accepted and applied.
+    let mut event = for_merchant("order.created", MERCHANT);
+    event["data"]["id"] = json!(771_000_001_u64);
+    let body = serde_json::to_vec(&event).unwrap();
+    let (url, headers) = salla
+        .lock()
+        .store(MERCHANT)
+        .delivery("order.created", &body)
+        .unwrap();
+    let path = url.strip_prefix("https://wosool.example").unwrap();
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+
+    // Where Salla ignores the strategy fields at registration, its deliveries still authenticate (our
+    // Authorization header rides on each), and the check reports the drift.
+    {
+        let mut fake = salla.lock();
+        fake.ignores_strategy_fields = true;
+        let store = fake.store(MERCHANT);
+        for webhook in &mut store.webhooks {
+            if webhook["event"] == "customer.created" {
+                webhook["security_strategy"] = json!("signature");
+                webhook["secret"] = json!("generated-by-salla");
+            }
+        }
+    }
+    let mut customer = for_merchant("synthetic-customer.created", MERCHANT);
+    customer["data"]["id"] = json!(881_000_001_u64);
+    let body = serde_json::to_vec(&customer).unwrap();
+    let (url, headers) = salla
+        .lock()
+        .store(MERCHANT)
+        .delivery("customer.created", &body)
+        .unwrap();
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "X-Salla-Security-Strategy" && v == "Signature")
+    );
+    let path = url.strip_prefix("https://wosool.example").unwrap();
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
+    let enqueued = app
+        .admin_post("/api/admin/jobs")
+        .json(&json!({ "kind": "salla.webhooks", "payload": { "merchant_id": MERCHANT } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(enqueued.status().is_success());
+    let rechecked = checked_store(&app, store["webhooks_checked_at"].as_str()).await;
+    assert_eq!(
+        rechecked["webhook_drift"],
+        json!([{ "event": "customer.created", "problem": "other_credential" }]),
+        "{rechecked}"
+    );
+}
