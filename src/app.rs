@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::TenantAdmin;
 use crate::clerk::api::ClerkApi;
 use crate::clerk::identity::ClerkIdentity;
 use crate::clerk::session::SessionVerifier;
@@ -16,6 +15,7 @@ use crate::config::ClerkConfig;
 use crate::config::Config;
 use crate::crm::twenty::TwentyCrm;
 use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
+use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::provisioning::{CrmBackend, IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
 use crate::state::{AppState, Services};
@@ -88,7 +88,7 @@ pub struct TenancyStack {
     pub directory: TenantDirectory,
     pub pools: TenantPools,
     pub provisioner: Provisioner,
-    pub admin: TenantAdmin,
+    pub lifecycle: TenantLifecycle,
     /// Twenty, when configured: the provisioning `crm` backend, also used by the capacity jobs.
     pub twenty: Option<Arc<TwentyCrm>>,
 }
@@ -157,7 +157,7 @@ impl TenancyStack {
             sessions,
             directory,
             pools,
-            admin: TenantAdmin::new(provisioner.clone()),
+            lifecycle: TenantLifecycle::new(provisioner.clone()),
             provisioner,
             twenty,
         })
@@ -205,11 +205,11 @@ impl Application {
         let mut registry = Registry::new();
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
         provisioning::register_jobs(&mut registry, tenancy.provisioner.clone())?;
-        crate::admin::register_jobs(&mut registry, tenancy.admin.clone());
+        crate::provisioning::lifecycle::register_jobs(&mut registry, tenancy.lifecycle.clone());
         crate::clerk::webhook::register_jobs(
             &mut registry,
             tenancy.provisioner.clone(),
-            tenancy.admin.clone(),
+            tenancy.lifecycle.clone(),
             &config.clerk,
         );
         let crm_sync = if config.crm.enabled() {
@@ -236,7 +236,7 @@ impl Application {
         } else {
             None
         };
-        if let Some(salla) = crate::salla::build(&config, tenancy.admin.clone(), redis.clone())
+        if let Some(salla) = crate::salla::build(&config, tenancy.lifecycle.clone(), redis.clone())
             .map_err(|e| StartupError::HttpClient("Salla", e))?
         {
             crate::salla::register_jobs(&mut registry, salla)?;
@@ -264,7 +264,7 @@ impl Application {
             directory: tenancy.directory,
             pools: tenancy.pools,
             provisioner: tenancy.provisioner,
-            admin: tenancy.admin,
+            lifecycle: tenancy.lifecycle,
             sessions: tenancy.sessions,
             crm_proxy,
             crm_sync,

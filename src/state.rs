@@ -3,12 +3,12 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::admin::TenantAdmin;
 use crate::clerk::session::SessionVerifier;
 use crate::config::Config;
 use crate::crm::proxy::CrmProxy;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
+use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::redis::Redis;
 use crate::tenancy::{TenantDirectory, TenantPools};
 
@@ -47,7 +47,7 @@ pub struct Services {
     pub pools: TenantPools,
     pub provisioner: Provisioner,
     /// The operator service layer (admin API and CLI).
-    pub admin: TenantAdmin,
+    pub lifecycle: TenantLifecycle,
     /// Clerk session-token verification, when Clerk is configured.
     pub sessions: Option<SessionVerifier>,
     /// The `/crm/*` reverse proxy to Twenty, when Twenty is configured.

@@ -19,7 +19,7 @@ pub async fn show(
     let Some(sync) = &state.crm_sync else {
         return Err(not_configured());
     };
-    let tenant = state.admin.find(&id).await?;
+    let tenant = state.lifecycle.find(&id).await?;
     let status = sync.status(tenant.id).await.map_err(ApiError::internal)?;
     Ok(axum::Json(json!({ "crm": status })))
 }

@@ -4,7 +4,6 @@ mod auth;
 mod crm;
 mod jobs;
 mod salla;
-mod service;
 mod tenants;
 pub mod webhooks;
 
@@ -14,9 +13,6 @@ use axum::routing::{delete, get, post};
 use crate::state::AppState;
 
 pub use auth::AdminAuth;
-pub use service::{
-    Actor, DeleteAfterGrace, FleetStats, TenantAdmin, TenantDetails, parse_time, register_jobs,
-};
 
 pub fn router() -> Router<AppState> {
     Router::new()

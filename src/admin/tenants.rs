@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AdminAuth;
-use super::service::{Actor, parse_time};
 use crate::dashboard::check_key_name;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query, RequestId};
 use crate::provisioning::RegistrationRequest;
+use crate::provisioning::lifecycle::{Actor, parse_time};
 use crate::state::AppState;
 use crate::tenancy::registry::TenantFilter;
 use crate::tenancy::{TenantId, TenantStatus};
@@ -82,7 +82,7 @@ pub async fn list(
         },
         limit,
     };
-    let tenants = state.admin.list(&filter).await?;
+    let tenants = state.lifecycle.list(&filter).await?;
     let next_cursor = if tenants.len() as i64 == limit {
         tenants.last().map(encode_cursor)
     } else {
@@ -111,7 +111,7 @@ pub async fn create(
         .validate(&state.config.tenancy)
         .map_err(|fields| ApiError::Invalid { fields })?;
     let registered = state
-        .admin
+        .lifecycle
         .create(valid, params.server.as_deref(), &actor(&auth, request_id))
         .await?;
     Ok((
@@ -129,7 +129,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let details = state.admin.show(&id).await?;
+    let details = state.lifecycle.show(&id).await?;
     Ok(axum::Json(json!(details)))
 }
 
@@ -153,7 +153,7 @@ pub async fn suspend(
         return Err(ApiError::Invalid { fields });
     }
     let tenant = state
-        .admin
+        .lifecycle
         .suspend(&id, reason, &actor(&auth, request_id))
         .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
@@ -165,7 +165,10 @@ pub async fn activate(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let tenant = state.admin.activate(&id, &actor(&auth, request_id)).await?;
+    let tenant = state
+        .lifecycle
+        .activate(&id, &actor(&auth, request_id))
+        .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
 }
 
@@ -175,7 +178,10 @@ pub async fn retry(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let (tenant, run) = state.admin.retry(&id, &actor(&auth, request_id)).await?;
+    let (tenant, run) = state
+        .lifecycle
+        .retry(&id, &actor(&auth, request_id))
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "tenant": tenant, "provisioning_id": run })),
@@ -197,7 +203,7 @@ pub async fn delete(
     Query(params): Query<DeleteParams>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let tenant = state
-        .admin
+        .lifecycle
         .delete(&id, params.keep_data, &actor(&auth, request_id))
         .await?;
     Ok((
@@ -211,8 +217,8 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let tenant = state.admin.find(&id).await?;
-    let keys = state.admin.list_api_keys(tenant.id).await?;
+    let tenant = state.lifecycle.find(&id).await?;
+    let keys = state.lifecycle.list_api_keys(tenant.id).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
@@ -230,9 +236,9 @@ pub async fn create_key(
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = check_key_name(&body.name)?;
-    let tenant = state.admin.find(&id).await?;
+    let tenant = state.lifecycle.find(&id).await?;
     let (info, plain) = state
-        .admin
+        .lifecycle
         .create_api_key(tenant.id, &name, &actor(&auth, request_id))
         .await?;
     Ok((
@@ -247,9 +253,9 @@ pub async fn revoke_key(
     RequestId(request_id): RequestId,
     Path((id, key_id)): Path<(String, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = state.admin.find(&id).await?;
+    let tenant = state.lifecycle.find(&id).await?;
     if state
-        .admin
+        .lifecycle
         .revoke_api_key(tenant.id, key_id, &actor(&auth, request_id))
         .await?
     {
@@ -263,5 +269,5 @@ pub async fn stats(
     _: AdminAuth,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!(state.admin.stats().await?)))
+    Ok(axum::Json(json!(state.lifecycle.stats().await?)))
 }

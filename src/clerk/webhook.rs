@@ -16,9 +16,9 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::admin::{Actor, TenantAdmin};
 use crate::config::ClerkConfig;
 use crate::jobs::{Job, JobContext, JobError, Registry};
+use crate::provisioning::lifecycle::{Actor, TenantLifecycle};
 use crate::provisioning::{ProvisionError, Provisioner, RegistrationRequest};
 use crate::tenancy::{LookupKey, RegistryError, Slug, TenantId, TenantStatus};
 use crate::webhooks;
@@ -225,7 +225,7 @@ impl Job for ClerkEvent {
 pub fn register_jobs(
     registry: &mut Registry,
     provisioner: Provisioner,
-    admin: TenantAdmin,
+    lifecycle: TenantLifecycle,
     config: &ClerkConfig,
 ) {
     let instance_id: Option<Arc<str>> =
@@ -233,7 +233,7 @@ pub fn register_jobs(
     registry.register(move |ctx, job: ClerkEvent| {
         let handler = EventHandler {
             provisioner: provisioner.clone(),
-            admin: admin.clone(),
+            lifecycle: lifecycle.clone(),
             instance_id: instance_id.clone(),
         };
         async move { handler.run(&ctx, job.inbox_id).await }
@@ -248,7 +248,7 @@ pub(super) enum Outcome {
 
 struct EventHandler {
     provisioner: Provisioner,
-    admin: TenantAdmin,
+    lifecycle: TenantLifecycle,
     /// The Clerk instance we serve, when configured (`clerk.instance_id`).
     instance_id: Option<Arc<str>>,
 }
@@ -500,7 +500,7 @@ impl EventHandler {
             TenantStatus::Suspended
                 if tenant.suspended_reason.as_deref() == Some(ORG_DELETED_REASON) =>
             {
-                self.admin
+                self.lifecycle
                     .schedule_deletion(tenant.id)
                     .await
                     .map_err(JobError::retry)?;
@@ -528,12 +528,12 @@ impl EventHandler {
             request_id: None,
         };
         match self
-            .admin
+            .lifecycle
             .suspend(&tenant.id.to_string(), ORG_DELETED_REASON, &actor)
             .await
         {
             Ok(_) => {
-                self.admin
+                self.lifecycle
                     .schedule_deletion(tenant.id)
                     .await
                     .map_err(JobError::retry)?;

@@ -24,7 +24,7 @@ pub async fn apply_model(
     let stack = connect(config).await?;
     db::migrate(stack.provisioner.db()).await?;
     let only = match tenant {
-        Some(t) => Some(stack.admin.find(&t).await.map_err(fail)?.id),
+        Some(t) => Some(stack.lifecycle.find(&t).await.map_err(fail)?.id),
         None => None,
     };
     let report = model::apply_to_all(

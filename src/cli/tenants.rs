@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use uuid::Uuid;
 
-use crate::admin::{Actor, TenantAdmin, parse_time};
 use crate::config::Config;
+use crate::provisioning::lifecycle::{Actor, TenantLifecycle, parse_time};
 use crate::provisioning::{FleetEvent, RegistrationRequest};
 use crate::tenancy::registry::TenantFilter;
 use crate::tenancy::{Tenant, TenantStatus};
@@ -160,7 +160,7 @@ fn print_table(tenants: &[Tenant]) {
 
 pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError> {
     let stack = connect(config).await?;
-    let admin = &stack.admin;
+    let admin = &stack.lifecycle;
     let actor = Actor::cli();
     match action {
         TenantsAction::List {
@@ -309,7 +309,7 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
     Ok(())
 }
 
-async fn wait_until_settled(admin: &TenantAdmin, id: &str) -> Result<Tenant, CliError> {
+async fn wait_until_settled(admin: &TenantLifecycle, id: &str) -> Result<Tenant, CliError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let tenant = admin.find(id).await.map_err(fail)?;
@@ -322,7 +322,7 @@ async fn wait_until_settled(admin: &TenantAdmin, id: &str) -> Result<Tenant, Cli
     }
 }
 
-fn print_details(details: &crate::admin::TenantDetails) {
+fn print_details(details: &crate::provisioning::lifecycle::TenantDetails) {
     let t = &details.tenant;
     println!("id:             {}", t.id);
     println!("slug:           {}", t.slug);
@@ -382,7 +382,7 @@ fn print_details(details: &crate::admin::TenantDetails) {
 
 pub async fn stats(config: &Config, json: bool) -> Result<(), CliError> {
     let stack = connect(config).await?;
-    let stats = stack.admin.stats().await.map_err(fail)?;
+    let stats = stack.lifecycle.stats().await.map_err(fail)?;
     if json {
         return print_json(&stats);
     }
@@ -414,7 +414,7 @@ pub async fn migrate_tenants(
     let stack = connect(config).await?;
     db::migrate(stack.provisioner.db()).await?;
     let only = match tenant {
-        Some(t) => Some(stack.admin.find(&t).await.map_err(fail)?.id),
+        Some(t) => Some(stack.lifecycle.find(&t).await.map_err(fail)?.id),
         None => None,
     };
     let report = stack

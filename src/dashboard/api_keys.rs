@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::admin::Actor;
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::{Json, Path, RequestId};
+use crate::provisioning::lifecycle::Actor;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -39,7 +39,7 @@ pub async fn list(
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
     ctx.require_admin()?;
-    let keys = state.admin.list_api_keys(ctx.id()).await?;
+    let keys = state.lifecycle.list_api_keys(ctx.id()).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
@@ -55,7 +55,10 @@ pub async fn create(
         name: ctx.actor.clone(),
         request_id,
     };
-    let (info, plain) = state.admin.create_api_key(ctx.id(), &name, &actor).await?;
+    let (info, plain) = state
+        .lifecycle
+        .create_api_key(ctx.id(), &name, &actor)
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -75,7 +78,11 @@ pub async fn revoke(
         name: ctx.actor.clone(),
         request_id,
     };
-    if state.admin.revoke_api_key(ctx.id(), key_id, &actor).await? {
+    if state
+        .lifecycle
+        .revoke_api_key(ctx.id(), key_id, &actor)
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("api_key_not_found", "No such API key."))

@@ -4,6 +4,7 @@
 mod deprovision;
 mod fleet;
 pub mod integrations;
+pub mod lifecycle;
 mod pipeline;
 mod registration;
 mod seed;

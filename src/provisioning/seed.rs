@@ -59,7 +59,13 @@ const SALES_STAGES: &[(&str, &str, i32, bool, bool)] = &[
     ("lost", "Lost", 0, false, true),
 ];
 
-const SYNC_RESOURCES: &[&str] = &["customers", "products", "orders", "abandoned_carts"];
+const SYNC_RESOURCES: &[&str] = &[
+    "customers",
+    "products",
+    "orders",
+    "abandoned_carts",
+    "order_details",
+];
 
 pub async fn seed(pool: &PgPool, tenant: &Tenant) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;

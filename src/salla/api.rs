@@ -334,22 +334,21 @@ fn classify(
         };
     }
     let message = error_message(text);
+    let wait = limits::throttle_wait(headers, DEFAULT_RETRY_AFTER);
     let throttled = |error| Outcome::Retry {
         error,
-        wait: limits::retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER),
+        wait,
         throttled: true,
         may_have_acted: false,
     };
     match status {
         StatusCode::UNAUTHORIZED => classify_unauthorized(message),
         StatusCode::FORBIDDEN if after_throttle => {
-            let wait = limits::retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER);
             throttled(SallaApiError::RateLimited { retry_after: wait })
         }
         StatusCode::FORBIDDEN => Outcome::Fail(SallaApiError::Forbidden(message)),
         StatusCode::NOT_FOUND => Outcome::Fail(SallaApiError::NotFound),
         StatusCode::TOO_MANY_REQUESTS => {
-            let wait = limits::retry_after(headers).unwrap_or(DEFAULT_RETRY_AFTER);
             throttled(SallaApiError::RateLimited { retry_after: wait })
         }
         s if s.is_server_error() => Outcome::Retry {

@@ -231,6 +231,7 @@ pub(super) async fn run(
                 "worker shutting down; resuming from the checkpoint",
             ));
         }
+        let page_started = std::time::Instant::now();
         let listed = salla
             .api()
             .list_page(store, credentials.as_ref(), resource, page)
@@ -255,18 +256,28 @@ pub(super) async fn run(
                 return Err(api_error(&format!("{name} page {page}"), error));
             }
         };
-        let details = if resource == Resource::Orders {
-            order_details(salla, credentials.clone(), store, &pool, &listed.items).await?
+        // Orders whose details are missing or stale, known before the page overwrites what is stored.
+        let needing_details = if resource == Resource::Orders {
+            needing_details(&pool, &listed.items).await?
         } else {
             Vec::new()
         };
         let mut tx = pool.begin().await?;
-        let written = write_page(&mut tx, resource, &listed.items, &details).await?;
+        let written = write_page(&mut tx, resource, &listed.items).await?;
+        if !needing_details.is_empty() {
+            sqlx::query("UPDATE orders SET details_needed = true WHERE salla_id = ANY($1)")
+                .bind(&needing_details)
+                .execute(&mut *tx)
+                .await?;
+        }
         let last = !listed.has_more();
+        let per_minute =
+            listed.items.len() as f64 / page_started.elapsed().as_secs_f64().max(1e-3) * 60.0;
         sqlx::query(
             "UPDATE sync_state SET next_page = $2, items_synced = items_synced + $3, total_expected = $4, \
              status = CASE WHEN $5 THEN 'done' ELSE 'running' END, \
              last_full_import_at = CASE WHEN $5 THEN now() ELSE last_full_import_at END, \
+             items_per_minute = coalesce(items_per_minute * 0.7 + $6 * 0.3, $6), \
              last_error = NULL, updated_at = now() WHERE resource = $1",
         )
         .bind(name)
@@ -274,6 +285,7 @@ pub(super) async fn run(
         .bind(listed.items.len() as i64)
         .bind(listed.total.map(|t| t as i64))
         .bind(last)
+        .bind(per_minute)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -282,18 +294,25 @@ pub(super) async fn run(
         tracing::debug!(tenant_id = %tenant.id, resource = name, page, written, "Salla import page written");
         if last {
             tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id, resource = name, "Salla import done");
+            // Every list done: the order details follow, newest first.
+            super::details::enqueue_when_lists_done(
+                salla.jobs(),
+                &pool,
+                tenant.id,
+                job.merchant_id,
+            )
+            .await?;
             return Ok(());
         }
         page += 1;
     }
 }
 
-/// Upserts one page of list items; for orders, the details fetched for them replace the list items.
+/// Upserts one page of list items.
 async fn write_page(
     conn: &mut PgConnection,
     resource: Resource,
     items: &[serde_json::Value],
-    details: &[Order],
 ) -> Result<u64, JobError> {
     let counts = match resource {
         Resource::Customers => {
@@ -307,13 +326,8 @@ async fn write_page(
             store_data::upsert_products(conn, &rows).await
         }
         Resource::Orders => {
-            let (mut rows, errors) = model::parse_items(items, Order::from_value);
+            let (rows, errors) = model::parse_items(items, Order::from_value);
             log_skipped(resource, &errors);
-            for detail in details {
-                if let Some(row) = rows.iter_mut().find(|o| o.id == detail.id) {
-                    *row = detail.clone();
-                }
-            }
             store_data::upsert_orders(conn, &rows).await
         }
         Resource::AbandonedCarts => {
@@ -336,25 +350,20 @@ fn log_skipped(resource: Resource, errors: &[(usize, model::ModelError)]) {
     }
 }
 
-/// Order details (amounts, items, customer, `updated_at`) for the listed orders that have never had them: the
-/// list item lacks them. Fetched with bounded concurrency; an order whose details fail keeps its list data and
-/// is retried by the next re-scan.
-async fn order_details(
-    salla: &Salla,
-    credentials: Arc<StoreCredentials>,
-    store: MerchantId,
+/// The listed orders whose details we lack or whose listed status or total changed since we fetched them:
+/// List Orders has no `updated_at`, so a changed status or total is how a re-scan notices an edit that sent no
+/// event. Their details are fetched after the lists (`details`).
+async fn needing_details(
     pool: &sqlx::PgPool,
     items: &[serde_json::Value],
-) -> Result<Vec<Order>, JobError> {
+) -> Result<Vec<i64>, JobError> {
     let ids: Vec<i64> = items
         .iter()
         .filter_map(|item| model::id_of(&item["id"]))
         .collect();
-    if ids.is_empty() || salla.config().order_details_concurrency == 0 {
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // Orders whose details we have and whose listed status and total still match need nothing: List Orders has
-    // no updated_at, so a changed status or total is how a re-scan notices an edit that sent no event.
     let stored: Vec<(i64, Option<String>, Option<rust_decimal::Decimal>)> = sqlx::query_as(
         "SELECT salla_id, status_slug, total FROM orders WHERE salla_id = ANY($1) AND source_updated_at IS NOT NULL",
     )
@@ -369,39 +378,9 @@ async fn order_details(
             Some(*sid) == id && s_slug.as_deref() == slug && s_total.is_some() && *s_total == total
         })
     };
-    let wanted: Vec<i64> = items
+    Ok(items
         .iter()
         .filter(|item| !unchanged(item))
         .filter_map(|item| model::id_of(&item["id"]))
-        .collect();
-    let permits = Arc::new(tokio::sync::Semaphore::new(
-        salla.config().order_details_concurrency as usize,
-    ));
-    let mut tasks = tokio::task::JoinSet::new();
-    for id in wanted {
-        let (salla, credentials, permits) = (salla.clone(), credentials.clone(), permits.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let detail = salla
-                .api()
-                .order_details(store, credentials.as_ref(), id as u64)
-                .await;
-            (id, detail)
-        });
-    }
-    let mut orders = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((id, detail)) = joined else { continue };
-        match detail.map(Order::from_value) {
-            Ok(Ok(order)) => orders.push(order),
-            Ok(Err(error)) => {
-                tracing::warn!(order_id = id, error = %error, "order details do not parse")
-            }
-            Err(error) if error.is_transient() => return Err(api_error("order details", error)),
-            Err(error) => {
-                tracing::warn!(order_id = id, error = %error, "order details unavailable")
-            }
-        }
-    }
-    Ok(orders)
+        .collect())
 }

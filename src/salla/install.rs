@@ -17,8 +17,8 @@ use super::events::{EventKind, SubscriptionChange, TrialChange};
 use super::processing::Outcome;
 use super::service::Salla;
 use super::tokens::{NewTokens, TokenError};
-use crate::admin::Actor;
 use crate::jobs::{Job, JobError, NewJob};
+use crate::provisioning::lifecycle::Actor;
 use crate::provisioning::{ProvisionError, RegistrationRequest};
 use crate::tenancy::{LookupKey, RegistryError, Slug, Tenant, TenantId, TenantStatus};
 
@@ -192,7 +192,7 @@ async fn uninstall(salla: &Salla, merchant: u64) -> Result<Outcome, JobError> {
     match tenant.status {
         TenantStatus::Ready => {
             salla
-                .admin()
+                .lifecycle()
                 .suspend(&tenant.id.to_string(), UNINSTALLED_REASON, &system())
                 .await
                 .map_err(JobError::retry)?;
@@ -212,7 +212,7 @@ async fn uninstall(salla: &Salla, merchant: u64) -> Result<Outcome, JobError> {
         }
     }
     salla
-        .admin()
+        .lifecycle()
         .schedule_deletion(tenant.id)
         .await
         .map_err(JobError::retry)?;
@@ -268,11 +268,14 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
         {
             // Reinstalled within the grace period: the same tenant, with its data, comes back.
             salla
-                .admin()
+                .lifecycle()
                 .activate(&tenant.id.to_string(), &system())
                 .await
                 .map_err(JobError::retry)?;
-            salla.admin().cancel_scheduled_deletion(tenant.id).await?;
+            salla
+                .lifecycle()
+                .cancel_scheduled_deletion(tenant.id)
+                .await?;
             tracing::info!(merchant, tenant_id = %tenant.id, "Salla app reinstalled: tenant reactivated");
             super::import::enqueue_full(salla.jobs(), tenant.id, merchant).await?;
             return Ok(());

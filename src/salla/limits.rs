@@ -58,17 +58,36 @@ impl RateLimitHeaders {
         (parsed != Self::default()).then_some(parsed)
     }
 
-    /// How long until the reset, seen from `now_unix`. A small value is read as seconds from now (some
-    /// gateways send that); the wait is capped at a minute.
-    fn reset_in(&self, now_unix: u64) -> Option<Duration> {
+    /// How long until the reset, seen from `now_unix` (epoch seconds with their fraction: waiting whole seconds
+    /// would overshoot the reset by up to one). A small value is read as seconds from now (some gateways send
+    /// that); the wait is capped at a minute.
+    fn reset_in(&self, now_unix: f64) -> Option<Duration> {
         let reset = self.reset?;
         let secs = if reset < 1_000_000_000 {
-            reset
+            reset as f64
         } else {
-            reset.saturating_sub(now_unix)
+            (reset as f64 - now_unix).max(0.0)
         };
-        Some(Duration::from_secs(secs).min(MAX_RESET_WAIT))
+        Some(Duration::from_secs_f64(secs).min(MAX_RESET_WAIT))
     }
+}
+
+/// Epoch seconds, with their fraction.
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// How long a throttled answer (429, or the abuse 403) asks to wait: until `X-RateLimit-Reset` when it says
+/// (to the fraction of a second), else `Retry-After` (whole seconds), else `default`.
+pub fn throttle_wait(headers: &HeaderMap, default: Duration) -> Duration {
+    RateLimitHeaders::from_headers(headers)
+        .and_then(|h| h.reset_in(unix_now()))
+        .filter(|wait| !wait.is_zero())
+        .or_else(|| retry_after(headers))
+        .unwrap_or(default)
 }
 
 fn saturating_u32(value: u64) -> u32 {
@@ -143,7 +162,7 @@ impl TokenBucket {
 
     /// Salla's own count wins over ours: its limit becomes the capacity, its remaining caps our tokens, and
     /// nothing remaining blocks the store until the reset.
-    fn observe(&mut self, headers: &RateLimitHeaders, now: Instant, now_unix: u64) {
+    fn observe(&mut self, headers: &RateLimitHeaders, now: Instant, now_unix: f64) {
         if let Some(limit) = headers.limit.filter(|l| *l > 0) {
             self.set_per_minute(limit, true, now);
         }
@@ -458,10 +477,7 @@ impl SallaLimits {
     /// Applies Salla's `X-RateLimit-*` headers of an answer for `store`.
     pub fn observe(&self, store: MerchantId, headers: &RateLimitHeaders) {
         if let Some(inner) = &self.inner {
-            let now_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let now_unix = unix_now();
             inner.with_bucket(store, |bucket| {
                 bucket.observe(headers, Instant::now(), now_unix)
             });
@@ -595,7 +611,7 @@ mod tests {
                 reset: Some(now_unix + 40),
             },
             start,
-            now_unix,
+            now_unix as f64,
         );
         assert_eq!(bucket.per_minute, 60);
         assert!(bucket.learned);
@@ -611,7 +627,7 @@ mod tests {
                 reset: Some(now_unix + 40),
             },
             start,
-            now_unix,
+            now_unix as f64,
         );
         assert_eq!(bucket.try_acquire(start + secs(10.0)), Err(secs(30.0)));
         assert_eq!(bucket.try_acquire(start + secs(40.0)), Ok(()));
@@ -625,19 +641,16 @@ mod tests {
             reset: Some(reset),
         };
         let now_unix = 1_700_000_000;
-        assert_eq!(
-            headers(now_unix + 3600).reset_in(now_unix),
-            Some(MAX_RESET_WAIT)
-        );
-        assert_eq!(
-            headers(now_unix - 5).reset_in(now_unix),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(headers(12).reset_in(now_unix), Some(secs(12.0)));
+        let now = now_unix as f64;
+        assert_eq!(headers(now_unix + 3600).reset_in(now), Some(MAX_RESET_WAIT));
+        assert_eq!(headers(now_unix - 5).reset_in(now), Some(Duration::ZERO));
+        assert_eq!(headers(12).reset_in(now), Some(secs(12.0)));
+        // The fraction of the current second counts: no whole-second overshoot.
+        assert_eq!(headers(now_unix + 1).reset_in(now + 0.75), Some(secs(0.25)));
         // A reset already past still holds the store back a moment rather than not at all.
         let start = Instant::now();
         let mut bucket = TokenBucket::new(120, start);
-        bucket.observe(&headers(now_unix - 5), start, now_unix);
+        bucket.observe(&headers(now_unix - 5), start, now);
         assert_eq!(bucket.try_acquire(start), Err(secs(1.0)));
     }
 
@@ -670,7 +683,7 @@ mod tests {
                 ..Default::default()
             },
             start,
-            0,
+            0.0,
         );
         assert_eq!(bucket.per_minute, 180);
         assert!(bucket.learned);

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod details;
 pub mod events;
 pub mod import;
 pub mod install;
@@ -23,16 +24,16 @@ use serde::{Deserialize, Serialize};
 
 pub use service::Salla;
 
-use crate::admin::TenantAdmin;
 use crate::config::Config;
 use crate::jobs::{Job, JobError, NewJob, Registry};
+use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::redis::Redis;
 use crate::secrets::Keyring;
 
 /// Builds the Salla service when the app is configured (`salla.client_id`); `Ok(None)` otherwise.
 pub fn build(
     config: &Config,
-    admin: TenantAdmin,
+    lifecycle: TenantLifecycle,
     redis: Option<Redis>,
 ) -> Result<Option<Salla>, String> {
     if !config.salla.enabled() {
@@ -45,14 +46,14 @@ pub fn build(
     let api = api::MerchantApi::new(&config.salla, limits)
         .map_err(|e| format!("Salla API client: {e}"))?;
     let tokens = tokens::TokenStore::new(
-        admin.provisioner().db().clone(),
+        lifecycle.provisioner().db().clone(),
         keyring,
         accounts.clone(),
         config.salla.refresh_window_secs,
     );
     Ok(Some(Salla::new(
         config.salla.clone(),
-        admin,
+        lifecycle,
         tokens,
         accounts,
         api,
@@ -91,6 +92,11 @@ pub fn register_jobs(registry: &mut Registry, salla: Salla) -> Result<(), serde_
     registry.register(move |ctx, job: import::ImportResource| {
         let s = s.clone();
         async move { import::run(&s, &ctx, &job).await }
+    });
+    let s = salla.clone();
+    registry.register(move |ctx, job: details::FetchOrderDetails| {
+        let s = s.clone();
+        async move { details::run(&s, &ctx, &job).await }
     });
     let s = salla.clone();
     registry.register(move |_ctx, job: subscriptions::EnsureWebhooks| {

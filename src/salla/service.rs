@@ -8,10 +8,10 @@ use sqlx::PgPool;
 use super::accounts::AccountsApi;
 use super::api::MerchantApi;
 use super::tokens::{TokenStore, ensure_row};
-use crate::admin::TenantAdmin;
 use crate::config::SallaConfig;
 use crate::jobs::JobQueue;
 use crate::provisioning::Provisioner;
+use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::tenancy::{TenantDirectory, TenantPools};
 
 #[derive(Clone)]
@@ -21,7 +21,7 @@ pub struct Salla {
 
 struct Inner {
     config: SallaConfig,
-    admin: TenantAdmin,
+    lifecycle: TenantLifecycle,
     tokens: TokenStore,
     accounts: AccountsApi,
     api: MerchantApi,
@@ -30,7 +30,7 @@ struct Inner {
 impl Salla {
     pub fn new(
         config: SallaConfig,
-        admin: TenantAdmin,
+        lifecycle: TenantLifecycle,
         tokens: TokenStore,
         accounts: AccountsApi,
         api: MerchantApi,
@@ -38,7 +38,7 @@ impl Salla {
         Self {
             inner: Arc::new(Inner {
                 config,
-                admin,
+                lifecycle,
                 tokens,
                 accounts,
                 api,
@@ -50,12 +50,12 @@ impl Salla {
         &self.inner.config
     }
 
-    pub fn admin(&self) -> &TenantAdmin {
-        &self.inner.admin
+    pub fn lifecycle(&self) -> &TenantLifecycle {
+        &self.inner.lifecycle
     }
 
     pub fn provisioner(&self) -> &Provisioner {
-        self.inner.admin.provisioner()
+        self.inner.lifecycle.provisioner()
     }
 
     pub fn db(&self) -> &PgPool {

@@ -759,8 +759,22 @@ pub async fn upsert_orders(
         }
     }
 
+    let whole: Vec<i64> = batch
+        .iter()
+        .filter(|order| order.full_items().is_some())
+        .map(|order| order.id)
+        .collect();
     let mut tx = conn.begin().await?;
     let mut written = write_rows(&mut tx, ORDERS_SQL.as_str(), rows).await?;
+    if !whole.is_empty() {
+        // A whole order (details, or a webhook carrying its items) needs no details fetch.
+        sqlx::query(
+            "UPDATE orders SET details_needed = false WHERE salla_id = ANY($1) AND details_needed",
+        )
+        .bind(&whole)
+        .execute(&mut *tx)
+        .await?;
+    }
     if !full_orders.is_empty() {
         let changed: Vec<i64> = sqlx::query_scalar(ITEMS_SQL)
             .bind(Value::Array(items.into_values().collect()))

@@ -333,6 +333,8 @@ pub(crate) struct FakeSalla {
     /// `POST /webhooks/subscribe` ignores `security_strategy` and `secret` (Salla's agent kit says they are set
     /// only on update): webhooks are then signed with a generated secret.
     pub(crate) ignores_strategy_fields: bool,
+    /// Every request, in arrival order (endpoint and path).
+    pub(crate) log: Vec<(String, String)>,
 }
 
 impl Default for FakeSalla {
@@ -347,6 +349,7 @@ impl Default for FakeSalla {
             invalid_grant_status: 400,
             bare_user_info: false,
             ignores_strategy_fields: false,
+            log: Vec::new(),
         }
     }
 }
@@ -556,6 +559,7 @@ async fn gate(
     let fault = {
         let mut fake = lock(state);
         *fake.calls.entry(endpoint.to_owned()).or_default() += 1;
+        fake.log.push((endpoint.to_owned(), path.to_owned()));
         fake.take_fault(path, page)
     };
     match fault {

@@ -13,16 +13,22 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration: the CRM outbox table, its trigger functions and the triggers they run on the
-/// commerce tables (see its header). `UNDO_LATEST` removes all of it; a view named `crm_outbox` makes the
-/// migration fail.
-const LATEST: i64 = 20261121100001;
-const LATEST_TABLE: &str = "crm_outbox";
-const UNDO_LATEST: &str = "DROP TABLE crm_outbox; \
+/// The newest tenant migration: `orders.details_needed` (the order-details walk's mark), its index, the
+/// `order_details` progress row and `sync_state.items_per_minute` (see its header). `UNDO_LATEST` removes all
+/// of it; a column of that name added beforehand makes the migration fail.
+const LATEST: i64 = 20261202100001;
+const LATEST_COLUMN: &str = "details_needed";
+const UNDO_LATEST: &str = "DROP INDEX orders_details_needed_idx; \
+     ALTER TABLE orders DROP COLUMN details_needed; \
+     DELETE FROM sync_state WHERE resource = 'order_details'; \
+     ALTER TABLE sync_state DROP CONSTRAINT sync_state_resource_check; \
+     ALTER TABLE sync_state ADD CONSTRAINT sync_state_resource_check \
+       CHECK (resource IN ('customers', 'products', 'orders', 'abandoned_carts')); \
+     ALTER TABLE sync_state DROP COLUMN items_per_minute;";
+/// The one before: the CRM outbox table, its trigger functions and the triggers they run on the commerce tables.
+const PREVIOUS: i64 = 20261121100001;
+const UNDO_PREVIOUS: &str = "DROP TABLE crm_outbox; \
      DROP FUNCTION crm_outbox_rows, crm_outbox_orders, crm_outbox_order_items CASCADE;";
-/// The one before: the self-contained `audit_log` migration.
-const PREVIOUS: i64 = 20261120100003;
-const UNDO_PREVIOUS: &str = "DROP TABLE audit_log;";
 
 struct FleetTenant {
     id: TenantId,
@@ -75,10 +81,10 @@ async fn registry_row(app: &TestApp, tenant: &FleetTenant) -> (i64, Option<Strin
         .unwrap()
 }
 
-/// A view that takes the name of the latest migration's table, so that the migration fails.
+/// A column that takes the name of the latest migration's column, so that the migration fails.
 async fn break_latest(tenant: &FleetTenant) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE VIEW {LATEST_TABLE} AS SELECT 1 AS x"
+        "ALTER TABLE orders ADD COLUMN {LATEST_COLUMN} text"
     )))
     .execute(&tenant.db)
     .await
@@ -86,25 +92,27 @@ async fn break_latest(tenant: &FleetTenant) {
 }
 
 async fn unbreak_latest(tenant: &FleetTenant) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP VIEW {LATEST_TABLE}")))
-        .execute(&tenant.db)
-        .await
-        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE orders DROP COLUMN {LATEST_COLUMN}"
+    )))
+    .execute(&tenant.db)
+    .await
+    .unwrap();
 }
 
-/// Whether the tenant database has the latest migration's table and has recorded the latest migration.
+/// Whether the tenant database has the latest migration's index (its last schema change) and has recorded the
+/// latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
-    let (table, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('public.' || $2) AND relkind = 'r'), \
+    let (index, recorded): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('public.orders_details_needed_idx') IS NOT NULL, \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)
-    .bind(LATEST_TABLE)
     .fetch_one(&tenant.db)
     .await
     .unwrap();
-    assert_eq!(table, recorded, "table and migration record agree");
-    table
+    assert_eq!(index, recorded, "schema and migration record agree");
+    index
 }
 
 /// Runs the `wosool` binary against the app's global database (no Redis); returns exit code and stdout.
@@ -163,7 +171,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, broken.id);
     assert!(
-        report.failed[0].1.contains(LATEST_TABLE),
+        report.failed[0].1.contains(LATEST_COLUMN),
         "{}",
         report.failed[0].1
     );
@@ -199,7 +207,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                     (*tenant, slug.as_str(), *total),
                     (broken.id, broken.slug.as_str(), 4)
                 );
-                assert!(error.contains(LATEST_TABLE), "{error}");
+                assert!(error.contains(LATEST_COLUMN), "{error}");
                 done_counts.push(*done);
             }
             FleetEvent::Started { .. } => panic!("started twice: {events:?}"),
@@ -220,7 +228,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                 "a failed migration does not advance the version"
             );
             assert!(
-                error.as_deref().is_some_and(|e| e.contains(LATEST_TABLE)),
+                error.as_deref().is_some_and(|e| e.contains(LATEST_COLUMN)),
                 "{error:?}"
             );
             assert!(!has_latest(tenant).await);
@@ -258,7 +266,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         json["failing"][0]["migration_error"]
             .as_str()
             .unwrap()
-            .contains(LATEST_TABLE)
+            .contains(LATEST_COLUMN)
     );
     // Still broken: `migrate tenants` retries only the failing tenant, reports it, and exits non-zero.
     let (code, stdout, _) = wosool(&app, &["migrate", "tenants", "--concurrency", "2"]).await;
@@ -391,7 +399,7 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
     .await
     .unwrap();
     break_latest(tenant).await;
-    const OLDEST: i64 = 20261120100002;
+    const OLDEST: i64 = 20261120100003;
     sqlx::query("UPDATE tenants SET schema_version = $2 WHERE id = $1")
         .bind(tenant.id)
         .bind(OLDEST)

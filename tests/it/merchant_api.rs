@@ -619,7 +619,13 @@ async fn merchant_api_sync_shows_every_resource_missing_ones_idle() {
         .collect();
     assert_eq!(
         names,
-        ["customers", "products", "orders", "abandoned_carts"]
+        [
+            "customers",
+            "products",
+            "orders",
+            "abandoned_carts",
+            "order_details"
+        ]
     );
     for resource in resources {
         assert_eq!(resource["status"], "idle", "{resource}");
@@ -631,16 +637,26 @@ async fn merchant_api_sync_shows_every_resource_missing_ones_idle() {
         &shop.db,
         "DELETE FROM sync_state WHERE resource = 'products';
          UPDATE sync_state SET status = 'running', next_page = 3, items_synced = 60, total_expected = 150,
-                started_at = '2026-07-01T10:00:00Z', last_event_at = '2026-07-01T10:05:00Z'
+                started_at = '2026-07-01T10:00:00Z', last_event_at = '2026-07-01T10:05:00Z',
+                items_per_minute = 1800
           WHERE resource = 'orders';
+         UPDATE sync_state SET status = 'running', items_synced = 40, items_per_minute = 120
+          WHERE resource = 'order_details';
          UPDATE sync_state SET status = 'failed', next_page = 2, items_synced = 15, total_expected = 40,
                 started_at = '2026-07-01T09:00:00Z', last_full_import_at = '2026-06-01T09:00:00Z',
                 last_error = 'Salla answered 500'
           WHERE resource = 'customers';",
     )
     .await;
+    exec(
+        &shop.db,
+        "INSERT INTO orders (salla_id, reference_id, status_slug, total, currency, ordered_at, raw, details_needed)
+         SELECT 880000 + n, (880000 + n)::text, 'completed', 10, 'SAR', now() - n * interval '1 hour', '{}', true
+           FROM generate_series(1, 30) n;",
+    )
+    .await;
     let state = ok(&app, &shop, "/api/sync").await;
-    assert_eq!(state["resources"].as_array().unwrap().len(), 4, "{state}");
+    assert_eq!(state["resources"].as_array().unwrap().len(), 5, "{state}");
     let customers = &state["resources"][0];
     assert_eq!(customers["status"], "failed");
     assert_eq!(customers["last_error"], "Salla answered 500");
@@ -658,6 +674,25 @@ async fn merchant_api_sync_shows_every_resource_missing_ones_idle() {
     assert_eq!(orders["started_at"], "2026-07-01T10:00:00Z");
     assert_eq!(orders["last_event_at"], "2026-07-01T10:05:00Z");
     assert_eq!(orders["last_error"], Value::Null);
+    // 90 to go at 1800 a minute: 3 s.
+    assert_eq!(
+        (orders["remaining"].as_i64(), orders["eta_secs"].as_i64()),
+        (Some(90), Some(3))
+    );
+    // The details: 40 done, 30 orders still marked, at 120 a minute: 15 s.
+    let details = &state["resources"][4];
+    assert_eq!(details["resource"], "order_details");
+    assert_eq!(
+        (
+            details["items_synced"].as_i64(),
+            details["total_expected"].as_i64()
+        ),
+        (Some(40), Some(70))
+    );
+    assert_eq!(
+        (details["remaining"].as_i64(), details["eta_secs"].as_i64()),
+        (Some(30), Some(15))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -125,14 +125,14 @@ async fn count(tenant: &PgPool, table: &str) -> i64 {
         .unwrap()
 }
 
-/// Waits until every resource's import is done, then returns the row counts.
+/// Waits until every list walk and then the order details are done, then returns the row counts.
 async fn imported(tenant: &PgPool) -> (i64, i64, i64, i64) {
     eventually("the history import to finish", WAIT, || async {
         let done: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_state WHERE status = 'done'")
             .fetch_one(tenant)
             .await
             .unwrap();
-        (done == 4).then_some(())
+        (done == 5).then_some(())
     })
     .await;
     (
@@ -176,6 +176,48 @@ async fn installing_the_app_yields_a_ready_tenant_with_identity_and_history_then
             .await
             .unwrap();
     assert_eq!(with_items, 130, "every order completed from its details");
+    {
+        // Every list first, then the details, newest orders first.
+        let fake = salla.lock();
+        let log = &fake.log;
+        let first_detail = log
+            .iter()
+            .position(|(e, _)| e == "GET /orders/{id}")
+            .unwrap();
+        let last_list = log
+            .iter()
+            .rposition(|(e, _)| {
+                [
+                    "GET /products",
+                    "GET /orders",
+                    "GET /customers",
+                    "GET /carts/abandoned",
+                ]
+                .contains(&e.as_str())
+            })
+            .unwrap();
+        assert!(last_list < first_detail, "lists before details");
+        let orders = &fake.stores[&MERCHANT].orders;
+        let day_of = |path: &str| -> u32 {
+            let id = path.trim_start_matches("/orders/");
+            let id: u64 = id.parse().unwrap();
+            let order = orders
+                .iter()
+                .find(|o| o["id"].as_u64() == Some(id))
+                .unwrap();
+            order["date"]["date"].as_str().unwrap()[8..10]
+                .parse()
+                .unwrap()
+        };
+        let days: Vec<u32> = log
+            .iter()
+            .filter(|(e, _)| e == "GET /orders/{id}")
+            .map(|(_, p)| day_of(p))
+            .collect();
+        let (newer, older) = days.split_at(days.len() / 2);
+        let mean = |d: &[u32]| d.iter().sum::<u32>() as f64 / d.len() as f64;
+        assert!(mean(newer) > mean(older), "newest orders first: {days:?}");
+    }
 
     // The tenant is named after the store and owned by the Salla user, with a Clerk organization.
     let (name, owner, org): (String, String, Option<String>) =

@@ -303,7 +303,16 @@ async fn assert_seeded(db_name: &str, email: &str, locale: &str, currency: &str,
         .fetch_all(&db)
         .await
         .unwrap();
-    assert_eq!(sync, ["abandoned_carts", "customers", "orders", "products"]);
+    assert_eq!(
+        sync,
+        [
+            "abandoned_carts",
+            "customers",
+            "order_details",
+            "orders",
+            "products"
+        ]
+    );
     db.close().await;
 }
 

@@ -1,5 +1,7 @@
-//! `GET /api/sync`: how far the Salla import of each resource has come. A resource without a `sync_state`
-//! row has never been imported: it is shown idle with nothing synced.
+//! `GET /api/sync`: how far the Salla import of each resource has come: the four list walks, then the order
+//! details (`order_details`: fetched after every list, newest orders first), each with what is done, the total,
+//! what remains, the rate it measured and the ETA that gives. A resource without a `sync_state` row has never
+//! been imported: it is shown idle with nothing synced.
 
 use axum::extract::State;
 use serde::Serialize;
@@ -10,12 +12,17 @@ use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::state::AppState;
 
-/// Every resource of `sync_state`, in the order of its CHECK constraint.
+/// Every resource of `sync_state`, in the order of its CHECK constraint. The details' total is live: what is
+/// done plus the orders still marked.
 const STATE: &str = "\
 SELECT r.resource, COALESCE(s.status, 'idle') AS status, s.next_page,
-       COALESCE(s.items_synced, 0) AS items_synced, s.total_expected, s.started_at,
-       s.last_full_import_at, s.last_event_at, s.last_error, s.updated_at
-FROM unnest(ARRAY['customers', 'products', 'orders', 'abandoned_carts']) WITH ORDINALITY AS r (resource, position)
+       COALESCE(s.items_synced, 0) AS items_synced,
+       CASE WHEN r.resource = 'order_details'
+            THEN COALESCE(s.items_synced, 0) + (SELECT count(*) FROM orders WHERE details_needed)
+            ELSE s.total_expected END AS total_expected,
+       s.items_per_minute, s.started_at, s.last_full_import_at, s.last_event_at, s.last_error, s.updated_at
+FROM unnest(ARRAY['customers', 'products', 'orders', 'abandoned_carts', 'order_details'])
+     WITH ORDINALITY AS r (resource, position)
 LEFT JOIN sync_state s ON s.resource = r.resource
 ORDER BY r.position";
 
@@ -27,8 +34,16 @@ struct ResourceSync {
     /// The Salla page a resumed full import fetches next.
     next_page: Option<i32>,
     items_synced: i64,
-    /// Salla's total of the last page read; `null` until one was.
+    /// Salla's total of the last page read (details: done plus still to fetch); `null` until known.
     total_expected: Option<i64>,
+    /// Items per minute this walk measured (smoothed).
+    items_per_minute: Option<f64>,
+    /// Still to sync, when the total is known.
+    #[sqlx(skip)]
+    remaining: Option<i64>,
+    /// Seconds until done at the measured rate, while the walk runs.
+    #[sqlx(skip)]
+    eta_secs: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
     started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -74,6 +89,22 @@ pub async fn show(
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
     let pool = state.pools.get(&ctx.tenant).await?;
-    let resources: Vec<ResourceSync> = sqlx::query_as(STATE).fetch_all(&*pool).await?;
+    let mut resources: Vec<ResourceSync> = sqlx::query_as(STATE).fetch_all(&*pool).await?;
+    for resource in &mut resources {
+        resource.remaining = resource
+            .total_expected
+            .map(|total| (total - resource.items_synced).max(0));
+        resource.eta_secs = match (
+            resource.status.as_str(),
+            resource.remaining,
+            resource.items_per_minute,
+        ) {
+            ("running", Some(remaining), Some(rate)) if rate > 0.0 => {
+                Some((remaining as f64 / rate * 60.0).ceil() as i64)
+            }
+            (_, Some(0), _) => Some(0),
+            _ => None,
+        };
+    }
     Ok(axum::Json(json!({ "resources": resources })))
 }

@@ -1,4 +1,5 @@
-//! The operator service layer: what the admin API and the `wosool tenants` CLI both call, so the two can never
+//! The tenant lifecycle: registering, suspending, reactivating, retrying, deleting and keys of a tenant, as
+//! the admin API, the `wosool tenants` CLI and the integrations (Clerk, Salla) all call it, so none can
 //! disagree. Every action is written to the audit log with its actor and request id.
 
 use std::collections::BTreeMap;
@@ -7,11 +8,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::steps::{self, RunRecord, StepRecord};
+use super::{DeleteTenant, ProvisionError, Provisioner, Registered, ValidRegistration};
 use crate::jobs::{Enqueued, NewJob};
-use crate::provisioning::steps::{self, RunRecord, StepRecord};
-use crate::provisioning::{
-    DeleteTenant, ProvisionError, Provisioner, Registered, ValidRegistration,
-};
 use crate::tenancy::registry::{self, AuditEntry, RegistryError, TenantFilter};
 use crate::tenancy::{ApiKeyInfo, LookupKey, Slug, Tenant, TenantId, TenantStatus};
 
@@ -85,7 +84,7 @@ impl crate::jobs::Job for DeleteAfterGrace {
 }
 
 /// Registers the operator-side jobs.
-pub fn register_jobs(registry: &mut crate::jobs::Registry, admin: TenantAdmin) {
+pub fn register_jobs(registry: &mut crate::jobs::Registry, admin: TenantLifecycle) {
     registry.register(move |_ctx, job: DeleteAfterGrace| {
         let admin = admin.clone();
         async move {
@@ -113,11 +112,11 @@ pub fn register_jobs(registry: &mut crate::jobs::Registry, admin: TenantAdmin) {
 const STATS_RUNS: i64 = 100;
 
 #[derive(Clone)]
-pub struct TenantAdmin {
+pub struct TenantLifecycle {
     provisioner: Provisioner,
 }
 
-impl TenantAdmin {
+impl TenantLifecycle {
     pub fn new(provisioner: Provisioner) -> Self {
         Self { provisioner }
     }
