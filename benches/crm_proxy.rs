@@ -52,7 +52,8 @@ async fn main() {
     let (pool, stack, registered) = common::ready_tenant(&base, "CRM proxy bench").await;
     let tenant = registered.tenant.id;
     let (_, api_key) = stack
-        .directory
+        .core
+        .directory()
         .create_api_key(tenant, "bench", "bench")
         .await
         .expect("API key");

@@ -109,15 +109,8 @@ async fn main() {
 
 async fn push(config: &Config, stack: &TenancyStack, tenant: wosool::tenancy::TenantId) -> f64 {
     let pool = stack.provisioner.db().clone();
-    let sync = CrmSync::new(
-        &config.crm,
-        pool.clone(),
-        stack.directory.clone(),
-        stack.pools.clone(),
-        Keyring::from_config(&config.secrets).expect("keyring"),
-        wosool::jobs::JobQueue::new(pool, 3),
-    )
-    .expect("sync");
+    let core = wosool::core::Core::new(config.clone(), pool, None).expect("core");
+    let sync = CrmSync::new(&core).expect("sync");
     let started = Instant::now();
     let report = sync
         .run_tenant(tenant, &CancellationToken::new())

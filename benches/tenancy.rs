@@ -49,7 +49,7 @@ fn main() {
         .block_on(Redis::connect(&config.redis))
         .expect("redis")
         .expect("redis configured");
-    let stack = TenancyStack::build(&config, pool.clone(), Some(redis.clone())).expect("stack");
+    let stack = TenancyStack::connect(&config, pool.clone(), Some(redis.clone())).expect("stack");
     rt.block_on(stack.provisioner.servers().ensure_templates(&pool))
         .expect("template");
 
@@ -411,7 +411,8 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
     let mut tenants: Vec<Tenant> = Vec::with_capacity(ids.len());
     for id in ids {
         let tenant = stack
-            .directory
+            .core
+            .directory()
             .get(TenantId::from_uuid(id))
             .await
             .expect("get")
@@ -433,7 +434,7 @@ async fn scale(stack: &TenancyStack, pool: &PgPool) -> Vec<String> {
     }
     let cloning = started.elapsed();
 
-    let pools = stack.pools.clone();
+    let pools = stack.core.pools().clone();
     let max_open = Arc::new(AtomicU32::new(0));
     let max_rss = Arc::new(AtomicU32::new(rss_mib()));
     let rounds = 3;

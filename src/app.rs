@@ -11,16 +11,17 @@ use tokio_util::sync::CancellationToken;
 use crate::clerk::api::ClerkApi;
 use crate::clerk::identity::ClerkIdentity;
 use crate::clerk::session::SessionVerifier;
-use crate::config::ClerkConfig;
 use crate::config::Config;
+use crate::core::{Core, CoreError};
+use crate::crm::CrmSetupError;
 use crate::crm::twenty::TwentyCrm;
-use crate::jobs::{JobQueue, Registry, Worker, WorkerOptions};
+use crate::jobs::{Registry, Worker, WorkerOptions};
+use crate::outbound::ClientError;
 use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::provisioning::{CrmBackend, IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
 use crate::state::{AppState, Services};
 use crate::tenancy::servers::ServerError;
-use crate::tenancy::{TenantDirectory, TenantPools, TenantServers};
 use crate::{db, http, jobs, provisioning, telemetry};
 
 /// What this process runs.
@@ -66,27 +67,20 @@ pub enum StartupError {
     Worker(#[from] jobs::WorkerError),
     #[error("tenant servers: {0}")]
     TenantServers(#[from] ServerError),
-    #[error("cannot build the HTTP client for {0}: {1}")]
-    HttpClient(&'static str, String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    HttpClient(#[from] ClientError),
+    #[error("the CRM: {0}")]
+    Crm(#[from] CrmSetupError),
 }
 
-/// The HTTP client for Clerk's Backend API and JWKS: one per process, with the configured timeout.
-fn clerk_http_client(config: &ClerkConfig) -> Result<reqwest::Client, StartupError> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(config.request_timeout_secs))
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .user_agent(concat!("wosool/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| StartupError::HttpClient("Clerk", e.to_string()))
-}
-
-/// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere.
+/// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere on
+/// one [`Core`].
 pub struct TenancyStack {
+    pub core: Core,
     /// Clerk session verification, when Clerk is configured.
     pub sessions: Option<SessionVerifier>,
-    pub directory: TenantDirectory,
-    pub pools: TenantPools,
     pub provisioner: Provisioner,
     pub lifecycle: TenantLifecycle,
     /// Twenty, when configured: the provisioning `crm` backend, also used by the capacity jobs.
@@ -94,39 +88,37 @@ pub struct TenancyStack {
 }
 
 impl TenancyStack {
-    pub fn build(
+    /// Builds the core on a connected global database (and Redis) and the services on it.
+    pub fn connect(
         config: &Config,
         pool: sqlx::PgPool,
         redis: Option<Redis>,
     ) -> Result<Self, StartupError> {
-        let servers = TenantServers::from_config(config)?;
-        let directory = TenantDirectory::new(pool.clone(), redis, &config.tenancy.cache);
-        let pools = TenantPools::new(servers.clone(), config.tenancy.pools.clone());
-        let jobs = JobQueue::new(pool.clone(), config.jobs.default_max_attempts);
+        Self::build(Core::new(config.clone(), pool, redis)?)
+    }
+
+    pub fn build(core: Core) -> Result<Self, StartupError> {
+        let config = core.config();
         let (identity, sessions): (Arc<dyn IdentityProvider>, _) = if config.clerk.enabled() {
-            let http = clerk_http_client(&config.clerk)?;
+            // One client for Clerk's Backend API and JWKS, with the configured timeout.
+            let http = core.http(
+                "Clerk",
+                std::time::Duration::from_secs(config.clerk.request_timeout_secs),
+            )?;
             let api = ClerkApi::new(&config.clerk, http.clone());
             (
-                Arc::new(ClerkIdentity::new(
-                    api,
-                    directory.clone(),
-                    pool.clone(),
-                    crate::secrets::Keyring::from_config(&config.secrets)
-                        .map_err(|e| StartupError::HttpClient("Clerk", e))?,
-                )),
+                Arc::new(ClerkIdentity::new(api, &core)),
                 Some(SessionVerifier::new(&config.clerk, http)),
             )
         } else {
             (Arc::new(NotConfigured), None)
         };
         let twenty = if config.crm.enabled() {
-            let twenty = TwentyCrm::new(config, pool.clone())
-                .map_err(|e| StartupError::HttpClient("Twenty", e))?;
+            let twenty = TwentyCrm::new(&core)?;
             // Every new workspace gets the data model as the last part of its provisioning.
-            let manifest = crate::crm::model::Manifest::load()
-                .map_err(|e| StartupError::HttpClient("Twenty", e.to_string()))?;
+            let manifest = crate::crm::model::Manifest::load().map_err(CrmSetupError::from)?;
             let hook = crate::crm::bridge::ApplyModelHook {
-                db: pool.clone(),
+                db: core.db().clone(),
                 manifest: Arc::new(manifest),
             };
             Some(Arc::new(twenty.with_ready_hook(Arc::new(hook))))
@@ -137,16 +129,7 @@ impl TenancyStack {
             Some(twenty) => twenty.clone(),
             None => Arc::new(NotConfigured),
         };
-        let provisioner = Provisioner::new(
-            pool,
-            directory.clone(),
-            servers,
-            pools.clone(),
-            jobs,
-            identity,
-            crm,
-            config.tenancy.clone(),
-        );
+        let provisioner = Provisioner::new(core.clone(), identity, crm);
         // A Salla store's tenant continues its onboarding (history import) once it is ready.
         let provisioner = if config.salla.enabled() {
             provisioner.with_ready_follow_up(crate::salla::install::ready_follow_up)
@@ -155,11 +138,10 @@ impl TenancyStack {
         };
         Ok(Self {
             sessions,
-            directory,
-            pools,
             lifecycle: TenantLifecycle::new(provisioner.clone()),
             provisioner,
             twenty,
+            core,
         })
     }
 }
@@ -177,7 +159,7 @@ impl Application {
     /// Connects (waiting for PostgreSQL up to `db.startup_wait_secs`), migrates when `db.migrate_on_start`, and
     /// binds the listeners, so that once this returns the ports are known and the app can run.
     pub async fn build(config: Config, role: Role) -> Result<Self, StartupError> {
-        install_crypto_provider();
+        crate::outbound::install_crypto_provider();
         // Before anything registers a metric: handles taken while no recorder is installed record nothing,
         // forever (the tenant cache keeps its counters, and sets `tenant_cache_redis_up`, when it is built).
         let metrics = telemetry::metrics_handle();
@@ -193,13 +175,11 @@ impl Application {
                 source,
             })?;
 
-        let tenancy = TenancyStack::build(&config, pool.clone(), redis.clone())?;
+        let core = Core::new(config, pool.clone(), redis.clone())?;
+        let config = core.config_arc().clone();
+        let tenancy = TenancyStack::build(core.clone())?;
         if config.db.migrate_on_start {
-            tenancy
-                .provisioner
-                .servers()
-                .ensure_templates(&pool)
-                .await?;
+            core.servers().ensure_templates(&pool).await?;
         }
 
         let mut registry = Registry::new();
@@ -213,32 +193,17 @@ impl Application {
             &config.clerk,
         );
         let crm_sync = if config.crm.enabled() {
-            let sync = crate::crm::sync::CrmSync::new(
-                &config.crm,
-                pool.clone(),
-                tenancy.directory.clone(),
-                tenancy.pools.clone(),
-                crate::secrets::Keyring::from_config(&config.secrets)
-                    .map_err(|e| StartupError::HttpClient("Twenty", e))?,
-                JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
-            )
-            .map_err(|e| StartupError::HttpClient("Twenty", e))?;
+            let sync = crate::crm::sync::CrmSync::new(&core)?;
             crate::crm::sync::register_jobs(&mut registry, sync.clone())?;
             if let Some(twenty) = &tenancy.twenty {
-                let capacity = crate::crm::capacity::Capacity::new(
-                    twenty.clone(),
-                    tenancy.directory.clone(),
-                    JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
-                );
+                let capacity = crate::crm::capacity::Capacity::new(twenty.clone(), &core);
                 crate::crm::capacity::register_jobs(&mut registry, capacity)?;
             }
             Some(sync)
         } else {
             None
         };
-        if let Some(salla) = crate::salla::build(&config, tenancy.lifecycle.clone(), redis.clone())
-            .map_err(|e| StartupError::HttpClient("Salla", e))?
-        {
+        if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }
 
@@ -247,22 +212,16 @@ impl Application {
             "" => None,
             address => Some(bind("server.metrics_listen", address).await?),
         };
-        let crm_proxy = crate::crm::proxy::CrmProxy::from_config(
-            &config.crm,
-            crate::secrets::Keyring::from_config(&config.secrets)
-                .map_err(|e| StartupError::HttpClient("Twenty", e))?,
-            pool.clone(),
-        )
-        .map_err(|e| StartupError::HttpClient("Twenty", e))?;
+        let crm_proxy = crate::crm::proxy::CrmProxy::build(&core)?;
         let state = AppState::new(Services {
-            jobs: JobQueue::new(pool.clone(), config.jobs.default_max_attempts),
-            config: Arc::new(config),
+            jobs: core.jobs().clone(),
+            config,
             db: pool,
             redis,
             metrics,
             job_registry: Arc::new(registry.clone()),
-            directory: tenancy.directory,
-            pools: tenancy.pools,
+            directory: core.directory().clone(),
+            pools: core.pools().clone(),
             provisioner: tenancy.provisioner,
             lifecycle: tenancy.lifecycle,
             sessions: tenancy.sessions,
@@ -416,11 +375,6 @@ async fn bind(key: &'static str, address: &str) -> Result<TcpListener, StartupEr
             address: address.to_string(),
             source,
         })
-}
-
-/// rustls needs one process-wide crypto provider (we use ring); installing twice is harmless.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// `wosool serve`: build, run until SIGTERM/SIGINT, drain, return.

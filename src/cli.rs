@@ -254,11 +254,7 @@ async fn migrate(config: &Config) -> Result<(), MigrateError> {
 }
 
 async fn health(url: &str, timeout_secs: u64) -> ExitCode {
-    crate::install_crypto_provider();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(timeout_secs))
-        .build()
-    {
+    let client = match crate::outbound::client("health", Duration::from_secs(timeout_secs)) {
         Ok(client) => client,
         Err(error) => {
             eprintln!("unhealthy: cannot build HTTP client: {error}");

@@ -789,7 +789,7 @@ impl Config {
         if let Err(why) = crate::secrets::Keyring::from_config(&self.secrets) {
             problem(
                 "secrets.encryption_keys",
-                why,
+                why.to_string(),
                 "entries \"<id>:<base64 of 32 random bytes>\" with distinct ids",
             );
         }

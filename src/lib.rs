@@ -7,12 +7,14 @@ pub mod admin;
 pub mod clerk;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod crm;
 pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod outbound;
 pub mod provisioning;
 pub mod redis;
 pub mod salla;
@@ -30,4 +32,5 @@ mod app;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub use app::{Application, Role, StartupError, TenancyStack, install_crypto_provider, run};
+pub use app::{Application, Role, StartupError, TenancyStack, run};
+pub use outbound::install_crypto_provider;

@@ -55,7 +55,7 @@ pub async fn ready_tenant(config: &Config, name: &str) -> (PgPool, TenancyStack,
         .await
         .expect("connect");
     wosool::db::migrate(&pool).await.expect("migrate");
-    let stack = TenancyStack::build(config, pool.clone(), None).expect("stack");
+    let stack = TenancyStack::connect(config, pool.clone(), None).expect("stack");
     stack
         .provisioner
         .servers()

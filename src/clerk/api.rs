@@ -5,16 +5,18 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::{ClerkConfig, Secret};
+use crate::outbound::{Failure, RetryPolicy, retry_after};
 
 /// Longest `Retry-After` we are willing to sleep inside one call; longer waits fail the call (the job
 /// retries later instead of holding a worker slot).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The wait a 429 without `Retry-After` reports.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClerkApiError {
@@ -103,7 +105,7 @@ pub struct ClerkApi {
     base: String,
     secret: Secret,
     version: String,
-    max_retries: u32,
+    retry: RetryPolicy,
 }
 
 impl ClerkApi {
@@ -114,7 +116,7 @@ impl ClerkApi {
             base: config.api_url.trim_end_matches('/').to_owned(),
             secret: config.secret_key.clone(),
             version: config.api_version.clone(),
-            max_retries: config.max_retries,
+            retry: RetryPolicy::new(config.max_retries, MAX_RETRY_AFTER),
         }
     }
 
@@ -131,65 +133,69 @@ impl ClerkApi {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut request = self
-                .client
-                .request(method.clone(), url.clone())
-                .bearer_auth(self.secret.expose())
-                .header("Clerk-API-Version", &self.version);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let started = std::time::Instant::now();
-            let outcome = request.send().await;
-            let (result, retry_in) = match outcome {
-                Err(error) => (
-                    Err(ClerkApiError::Transport(error.without_url().to_string())),
-                    Some(backoff(attempt)),
-                ),
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = retry_after(&response);
-                    let text = response.text().await.unwrap_or_default();
-                    match status {
-                        s if s.is_success() => (
-                            serde_json::from_str(&text)
-                                .map(Some)
-                                .map_err(|e| ClerkApiError::Decode(e.to_string())),
-                            None,
-                        ),
-                        StatusCode::NOT_FOUND => (Ok(None), None),
-                        StatusCode::TOO_MANY_REQUESTS => {
-                            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
-                            let retry = (wait <= MAX_RETRY_AFTER).then_some(wait);
-                            (Err(ClerkApiError::RateLimited(wait)), retry)
-                        }
-                        s => {
-                            let error = api_error(s, &text);
-                            (Err(error), s.is_server_error().then(|| backoff(attempt)))
-                        }
-                    }
-                }
-            };
-            let outcome_label = match &result {
-                Ok(_) => "ok",
-                Err(ClerkApiError::RateLimited(_)) => "rate_limited",
-                Err(_) => "error",
-            };
-            metrics::counter!("upstream_requests_total", "upstream" => "clerk", "outcome" => outcome_label)
-                .increment(1);
-            metrics::histogram!("upstream_request_duration_seconds", "upstream" => "clerk")
-                .record(started.elapsed().as_secs_f64());
-            match (result, retry_in) {
-                (Err(error), Some(wait)) if attempt <= self.max_retries => {
-                    tracing::warn!(path, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "Clerk API call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                (result, _) => return result,
-            }
+        crate::outbound::with_retries(&self.retry, "clerk", |_| {
+            self.attempt(method.clone(), url.clone(), body)
+        })
+        .await
+    }
+
+    /// One request; 5xx, 429 and transport failures are retryable.
+    async fn attempt(
+        &self,
+        method: Method,
+        url: url::Url,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, Failure<ClerkApiError>> {
+        let mut request = self
+            .client
+            .request(method, url)
+            .bearer_auth(self.secret.expose())
+            .header("Clerk-API-Version", &self.version);
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        let started = std::time::Instant::now();
+        let result = match request.send().await {
+            Err(error) => Err(Failure::Retryable {
+                error: ClerkApiError::Transport(error.without_url().to_string()),
+                retry_after: None,
+            }),
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let text = response.text().await.unwrap_or_default();
+                match status {
+                    s if s.is_success() => serde_json::from_str(&text)
+                        .map(Some)
+                        .map_err(|e| Failure::Final(ClerkApiError::Decode(e.to_string()))),
+                    StatusCode::NOT_FOUND => Ok(None),
+                    StatusCode::TOO_MANY_REQUESTS => Err(Failure::Retryable {
+                        error: ClerkApiError::RateLimited(
+                            retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+                        ),
+                        retry_after,
+                    }),
+                    s if s.is_server_error() => Err(Failure::Retryable {
+                        error: api_error(s, &text),
+                        retry_after: None,
+                    }),
+                    s => Err(Failure::Final(api_error(s, &text))),
+                }
+            }
+        };
+        let outcome_label = match &result {
+            Ok(_) => "ok",
+            Err(Failure::Retryable {
+                error: ClerkApiError::RateLimited(_),
+                ..
+            }) => "rate_limited",
+            Err(_) => "error",
+        };
+        metrics::counter!("upstream_requests_total", "upstream" => "clerk", "outcome" => outcome_label)
+            .increment(1);
+        metrics::histogram!("upstream_request_duration_seconds", "upstream" => "clerk")
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     pub async fn find_user_by_email(
@@ -415,23 +421,4 @@ fn api_error(status: StatusCode, text: &str) -> ClerkApiError {
             message: text.chars().take(200).collect(),
         },
     }
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// 200 ms · 2^(attempt-1), capped at 5 s, ±25% jitter.
-fn backoff(attempt: u32) -> Duration {
-    let base = (200u64 << attempt.saturating_sub(1).min(5)).min(5_000);
-    let jitter = rand::rng().random_range(0.75..1.25);
-    Duration::from_millis((base as f64 * jitter) as u64)
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::api::{ClerkApi, ClerkApiError, ClerkOrganization, ClerkUser, PASSWORD_REQUIRED_HELP};
+use crate::core::Core;
 use crate::provisioning::integrations::{BoxFuture, IdentityProvider, StepOutcome};
 use crate::secrets::Keyring;
 use crate::tenancy::{Tenant, TenantDirectory, TenantId};
@@ -43,12 +44,12 @@ fn text(error: ClerkApiError) -> String {
 }
 
 impl ClerkIdentity {
-    pub fn new(api: ClerkApi, directory: TenantDirectory, db: PgPool, keyring: Keyring) -> Self {
+    pub fn new(api: ClerkApi, core: &Core) -> Self {
         Self {
             api,
-            directory,
-            db,
-            keyring,
+            directory: core.directory().clone(),
+            db: core.db().clone(),
+            keyring: core.keyring().clone(),
             slugs_disabled: AtomicBool::new(false),
         }
     }

@@ -341,8 +341,7 @@ pub(crate) mod fake {
     }
 
     pub fn client() -> reqwest::Client {
-        crate::install_crypto_provider();
-        reqwest::Client::builder().build().unwrap()
+        crate::outbound::client("Clerk", std::time::Duration::from_secs(5)).unwrap()
     }
 }
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use super::tenants::{CliError, connect, fail};
 use crate::config::Config;
 use crate::crm::bridge::TwentyConnector;
-use crate::crm::model::{self, Manifest, RolloutEvent};
+use crate::crm::model::{self, Manifest};
 use crate::crm::placement;
 use crate::crm::twenty::{PINNED_VERSION, TwentyInstances};
 use crate::db;
 use crate::secrets::Keyring;
+use crate::tenancy::rollout;
 
 pub async fn apply_model(
     config: &Config,
@@ -34,38 +35,20 @@ pub async fn apply_model(
         manifest,
         only,
         concurrency.max(1),
-        |event| match event {
-            RolloutEvent::Started {
-                workspaces,
-                version,
-            } => {
-                println!("applying data model v{version} to {workspaces} workspace(s)")
-            }
-            RolloutEvent::Applied {
-                done,
-                total,
-                slug,
-                report,
-                ..
-            } => {
-                println!("[{done}/{total}] {slug}: ok ({} created)", report.created())
-            }
-            RolloutEvent::Failed {
-                done,
-                total,
-                slug,
-                error,
-                ..
-            } => {
-                println!("[{done}/{total}] {slug}: FAILED: {error}")
-            }
+        |event| {
+            println!(
+                "{}",
+                rollout::progress_line(&event, |total, version| {
+                    format!("applying data model v{version} to {total} workspace(s)")
+                })
+            )
         },
     )
     .await
     .map_err(fail)?;
     println!(
         "done: {} applied, {} failed (failed workspaces are retried on the next run)",
-        report.applied,
+        report.succeeded,
         report.failed.len()
     );
     if report.failed.is_empty() {

@@ -7,9 +7,10 @@ use clap::Subcommand;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::provisioning::RegistrationRequest;
 use crate::provisioning::lifecycle::{Actor, TenantLifecycle, parse_time};
-use crate::provisioning::{FleetEvent, RegistrationRequest};
 use crate::tenancy::registry::TenantFilter;
+use crate::tenancy::rollout;
 use crate::tenancy::{Tenant, TenantStatus};
 use crate::{TenancyStack, db};
 
@@ -120,12 +121,11 @@ pub(super) fn fail(e: impl std::fmt::Display) -> CliError {
 
 /// Connects to the registry (and Redis, so changes reach the servers' caches) and builds the services.
 pub(super) async fn connect(config: &Config) -> Result<TenancyStack, CliError> {
-    crate::install_crypto_provider();
     let pool = db::connect_with_retry(&config.db).await?;
     let redis = crate::redis::Redis::connect(&config.redis)
         .await
         .map_err(|e| fail(format!("Redis: {e}")))?;
-    TenancyStack::build(config, pool, redis).map_err(fail)
+    TenancyStack::connect(config, pool, redis).map_err(fail)
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
@@ -419,34 +419,19 @@ pub async fn migrate_tenants(
     };
     let report = stack
         .provisioner
-        .migrate_fleet(concurrency, only, |event| match event {
-            FleetEvent::Started { tenants, target } => {
-                println!("migrating {tenants} tenant database(s) to version {target}")
-            }
-            FleetEvent::Migrated {
-                done,
-                total,
-                slug,
-                version,
-                ..
-            } => {
-                println!("[{done}/{total}] {slug}: ok (version {version})")
-            }
-            FleetEvent::Failed {
-                done,
-                total,
-                slug,
-                error,
-                ..
-            } => {
-                println!("[{done}/{total}] {slug}: FAILED: {error}")
-            }
+        .migrate_fleet(concurrency, only, |event| {
+            println!(
+                "{}",
+                rollout::progress_line(&event, |total, target| {
+                    format!("migrating {total} tenant database(s) to version {target}")
+                })
+            )
         })
         .await
         .map_err(fail)?;
     println!(
         "done: {} migrated, {} failed (failed tenants are retried on the next run)",
-        report.migrated,
+        report.succeeded,
         report.failed.len()
     );
     if report.failed.is_empty() {

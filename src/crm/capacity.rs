@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::placement;
 use super::twenty::TwentyCrm;
+use crate::core::Core;
 use crate::jobs::{Job, JobError, JobQueue, NewJob, Registry};
 use crate::provisioning::{CrmBackend, StepOutcome};
 use crate::tenancy::{TenantDirectory, TenantId, TenantStatus};
@@ -56,11 +57,11 @@ pub struct Capacity {
 }
 
 impl Capacity {
-    pub fn new(crm: Arc<TwentyCrm>, directory: TenantDirectory, jobs: JobQueue) -> Self {
+    pub fn new(crm: Arc<TwentyCrm>, core: &Core) -> Self {
         Self {
             crm,
-            directory,
-            jobs,
+            directory: core.directory().clone(),
+            jobs: core.jobs().clone(),
         }
     }
 

@@ -10,3 +10,16 @@ pub mod proxy;
 pub mod sync;
 pub mod twenty;
 pub mod workspace;
+
+/// Why the CRM services cannot be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmSetupError {
+    #[error(transparent)]
+    Http(#[from] crate::outbound::ClientError),
+    #[error("Twenty needs secrets.encryption_keys (its API keys are stored sealed)")]
+    NoEncryptionKey,
+    #[error("Twenty instance {key}: {why}")]
+    BadInstance { key: String, why: String },
+    #[error(transparent)]
+    Manifest(#[from] model::ManifestError),
+}

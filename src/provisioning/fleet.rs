@@ -2,46 +2,29 @@
 //! tenants with bounded parallelism; one failing tenant does not stop the others (its error is recorded in
 //! the registry and it is retried on the next run, which only picks tenants not yet at the latest version).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::pipeline::{ProvisionError, Provisioner};
+use crate::tenancy::registry::TENANT_COLUMNS;
+use crate::tenancy::rollout::{self, RolloutEvent, RolloutReport, Target};
 use crate::tenancy::servers::{self, latest_tenant_version};
-use crate::tenancy::{LookupKey, Tenant, TenantId};
+use crate::tenancy::{Tenant, TenantId};
 
-/// Progress of a fleet migration, reported as it happens.
-#[derive(Debug, Clone)]
-pub enum FleetEvent {
-    Started {
-        tenants: usize,
-        target: i64,
-    },
-    Migrated {
-        done: usize,
-        total: usize,
-        tenant: TenantId,
-        slug: String,
-        version: i64,
-    },
-    Failed {
-        done: usize,
-        total: usize,
-        tenant: TenantId,
-        slug: String,
-        error: String,
-    },
-}
+/// Progress of a fleet migration; each migrated tenant reports the schema version it reached.
+pub type FleetEvent = RolloutEvent<SchemaVersion>;
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FleetReport {
-    pub target_version: i64,
-    pub migrated: usize,
-    pub failed: Vec<(TenantId, String)>,
+/// The schema version a tenant database reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaVersion(pub i64);
+
+impl std::fmt::Display for SchemaVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version {}", self.0)
+    }
 }
 
 /// `wosool migrate status`: tenants by schema version, and the ones whose last migration failed.
@@ -73,87 +56,43 @@ impl Provisioner {
         concurrency: usize,
         only: Option<TenantId>,
         progress: impl Fn(FleetEvent),
-    ) -> Result<FleetReport, ProvisionError> {
+    ) -> Result<RolloutReport, ProvisionError> {
         self.servers().ensure_templates(self.db()).await?;
         let target = latest_tenant_version();
-        let ids: Vec<TenantId> = match only {
-            Some(id) => vec![id],
-            None => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM tenants WHERE {MIGRATABLE} AND (schema_version < $1 OR migration_error IS NOT NULL) \
-                 ORDER BY created_at"
-            )))
-            .bind(target)
-            .fetch_all(self.db())
-            .await?,
-        };
-        let total = ids.len();
-        progress(FleetEvent::Started {
-            tenants: total,
+        let cols = TENANT_COLUMNS;
+        let tenants: Vec<Tenant> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM tenants WHERE ($2::uuid IS NOT NULL AND id = $2) \
+               OR ($2::uuid IS NULL AND {MIGRATABLE} AND (schema_version < $1 OR migration_error IS NOT NULL)) \
+             ORDER BY created_at"
+        )))
+        .bind(target)
+        .bind(only)
+        .fetch_all(self.db())
+        .await?;
+        let targets = tenants
+            .iter()
+            .map(|t| Target {
+                tenant: t.id,
+                slug: t.slug.to_string(),
+            })
+            .collect();
+        let tenants: Arc<HashMap<TenantId, Tenant>> =
+            Arc::new(tenants.into_iter().map(|t| (t.id, t)).collect());
+        let report = rollout::run(
+            targets,
             target,
-        });
-        let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut tasks: JoinSet<(Tenant, Result<i64, String>)> = JoinSet::new();
-        let mut report = FleetReport {
-            target_version: target,
-            ..FleetReport::default()
-        };
-        for id in ids {
-            let Some(tenant) =
-                crate::tenancy::registry::find(self.db(), &LookupKey::Id(id)).await?
-            else {
-                continue;
-            };
-            let permit = limit.clone().acquire_owned().await;
-            let this = self.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                let result = this.migrate_one(&tenant).await;
-                (tenant, result)
-            });
-            // Report finished ones as we go, so progress shows while work continues.
-            while let Some(joined) = tasks.try_join_next() {
-                self.record(joined, &mut report, total, &progress);
-            }
-        }
-        while let Some(joined) = tasks.join_next().await {
-            self.record(joined, &mut report, total, &progress);
-        }
+            concurrency,
+            |target| {
+                let (this, tenants) = (self.clone(), tenants.clone());
+                async move {
+                    let tenant = &tenants[&target.tenant];
+                    this.migrate_one(tenant).await.map(SchemaVersion)
+                }
+            },
+            progress,
+        )
+        .await;
         Ok(report)
-    }
-
-    fn record(
-        &self,
-        joined: Result<(Tenant, Result<i64, String>), tokio::task::JoinError>,
-        report: &mut FleetReport,
-        total: usize,
-        progress: &impl Fn(FleetEvent),
-    ) {
-        let Ok((tenant, result)) = joined else {
-            return;
-        };
-        let done = report.migrated + report.failed.len() + 1;
-        match result {
-            Ok(version) => {
-                report.migrated += 1;
-                progress(FleetEvent::Migrated {
-                    done,
-                    total,
-                    tenant: tenant.id,
-                    slug: tenant.slug.to_string(),
-                    version,
-                });
-            }
-            Err(error) => {
-                report.failed.push((tenant.id, error.clone()));
-                progress(FleetEvent::Failed {
-                    done,
-                    total,
-                    tenant: tenant.id,
-                    slug: tenant.slug.to_string(),
-                    error,
-                });
-            }
-        }
     }
 
     /// Migrates one tenant database and records the outcome in the registry.

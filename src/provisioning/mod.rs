@@ -11,7 +11,7 @@ mod seed;
 pub mod steps;
 
 pub use deprovision::{DeleteTenant, DeletionStep, PruneBackups, deletion_steps};
-pub use fleet::{FleetEvent, FleetReport, FleetStatus};
+pub use fleet::{FleetEvent, FleetStatus, SchemaVersion};
 pub use integrations::{CrmBackend, IdentityProvider, NotConfigured, StepOutcome};
 pub use pipeline::{ProvisionError, ProvisionTenant, Provisioner, Registered, RunOutcome};
 pub use registration::{FieldErrors, RegistrationRequest, ValidRegistration};

@@ -13,6 +13,7 @@ use super::registration::ValidRegistration;
 use super::seed;
 use super::steps::{self, Step};
 use crate::config::TenancyConfig;
+use crate::core::Core;
 use crate::jobs::{Enqueued, Job, JobContext, JobError, JobId, JobQueue, NewJob};
 use crate::tenancy::registry::{self, AuditEntry, RegistryError};
 use crate::tenancy::servers::{self, ServerError};
@@ -69,14 +70,9 @@ pub struct Provisioner {
 }
 
 struct Inner {
-    db: PgPool,
-    directory: TenantDirectory,
-    servers: TenantServers,
-    pools: TenantPools,
-    jobs: JobQueue,
+    core: Core,
     identity: Arc<dyn IdentityProvider>,
     crm: Arc<dyn CrmBackend>,
-    config: TenancyConfig,
     follow_ups: Vec<ReadyFollowUp>,
 }
 
@@ -85,30 +81,19 @@ struct Inner {
 pub type ReadyFollowUp = fn(&Tenant) -> Option<NewJob>;
 
 impl Provisioner {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        db: PgPool,
-        directory: TenantDirectory,
-        servers: TenantServers,
-        pools: TenantPools,
-        jobs: JobQueue,
-        identity: Arc<dyn IdentityProvider>,
-        crm: Arc<dyn CrmBackend>,
-        config: TenancyConfig,
-    ) -> Self {
+    pub fn new(core: Core, identity: Arc<dyn IdentityProvider>, crm: Arc<dyn CrmBackend>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                db,
-                directory,
-                servers,
-                pools,
-                jobs,
+                core,
                 identity,
                 crm,
-                config,
                 follow_ups: Vec::new(),
             }),
         }
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.inner.core
     }
 
     /// Adds work to start whenever a tenant turns ready. Call while building, before the provisioner is
@@ -121,22 +106,22 @@ impl Provisioner {
     }
 
     pub fn db(&self) -> &PgPool {
-        &self.inner.db
+        self.inner.core.db()
     }
     pub fn directory(&self) -> &TenantDirectory {
-        &self.inner.directory
+        self.inner.core.directory()
     }
     pub fn servers(&self) -> &TenantServers {
-        &self.inner.servers
+        self.inner.core.servers()
     }
     pub fn pools(&self) -> &TenantPools {
-        &self.inner.pools
+        self.inner.core.pools()
     }
     pub fn jobs(&self) -> &JobQueue {
-        &self.inner.jobs
+        self.inner.core.jobs()
     }
     pub fn config(&self) -> &TenancyConfig {
-        &self.inner.config
+        &self.inner.core.config().tenancy
     }
     pub(super) fn identity(&self) -> &dyn IdentityProvider {
         self.inner.identity.as_ref()
@@ -156,17 +141,17 @@ impl Provisioner {
     ) -> Result<Registered, ProvisionError> {
         let mut new = registration.tenant;
         new.db_server = match server {
-            Some(key) => self.inner.servers.get(key)?.key.clone(),
+            Some(key) => self.inner.core.servers().get(key)?.key.clone(),
             None => {
-                let counts = registry::tenants_per_server(&self.inner.db).await?;
-                self.inner.servers.place(&counts).to_owned()
+                let counts = registry::tenants_per_server(self.inner.core.db()).await?;
+                self.inner.core.servers().place(&counts).to_owned()
             }
         };
-        let mut tx = self.inner.db.begin().await?;
+        let mut tx = self.inner.core.db().begin().await?;
         let tenant = registry::insert(&mut tx, &new).await?;
         let run_id = steps::create_run(&mut tx, tenant.id).await?;
         let job = self.provision_job(tenant.id, run_id)?;
-        let job_id = self.inner.jobs.enqueue_in(&mut tx, job).await?.id();
+        let job_id = self.inner.core.jobs().enqueue_in(&mut tx, job).await?.id();
         registry::audit(
             &mut tx,
             AuditEntry {
@@ -183,7 +168,8 @@ impl Provisioner {
         tx.commit().await?;
         // The new keys may be cached as "unknown" (negative entries) on some replica.
         self.inner
-            .directory
+            .core
+            .directory()
             .invalidate(tenant.id, &LookupKey::intrinsic(&tenant))
             .await;
         metrics::counter!("tenant_created_total", "plan" => tenant.plan.clone()).increment(1);
@@ -202,7 +188,7 @@ impl Provisioner {
         })?
         .for_tenant(tenant)
         .unique_key(run.to_string())
-        .max_attempts(self.inner.config.provision_max_attempts)
+        .max_attempts(self.inner.core.config().tenancy.provision_max_attempts)
         .priority(10))
     }
 
@@ -236,7 +222,7 @@ impl Provisioner {
         run_id: Uuid,
         stop_after: Option<Step>,
     ) -> Result<RunOutcome, ProvisionError> {
-        let db = &self.inner.db;
+        let db = self.inner.core.db();
         let run = steps::get_run(db, run_id)
             .await?
             .ok_or_else(|| ProvisionError::Permanent(format!("no provisioning run {run_id}")))?;
@@ -255,7 +241,8 @@ impl Provisioner {
             }
             TenantStatus::Pending | TenantStatus::Failed => {
                 self.inner
-                    .directory
+                    .core
+                    .directory()
                     .transition(tenant.id, TenantStatus::Provisioning, None, None)
                     .await?
             }
@@ -340,10 +327,11 @@ impl Provisioner {
             Step::CreateDatabase => {
                 let server = self
                     .inner
-                    .servers
+                    .core
+                    .servers()
                     .get(&tenant.db_server)
                     .map_err(|e| text(&e))?;
-                let template = self.inner.servers.template();
+                let template = self.inner.core.servers().template();
                 let created = match server.clone_template(template, &tenant.db_name).await {
                     Ok(created) => created,
                     // The template may be missing (migrations not run on this server yet): make it, retry once.
@@ -368,14 +356,16 @@ impl Provisioner {
             Step::Migrate => {
                 let server = self
                     .inner
-                    .servers
+                    .core
+                    .servers()
                     .get(&tenant.db_server)
                     .map_err(|e| text(&e))?;
                 let version = servers::migrate_database(server.tenant_options(&tenant.db_name))
                     .await
                     .map_err(|e| text(&e))?;
                 self.inner
-                    .directory
+                    .core
+                    .directory()
                     .set_schema_version(tenant.id, version, None)
                     .await
                     .map_err(|e| text(&e))?;
@@ -383,7 +373,13 @@ impl Provisioner {
                 Ok(StepOutcome::Done(Some(format!("schema version {version}"))))
             }
             Step::Seed => {
-                let pool = self.inner.pools.get(tenant).await.map_err(|e| text(&e))?;
+                let pool = self
+                    .inner
+                    .core
+                    .pools()
+                    .get(tenant)
+                    .await
+                    .map_err(|e| text(&e))?;
                 seed::seed(&pool, tenant).await.map_err(|e| text(&e))?;
                 Ok(StepOutcome::Done(None))
             }
@@ -397,7 +393,7 @@ impl Provisioner {
         // Record this step as done before the tenant turns ready, so nobody sees a ready tenant whose last step
         // still runs. Should the transition fail, the caller overwrites this with the failure.
         steps::mark_step_finished(
-            &self.inner.db,
+            self.inner.core.db(),
             run_id,
             Step::Finalize,
             "succeeded",
@@ -408,11 +404,12 @@ impl Provisioner {
         .await?;
         let ready = self
             .inner
-            .directory
+            .core
+            .directory()
             .transition(tenant.id, TenantStatus::Ready, None, None)
             .await?;
-        steps::finish_run(&self.inner.db, run_id, None).await?;
-        let run = steps::get_run(&self.inner.db, run_id).await?;
+        steps::finish_run(self.inner.core.db(), run_id, None).await?;
+        let run = steps::get_run(self.inner.core.db(), run_id).await?;
         if let Some(run) = run
             && let Some(finished) = run.finished_at
         {
@@ -420,7 +417,7 @@ impl Provisioner {
             metrics::histogram!("tenant_provisioning_duration_seconds", "outcome" => "ready")
                 .record(seconds);
         }
-        let mut conn = self.inner.db.acquire().await?;
+        let mut conn = self.inner.core.db().acquire().await?;
         registry::audit(
             &mut conn,
             AuditEntry {
@@ -436,7 +433,7 @@ impl Provisioner {
         tracing::info!(event = "tenant.ready", tenant_id = %ready.id, slug = %ready.slug, "tenant is ready");
         for follow_up in &self.inner.follow_ups {
             if let Some(job) = follow_up(&ready) {
-                self.inner.jobs.enqueue(job).await?;
+                self.inner.core.jobs().enqueue(job).await?;
             }
         }
         Ok(StepOutcome::Done(None))
@@ -449,23 +446,24 @@ impl Provisioner {
         run_id: Uuid,
         error: &str,
     ) -> Result<(), ProvisionError> {
-        steps::finish_run(&self.inner.db, run_id, Some(error)).await?;
+        steps::finish_run(self.inner.core.db(), run_id, Some(error)).await?;
         match self
             .inner
-            .directory
+            .core
+            .directory()
             .transition(tenant, TenantStatus::Failed, Some(error), None)
             .await
         {
             Ok(_) | Err(RegistryError::IllegalTransition { .. }) => {}
             Err(other) => return Err(other.into()),
         }
-        if let Some(run) = steps::get_run(&self.inner.db, run_id).await?
+        if let Some(run) = steps::get_run(self.inner.core.db(), run_id).await?
             && let Some(finished) = run.finished_at
         {
             metrics::histogram!("tenant_provisioning_duration_seconds", "outcome" => "failed")
                 .record((finished - run.created_at).as_seconds_f64());
         }
-        let mut conn = self.inner.db.acquire().await?;
+        let mut conn = self.inner.core.db().acquire().await?;
         registry::audit(
             &mut conn,
             AuditEntry {
@@ -483,7 +481,7 @@ impl Provisioner {
 
     /// Resumes provisioning from the failed (or interrupted) step of the tenant's latest run.
     pub async fn retry(&self, tenant: TenantId) -> Result<(Uuid, Enqueued), ProvisionError> {
-        let current = registry::find(&self.inner.db, &LookupKey::Id(tenant))
+        let current = registry::find(self.inner.core.db(), &LookupKey::Id(tenant))
             .await?
             .ok_or(RegistryError::NotFound)?;
         if !matches!(
@@ -496,23 +494,25 @@ impl Provisioner {
             }
             .into());
         }
-        let run = match steps::latest_run(&self.inner.db, tenant).await? {
+        let run = match steps::latest_run(self.inner.core.db(), tenant).await? {
             Some(run) => run.id,
             None => {
-                let mut conn = self.inner.db.acquire().await?;
+                let mut conn = self.inner.core.db().acquire().await?;
                 steps::create_run(&mut conn, tenant).await?
             }
         };
-        steps::reset_failed(&self.inner.db, run).await?;
+        steps::reset_failed(self.inner.core.db(), run).await?;
         if current.status == TenantStatus::Failed {
             self.inner
-                .directory
+                .core
+                .directory()
                 .transition(tenant, TenantStatus::Provisioning, None, None)
                 .await?;
         }
         let enqueued = self
             .inner
-            .jobs
+            .core
+            .jobs()
             .enqueue(self.provision_job(tenant, run)?)
             .await?;
         Ok((run, enqueued))

@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::api::{self, Outcome, RetryPolicy, SallaApiError, lenient};
-use super::limits;
+use super::api::{self, Outcome, SallaApiError, lenient};
 use crate::config::{SallaConfig, Secret};
+use crate::outbound::RetryPolicy;
 
 /// Above this many seconds (~10 years) an `expires` value cannot be a lifetime: it is an absolute unix time
 /// (reference §2.6, the league/oauth2-client rule).
@@ -147,13 +147,13 @@ pub struct AccountsApi {
 
 impl AccountsApi {
     /// Fails only when the HTTP client cannot be built (no TLS roots on the machine).
-    pub fn new(config: &SallaConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &SallaConfig) -> Result<Self, crate::outbound::ClientError> {
         Ok(Self {
             client: api::http_client(config)?,
             base: config.accounts_url.trim_end_matches('/').to_owned(),
             client_id: config.client_id.clone(),
             client_secret: config.client_secret.clone(),
-            retry: RetryPolicy::from_config(config),
+            retry: api::retry_policy(config),
         })
     }
 
@@ -200,7 +200,7 @@ impl AccountsApi {
                 }
             })?;
         let status = response.status();
-        let retry_after = limits::retry_after(response.headers());
+        let retry_after = crate::outbound::retry_after(response.headers());
         let text = response
             .text()
             .await
@@ -260,7 +260,7 @@ impl AccountsApi {
                         return Err(error);
                     }
                     if throttled {
-                        wait = limits::with_jitter(wait);
+                        wait = crate::outbound::with_jitter(wait);
                     }
                     tracing::warn!(attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "Salla user info failed; retrying");
                     tokio::time::sleep(wait).await;

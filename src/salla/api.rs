@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::limits::{self, RateLimitHeaders, SallaLimits};
 use crate::config::SallaConfig;
+use crate::outbound::{self, ClientError, RetryPolicy};
 
 /// Wait on a 429 without `Retry-After` (reference §4.1).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -194,30 +195,19 @@ impl SallaApiError {
 }
 
 /// Retry bounds shared by the Salla clients.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct RetryPolicy {
-    pub(super) max_retries: u32,
-    pub(super) max_retry_after: Duration,
+pub(super) fn retry_policy(config: &SallaConfig) -> RetryPolicy {
+    RetryPolicy::new(
+        config.max_retries,
+        Duration::from_secs(config.max_retry_after_secs),
+    )
 }
 
-impl RetryPolicy {
-    pub(super) fn from_config(config: &SallaConfig) -> Self {
-        Self {
-            max_retries: config.max_retries,
-            max_retry_after: Duration::from_secs(config.max_retry_after_secs),
-        }
-    }
-}
-
-/// The HTTP client of the Salla clients: the configured per-call timeout, and a user agent.
-pub(super) fn http_client(config: &SallaConfig) -> Result<reqwest::Client, reqwest::Error> {
-    crate::install_crypto_provider();
-    let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .user_agent(concat!("wosool/", env!("CARGO_PKG_VERSION")))
-        .build()
+/// The HTTP client of the Salla clients: the configured per-call timeout.
+pub(super) fn http_client(config: &SallaConfig) -> Result<reqwest::Client, ClientError> {
+    outbound::client(
+        "Salla",
+        Duration::from_secs(config.request_timeout_secs.max(1)),
+    )
 }
 
 /// What one HTTP exchange with Salla came to.
@@ -297,7 +287,7 @@ pub(super) fn error_label(error: &SallaApiError) -> &'static str {
 }
 
 fn transport_outcome(error: reqwest::Error, attempt: u32) -> Outcome {
-    let wait = limits::backoff(attempt);
+    let wait = outbound::backoff(attempt);
     if error.is_timeout() {
         Outcome::Retry {
             error: SallaApiError::Timeout,
@@ -353,7 +343,7 @@ fn classify(
         }
         s if s.is_server_error() => Outcome::Retry {
             error: SallaApiError::Upstream(s.as_u16(), message),
-            wait: limits::backoff(attempt),
+            wait: outbound::backoff(attempt),
             throttled: false,
             may_have_acted: true,
         },
@@ -422,12 +412,12 @@ pub struct MerchantApi {
 
 impl MerchantApi {
     /// Fails only when the HTTP client cannot be built (no TLS roots on the machine).
-    pub fn new(config: &SallaConfig, limits: SallaLimits) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &SallaConfig, limits: SallaLimits) -> Result<Self, ClientError> {
         Ok(Self {
             client: http_client(config)?,
             base: config.api_url.trim_end_matches('/').to_owned(),
             per_page: config.per_page,
-            retry: RetryPolicy::from_config(config),
+            retry: retry_policy(config),
             limits,
         })
     }
@@ -641,7 +631,7 @@ impl MerchantApi {
                         return Err(error);
                     }
                     let wait = if throttled {
-                        limits::with_jitter(wait)
+                        outbound::with_jitter(wait)
                     } else {
                         wait
                     };

@@ -177,14 +177,18 @@ async fn walk(
 ) -> Result<Walked, JobError> {
     let (rounds, mut inbox) = tokio::sync::mpsc::channel::<Round>(2);
     let writer_pool = pool.clone();
+    let walk_started = Instant::now();
     let writer = tokio::spawn(async move {
-        let mut settled = 0;
+        let (mut settled, mut writing) = (0, std::time::Duration::ZERO);
         while let Some(round) = inbox.recv().await {
             settled += round.settled();
+            let started = Instant::now();
             write(&writer_pool, round).await?;
+            writing += started.elapsed();
         }
-        Ok::<usize, JobError>(settled)
+        Ok::<_, JobError>((settled, writing))
     });
+    let (mut querying, mut backlogged) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut cursor: Option<(time::OffsetDateTime, i64)> = None;
     let mut queue: std::collections::VecDeque<i64> = std::collections::VecDeque::new();
     let mut exhausted = false;
@@ -194,6 +198,7 @@ async fn walk(
     loop {
         let stopping = transient.is_some() || ctx.shutdown.is_cancelled();
         if queue.len() < concurrency && !exhausted && !stopping {
+            let started = Instant::now();
             let next: Vec<(i64, time::OffsetDateTime)> = sqlx::query_as(
                 "SELECT salla_id, ordered_at FROM orders WHERE details_needed \
                    AND ($1::timestamptz IS NULL OR (ordered_at, salla_id) < ($1, $2)) \
@@ -204,6 +209,7 @@ async fn walk(
             .bind(ROUND * 4)
             .fetch_all(pool)
             .await?;
+            querying += started.elapsed();
             exhausted = (next.len() as i64) < ROUND * 4;
             if let Some((id, at)) = next.last() {
                 cursor = Some((*at, *id));
@@ -240,18 +246,30 @@ async fn walk(
         }
         if round.settled() >= ROUND as usize {
             let full = std::mem::replace(&mut round, Round::new());
+            let started = Instant::now();
             if rounds.send(full).await.is_err() {
                 break;
             }
+            backlogged += started.elapsed();
         }
     }
     if round.settled() > 0 {
         let _ = rounds.send(round).await;
     }
     drop(rounds);
-    let settled = writer
+    let (settled, writing) = writer
         .await
         .map_err(|e| JobError::retry(format!("order details writer: {e}")))??;
+    // Where a pass spends its time: the marked-order queries, waiting for the writer (it is the bottleneck
+    // when this is large), and writing.
+    tracing::info!(
+        settled,
+        seconds = walk_started.elapsed().as_secs_f64(),
+        querying_seconds = querying.as_secs_f64(),
+        writer_backlog_seconds = backlogged.as_secs_f64(),
+        writing_seconds = writing.as_secs_f64(),
+        "order details pass"
+    );
     if ctx.shutdown.is_cancelled() && transient.is_none() {
         return Err(JobError::retry(
             "worker shutting down; the marked orders remain",

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::*;
-use rand::Rng;
 use reqwest::header::HeaderMap;
 
 use super::api::MerchantId;
@@ -86,7 +85,7 @@ pub fn throttle_wait(headers: &HeaderMap, default: Duration) -> Duration {
     RateLimitHeaders::from_headers(headers)
         .and_then(|h| h.reset_in(unix_now()))
         .filter(|wait| !wait.is_zero())
-        .or_else(|| retry_after(headers))
+        .or_else(|| crate::outbound::retry_after(headers))
         .unwrap_or(default)
 }
 
@@ -544,32 +543,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `Retry-After` in seconds (the only form Salla documents).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// Backoff before retry `attempt` (1-based) of a failed call: 200 ms · 2^(attempt-1), capped at 5 s, ±25%.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = (200u64 << attempt.saturating_sub(1).min(5)).min(5_000);
-    let jitter = rand::rng().random_range(0.75..1.25);
-    Duration::from_millis((base as f64 * jitter) as u64)
-}
-
-/// A server-requested wait plus up to 10% (at most 5 s) of jitter, so throttled callers don't come back in
-/// lockstep.
-pub(crate) fn with_jitter(wait: Duration) -> Duration {
-    let spread = (wait / 10).min(Duration::from_secs(5));
-    wait + spread.mul_f64(rand::rng().random_range(0.0..1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,7 +678,7 @@ mod tests {
                 reset: Some(1_700_000_060),
             })
         );
-        assert_eq!(retry_after(&headers), Some(secs(12.0)));
+        assert_eq!(crate::outbound::retry_after(&headers), Some(secs(12.0)));
     }
 
     #[test]

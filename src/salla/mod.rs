@@ -24,35 +24,28 @@ use serde::{Deserialize, Serialize};
 
 pub use service::Salla;
 
-use crate::config::Config;
+use crate::core::Core;
 use crate::jobs::{Job, JobError, NewJob, Registry};
+use crate::outbound::ClientError;
 use crate::provisioning::lifecycle::TenantLifecycle;
-use crate::redis::Redis;
-use crate::secrets::Keyring;
 
 /// Builds the Salla service when the app is configured (`salla.client_id`); `Ok(None)` otherwise.
-pub fn build(
-    config: &Config,
-    lifecycle: TenantLifecycle,
-    redis: Option<Redis>,
-) -> Result<Option<Salla>, String> {
-    if !config.salla.enabled() {
+pub fn build(core: &Core, lifecycle: TenantLifecycle) -> Result<Option<Salla>, ClientError> {
+    let config = &core.config().salla;
+    if !config.enabled() {
         return Ok(None);
     }
-    let keyring = Keyring::from_config(&config.secrets)?;
-    let accounts = accounts::AccountsApi::new(&config.salla)
-        .map_err(|e| format!("Salla OAuth client: {e}"))?;
-    let limits = limits::SallaLimits::new(&config.salla, redis);
-    let api = api::MerchantApi::new(&config.salla, limits)
-        .map_err(|e| format!("Salla API client: {e}"))?;
+    let accounts = accounts::AccountsApi::new(config)?;
+    let limits = limits::SallaLimits::new(config, core.redis().cloned());
+    let api = api::MerchantApi::new(config, limits)?;
     let tokens = tokens::TokenStore::new(
-        lifecycle.provisioner().db().clone(),
-        keyring,
+        core.db().clone(),
+        core.keyring().clone(),
         accounts.clone(),
-        config.salla.refresh_window_secs,
+        config.refresh_window_secs,
     );
     Ok(Some(Salla::new(
-        config.salla.clone(),
+        core.clone(),
         lifecycle,
         tokens,
         accounts,

@@ -9,6 +9,7 @@ use super::accounts::AccountsApi;
 use super::api::MerchantApi;
 use super::tokens::{TokenStore, ensure_row};
 use crate::config::SallaConfig;
+use crate::core::Core;
 use crate::jobs::JobQueue;
 use crate::provisioning::Provisioner;
 use crate::provisioning::lifecycle::TenantLifecycle;
@@ -20,7 +21,7 @@ pub struct Salla {
 }
 
 struct Inner {
-    config: SallaConfig,
+    core: Core,
     lifecycle: TenantLifecycle,
     tokens: TokenStore,
     accounts: AccountsApi,
@@ -29,7 +30,7 @@ struct Inner {
 
 impl Salla {
     pub fn new(
-        config: SallaConfig,
+        core: Core,
         lifecycle: TenantLifecycle,
         tokens: TokenStore,
         accounts: AccountsApi,
@@ -37,7 +38,7 @@ impl Salla {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
+                core,
                 lifecycle,
                 tokens,
                 accounts,
@@ -47,7 +48,7 @@ impl Salla {
     }
 
     pub fn config(&self) -> &SallaConfig {
-        &self.inner.config
+        &self.inner.core.config().salla
     }
 
     pub fn lifecycle(&self) -> &TenantLifecycle {
@@ -59,19 +60,19 @@ impl Salla {
     }
 
     pub fn db(&self) -> &PgPool {
-        self.provisioner().db()
+        self.inner.core.db()
     }
 
     pub fn jobs(&self) -> &JobQueue {
-        self.provisioner().jobs()
+        self.inner.core.jobs()
     }
 
     pub fn directory(&self) -> &TenantDirectory {
-        self.provisioner().directory()
+        self.inner.core.directory()
     }
 
     pub fn pools(&self) -> &TenantPools {
-        self.provisioner().pools()
+        self.inner.core.pools()
     }
 
     pub fn tokens(&self) -> &TokenStore {

@@ -25,6 +25,15 @@ pub enum SecretsError {
     Corrupt,
 }
 
+/// A `secrets.encryption_keys` list that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("secrets.encryption_keys[{index}] {why}")]
+    BadEntry { index: usize, why: String },
+    #[error("secrets.encryption_keys has the id {0:?} twice")]
+    DuplicateId(String),
+}
+
 /// A sealed secret: the key id and `nonce ‖ ciphertext`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -75,17 +84,17 @@ pub fn parse_key(entry: &str) -> Result<(String, [u8; 32]), String> {
 }
 
 impl Keyring {
-    pub fn from_config(config: &SecretsConfig) -> Result<Self, String> {
+    pub fn from_config(config: &SecretsConfig) -> Result<Self, KeyringError> {
         let mut keys = HashMap::new();
         let mut active = None;
         for (i, entry) in config.encryption_keys.iter().enumerate() {
             let (id, key) = parse_key(entry.expose())
-                .map_err(|why| format!("secrets.encryption_keys[{i}] {why}"))?;
+                .map_err(|why| KeyringError::BadEntry { index: i, why })?;
             if keys
                 .insert(id.clone(), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)))
                 .is_some()
             {
-                return Err(format!("secrets.encryption_keys has the id {id:?} twice"));
+                return Err(KeyringError::DuplicateId(id));
             }
             active.get_or_insert(id);
         }

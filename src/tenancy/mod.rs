@@ -10,6 +10,7 @@ mod model;
 mod names;
 mod pools;
 pub mod registry;
+pub mod rollout;
 pub mod servers;
 pub mod settings;
 mod status;

@@ -28,7 +28,7 @@ pub enum RegistryError {
 }
 
 /// The columns of `tenants`, in `Tenant`'s order.
-const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
+pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
     migration_error, clerk_org_id, salla_merchant_id, owner_email, locale, currency, timezone, \
     suspended_reason, failure_reason, created_at, updated_at, ready_at, deleted_at, version";
 

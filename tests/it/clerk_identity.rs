@@ -537,7 +537,8 @@ async fn crash_after_the_organization_is_created(
         .await
         .unwrap();
     stack
-        .directory
+        .core
+        .directory()
         .invalidate(tenant_id.parse().unwrap(), &[])
         .await;
     (run, tenant_id)

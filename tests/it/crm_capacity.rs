@@ -302,7 +302,10 @@ async fn a_lost_new_workspace_answer_is_found_again_and_a_failed_listing_never_c
         env(e);
         e.push(("WOSOOL_CRM__MAX_RETRIES".into(), "0".into()));
     });
-    let crm = wosool::crm::twenty::TwentyCrm::new(&config, app.db.clone()).unwrap();
+    let crm = wosool::crm::twenty::TwentyCrm::new(
+        &wosool::core::Core::new(config.clone(), app.db.clone(), None).unwrap(),
+    )
+    .unwrap();
     use wosool::provisioning::CrmBackend;
 
     // Created in Twenty, answer lost; then the listing of the owner's workspaces fails too.

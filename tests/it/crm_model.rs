@@ -599,15 +599,15 @@ async fn the_rollout_isolates_a_failing_workspace_records_versions_and_resumes()
     )
     .await
     .unwrap();
-    assert_eq!((report.applied, report.failed.len()), (2, 1));
+    assert_eq!((report.succeeded, report.failed.len()), (2, 1));
     assert_eq!(report.failed[0].0, tenants[1]);
     let events = events.into_inner().unwrap();
     assert!(
         matches!(
             events[0],
             RolloutEvent::Started {
-                workspaces: 3,
-                version: 2
+                total: 3,
+                target: 2
             }
         ),
         "{events:?}"
@@ -645,7 +645,7 @@ async fn the_rollout_isolates_a_failing_workspace_records_versions_and_resumes()
     )
     .await
     .unwrap();
-    assert_eq!((report.applied, report.failed.len()), (1, 0));
+    assert_eq!((report.succeeded, report.failed.len()), (1, 0));
     let behind: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM crm_workspaces WHERE manifest_version < 1 OR manifest_error IS NOT NULL",
     )
@@ -656,5 +656,5 @@ async fn the_rollout_isolates_a_failing_workspace_records_versions_and_resumes()
     let report = apply_to_all(&app.db, &keyring(), connector, manifest, None, 2, |_| {})
         .await
         .unwrap();
-    assert_eq!((report.applied, report.failed.len()), (0, 0));
+    assert_eq!((report.succeeded, report.failed.len()), (0, 0));
 }

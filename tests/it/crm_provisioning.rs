@@ -51,7 +51,9 @@ async fn driven_with(
         e.push(("WOSOOL_CRM__MAX_RETRIES".into(), "0".into()));
         e.extend(settings.iter().map(|(k, v)| ((*k).into(), (*v).into())));
     });
-    let crm = TwentyCrm::new(&config, app.db.clone()).expect("TwentyCrm");
+    let crm =
+        TwentyCrm::new(&wosool::core::Core::new(config.clone(), app.db.clone(), None).unwrap())
+            .expect("TwentyCrm");
     let mut tenants = vec![];
     for name in names {
         let (status, body) = app

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use wosool::Role;
 use wosool::crm::model::Manifest;
 use wosool::crm::sync::{CrmSync, SyncError, outbox};
-use wosool::jobs::JobQueue;
 use wosool::secrets::Keyring;
 use wosool::tenancy::TenantId;
 
@@ -214,17 +213,7 @@ async fn sync_service(app: &TestApp, rest: &FakeRest) -> CrmSync {
         ));
     });
     let stack = tenancy_stack(&config).await;
-    let keyring = Keyring::from_config(&config.secrets).unwrap();
-    let jobs = JobQueue::new(stack.provisioner.db().clone(), 3);
-    CrmSync::new(
-        &config.crm,
-        stack.provisioner.db().clone(),
-        stack.directory,
-        stack.pools,
-        keyring,
-        jobs,
-    )
-    .unwrap()
+    CrmSync::new(&stack.core).unwrap()
 }
 
 async fn pending(db: &PgPool) -> Vec<(String, String)> {

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use sqlx::PgPool;
 use wosool::Role;
-use wosool::provisioning::FleetEvent;
+use wosool::provisioning::{FleetEvent, SchemaVersion};
 use wosool::tenancy::servers::latest_tenant_version;
 use wosool::tenancy::{TenantId, TenantStatus};
 
@@ -156,7 +156,8 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     let stack = tenancy_stack(&test_config(&app.database, |_| {})).await;
     // A suspended tenant keeps its database, so it is migrated like the ready ones.
     stack
-        .directory
+        .core
+        .directory()
         .transition(tenants[3].id, TenantStatus::Suspended, Some("unpaid"), None)
         .await
         .unwrap();
@@ -166,8 +167,8 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         .migrate_fleet(2, None, |event| events.lock().unwrap().push(event))
         .await
         .expect("the fleet run completes despite a failing tenant");
-    assert_eq!(report.target_version, LATEST);
-    assert_eq!(report.migrated, 3);
+    assert_eq!(report.target, LATEST);
+    assert_eq!(report.succeeded, 3);
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, broken.id);
     assert!(
@@ -179,17 +180,17 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     let events = events.into_inner().unwrap();
     assert_eq!(events.len(), 5, "{events:?}");
     assert!(
-        matches!(events[0], FleetEvent::Started { tenants: 4, target } if target == LATEST),
+        matches!(events[0], FleetEvent::Started { total: 4, target } if target == LATEST),
         "{events:?}"
     );
     let mut done_counts = Vec::new();
     for event in &events[1..] {
         match event {
-            FleetEvent::Migrated {
+            FleetEvent::Succeeded {
                 done,
                 total,
                 tenant,
-                version,
+                output: SchemaVersion(version),
                 ..
             } => {
                 assert_ne!(*tenant, broken.id);
@@ -288,7 +289,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         .migrate_fleet(2, None, |_| {})
         .await
         .unwrap();
-    assert_eq!((report.migrated, report.failed.len()), (1, 0));
+    assert_eq!((report.succeeded, report.failed.len()), (1, 0));
     assert_eq!(registry_row(&app, broken).await, (LATEST, None));
     assert!(has_latest(broken).await);
     let status = stack.provisioner.fleet_status().await.unwrap();
@@ -303,13 +304,13 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     let report = stack
         .provisioner
         .migrate_fleet(2, None, |event| {
-            if let FleetEvent::Started { tenants, .. } = event {
-                *started.lock().unwrap() = Some(tenants);
+            if let FleetEvent::Started { total, .. } = event {
+                *started.lock().unwrap() = Some(total);
             }
         })
         .await
         .unwrap();
-    assert_eq!((report.migrated, report.failed.len()), (0, 0));
+    assert_eq!((report.succeeded, report.failed.len()), (0, 0));
     assert_eq!(started.into_inner().unwrap(), Some(0));
 
     // `--tenant` migrates that tenant only.
@@ -351,7 +352,8 @@ async fn a_tenant_whose_provisioning_failed_before_its_database_existed_is_left_
         .tenant;
     // Provisioning gave up before its first step (say, the tenant server was unreachable): no database.
     stack
-        .directory
+        .core
+        .directory()
         .transition(
             tenant.id,
             TenantStatus::Failed,
@@ -377,7 +379,7 @@ async fn a_tenant_whose_provisioning_failed_before_its_database_existed_is_left_
         .await
         .unwrap();
     assert_eq!(
-        (report.migrated, report.failed.clone()),
+        (report.succeeded, report.failed.clone()),
         (0, vec![]),
         "no tenant database to migrate: not a migration failure (its provisioning retry creates and migrates it)"
     );
@@ -413,7 +415,7 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
         .migrate_fleet(1, None, |_| {})
         .await
         .unwrap();
-    assert_eq!((report.migrated, report.failed.len()), (0, 1));
+    assert_eq!((report.succeeded, report.failed.len()), (0, 1));
     let applied: i64 =
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&tenant.db)
@@ -435,7 +437,7 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
         .migrate_fleet(1, None, |_| {})
         .await
         .unwrap();
-    assert_eq!((report.migrated, report.failed.len()), (1, 0));
+    assert_eq!((report.succeeded, report.failed.len()), (1, 0));
     assert_eq!(registry_row(&app, tenant).await, (LATEST, None));
     assert!(has_latest(tenant).await);
 }

@@ -353,7 +353,7 @@ pub async fn tenancy_stack(config: &Config) -> wosool::TenancyStack {
     let redis = wosool::redis::Redis::connect(&config.redis)
         .await
         .expect("connect Redis");
-    wosool::TenancyStack::build(config, pool, redis).expect("tenancy stack builds")
+    wosool::TenancyStack::connect(config, pool, redis).expect("tenancy stack builds")
 }
 
 /// What this process's metrics recorder holds, in Prometheus text (every in-process app shares it).

@@ -408,7 +408,7 @@ async fn a_burst_of_lookups_of_an_unknown_key_loads_it_once_and_remembers_it() {
     let before = l3_loads();
     let lookups: Vec<_> = (0..200)
         .map(|_| {
-            let (directory, key) = (stack.directory.clone(), key.clone());
+            let (directory, key) = (stack.core.directory().clone(), key.clone());
             tokio::spawn(async move { directory.resolve(&key).await })
         })
         .collect();
@@ -426,12 +426,28 @@ async fn a_burst_of_lookups_of_an_unknown_key_loads_it_once_and_remembers_it() {
 
     // Remembered as unknown: more lookups do not reach PostgreSQL.
     for _ in 0..50 {
-        assert!(stack.directory.resolve(&key).await.unwrap().is_none());
+        assert!(
+            stack
+                .core
+                .directory()
+                .resolve(&key)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
     assert_eq!(l3_loads() - before, 1.0);
     // Other keys are not affected by that entry.
     let other = LookupKey::ClerkOrg("nobody-by-that-name".into());
-    assert!(stack.directory.resolve(&other).await.unwrap().is_none());
+    assert!(
+        stack
+            .core
+            .directory()
+            .resolve(&other)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(l3_loads() - before, 2.0);
 }
 
@@ -462,7 +478,15 @@ async fn a_slug_remembered_as_unknown_resolves_as_soon_as_a_tenant_takes_it() {
     });
     let stack = tenancy_stack(&config).await;
     let slug = LookupKey::Slug(Slug::parse("late-comer").unwrap());
-    assert!(stack.directory.resolve(&slug).await.unwrap().is_none());
+    assert!(
+        stack
+            .core
+            .directory()
+            .resolve(&slug)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let registered = stack
         .provisioner
@@ -470,7 +494,8 @@ async fn a_slug_remembered_as_unknown_resolves_as_soon_as_a_tenant_takes_it() {
         .await
         .expect("registers");
     let found = stack
-        .directory
+        .core
+        .directory()
         .resolve(&slug)
         .await
         .unwrap()
@@ -492,7 +517,15 @@ async fn negative_entries_expire_after_their_ttl() {
     // Another process without Redis: its registrations cannot reach the watcher's cache.
     let elsewhere = tenancy_stack(&config).await;
     let slug = LookupKey::Slug(Slug::parse("quiet-arrival").unwrap());
-    assert!(watcher.directory.resolve(&slug).await.unwrap().is_none());
+    assert!(
+        watcher
+            .core
+            .directory()
+            .resolve(&slug)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let cached_at = Instant::now();
 
     let registered = elsewhere
@@ -505,7 +538,13 @@ async fn negative_entries_expire_after_their_ttl() {
         )
         .await
         .expect("registers");
-    let still_unknown = watcher.directory.resolve(&slug).await.unwrap().is_none();
+    let still_unknown = watcher
+        .core
+        .directory()
+        .resolve(&slug)
+        .await
+        .unwrap()
+        .is_none();
     if cached_at.elapsed() < Duration::from_secs(2) {
         assert!(
             still_unknown,
@@ -515,7 +554,7 @@ async fn negative_entries_expire_after_their_ttl() {
     let found = eventually(
         "the negative entry to expire",
         Duration::from_secs(10),
-        || async { watcher.directory.resolve(&slug).await.unwrap() },
+        || async { watcher.core.directory().resolve(&slug).await.unwrap() },
     )
     .await;
     assert_eq!(found.id, registered.tenant.id);
@@ -578,11 +617,25 @@ async fn a_slug_and_a_clerk_org_with_the_same_text_stay_apart_in_redis() {
     let by_org = LookupKey::ClerkOrg("acme-shop".into());
     // The first process fills L2 from PostgreSQL...
     assert_eq!(
-        first.directory.resolve(&by_slug).await.unwrap().unwrap().id,
+        first
+            .core
+            .directory()
+            .resolve(&by_slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         slug_owner.id
     );
     assert_eq!(
-        first.directory.resolve(&by_org).await.unwrap().unwrap().id,
+        first
+            .core
+            .directory()
+            .resolve(&by_org)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         org_owner.id
     );
 
@@ -599,7 +652,8 @@ async fn a_slug_and_a_clerk_org_with_the_same_text_stay_apart_in_redis() {
     let (hits, loads) = (l2_hits(), l3_loads());
     assert_eq!(
         second
-            .directory
+            .core
+            .directory()
             .resolve(&by_slug)
             .await
             .unwrap()
@@ -608,7 +662,14 @@ async fn a_slug_and_a_clerk_org_with_the_same_text_stay_apart_in_redis() {
         slug_owner.id
     );
     assert_eq!(
-        second.directory.resolve(&by_org).await.unwrap().unwrap().id,
+        second
+            .core
+            .directory()
+            .resolve(&by_org)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         org_owner.id
     );
     assert_eq!(l2_hits() - hits, 2.0, "both came from Redis");

@@ -46,7 +46,15 @@ async fn stack_with(
         .unwrap();
     let mut tenants = Vec::new();
     for id in &ids {
-        tenants.push(stack.directory.get(*id).await.unwrap().expect("tenant"));
+        tenants.push(
+            stack
+                .core
+                .directory()
+                .get(*id)
+                .await
+                .unwrap()
+                .expect("tenant"),
+        );
     }
     (stack, tenants)
 }
@@ -166,7 +174,7 @@ async fn touching_more_tenants_than_fit_keeps_connections_within_the_budget() {
         || async { (backends(&app, &tenants).await == 0).then_some(()) },
     )
     .await;
-    let seen = round_robin(&app, &stack.pools, &tenants, 4, (6, 3)).await;
+    let seen = round_robin(&app, stack.core.pools(), &tenants, 4, (6, 3)).await;
     assert!(seen.max_open <= 6 && seen.max_resident <= 3, "{seen:?}");
     assert!(
         seen.max_backends <= 6,
@@ -181,8 +189,8 @@ async fn touching_more_tenants_than_fit_keeps_connections_within_the_budget() {
     assert!((1.0..=3.0).contains(&resident), "{resident}");
     let open = metric_value(&metrics, "tenant_db_connections_open", &[]).expect("gauge");
     assert!(open <= 6.0, "{open}");
-    stack.pools.close_all().await;
-    assert_eq!(stack.pools.resident_count(), 0);
+    stack.core.pools().close_all().await;
+    assert_eq!(stack.core.pools().resident_count(), 0);
     eventually(
         "every tenant connection closed",
         Duration::from_secs(10),
@@ -204,23 +212,23 @@ async fn touching_more_tenants_than_fit_keeps_connections_within_the_budget() {
     // One tenant after the other: the least recently used idle pool is closed to make room.
     for _ in 0..3 {
         for tenant in &tenants {
-            let pool = stack.pools.get(tenant).await.expect("pool");
+            let pool = stack.core.pools().get(tenant).await.expect("pool");
             sqlx::query("SELECT 1").execute(&*pool).await.unwrap();
-            assert!(stack.pools.resident_count() <= 3);
-            assert!(stack.pools.open_connections() <= 6);
+            assert!(stack.core.pools().resident_count() <= 3);
+            assert!(stack.core.pools().open_connections() <= 6);
         }
     }
-    assert_eq!(stack.pools.resident_count(), 3);
+    assert_eq!(stack.core.pools().resident_count(), 3);
     eventually(
         "PostgreSQL to agree with the pools",
         Duration::from_secs(10),
         || async {
-            (backends(&app, &tenants).await == i64::from(stack.pools.open_connections()))
+            (backends(&app, &tenants).await == i64::from(stack.core.pools().open_connections()))
                 .then_some(())
         },
     )
     .await;
-    stack.pools.close_all().await;
+    stack.core.pools().close_all().await;
 }
 
 #[tokio::test]
@@ -237,7 +245,7 @@ async fn an_exhausted_budget_fails_after_the_acquire_timeout_and_frees_up_when_a
         ],
     )
     .await;
-    let pools = &stack.pools;
+    let pools = stack.core.pools();
 
     // Three pools in use: each checked out and each with a connection busy.
     let mut held = Vec::new();
@@ -324,7 +332,7 @@ async fn a_pool_only_ever_reaches_its_own_tenants_database() {
     .await;
     for round in 0..3 {
         for tenant in tenants.iter().cycle().skip(round).take(tenants.len()) {
-            let pool = stack.pools.get(tenant).await.expect("pool");
+            let pool = stack.core.pools().get(tenant).await.expect("pool");
             assert_eq!(pool.tenant(), tenant.id);
             // Both connections of the pool, not just the first one handed out.
             let (mut first, mut second) =
@@ -341,7 +349,7 @@ async fn a_pool_only_ever_reaches_its_own_tenants_database() {
     // The tenant databases really are distinct (seeded with their own organization names).
     let mut names = Vec::new();
     for tenant in &tenants {
-        let pool = stack.pools.get(tenant).await.unwrap();
+        let pool = stack.core.pools().get(tenant).await.unwrap();
         let name: String = sqlx::query_scalar("SELECT organization_name FROM settings")
             .fetch_one(&*pool)
             .await
@@ -357,7 +365,7 @@ async fn a_pool_only_ever_reaches_its_own_tenants_database() {
 async fn pools_idle_longer_than_the_timeout_are_closed_but_busy_ones_are_kept() {
     let app = ready_tenants(2).await;
     let (stack, tenants) = stack_with(&app, &[("IDLE_TIMEOUT_SECS", "1")]).await;
-    let pools = &stack.pools;
+    let pools = stack.core.pools();
     let started = Instant::now();
     let idle = pools.get(&tenants[0]).await.unwrap();
     sqlx::query("SELECT 1").execute(&*idle).await.unwrap();

@@ -150,7 +150,7 @@ impl Driven {
         let redis = wosool::redis::Redis::connect(&config.redis)
             .await
             .expect("redis");
-        TenancyStack::build(&config, self.app.db.clone(), redis).expect("tenancy stack")
+        TenancyStack::connect(&config, self.app.db.clone(), redis).expect("tenancy stack")
     }
 
     /// A `--role worker` replica on the same database (runs the queued jobs of an API-only app).

@@ -14,14 +14,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
 use super::manifest::{FieldDef, Manifest, ObjectDef, RelationDef};
 use crate::crm::workspace::{self, WorkspaceCredentials};
 use crate::provisioning::integrations::BoxFuture;
 use crate::secrets::Keyring;
 use crate::tenancy::TenantId;
+use crate::tenancy::rollout::{self, RolloutReport, Target};
 
 /// An object of the workspace, as the metadata API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +88,12 @@ impl ApplyReport {
     /// Everything this run added to the workspace.
     pub fn created(&self) -> usize {
         self.objects_created + self.fields_created + self.relations_created + self.options_added
+    }
+}
+
+impl std::fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} created", self.created())
     }
 }
 
@@ -446,35 +451,8 @@ pub trait MetadataConnector: Send + Sync {
     fn connect(&self, credentials: &WorkspaceCredentials) -> Result<Box<dyn MetadataApi>, String>;
 }
 
-/// Progress of a rollout, reported as it happens.
-#[derive(Debug, Clone)]
-pub enum RolloutEvent {
-    Started {
-        workspaces: usize,
-        version: i32,
-    },
-    Applied {
-        done: usize,
-        total: usize,
-        tenant: TenantId,
-        slug: String,
-        report: ApplyReport,
-    },
-    Failed {
-        done: usize,
-        total: usize,
-        tenant: TenantId,
-        slug: String,
-        error: String,
-    },
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RolloutReport {
-    pub version: i32,
-    pub applied: usize,
-    pub failed: Vec<(TenantId, String)>,
-}
+/// Progress of a data-model rollout; each workspace reports what applying the model did.
+pub type RolloutEvent = rollout::RolloutEvent<ApplyReport>;
 
 /// Applies `manifest` to every ready workspace behind its version (or only `only`), `concurrency` workspaces
 /// at a time (each one serially). A failing tenant is recorded and does not stop the others; rerunning picks
@@ -488,8 +466,8 @@ pub async fn apply_to_all(
     concurrency: usize,
     progress: impl Fn(RolloutEvent),
 ) -> Result<RolloutReport, sqlx::Error> {
-    let behind: Vec<(TenantId, String)> = sqlx::query_as(
-        "SELECT w.tenant_id, t.slug FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id \
+    let behind: Vec<Target> = sqlx::query_as(
+        "SELECT w.tenant_id AS id, t.slug FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id \
          WHERE w.step = 'ready' AND t.status IN ('ready', 'suspended') AND w.manifest_version < $1 \
            AND ($2::uuid IS NULL OR w.tenant_id = $2) \
          ORDER BY t.created_at, t.id",
@@ -498,72 +476,22 @@ pub async fn apply_to_all(
     .bind(only)
     .fetch_all(db)
     .await?;
-    let total = behind.len();
-    progress(RolloutEvent::Started {
-        workspaces: total,
-        version: manifest.version(),
-    });
-    let mut report = RolloutReport {
-        version: manifest.version(),
-        ..Default::default()
-    };
-    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks: JoinSet<Outcome> = JoinSet::new();
-    for (tenant, slug) in behind {
-        let permit = limit.clone().acquire_owned().await;
-        let (db, keyring) = (db.clone(), keyring.clone());
-        let (connector, manifest) = (connector.clone(), manifest.clone());
-        tasks.spawn(async move {
-            let _permit = permit;
-            let outcome = apply_one(&db, &keyring, connector.as_ref(), &manifest, tenant).await;
-            (tenant, slug, outcome)
-        });
-        while let Some(joined) = tasks.try_join_next() {
-            report.record_outcome(joined, total, &progress);
-        }
-    }
-    while let Some(joined) = tasks.join_next().await {
-        report.record_outcome(joined, total, &progress);
-    }
+    let report =
+        rollout::run(
+            behind,
+            manifest.version().into(),
+            concurrency,
+            |target| {
+                let (db, keyring) = (db.clone(), keyring.clone());
+                let (connector, manifest) = (connector.clone(), manifest.clone());
+                async move {
+                    apply_one(&db, &keyring, connector.as_ref(), &manifest, target.tenant).await
+                }
+            },
+            progress,
+        )
+        .await;
     Ok(report)
-}
-
-type Outcome = (TenantId, String, Result<ApplyReport, String>);
-
-impl RolloutReport {
-    fn record_outcome(
-        &mut self,
-        joined: Result<Outcome, tokio::task::JoinError>,
-        total: usize,
-        progress: &impl Fn(RolloutEvent),
-    ) {
-        let Ok((tenant, slug, outcome)) = joined else {
-            return;
-        };
-        let done = self.applied + self.failed.len() + 1;
-        progress(match outcome {
-            Ok(report) => {
-                self.applied += 1;
-                RolloutEvent::Applied {
-                    done,
-                    total,
-                    tenant,
-                    slug,
-                    report,
-                }
-            }
-            Err(error) => {
-                self.failed.push((tenant, error.clone()));
-                RolloutEvent::Failed {
-                    done,
-                    total,
-                    tenant,
-                    slug,
-                    error,
-                }
-            }
-        });
-    }
 }
 
 async fn apply_one(

@@ -40,7 +40,8 @@ use self::limiter::RateLimiter;
 use self::policy::Refusal;
 use self::upstream::{Upstream, UpstreamError};
 use super::workspace::{self, CredentialsError, WorkspaceState};
-use crate::config::CrmConfig;
+use crate::core::Core;
+use crate::crm::CrmSetupError;
 use crate::http::TenantContext;
 use crate::secrets::Keyring;
 use crate::state::AppState;
@@ -112,26 +113,27 @@ enum LookupError {
 impl CrmProxy {
     /// The proxy when Twenty is configured (`crm.base_url` or `[[crm.instances]]`), `None` otherwise
     /// (`/crm/*` answers 501).
-    pub fn from_config(
-        config: &CrmConfig,
-        keyring: Keyring,
-        db: PgPool,
-    ) -> Result<Option<Self>, String> {
+    pub fn build(core: &Core) -> Result<Option<Self>, CrmSetupError> {
+        let config = &core.config().crm;
         if !config.enabled() {
             return Ok(None);
         }
         let timeout = Duration::from_secs(config.proxy_timeout_secs);
         let mut upstreams = BTreeMap::new();
         for instance in config.instances() {
-            let upstream = Upstream::new(&instance.base_url, timeout)
-                .map_err(|e| format!("Twenty instance {}: {e}", instance.key))?;
+            let upstream = Upstream::new(&instance.base_url, timeout).map_err(|why| {
+                CrmSetupError::BadInstance {
+                    key: instance.key.clone(),
+                    why,
+                }
+            })?;
             upstreams.insert(instance.key, upstream);
         }
         Ok(Some(Self {
             inner: Arc::new(Inner {
                 upstreams,
-                db,
-                keyring,
+                db: core.db().clone(),
+                keyring: core.keyring().clone(),
                 credentials: Cache::builder()
                     .max_capacity(CREDENTIALS_CAPACITY)
                     .time_to_live(CREDENTIALS_TTL)

@@ -44,8 +44,9 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client for `base_url` (`http://` or `https://`). Needs the process's rustls crypto provider installed.
+    /// A client for `base_url` (`http://` or `https://`).
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, String> {
+        crate::outbound::install_crypto_provider();
         let uri: Uri = base_url
             .parse()
             .map_err(|e| format!("crm.base_url is not a URL: {e}"))?;
@@ -138,7 +139,6 @@ mod tests {
     use super::*;
 
     fn upstream(base_url: &str) -> Upstream {
-        crate::install_crypto_provider();
         Upstream::new(base_url, Duration::from_secs(1)).expect("valid base URL")
     }
 
@@ -158,7 +158,6 @@ mod tests {
 
     #[tokio::test]
     async fn base_urls_without_a_host_or_with_another_scheme_are_refused() {
-        crate::install_crypto_provider();
         for bad in ["twenty:3000", "/rest", "ftp://twenty", "not a url"] {
             assert!(
                 Upstream::new(bad, Duration::from_secs(1)).is_err(),

@@ -14,8 +14,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CrmConfig;
+use crate::core::Core;
 use crate::crm::workspace;
 use crate::jobs::{Job, JobError, JobQueue, NewJob, Registry};
+use crate::outbound::ClientError;
 use crate::secrets::Keyring;
 use crate::tenancy::{TenantDirectory, TenantId, TenantPools};
 use outbox::{OutboxStats, Pending};
@@ -107,27 +109,15 @@ pub struct CrmSync {
 }
 
 impl CrmSync {
-    pub fn new(
-        config: &CrmConfig,
-        db: PgPool,
-        directory: TenantDirectory,
-        pools: TenantPools,
-        keyring: Keyring,
-        jobs: JobQueue,
-    ) -> Result<Self, String> {
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.request_timeout_secs))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("wosool/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("CRM sync HTTP client: {e}"))?;
+    pub fn new(core: &Core) -> Result<Self, ClientError> {
+        let config = &core.config().crm;
+        let http = core.http("Twenty", Duration::from_secs(config.request_timeout_secs))?;
         Ok(Self {
-            db,
-            directory,
-            pools,
-            keyring,
-            jobs,
+            db: core.db().clone(),
+            directory: core.directory().clone(),
+            pools: core.pools().clone(),
+            keyring: core.keyring().clone(),
+            jobs: core.jobs().clone(),
             http,
             config: config.clone(),
             instances: config

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::documents::Document;
 use crate::config::CrmConfig;
-use crate::salla::limits::{backoff, retry_after, with_jitter};
+use crate::outbound::{self, ClientError, Failure, RetryPolicy, retry_after};
 
 /// Longest throttling wait we sleep inside one call; longer ones fail the call (the job comes back later).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -120,18 +120,6 @@ impl TwentyError {
         }
     }
 
-    fn operation(&self) -> &'static str {
-        match self {
-            Self::Transport { operation, .. }
-            | Self::Http { operation, .. }
-            | Self::RateLimited { operation, .. }
-            | Self::GraphQl { operation, .. }
-            | Self::AlreadyExists { operation, .. }
-            | Self::Decode { operation, .. } => operation,
-            Self::MissingCapability(_) => "introspection",
-        }
-    }
-
     /// The "already exists" answers of the metadata API (§2.5, §4.2) as [`TwentyError::AlreadyExists`]:
     /// `CONFLICT` with "… already exists", `METADATA_VALIDATION_FAILED` whose body holds an
     /// `…_ALREADY_EXISTS` code, or any message matching "already exists". Other errors are returned as they are.
@@ -198,7 +186,7 @@ impl CallOptions {
 pub struct TwentyClient {
     http: reqwest::Client,
     base: String,
-    max_retries: u32,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for TwentyClient {
@@ -212,18 +200,12 @@ impl std::fmt::Debug for TwentyClient {
 impl TwentyClient {
     /// The client of the instance at `base_url`, with `crm.request_timeout_secs` per call and
     /// `crm.max_retries`.
-    pub fn new(base_url: &str, config: &CrmConfig) -> Result<Self, String> {
-        crate::app::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.request_timeout_secs))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("wosool/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client for Twenty: {e}"))?;
+    pub fn new(base_url: &str, config: &CrmConfig) -> Result<Self, ClientError> {
+        let http = outbound::client("Twenty", Duration::from_secs(config.request_timeout_secs))?;
         Ok(Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
-            max_retries: config.max_retries,
+            retry: RetryPolicy::new(config.max_retries, MAX_RETRY_AFTER),
         })
     }
 
@@ -310,9 +292,7 @@ impl TwentyClient {
         operation: &'static str,
         options: CallOptions,
     ) -> Result<Value, TwentyError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
+        crate::outbound::with_retries(&self.retry, "twenty", |_| async {
             let started = Instant::now();
             let result = self
                 .attempt(method.clone(), url, query, body, token, operation, options)
@@ -328,23 +308,20 @@ impl TwentyClient {
                 .increment(1);
             metrics::histogram!("twenty_request_duration_seconds", "operation" => operation)
                 .record(started.elapsed().as_secs_f64());
-            let retry_in = match &result {
-                Ok(_) => None,
-                Err(TwentyError::RateLimited { retry_after, .. }) => {
-                    let wait = retry_after.map_or_else(|| backoff(attempt), with_jitter);
-                    (wait <= MAX_RETRY_AFTER).then_some(wait)
-                }
-                Err(error) if options.idempotent && error.is_transient() => Some(backoff(attempt)),
-                Err(_) => None,
-            };
-            match (result, retry_in) {
-                (Err(error), Some(wait)) if attempt <= self.max_retries => {
-                    tracing::warn!(operation = error.operation(), attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "Twenty call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                (result, _) => return result,
-            }
-        }
+            result.map_err(|error| match error {
+                // A throttled request was not processed: retried whatever the call.
+                TwentyError::RateLimited { retry_after, .. } => Failure::Retryable {
+                    retry_after,
+                    error,
+                },
+                error if options.idempotent && error.is_transient() => Failure::Retryable {
+                    error,
+                    retry_after: None,
+                },
+                error => Failure::Final(error),
+            })
+        })
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]

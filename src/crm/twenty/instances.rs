@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::capabilities::Capabilities;
 use super::client::{CallOptions, TwentyClient, TwentyError};
 use crate::config::{CrmConfig, Secret};
+use crate::outbound::ClientError;
 
 /// One Twenty instance.
 pub struct TwentyInstance {
@@ -125,7 +126,7 @@ impl std::fmt::Debug for TwentyInstances {
 }
 
 impl TwentyInstances {
-    pub fn from_config(config: &CrmConfig) -> Result<Self, String> {
+    pub fn from_config(config: &CrmConfig) -> Result<Self, ClientError> {
         let mut by_key = BTreeMap::new();
         for instance in config.instances() {
             let client = TwentyClient::new(&instance.base_url, config)?;

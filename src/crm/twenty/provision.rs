@@ -20,7 +20,9 @@ use super::capabilities::Capabilities;
 use super::client::{CallOptions, TwentyError};
 use super::documents::{self as docs, Document};
 use super::instances::{TwentyInstance, TwentyInstances};
-use crate::config::{Config, CrmInstanceConfig, Secret};
+use crate::config::{CrmInstanceConfig, Secret};
+use crate::core::Core;
+use crate::crm::CrmSetupError;
 use crate::crm::placement;
 use crate::crm::workspace::{api_key_context, password_context};
 use crate::provisioning::integrations::{BoxFuture, CrmBackend, StepOutcome};
@@ -134,23 +136,21 @@ pub struct TwentyCrm {
 }
 
 impl TwentyCrm {
-    /// From `config.crm` and `config.secrets`; `db` is the global database (`crm_workspaces`).
-    pub fn new(config: &Config, db: PgPool) -> Result<Self, String> {
-        let keyring = Keyring::from_config(&config.secrets)?;
-        if !keyring.is_configured() {
-            return Err(
-                "Twenty needs secrets.encryption_keys (its API keys are stored sealed)".into(),
-            );
+    /// From `crm` and the core's keyring and global database (`crm_workspaces`).
+    pub fn new(core: &Core) -> Result<Self, CrmSetupError> {
+        let config = &core.config().crm;
+        if !core.keyring().is_configured() {
+            return Err(CrmSetupError::NoEncryptionKey);
         }
         Ok(Self {
-            instances: TwentyInstances::from_config(&config.crm)?,
-            configured: config.crm.instances(),
+            instances: TwentyInstances::from_config(config)?,
+            configured: config.instances(),
             synced: OnceCell::new(),
-            db,
-            keyring,
-            operator_email_domain: config.crm.operator_email_domain.clone(),
-            activate_timeout: Duration::from_secs(config.crm.activate_timeout_secs),
-            recheck: Duration::from_secs(config.crm.capacity_recheck_secs),
+            db: core.db().clone(),
+            keyring: core.keyring().clone(),
+            operator_email_domain: config.operator_email_domain.clone(),
+            activate_timeout: Duration::from_secs(config.activate_timeout_secs),
+            recheck: Duration::from_secs(config.capacity_recheck_secs),
             ready_hook: None,
         })
     }
