@@ -237,7 +237,11 @@ async fn import(
 ) -> (PgPool, f64, f64) {
     let database_url = common::fresh_database(admin_url, name).await;
     let fake = serve_fake(store).await;
-    let app = Application::build(config(&database_url, &fake, extra), Role::All)
+    let config = config(&database_url, &fake, extra);
+    if std::env::var_os("WOSOOL_BENCH_LOG").is_some() {
+        wosool::telemetry::init_logging(&config.log);
+    }
+    let app = Application::build(config, Role::All)
         .await
         .expect("app builds");
     let address = app.local_addr().expect("addr");
@@ -373,6 +377,9 @@ async fn main() {
         import_seconds / copy_seconds
     );
 
+    if std::env::var_os("WOSOOL_BENCH_SALLA_THROUGHPUT_ONLY").is_some() {
+        return;
+    }
     // 2. At the Plus plan's limit, time compressed ×10: 20 requests per second.
     const LIMITED: (usize, usize, usize) = (3_000, 6_000, 3_000);
     const PER_SECOND: u32 = 20;

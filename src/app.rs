@@ -213,7 +213,16 @@ impl Application {
             address => Some(bind("server.metrics_listen", address).await?),
         };
         let crm_proxy = crate::crm::proxy::CrmProxy::build(&core)?;
+        let inbox = crate::inbox::Inbox::new(
+            pool.clone(),
+            core.jobs().clone(),
+            &[
+                &crate::salla::routes::SallaWebhooks(&config.salla),
+                &crate::clerk::routes::ClerkWebhooks(&config.clerk),
+            ],
+        );
         let state = AppState::new(Services {
+            inbox,
             jobs: core.jobs().clone(),
             config,
             db: pool,

@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod inbox;
 pub mod jobs;
 pub mod outbound;
 pub mod provisioning;
@@ -20,9 +21,9 @@ pub mod redis;
 pub mod salla;
 pub mod secrets;
 pub mod state;
+pub mod string_enum;
 pub mod telemetry;
 pub mod tenancy;
-pub mod webhooks;
 
 mod app;
 

@@ -39,6 +39,8 @@ pub struct Services {
     pub redis: Option<Redis>,
     pub metrics: PrometheusHandle,
     pub jobs: JobQueue,
+    /// The webhook inbox every provider's deliveries are stored through.
+    pub inbox: crate::inbox::Inbox,
     /// Job kinds this deployment runs (the admin API validates enqueues against it).
     pub job_registry: Arc<Registry>,
     /// Tenant resolution (cached) and every change to a tenant.

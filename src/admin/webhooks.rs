@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::AdminAuth;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
-use crate::jobs::NewJob;
+use crate::inbox::{self, InboxFilter, InboxRow, InboxStatus};
 use crate::state::AppState;
 use crate::tenancy::TenantId;
 
@@ -26,26 +26,6 @@ pub struct ListParams {
     before: Option<i64>,
     limit: Option<i64>,
 }
-
-#[derive(Debug, sqlx::FromRow)]
-struct Row {
-    id: i64,
-    provider: String,
-    dedupe_key: String,
-    event_type: String,
-    tenant_id: Option<TenantId>,
-    payload: Value,
-    headers: Value,
-    status: String,
-    attempts: i32,
-    last_error: Option<String>,
-    received_at: OffsetDateTime,
-    processed_at: Option<OffsetDateTime>,
-    raw_body: Option<String>,
-}
-
-const COLUMNS: &str = "id, provider, dedupe_key, event_type, tenant_id, payload, headers, status, attempts, \
-                       last_error, received_at, processed_at, raw_body";
 
 /// Keys whose values are credentials, wherever they appear in a body.
 fn is_secret_key(key: &str) -> bool {
@@ -82,7 +62,7 @@ pub fn redact(value: &Value) -> Value {
     }
 }
 
-fn render(row: Row) -> Value {
+fn render(row: InboxRow) -> Value {
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .ok()
@@ -111,25 +91,25 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let limit = params.limit.unwrap_or(50).clamp(1, 500);
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM webhook_inbox \
-         WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR status = $2) \
-           AND ($3::text IS NULL OR event_type = $3) AND ($4::uuid IS NULL OR tenant_id = $4) \
-           AND ($5::bigint IS NULL OR (provider = 'salla' AND payload ->> 'merchant' = $5::text)) \
-           AND ($6::bigint IS NULL OR id < $6) \
-         ORDER BY id DESC LIMIT $7"
-    )))
-    .bind(&params.provider)
-    .bind(&params.status)
-    .bind(&params.event_type)
-    .bind(params.tenant_id)
-    .bind(params.merchant_id)
-    .bind(params.before)
-    .bind(limit)
-    .fetch_all(&state.db)
-    .await?;
-    let next_before = (rows.len() as i64 == limit)
+    let status = params
+        .status
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<InboxStatus>()
+                .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))
+        })
+        .transpose()?;
+    let filter = InboxFilter {
+        provider: params.provider,
+        status,
+        event_type: params.event_type,
+        tenant_id: params.tenant_id,
+        merchant_id: params.merchant_id,
+        before: params.before,
+        limit: params.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let rows = inbox::list(&state.db, &filter).await?;
+    let next_before = (rows.len() as i64 == filter.limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
     let deliveries: Vec<Value> = rows.into_iter().map(render).collect();
@@ -144,58 +124,18 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(render(find(&state, id).await?)))
+    let row = inbox::get(&state.db, id).await?.ok_or_else(|| {
+        ApiError::not_found("delivery_not_found", "No stored delivery has this id.")
+    })?;
+    Ok(axum::Json(render(row)))
 }
 
-async fn find(state: &AppState, id: i64) -> Result<Row, ApiError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM webhook_inbox WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("delivery_not_found", "No stored delivery has this id."))
-}
-
-/// `POST /admin/webhooks/{id}/replay`: processes a stored delivery again (its effects are idempotent), e.g.
-/// after a fix for a delivery that failed. Rejected deliveries (not events) cannot be replayed.
+/// `POST /admin/webhooks/{id}/replay`: processes a stored delivery again (see [`inbox::Inbox::replay`]).
 pub async fn replay(
     _: AdminAuth,
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let row = find(&state, id).await?;
-    let job = match row.provider.as_str() {
-        crate::salla::webhook::PROVIDER => {
-            NewJob::new(&crate::salla::processing::ProcessDelivery { inbox_id: id })
-        }
-        crate::clerk::webhook::PROVIDER => {
-            NewJob::new(&crate::clerk::webhook::ClerkEvent { inbox_id: id })
-        }
-        other => {
-            return Err(ApiError::unprocessable(
-                "not_replayable",
-                format!("Deliveries of provider {other:?} cannot be replayed."),
-            ));
-        }
-    }
-    .map_err(ApiError::internal)?;
-    if row.status == "rejected" {
-        return Err(ApiError::conflict(
-            "not_replayable",
-            "A rejected delivery is not an event; it can only be inspected.",
-        ));
-    }
-    let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE webhook_inbox SET status = 'pending', attempts = 0, last_error = NULL, processed_at = NULL \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    let job_id = state.jobs.enqueue_in(&mut tx, job).await?.id();
-    tx.commit().await?;
-    tracing::info!(inbox_id = id, provider = %row.provider, "stored delivery replayed by an operator");
+    let job_id = state.inbox.replay(id).await?;
     Ok(axum::Json(json!({ "replayed": true, "job_id": job_id })))
 }

@@ -9,8 +9,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use super::webhook::{
-    Outcome, PROVIDER, organization_deletion_seen, placeholder_owner_email, tenant_of_org,
+    PROVIDER, organization_deletion_seen, placeholder_owner_email, tenant_of_org,
 };
+use crate::inbox::Outcome;
 use crate::jobs::JobError;
 use crate::provisioning::Provisioner;
 use crate::tenancy::{Tenant, TenantId, TenantStatus};

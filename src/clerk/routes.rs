@@ -1,20 +1,20 @@
 //! `POST /webhooks/clerk`: verify the Svix signature on the raw bytes, store the delivery in the webhook inbox
 //! and enqueue its `clerk.event` job in one transaction, answer at once (Svix wants a 2xx within 15 s).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::routing::post;
-use serde_json::{Value, json};
+use axum::{Json, Router};
+use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::webhook::{self, ClerkEvent, PROVIDER, WebhookError};
-use crate::error::{ApiError, ErrorBody};
+use super::webhook::{self, ClerkEvent, PROVIDER};
+use crate::config::ClerkConfig;
+use crate::error::ApiError;
+use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal};
 use crate::jobs::NewJob;
 use crate::state::AppState;
-use crate::webhooks::{self, NewDelivery};
 
 /// The Clerk webhook route, to merge into the API router.
 pub fn router() -> Router<AppState> {
@@ -28,118 +28,93 @@ pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let secrets: Vec<&str> = state
-        .config
-        .clerk
-        .webhook_secrets
-        .iter()
-        .map(|s| s.expose())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if secrets.is_empty() {
-        return Err(ApiError::Unavailable {
-            code: "clerk_webhooks_not_configured",
-            message:
-                "Clerk webhooks are not configured on this server (clerk.webhook_secrets is empty)."
-                    .into(),
-            details: None,
-        });
-    }
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    // Verified first, on the raw bytes: nothing unauthenticated is parsed or stored.
-    let delivery = match webhook::verify_any(&secrets, &headers, &body, now)
-        .and_then(|()| webhook::delivery_headers(&headers))
-    {
-        Ok(delivery) => delivery,
-        Err(error) => return Ok(rejection(error)),
-    };
-
-    let payload: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("The body is not valid JSON: {e}"))
-    })?;
-    let event_type = payload
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "malformed_event",
-                "The body is not a Clerk event: it has no string `type`.",
-            )
-        })?
-        .to_owned();
-    if !payload.get("data").is_some_and(Value::is_object) {
-        return Err(ApiError::bad_request(
-            "malformed_event",
-            "The body is not a Clerk event: it has no object `data`.",
-        ));
-    }
-
-    let mut kept = serde_json::Map::new();
-    kept.insert("id".into(), delivery.id.into());
-    kept.insert("timestamp".into(), delivery.timestamp.into());
-    if let Some(agent) = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        kept.insert("user_agent".into(), agent.into());
-    }
-    let kept = Value::Object(kept);
-    let stored = webhooks::insert_and_enqueue(
-        &state.db,
-        &state.jobs,
-        &NewDelivery {
-            provider: PROVIDER,
-            dedupe_key: delivery.id,
-            event_type: &event_type,
-            tenant_id: None,
-            payload: &payload,
-            headers: &kept,
-        },
-        |inbox_id| NewJob::new(&ClerkEvent { inbox_id }),
-    )
-    .await
-    .map_err(|e| match e {
-        webhooks::InboxError::Db(db) => ApiError::from(db),
-        other => ApiError::internal(other),
-    })?;
-    tracing::info!(
-        svix_id = delivery.id,
-        event_type,
-        inbox_id = stored.id(),
-        duplicate = stored.is_duplicate(),
-        "Clerk webhook received"
-    );
-    Ok(axum::Json(json!({ "received": true, "duplicate": stored.is_duplicate() })).into_response())
+) -> Result<Json<Value>, ApiError> {
+    let provider = ClerkWebhooks(&state.config.clerk);
+    inbox::receive(&state.inbox, &provider, &headers, body).await
 }
 
-/// 401 `invalid_signature` naming what failed (nothing secret), or 503 when our own secret is unusable (a
-/// configuration fault: Svix retries, so the deliveries are not lost once it is fixed).
-fn rejection(error: WebhookError) -> Response {
-    if error.is_configuration() {
-        tracing::error!(error = %error, "Clerk webhook secret misconfigured");
-        return ApiError::Unavailable {
-            code: "clerk_webhooks_misconfigured",
-            message: "Clerk webhooks are misconfigured on this server.".into(),
-            details: None,
+/// Clerk (Svix-signed deliveries) as an inbox provider.
+pub struct ClerkWebhooks<'a>(pub &'a ClerkConfig);
+
+impl Provider for ClerkWebhooks<'_> {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn job(&self) -> JobFor {
+        |inbox_id| NewJob::new(&ClerkEvent { inbox_id })
+    }
+
+    fn accept(&self, headers: &HeaderMap, body: &Bytes) -> Result<Accepted, Refusal> {
+        let secrets: Vec<&str> = self
+            .0
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if secrets.is_empty() {
+            return Err(Refusal::NotConfigured {
+                code: "clerk_webhooks_not_configured",
+                message:
+                    "Clerk webhooks are not configured on this server (clerk.webhook_secrets is empty)."
+                        .into(),
+            });
         }
-        .into_response();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // Verified first, on the raw bytes: nothing unauthenticated is parsed or stored.
+        let delivery = webhook::verify_any(&secrets, headers, body, now)
+            .and_then(|()| webhook::delivery_headers(headers))
+            .map_err(|error| {
+                if error.is_configuration() {
+                    // Svix retries, so the deliveries are not lost once it is fixed.
+                    Refusal::NotConfigured {
+                        code: "clerk_webhooks_misconfigured",
+                        message: "Clerk webhooks are misconfigured on this server.".into(),
+                    }
+                } else {
+                    Refusal::Unauthenticated(format!("the signature does not verify ({error})"))
+                }
+            })?;
+        let malformed = |message: String| Refusal::Malformed {
+            code: "malformed_event",
+            message,
+        };
+        let text = std::str::from_utf8(body).map_err(|e| Refusal::Malformed {
+            code: "malformed_json",
+            message: format!("The body is not valid JSON: {e}"),
+        })?;
+        let payload: Value = serde_json::from_str(text).map_err(|e| Refusal::Malformed {
+            code: "malformed_json",
+            message: format!("The body is not valid JSON: {e}"),
+        })?;
+        let event_type = payload
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                malformed("The body is not a Clerk event: it has no string `type`.".into())
+            })?
+            .to_owned();
+        if !payload.get("data").is_some_and(Value::is_object) {
+            return Err(malformed(
+                "The body is not a Clerk event: it has no object `data`.".into(),
+            ));
+        }
+        let mut kept = serde_json::Map::new();
+        kept.insert("id".into(), delivery.id.into());
+        kept.insert("timestamp".into(), delivery.timestamp.into());
+        if let Some(agent) = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            kept.insert("user_agent".into(), agent.into());
+        }
+        Ok(Accepted::Event(Delivery {
+            dedupe_key: delivery.id.to_owned(),
+            event_type,
+            payload: text.to_owned(),
+            headers: Value::Object(kept),
+        }))
     }
-    tracing::warn!(error = %error, "Clerk webhook rejected");
-    metrics::counter!("webhook_deliveries_total", "provider" => PROVIDER, "outcome" => "rejected")
-        .increment(1);
-    invalid_signature(format!("The webhook signature does not verify: {error}."))
-}
-
-/// Renders a 401 with the `invalid_signature` code (the generic `Unauthorized` says `unauthorized`).
-fn invalid_signature(message: String) -> Response {
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
-    response.extensions_mut().insert(ErrorBody {
-        code: "invalid_signature".into(),
-        message,
-        details: None,
-        provisioning: None,
-    });
-    response
 }

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::config::ClerkConfig;
+use crate::inbox::{self, Outcome};
 use crate::jobs::{Job, JobContext, JobError, Registry};
 use crate::provisioning::lifecycle::{Actor, TenantLifecycle};
 use crate::provisioning::{ProvisionError, Provisioner, RegistrationRequest};
 use crate::tenancy::{LookupKey, RegistryError, Slug, TenantId, TenantStatus};
-use crate::webhooks;
 
 use super::identity::TENANT_ID_METADATA;
 
@@ -240,12 +240,6 @@ pub fn register_jobs(
     });
 }
 
-/// What one event did.
-pub(super) enum Outcome {
-    Processed(Option<TenantId>),
-    Ignored(Option<TenantId>, String),
-}
-
 struct EventHandler {
     provisioner: Provisioner,
     lifecycle: TenantLifecycle,
@@ -262,35 +256,10 @@ pub fn placeholder_owner_email(org_id: &str) -> String {
 
 impl EventHandler {
     async fn run(&self, ctx: &JobContext, inbox_id: i64) -> Result<(), JobError> {
-        let db = self.provisioner.db();
-        let Some(row) = webhooks::begin_attempt(db, inbox_id).await? else {
-            return Err(JobError::permanent(format!(
-                "webhook inbox row {inbox_id} does not exist"
-            )));
-        };
-        if row.is_finished() {
-            return Ok(());
-        }
-        match self.dispatch(&row.event_type, &row.payload).await {
-            Ok(Outcome::Processed(tenant)) => {
-                webhooks::mark_processed(db, inbox_id, tenant).await?
-            }
-            Ok(Outcome::Ignored(tenant, why)) => {
-                webhooks::mark_ignored(db, inbox_id, tenant, &why).await?
-            }
-            Err(error) => {
-                let last = error.is_permanent() || ctx.attempt >= ctx.max_attempts;
-                if last {
-                    tracing::error!(inbox_id, event_type = %row.event_type, error = %error, "Clerk event failed for good");
-                    webhooks::mark_failed(db, inbox_id, error.message()).await?;
-                } else {
-                    tracing::warn!(inbox_id, event_type = %row.event_type, attempt = ctx.attempt, error = %error, "Clerk event will be retried");
-                    webhooks::record_error(db, inbox_id, error.message()).await?;
-                }
-                return Err(error);
-            }
-        }
-        Ok(())
+        inbox::process(self.provisioner.db(), ctx, inbox_id, |row| async move {
+            self.dispatch(&row.event_type, &row.payload).await
+        })
+        .await
     }
 
     async fn dispatch(

@@ -123,6 +123,22 @@ impl JobQueue {
         if jobs.is_empty() {
             return Ok(0);
         }
+        let mut tx = self.pool.begin().await?;
+        let inserted = self.enqueue_many_in(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// [`Self::enqueue_many`] on the caller's connection (pass `&mut *tx` to make the jobs part of a
+    /// transaction): one statement and one NOTIFY for the whole batch.
+    pub async fn enqueue_many_in(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[NewJob],
+    ) -> Result<u64, sqlx::Error> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
         let mut kinds = Vec::with_capacity(jobs.len());
         let mut payloads = Vec::with_capacity(jobs.len());
         let mut tenants = Vec::with_capacity(jobs.len());
@@ -139,7 +155,6 @@ impl JobQueue {
             attempts.push(job.max_attempts.unwrap_or(self.default_max_attempts));
             priorities.push(job.priority);
         }
-        let mut tx = self.pool.begin().await?;
         let inserted_kinds: Vec<String> = sqlx::query_scalar(
             "INSERT INTO jobs (kind, payload, tenant_id, unique_key, run_at, max_attempts, priority) \
              SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[], $4::text[], $5::timestamptz[], \
@@ -156,12 +171,11 @@ impl JobQueue {
         .bind(&run_ats)
         .bind(&attempts)
         .bind(&priorities)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *conn)
         .await?;
         sqlx::query("SELECT pg_notify('wosool_jobs', '')")
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
         let mut per_kind: BTreeMap<String, u64> = BTreeMap::new();
         for kind in &inserted_kinds {
             *per_kind.entry(kind.clone()).or_default() += 1;

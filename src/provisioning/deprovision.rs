@@ -135,7 +135,9 @@ impl Provisioner {
         .fetch_all(self.db())
         .await?;
         for step in DeletionStep::ALL {
-            if done.iter().any(|d| d == step.name()) {
+            // Finalize runs until the status is `deleted` (this run found it `deleting`), even when a crash
+            // came between recording it and the status change.
+            if step != DeletionStep::Finalize && done.iter().any(|d| d == step.name()) {
                 continue;
             }
             self.run_deletion_step(&tenant, job, step).await?;
@@ -230,9 +232,6 @@ impl Provisioner {
                 .map_err(external("identity")),
             DeletionStep::Credentials => self.purge_credentials(tenant, job.keep_data).await,
             DeletionStep::Finalize => {
-                self.directory()
-                    .transition(tenant.id, TenantStatus::Deleted, None, None)
-                    .await?;
                 let steps = deletion_steps(self.db(), tenant.id).await?;
                 let backup = steps
                     .iter()
@@ -250,6 +249,19 @@ impl Provisioner {
                     },
                 )
                 .await?;
+                // Recorded before the status changes, so whoever sees `deleted` sees every step finished.
+                sqlx::query(
+                    "UPDATE tenant_deletion_steps SET status = 'succeeded', finished_at = now() \
+                     WHERE tenant_id = $1 AND name = $2",
+                )
+                .bind(tenant.id)
+                .bind(DeletionStep::Finalize.name())
+                .execute(&mut *conn)
+                .await?;
+                drop(conn);
+                self.directory()
+                    .transition(tenant.id, TenantStatus::Deleted, None, None)
+                    .await?;
                 Ok(StepOutcome::Done(None))
             }
         }

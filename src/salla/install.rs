@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::events::{EventKind, SubscriptionChange, TrialChange};
-use super::processing::Outcome;
 use super::service::Salla;
 use super::tokens::{NewTokens, TokenError};
+use crate::inbox::Outcome;
 use crate::jobs::{Job, JobError, NewJob};
 use crate::provisioning::lifecycle::Actor;
 use crate::provisioning::{ProvisionError, RegistrationRequest};

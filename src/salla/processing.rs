@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::events::{self, EventKind, SallaEvent};
 use super::service::Salla;
 use super::store_data;
+use crate::inbox::{self, Outcome};
 use crate::jobs::{Job, JobContext, JobError};
-use crate::tenancy::{LookupKey, TenantId, TenantStatus};
-use crate::webhooks;
+use crate::tenancy::{LookupKey, TenantStatus};
 
 /// Applies the stored delivery `webhook_inbox.id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,47 +21,18 @@ impl Job for ProcessDelivery {
     const KIND: &'static str = "salla.delivery";
 }
 
-/// What one delivery did.
-pub(super) enum Outcome {
-    Processed(Option<TenantId>),
-    Ignored(Option<TenantId>, String),
-}
-
 pub(super) async fn run(salla: &Salla, ctx: &JobContext, inbox_id: i64) -> Result<(), JobError> {
-    let db = salla.db();
-    let Some(row) = webhooks::begin_attempt(db, inbox_id).await? else {
-        return Err(JobError::permanent(format!(
-            "webhook inbox row {inbox_id} does not exist"
-        )));
-    };
-    if row.is_finished() {
-        return Ok(());
-    }
-    // The stored payload is the delivery's JSON; key order does not matter to the parser.
-    let bytes = serde_json::to_vec(&row.payload)?;
-    let result = match events::parse(&bytes) {
-        Ok(event) => dispatch(salla, &event).await,
-        Err(error) => Err(JobError::permanent(format!(
-            "the event does not parse: {error}"
-        ))),
-    };
-    match result {
-        Ok(Outcome::Processed(tenant)) => webhooks::mark_processed(db, inbox_id, tenant).await?,
-        Ok(Outcome::Ignored(tenant, why)) => {
-            webhooks::mark_ignored(db, inbox_id, tenant, &why).await?
+    inbox::process(salla.db(), ctx, inbox_id, |row| async move {
+        // The stored payload is the delivery's JSON; key order does not matter to the parser.
+        let bytes = serde_json::to_vec(&row.payload)?;
+        match events::parse(&bytes) {
+            Ok(event) => dispatch(salla, &event).await,
+            Err(error) => Err(JobError::permanent(format!(
+                "the event does not parse: {error}"
+            ))),
         }
-        Err(error) => {
-            let last = error.is_permanent() || ctx.attempt >= ctx.max_attempts;
-            if last {
-                tracing::error!(inbox_id, event = %row.event_type, error = %error, "Salla delivery failed for good");
-                webhooks::mark_failed(db, inbox_id, error.message()).await?;
-            } else {
-                webhooks::record_error(db, inbox_id, error.message()).await?;
-            }
-            return Err(error);
-        }
-    }
-    Ok(())
+    })
+    .await
 }
 
 async fn dispatch(salla: &Salla, event: &SallaEvent) -> Result<Outcome, JobError> {

@@ -1,21 +1,23 @@
 //! `POST /webhooks/salla`: authenticate the raw bytes, store the delivery in the webhook inbox and enqueue its
 //! `salla.delivery` job in one transaction, answer 200 at once (Salla gives up after ~30 s and retries 3×).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::routing::post;
-use serde_json::{Value, json};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::processing::ProcessDelivery;
-use super::webhook::{self, PROVIDER, WebhookError};
-use crate::error::{ApiError, ErrorBody};
+use super::webhook::{self, PROVIDER};
+use crate::config::SallaConfig;
+use crate::error::ApiError;
+use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal, Stored};
 use crate::jobs::NewJob;
 use crate::state::AppState;
-use crate::webhooks::{self, NewDelivery};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/salla", post(receive))
@@ -28,85 +30,104 @@ pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let config = &state.config.salla;
-    if !config.enabled() {
-        return Err(ApiError::Unavailable {
-            code: "salla_not_configured",
-            message: "The Salla app is not configured on this server (salla.client_id is empty)."
-                .into(),
-            details: None,
-        });
-    }
-    let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
-    if let Err(error) = webhook::verify_any(&secrets, config.security_strategy, &headers, &body) {
-        return Ok(rejection(error));
-    }
-    // Salla sends no delivery id: a retry of the same delivery is the same bytes.
-    let dedupe_key = hex::encode(Sha256::digest(&body));
-    let kept = kept_headers(&headers);
+) -> Result<Json<Value>, ApiError> {
+    let provider = SallaWebhooks(&state.config.salla);
+    inbox::receive(&state.inbox, &provider, &headers, body).await
+}
 
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(error) => {
-            return reject(
-                &state,
-                &dedupe_key,
-                &body,
-                &format!("not JSON: {error}"),
-                &kept,
-            )
-            .await;
+/// Salla as an inbox provider.
+pub struct SallaWebhooks<'a>(pub &'a SallaConfig);
+
+/// The parts of a Salla event the inbox needs, read without building the whole document.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    merchant: Option<&'a RawValue>,
+}
+
+impl Provider for SallaWebhooks<'_> {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn job(&self) -> JobFor {
+        |inbox_id| NewJob::new(&ProcessDelivery { inbox_id })
+    }
+
+    fn accept(&self, headers: &HeaderMap, body: &Bytes) -> Result<Accepted, Refusal> {
+        let config = self.0;
+        if !config.enabled() {
+            return Err(Refusal::NotConfigured {
+                code: "salla_not_configured",
+                message:
+                    "The Salla app is not configured on this server (salla.client_id is empty)."
+                        .into(),
+            });
         }
-    };
-    let event = payload
-        .get("event")
-        .and_then(Value::as_str)
-        .filter(|e| !e.is_empty());
-    let merchant_ok = match payload.get("merchant") {
-        Some(Value::Number(n)) => n.as_u64().is_some(),
-        Some(Value::String(s)) => s.trim().parse::<u64>().is_ok(),
-        _ => false,
-    };
-    let Some(event) = event.filter(|_| merchant_ok) else {
-        return reject(
-            &state,
-            &dedupe_key,
-            &body,
-            "not a Salla event: needs a string `event` and a numeric `merchant`",
-            &kept,
-        )
-        .await;
-    };
-
-    let stored = webhooks::insert_and_enqueue(
-        &state.db,
-        &state.jobs,
-        &NewDelivery {
-            provider: PROVIDER,
-            dedupe_key: &dedupe_key,
+        let secrets: Vec<&str> = config.webhook_secrets.iter().map(|s| s.expose()).collect();
+        if let Err(error) = webhook::verify_any(&secrets, config.security_strategy, headers, body) {
+            if error.is_configuration() {
+                return Err(Refusal::NotConfigured {
+                    code: "salla_webhooks_not_configured",
+                    message: "Salla webhooks are not configured on this server (salla.webhook_secrets is empty)."
+                        .into(),
+                });
+            }
+            metrics::counter!("salla_webhooks_total", "event" => "unknown", "outcome" => "unauthenticated")
+                .increment(1);
+            return Err(Refusal::Unauthenticated(error.to_string()));
+        }
+        // Salla sends no delivery id: a retry of the same delivery is the same bytes.
+        let dedupe_key = hex::encode(Sha256::digest(body));
+        let kept = kept_headers(headers);
+        let unusable = |reason: String| {
+            metrics::counter!("salla_webhooks_total", "event" => "unparsable", "outcome" => "rejected")
+                .increment(1);
+            Ok(Accepted::Unusable {
+                dedupe_key: dedupe_key.clone(),
+                reason,
+                headers: kept.clone(),
+            })
+        };
+        let text = match std::str::from_utf8(body) {
+            Ok(text) => text,
+            Err(error) => return unusable(format!("not JSON: not UTF-8 ({error})")),
+        };
+        let envelope: Envelope = match serde_json::from_str(text) {
+            Ok(envelope) => envelope,
+            Err(error) => return unusable(format!("not JSON: {error}")),
+        };
+        let merchant_ok = envelope.merchant.is_some_and(|raw| {
+            let raw = raw.get().trim_matches('"').trim();
+            !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && raw.parse::<u64>().is_ok()
+        });
+        let event = envelope
+            .event
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        let Some(event) = event.filter(|e| !e.is_empty() && merchant_ok) else {
+            return unusable(
+                "not a Salla event: needs a string `event` and a numeric `merchant`".into(),
+            );
+        };
+        Ok(Accepted::Event(Delivery {
+            dedupe_key,
             event_type: event,
-            tenant_id: None,
-            payload: &payload,
-            headers: &kept,
-        },
-        |inbox_id| NewJob::new(&ProcessDelivery { inbox_id }),
-    )
-    .await
-    .map_err(|e| match e {
-        webhooks::InboxError::Db(db) => ApiError::from(db),
-        other => ApiError::internal(other),
-    })?;
-    metrics::counter!("salla_webhooks_total", "event" => metric_event(event), "outcome" => if stored.is_duplicate() { "duplicate" } else { "stored" })
-        .increment(1);
-    tracing::info!(
-        event,
-        merchant = %payload["merchant"],
-        inbox_id = stored.id(),
-        duplicate = stored.is_duplicate(),
-        "Salla webhook received"
-    );
-    Ok(axum::Json(json!({ "received": true, "duplicate": stored.is_duplicate() })).into_response())
+            payload: text.to_owned(),
+            headers: kept,
+        }))
+    }
+
+    fn received(&self, event_type: &str, stored: Stored) {
+        let outcome = if stored.is_duplicate() {
+            "duplicate"
+        } else {
+            "stored"
+        };
+        metrics::counter!("salla_webhooks_total", "event" => metric_event(event_type), "outcome" => outcome)
+            .increment(1);
+    }
 }
 
 /// Event names as metric labels: the known prefix families only, so a sender cannot grow label cardinality.
@@ -128,25 +149,6 @@ fn metric_event(event: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-async fn reject(
-    state: &AppState,
-    dedupe_key: &str,
-    body: &[u8],
-    reason: &str,
-    kept: &Value,
-) -> Result<Response, ApiError> {
-    let text = String::from_utf8_lossy(body);
-    webhooks::insert_rejected(&state.db, PROVIDER, dedupe_key, &text, reason, kept).await?;
-    metrics::counter!("salla_webhooks_total", "event" => "unparsable", "outcome" => "rejected")
-        .increment(1);
-    tracing::warn!(
-        reason,
-        bytes = body.len(),
-        "authenticated Salla delivery rejected as unusable"
-    );
-    Ok(axum::Json(json!({ "received": true, "rejected": true })).into_response())
-}
-
 /// Delivery headers worth keeping (never the credential).
 fn kept_headers(headers: &HeaderMap) -> Value {
     let mut kept = serde_json::Map::new();
@@ -156,28 +158,4 @@ fn kept_headers(headers: &HeaderMap) -> Value {
         }
     }
     Value::Object(kept)
-}
-
-fn rejection(error: WebhookError) -> Response {
-    if error.is_configuration() {
-        return ApiError::Unavailable {
-            code: "salla_webhooks_not_configured",
-            message:
-                "Salla webhooks are not configured on this server (salla.webhook_secrets is empty)."
-                    .into(),
-            details: None,
-        }
-        .into_response();
-    }
-    tracing::warn!(error = %error, "Salla webhook refused");
-    metrics::counter!("salla_webhooks_total", "event" => "unknown", "outcome" => "unauthenticated")
-        .increment(1);
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
-    response.extensions_mut().insert(ErrorBody {
-        code: "invalid_signature".into(),
-        message: format!("The webhook does not authenticate: {error}."),
-        details: None,
-        provisioning: None,
-    });
-    response
 }
