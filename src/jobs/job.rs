@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::string_enum::string_enum;
 use crate::tenancy::TenantId;
 
 /// A job's payload type. Its `KIND` names it in the queue; the payload is stored as JSON.
@@ -28,37 +29,13 @@ impl fmt::Display for JobId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Pending,
-    Running,
-    Succeeded,
-    Discarded,
-    Cancelled,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 5] = [
-        Self::Pending,
-        Self::Running,
-        Self::Succeeded,
-        Self::Discarded,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Discarded => "discarded",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s)
+string_enum! {
+    pub enum JobState {
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Discarded = "discarded",
+        Cancelled = "cancelled",
     }
 }
 

@@ -199,7 +199,7 @@ impl JobQueue {
              AND ($3::uuid IS NULL OR tenant_id = $3) AND ($4::bigint IS NULL OR id < $4) \
              ORDER BY id DESC LIMIT $5"
         )))
-        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.state)
         .bind(&filter.kind)
         .bind(filter.tenant_id)
         .bind(filter.before)

@@ -24,6 +24,7 @@ use super::integrations::StepOutcome;
 use super::pipeline::{ProvisionError, Provisioner};
 use super::steps::StepRecord;
 use crate::jobs::Job;
+use crate::string_enum::string_enum;
 use crate::tenancy::registry::{self, AuditEntry};
 use crate::tenancy::{LookupKey, Tenant, TenantId, TenantStatus};
 
@@ -53,36 +54,21 @@ impl Job for PruneBackups {
 /// How long pg_dump may run before the attempt is abandoned (and retried).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// The steps of a deletion, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeletionStep {
-    Dump,
-    DropDatabase,
-    CrmWorkspace,
-    Identity,
-    Credentials,
-    Finalize,
+string_enum! {
+    /// The steps of a deletion, in order.
+    pub enum DeletionStep {
+        Dump = "dump",
+        DropDatabase = "drop_database",
+        CrmWorkspace = "crm_workspace",
+        Identity = "identity",
+        Credentials = "credentials",
+        Finalize = "finalize",
+    }
 }
 
 impl DeletionStep {
-    pub const ALL: [Self; 6] = [
-        Self::Dump,
-        Self::DropDatabase,
-        Self::CrmWorkspace,
-        Self::Identity,
-        Self::Credentials,
-        Self::Finalize,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Dump => "dump",
-            Self::DropDatabase => "drop_database",
-            Self::CrmWorkspace => "crm_workspace",
-            Self::Identity => "identity",
-            Self::Credentials => "credentials",
-            Self::Finalize => "finalize",
-        }
+        self.as_str()
     }
 
     fn position(self) -> i16 {
@@ -134,7 +120,7 @@ impl Provisioner {
         .bind(tenant.id)
         .fetch_all(self.db())
         .await?;
-        for step in DeletionStep::ALL {
+        for &step in DeletionStep::ALL {
             // Finalize runs until the status is `deleted` (this run found it `deleting`), even when a crash
             // came between recording it and the status change.
             if step != DeletionStep::Finalize && done.iter().any(|d| d == step.name()) {

@@ -255,7 +255,7 @@ impl Provisioner {
         };
         steps::mark_run_started(db, run_id).await?;
         let records = steps::steps_of(db, run_id).await?;
-        for step in Step::ALL {
+        for &step in Step::ALL {
             let done = records.iter().any(|r| r.name == step.name() && r.is_done());
             if done {
                 continue;

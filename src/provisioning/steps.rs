@@ -5,42 +5,24 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::string_enum::string_enum;
 use crate::tenancy::TenantId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    CreateDatabase,
-    Migrate,
-    Seed,
-    Identity,
-    Crm,
-    Finalize,
+string_enum! {
+    /// The provisioning steps, in order.
+    pub enum Step {
+        CreateDatabase = "create_database",
+        Migrate = "migrate",
+        Seed = "seed",
+        Identity = "identity",
+        Crm = "crm",
+        Finalize = "finalize",
+    }
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [
-        Self::CreateDatabase,
-        Self::Migrate,
-        Self::Seed,
-        Self::Identity,
-        Self::Crm,
-        Self::Finalize,
-    ];
-
     pub fn name(self) -> &'static str {
-        match self {
-            Self::CreateDatabase => "create_database",
-            Self::Migrate => "migrate",
-            Self::Seed => "seed",
-            Self::Identity => "identity",
-            Self::Crm => "crm",
-            Self::Finalize => "finalize",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
+        self.as_str()
     }
 
     fn position(self) -> i16 {

@@ -37,6 +37,10 @@ impl Job for FetchOrderDetails {
 const PRIORITY: i16 = -10;
 /// Orders read per round (one transaction per round).
 const ROUND: i64 = 60;
+/// Rounds written at the same time (each its own transaction; their orders are disjoint). Writing a round of
+/// details (the orders' second upsert and their items) is the walk's slowest part, and it is database work
+/// that a second connection runs on another core.
+const WRITERS: usize = 2;
 /// Weight of the newest round in the measured rate.
 const RATE_SMOOTHING: f64 = 0.3;
 
@@ -175,19 +179,26 @@ async fn walk(
     store: MerchantId,
     concurrency: usize,
 ) -> Result<Walked, JobError> {
-    let (rounds, mut inbox) = tokio::sync::mpsc::channel::<Round>(2);
-    let writer_pool = pool.clone();
+    let (rounds, inbox) = tokio::sync::mpsc::channel::<Round>(WRITERS);
+    let inbox = Arc::new(tokio::sync::Mutex::new(inbox));
     let walk_started = Instant::now();
-    let writer = tokio::spawn(async move {
-        let (mut settled, mut writing) = (0, std::time::Duration::ZERO);
-        while let Some(round) = inbox.recv().await {
-            settled += round.settled();
-            let started = Instant::now();
-            write(&writer_pool, round).await?;
-            writing += started.elapsed();
-        }
-        Ok::<_, JobError>((settled, writing))
-    });
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..WRITERS {
+        let (pool, inbox) = (pool.clone(), inbox.clone());
+        writers.spawn(async move {
+            let (mut settled, mut writing) = (0, std::time::Duration::ZERO);
+            loop {
+                let Some(round) = inbox.lock().await.recv().await else {
+                    break;
+                };
+                settled += round.settled();
+                let started = Instant::now();
+                write(&pool, round).await?;
+                writing += started.elapsed();
+            }
+            Ok::<_, JobError>((settled, writing))
+        });
+    }
     let (mut querying, mut backlogged) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut cursor: Option<(time::OffsetDateTime, i64)> = None;
     let mut queue: std::collections::VecDeque<i64> = std::collections::VecDeque::new();
@@ -257,9 +268,20 @@ async fn walk(
         let _ = rounds.send(round).await;
     }
     drop(rounds);
-    let (settled, writing) = writer
-        .await
-        .map_err(|e| JobError::retry(format!("order details writer: {e}")))??;
+    let (mut settled, mut writing, mut failed) = (0, std::time::Duration::ZERO, None);
+    while let Some(joined) = writers.join_next().await {
+        match joined {
+            Ok(Ok((n, spent))) => {
+                settled += n;
+                writing += spent;
+            }
+            Ok(Err(error)) => failed = Some(error),
+            Err(error) => failed = Some(JobError::retry(format!("order details writer: {error}"))),
+        }
+    }
+    if let Some(error) = failed {
+        return Err(error);
+    }
     // Where a pass spends its time: the marked-order queries, waiting for the writer (it is the bottleneck
     // when this is large), and writing.
     tracing::info!(
@@ -306,16 +328,20 @@ async fn write(pool: &sqlx::PgPool, round: Round) -> Result<(), JobError> {
     store_data::upsert_orders(&mut tx, &round.details)
         .await
         .map_err(|e| JobError::retry(format!("writing order details: {e}")))?;
+    // A whole order's mark is cleared by its upsert; this unmarks the rest (orders settled without details,
+    // and details older than what is stored, which the upsert leaves alone).
     let settled: Vec<i64> = round
         .details
         .iter()
         .map(|o| o.id)
         .chain(round.gone)
         .collect();
-    sqlx::query("UPDATE orders SET details_needed = false WHERE salla_id = ANY($1)")
-        .bind(&settled)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE orders SET details_needed = false WHERE salla_id = ANY($1) AND details_needed",
+    )
+    .bind(&settled)
+    .execute(&mut *tx)
+    .await?;
     let per_minute = done as f64 / round.started.elapsed().as_secs_f64().max(1e-3) * 60.0;
     sqlx::query(
         "UPDATE sync_state SET items_synced = items_synced + $2, updated_at = now(), \

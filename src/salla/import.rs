@@ -263,13 +263,7 @@ pub(super) async fn run(
             Vec::new()
         };
         let mut tx = pool.begin().await?;
-        let written = write_page(&mut tx, resource, &listed.items).await?;
-        if !needing_details.is_empty() {
-            sqlx::query("UPDATE orders SET details_needed = true WHERE salla_id = ANY($1)")
-                .bind(&needing_details)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let written = write_page(&mut tx, resource, &listed.items, &needing_details).await?;
         let last = !listed.has_more();
         let per_minute =
             listed.items.len() as f64 / page_started.elapsed().as_secs_f64().max(1e-3) * 60.0;
@@ -308,11 +302,12 @@ pub(super) async fn run(
     }
 }
 
-/// Upserts one page of list items.
+/// Upserts one page of list items (orders of `needing_details` marked for the details walk).
 async fn write_page(
     conn: &mut PgConnection,
     resource: Resource,
     items: &[serde_json::Value],
+    needing_details: &[i64],
 ) -> Result<u64, JobError> {
     let counts = match resource {
         Resource::Customers => {
@@ -328,7 +323,7 @@ async fn write_page(
         Resource::Orders => {
             let (rows, errors) = model::parse_items(items, Order::from_value);
             log_skipped(resource, &errors);
-            store_data::upsert_orders(conn, &rows).await
+            store_data::upsert_orders_marking(conn, &rows, needing_details).await
         }
         Resource::AbandonedCarts => {
             let (rows, errors) = model::parse_items(items, Cart::from_value);

@@ -138,8 +138,11 @@ struct Table {
     /// Insert expressions replacing `i.<column>`: NOT NULL columns need a value even when the payload has none
     /// (`e` is the stored row, if any).
     inserts: &'static [(&'static str, &'static str)],
-    /// Fields of the JSON rows that are not columns (inputs of `inserts`).
+    /// Fields of the JSON rows that are not columns (inputs of `inserts` and `carried`).
     extra: &'static [(&'static str, &'static str)],
+    /// Columns that are not read from the payload: each with its insert expression, whose value (`EXCLUDED`)
+    /// an update also takes.
+    carried: &'static [(&'static str, &'static str)],
 }
 
 const MONEY: &str = "numeric(14,2)";
@@ -169,6 +172,7 @@ const CUSTOMERS: Table = Table {
     ],
     inserts: &[],
     extra: &[],
+    carried: &[],
 };
 
 const PRODUCTS: Table = Table {
@@ -197,6 +201,7 @@ const PRODUCTS: Table = Table {
     ],
     inserts: &[("name", "COALESCE(i.name, e.name, '')")],
     extra: &[],
+    carried: &[],
 };
 
 const ORDERS: Table = Table {
@@ -227,7 +232,13 @@ const ORDERS: Table = Table {
     ],
     // An order without a date (never seen from Salla) is dated when we first stored it.
     inserts: &[("ordered_at", "COALESCE(i.ordered_at, e.ordered_at, now())")],
-    extra: &[],
+    // Whether the order still needs its details fetched (`src/salla/details.rs`): set by the row when it
+    // says (a listed order whose details are missing or stale: true; a whole order: false), else kept.
+    extra: &[("details_needed", "boolean")],
+    carried: &[(
+        "details_needed",
+        "COALESCE(i.details_needed, e.details_needed, false)",
+    )],
 };
 
 const CARTS: Table = Table {
@@ -255,6 +266,7 @@ const CARTS: Table = Table {
          date_trunc('minute', now()) - make_interval(mins => i.age_in_minutes))",
     )],
     extra: &[("age_in_minutes", "integer")],
+    carried: &[],
 };
 
 /// The row is dated and the payload is not (rule 2 of the module docs).
@@ -280,12 +292,14 @@ fn upsert_sql(table: &Table) -> String {
     let mut names = vec!["salla_id"];
     names.extend(table.columns.iter().map(|c| c.name));
     names.extend(["raw", "source_updated_at"]);
+    names.extend(table.carried.iter().map(|(name, _)| *name));
     let values: Vec<String> = names
         .iter()
         .map(|column| {
             table
                 .inserts
                 .iter()
+                .chain(table.carried)
                 .find(|(name, _)| name == column)
                 .map_or_else(|| format!("i.{column}"), |(_, expr)| (*expr).to_owned())
         })
@@ -317,6 +331,12 @@ fn upsert_sql(table: &Table) -> String {
         "source_updated_at",
         "COALESCE(EXCLUDED.source_updated_at, t.source_updated_at)".to_owned(),
     ));
+    targets.extend(
+        table
+            .carried
+            .iter()
+            .map(|(name, _)| (*name, format!("EXCLUDED.{name}"))),
+    );
     let sets = targets
         .iter()
         .map(|(n, e)| format!("{n} = {e}"))
@@ -733,13 +753,32 @@ pub async fn upsert_orders(
     conn: &mut PgConnection,
     orders: &[Order],
 ) -> Result<UpsertCounts, StoreDataError> {
+    upsert_orders_marking(conn, orders, &[]).await
+}
+
+/// [`upsert_orders`], marking the orders of `needing_details` as needing their details fetched (a whole order
+/// is never marked: it carries them). Marks are written with the row, in the same statement.
+pub async fn upsert_orders_marking(
+    conn: &mut PgConnection,
+    orders: &[Order],
+    needing_details: &[i64],
+) -> Result<UpsertCounts, StoreDataError> {
     if orders.is_empty() {
         return Ok(UpsertCounts::default());
     }
     let batch = newest_per_id(orders, |o| o.id, |o| o.updated_at);
     let rows = batch
         .iter()
-        .map(|order| Value::Object(order_row(order)))
+        .map(|order| {
+            let mut row = order_row(order);
+            let needed = if order.full_items().is_some() {
+                Some(false)
+            } else {
+                needing_details.contains(&order.id).then_some(true)
+            };
+            row.insert("details_needed".into(), needed.into());
+            Value::Object(row)
+        })
         .collect();
     let mut full_orders = Vec::new();
     let mut items: HashMap<i64, Value> = HashMap::new();
@@ -759,22 +798,8 @@ pub async fn upsert_orders(
         }
     }
 
-    let whole: Vec<i64> = batch
-        .iter()
-        .filter(|order| order.full_items().is_some())
-        .map(|order| order.id)
-        .collect();
     let mut tx = conn.begin().await?;
     let mut written = write_rows(&mut tx, ORDERS_SQL.as_str(), rows).await?;
-    if !whole.is_empty() {
-        // A whole order (details, or a webhook carrying its items) needs no details fetch.
-        sqlx::query(
-            "UPDATE orders SET details_needed = false WHERE salla_id = ANY($1) AND details_needed",
-        )
-        .bind(&whole)
-        .execute(&mut *tx)
-        .await?;
-    }
     if !full_orders.is_empty() {
         let changed: Vec<i64> = sqlx::query_scalar(ITEMS_SQL)
             .bind(Value::Array(items.into_values().collect()))

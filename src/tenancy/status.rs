@@ -1,48 +1,20 @@
 //! The tenant lifecycle (DESIGN §5). The only place that says which status may follow which.
 
-use std::fmt;
+use crate::string_enum::string_enum;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantStatus {
-    Pending,
-    Provisioning,
-    Ready,
-    Failed,
-    Suspended,
-    Deleting,
-    Deleted,
+string_enum! {
+    pub enum TenantStatus {
+        Pending = "pending",
+        Provisioning = "provisioning",
+        Ready = "ready",
+        Failed = "failed",
+        Suspended = "suspended",
+        Deleting = "deleting",
+        Deleted = "deleted",
+    }
 }
 
 impl TenantStatus {
-    pub const ALL: [Self; 7] = [
-        Self::Pending,
-        Self::Provisioning,
-        Self::Ready,
-        Self::Failed,
-        Self::Suspended,
-        Self::Deleting,
-        Self::Deleted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Provisioning => "provisioning",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-            Self::Suspended => "suspended",
-            Self::Deleting => "deleting",
-            Self::Deleted => "deleted",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
     /// The statuses a tenant may move to `self` from:
     ///
     /// ```text
@@ -76,12 +48,6 @@ impl TryFrom<String> for TenantStatus {
     type Error = String;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value).ok_or_else(|| format!("unknown tenant status {value:?}"))
-    }
-}
-
-impl fmt::Display for TenantStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 use wosool::Role;
 
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::tenants::{get_with_key, tenant_db, tenant_row};
+use crate::helpers::{get_with_key, tenant_db, tenant_row};
 
 /// A ready tenant: its API key and a connection to its database.
 struct Store {

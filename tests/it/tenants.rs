@@ -6,170 +6,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use wosool::config::Config;
+use wosool::Role;
 use wosool::provisioning::{RunOutcome, Step};
-use wosool::{Application, Role, StartupError, TenancyStack};
 
 use crate::helpers::{
-    TestApp, admin_database_url, database_url, eventually, spawn_app_with, test_env,
+    TestApp, WAIT, answer, database_count, eventually, get_with_key, register_ok, spawn_app_with,
+    spawn_driven, tenant_db, tenant_row, tenant_status, wait_for_run, wait_for_tenant, with_query,
 };
-
-const WAIT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------------------
-// Shared arrangements (also used by tenants_admin.rs)
-// ---------------------------------------------------------------------------------------------------------
-
-/// Whether a database of that name exists on the test server (0 or 1).
-pub async fn database_count(name: &str) -> i64 {
-    let pool = PgPool::connect(&admin_database_url())
-        .await
-        .expect("connect to the test server");
-    let count = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_one(&pool)
-        .await
-        .expect("count databases");
-    pool.close().await;
-    count
-}
-
-/// A pool on a tenant database, for arranging and asserting.
-pub async fn tenant_db(db_name: &str) -> PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect(&database_url(db_name))
-        .await
-        .expect("connect to the tenant database")
-}
-
-/// The registry row of a tenant: `(status, db_name, schema_version)`.
-pub async fn tenant_row(app: &TestApp, tenant_id: &str) -> (String, String, i64) {
-    sqlx::query_as("SELECT status, db_name, schema_version FROM tenants WHERE id = $1::uuid")
-        .bind(tenant_id)
-        .fetch_one(&app.db)
-        .await
-        .expect("tenant row")
-}
-
-pub async fn tenant_status(app: &TestApp, tenant_id: &str) -> String {
-    tenant_row(app, tenant_id).await.0
-}
-
-/// `GET path` with `Authorization: Bearer key`; status and JSON.
-pub async fn get_with_key(app: &TestApp, path: &str, key: &str) -> (StatusCode, Value) {
-    let response = app
-        .get(path)
-        .bearer_auth(key)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.expect("JSON body"))
-}
-
-/// Status and JSON of a response.
-pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
-    };
-    (status, body)
-}
-
-/// `path?k=v&…`, encoded.
-pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        query.append_pair(k, v);
-    }
-    format!("{path}?{}", query.finish())
-}
-
-/// Polls the public progress endpoint until the run reports `want` and its steps are all recorded (the tenant
-/// turns ready inside `finalize`, moments before that step's own record is written); returns that answer.
-pub async fn wait_for_run(app: &TestApp, run_id: &str, want: &str) -> Value {
-    let path = format!("/api/auth/provisioning-status/{run_id}");
-    eventually(&format!("run {run_id} becomes {want}"), WAIT, || async {
-        let body: Value = app.get(&path).send().await.ok()?.json().await.ok()?;
-        let settled = body["steps"]
-            .as_array()?
-            .iter()
-            .all(|step| step["status"] != "running");
-        (body["status"] == want && settled).then_some(body)
-    })
-    .await
-}
-
-/// Polls the registry until the tenant has `want` status.
-pub async fn wait_for_tenant(app: &TestApp, tenant_id: &str, want: &str) {
-    eventually(
-        &format!("tenant {tenant_id} becomes {want}"),
-        WAIT,
-        || async { (tenant_status(app, tenant_id).await == want).then_some(()) },
-    )
-    .await
-}
-
-/// An app of the given role plus the environment it was configured with, sharing a Redis namespace the test
-/// knows, so that a tenancy stack or a worker replica built from `env` invalidates the app's caches.
-pub struct Driven {
-    pub app: TestApp,
-    pub env: Vec<(String, String)>,
-}
-
-pub async fn spawn_driven(role: Role, extra: &[(&str, &str)]) -> Driven {
-    let mut settings: Vec<(String, String)> = vec![(
-        "WOSOOL_REDIS__KEY_PREFIX".into(),
-        format!("test-{}", Uuid::new_v4().simple()),
-    )];
-    settings.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let for_app = settings.clone();
-    let app = spawn_app_with(role, move |env| env.extend(for_app)).await;
-    let mut env = test_env(&app.database);
-    env.extend(settings);
-    Driven { app, env }
-}
-
-impl Driven {
-    /// A tenancy stack of its own on the app's global database and Redis namespace: drives the pipeline by
-    /// hand (`execute` up to a step simulates a crash after it).
-    pub async fn stack(&self) -> TenancyStack {
-        let config = Config::load_from(None, self.env.clone()).expect("config");
-        let redis = wosool::redis::Redis::connect(&config.redis)
-            .await
-            .expect("redis");
-        TenancyStack::connect(&config, self.app.db.clone(), redis).expect("tenancy stack")
-    }
-
-    /// A `--role worker` replica on the same database (runs the queued jobs of an API-only app).
-    pub async fn worker(&self) -> (CancellationToken, JoinHandle<Result<(), StartupError>>) {
-        let config = Config::load_from(None, self.env.clone()).expect("config");
-        let worker = Application::build(config, Role::Worker)
-            .await
-            .expect("worker builds");
-        let stop = CancellationToken::new();
-        (stop.clone(), tokio::spawn(worker.run(stop)))
-    }
-}
-
-/// Registers through HTTP and asserts the 202 answer; returns it.
-pub async fn register_ok(app: &TestApp, body: Value) -> Value {
-    let (status, answer) = app.register(body).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    answer
-}
 
 fn org(name: &str) -> Value {
     json!({ "organization_name": name, "admin_email": "owner@example.sa" })
@@ -530,7 +374,7 @@ async fn tenants_provisioning_resumes_after_a_crash_after_every_step_with_one_da
     let stack = driven.stack().await;
     let latest = wosool::tenancy::servers::latest_tenant_version();
 
-    for (index, crash_after) in Step::ALL.into_iter().enumerate() {
+    for (index, &crash_after) in Step::ALL.iter().enumerate() {
         let registered = register_ok(app, org(&format!("Crash {}", crash_after.name()))).await;
         let tenant_id = s(&registered["tenant_id"]).to_owned();
         let run_id: Uuid = s(&registered["provisioning_id"]).parse().unwrap();
@@ -767,14 +611,12 @@ async fn tenants_failed_provisioning_marks_the_tenant_failed_and_admin_retry_fin
     assert_eq!(retried.1, "tenant.provisioning_retried");
 
     // Retrying a ready tenant is not a lifecycle move.
-    let (status, body) = answer(
-        app.admin_post(&format!("/api/admin/tenants/{tenant_id}/retry"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let body = app
+        .call(
+            app.admin_post(&format!("/api/admin/tenants/{tenant_id}/retry")),
+            StatusCode::CONFLICT,
+        )
+        .await;
     assert_eq!(body["error"]["code"], "illegal_transition");
 
     stop_worker.cancel();
@@ -843,16 +685,14 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], a_id);
     assert_eq!(body["settings"]["organization_name"], "Tenant Alpha");
-    let (status, body) = answer(
-        app.get("/api/tenant")
-            .bearer_auth(&key_a)
-            .header("x-tenant-id", b_id)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let body = app
+        .call(
+            app.get("/api/tenant")
+                .bearer_auth(&key_a)
+                .header("x-tenant-id", b_id),
+            StatusCode::OK,
+        )
+        .await;
     assert_eq!(body["id"], a_id, "still tenant A");
     assert_eq!(body["settings"]["organization_name"], "Tenant Alpha");
 
@@ -884,18 +724,16 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
     );
 
     // A key created with A's key belongs to A.
-    let (status, created) = answer(
-        app.client
-            .post(app.url("/api/tenant/api-keys"))
-            .bearer_auth(&key_a)
-            .header("x-tenant-id", b_id)
-            .json(&json!({ "name": "ci" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = app
+        .call(
+            app.client
+                .post(app.url("/api/tenant/api-keys"))
+                .bearer_auth(&key_a)
+                .header("x-tenant-id", b_id)
+                .json(&json!({ "name": "ci" })),
+            StatusCode::CREATED,
+        )
+        .await;
     assert_eq!(created["api_key"]["tenant_id"], a_id);
     let new_key = s(&created["key"]).to_owned();
     assert!(new_key.starts_with(s(&created["api_key"]["prefix"])));
@@ -911,16 +749,14 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
     )
     .await;
     let b_key_id = s(&b_keys["api_keys"][0]["id"]).to_owned();
-    let (status, body) = answer(
-        app.client
-            .delete(app.url(&format!("/api/tenant/api-keys/{b_key_id}")))
-            .bearer_auth(&key_a)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let body = app
+        .call(
+            app.client
+                .delete(app.url(&format!("/api/tenant/api-keys/{b_key_id}")))
+                .bearer_auth(&key_a),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
     assert_eq!(body["error"]["code"], "api_key_not_found");
     let (status, body) = get_with_key(&app, "/api/tenant", &key_b).await;
     assert_eq!(status, StatusCode::OK);
@@ -993,16 +829,13 @@ async fn tenants_revoked_key_is_refused_immediately() {
         let (status, body) = get_with_key(&app, "/api/tenant", &key).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(body["error"]["code"], "unauthorized");
-        let (status, _) = answer(
+        app.call(
             app.get("/api/tenant")
                 .header("x-tenant-id", tenant_id)
-                .header("x-api-key", &key)
-                .send()
-                .await
-                .unwrap(),
+                .header("x-api-key", &key),
+            StatusCode::UNAUTHORIZED,
         )
         .await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
         // The other keys are untouched.
         assert_eq!(
             get_with_key(&app, "/api/tenant", &owner_key).await.0,
@@ -1082,14 +915,12 @@ async fn tenants_gate_answers_each_status() {
     assert_eq!(body["error"]["code"], "tenant_deleted");
 
     // A deleted tenant cannot come back.
-    let (status, body) = answer(
-        app.admin_post(&format!("/api/admin/tenants/{tenant_id}/activate"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let body = app
+        .call(
+            app.admin_post(&format!("/api/admin/tenants/{tenant_id}/activate")),
+            StatusCode::CONFLICT,
+        )
+        .await;
     assert_eq!(body["error"]["code"], "illegal_transition");
 }
 
@@ -1264,14 +1095,12 @@ async fn tenants_delete_dumps_then_drops_the_database() {
     assert!(shown["counts"].is_null());
 
     // Deleting again is refused, and nothing is dumped twice.
-    let (status, body) = answer(
-        app.admin_delete(&format!("/api/admin/tenants/{tenant_id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let body = app
+        .call(
+            app.admin_delete(&format!("/api/admin/tenants/{tenant_id}")),
+            StatusCode::CONFLICT,
+        )
+        .await;
     assert_eq!(body["error"]["code"], "illegal_transition");
 }
 
@@ -1288,17 +1117,14 @@ async fn tenants_delete_with_keep_data_dumps_and_keeps_the_database() {
     .await;
     let (tenant_id, slug, db_name, key) = ready_tenant_with_data(&app, "Archived Store").await;
 
-    let (status, body) = answer(
+    app.call(
         app.admin_delete(&with_query(
             &format!("/api/admin/tenants/{tenant_id}"),
             &[("keep_data", "true")],
-        ))
-        .send()
-        .await
-        .unwrap(),
+        )),
+        StatusCode::ACCEPTED,
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     wait_for_tenant(&app, &tenant_id, "deleted").await;
 
     let dumps = dumps_of(backups.path(), &slug, &db_name);

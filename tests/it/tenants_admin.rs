@@ -8,7 +8,7 @@ use uuid::Uuid;
 use wosool::Role;
 
 use crate::helpers::{ADMIN_KEY, TestApp, spawn_app, spawn_app_with};
-use crate::tenants::{answer, get_with_key, tenant_db, tenant_row, wait_for_tenant, with_query};
+use crate::helpers::{answer, get_with_key, tenant_db, tenant_row, wait_for_tenant, with_query};
 
 fn s(value: &Value) -> &str {
     value
@@ -18,15 +18,12 @@ fn s(value: &Value) -> &str {
 
 /// `POST /api/admin/tenants` (no provisioning happens without a worker); returns the created tenant.
 async fn admin_create(app: &TestApp, body: Value) -> Value {
-    let (status, created) = answer(
-        app.admin_post("/api/admin/tenants")
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let created = app
+        .call(
+            app.admin_post("/api/admin/tenants").json(&body),
+            StatusCode::ACCEPTED,
+        )
+        .await;
     created["tenant"].clone()
 }
 
@@ -83,14 +80,11 @@ async fn tenants_admin_list_filters_by_status_plan_search_and_created_range() {
     )
     .await;
     // Beta is on its way out: status `deleting` (no worker runs the deletion).
-    let (status, _) = answer(
-        app.admin_delete(&format!("/api/admin/tenants/{}", s(&beta["id"])))
-            .send()
-            .await
-            .unwrap(),
+    app.call(
+        app.admin_delete(&format!("/api/admin/tenants/{}", s(&beta["id"]))),
+        StatusCode::ACCEPTED,
     )
     .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
 
     let (status, all) = list(&app, &[]).await;
     assert_eq!(status, StatusCode::OK, "{all}");
@@ -277,15 +271,13 @@ async fn tenants_admin_show_has_counts_the_latest_run_and_keys() {
     }
 
     // Admin key management: create, list, revoke.
-    let (status, created) = answer(
-        app.admin_post(&format!("/api/admin/tenants/{slug}/api-keys"))
-            .json(&json!({ "name": "zapier" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = app
+        .call(
+            app.admin_post(&format!("/api/admin/tenants/{slug}/api-keys"))
+                .json(&json!({ "name": "zapier" })),
+            StatusCode::CREATED,
+        )
+        .await;
     let new_key = s(&created["key"]).to_owned();
     assert_eq!(
         get_with_key(&app, "/api/tenant", &new_key).await.0,
@@ -306,26 +298,24 @@ async fn tenants_admin_stats_count_the_fleet() {
     let app = spawn_app_with(Role::All, |_| {}).await;
     let a = app.register_ready("Stats One").await;
     let b = app.register_ready("Stats Two").await;
-    let (status, _) = answer(
+    app.call(
         app.admin_post(&format!(
             "/api/admin/tenants/{}/suspend",
             s(&b["tenant_id"])
         ))
-        .json(&json!({ "reason": "fraud review" }))
-        .send()
-        .await
-        .unwrap(),
+        .json(&json!({ "reason": "fraud review" })),
+        StatusCode::OK,
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
     let key = app.api_key(s(&a["tenant_id"])).await;
     assert_eq!(
         get_with_key(&app, "/api/tenant", &key).await.0,
         StatusCode::OK
     );
 
-    let (status, stats) = answer(app.admin_get("/api/admin/stats").send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
+    let stats = app
+        .call(app.admin_get("/api/admin/stats"), StatusCode::OK)
+        .await;
     assert_eq!(
         stats["tenants_by_status"],
         json!({ "pending": 0, "provisioning": 0, "ready": 1, "failed": 0, "suspended": 1, "deleting": 0, "deleted": 0 })
@@ -395,17 +385,17 @@ async fn tenants_admin_actions_are_audited_with_actor_and_request_id() {
 
     // Self-service registration is audited too, with its request id.
     let self_service_id = format!("register-{}", Uuid::new_v4());
-    let (status, registered) = answer(
-        app.client
-            .post(app.url("/api/auth/register-organization"))
-            .header("x-request-id", &self_service_id)
-            .json(&json!({ "organization_name": "Self Served", "admin_email": "s@self.example" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    let registered = app
+        .call(
+            app.client
+                .post(app.url("/api/auth/register-organization"))
+                .header("x-request-id", &self_service_id)
+                .json(
+                    &json!({ "organization_name": "Self Served", "admin_email": "s@self.example" }),
+                ),
+            StatusCode::ACCEPTED,
+        )
+        .await;
     let self_tenant = s(&registered["tenant_id"]).to_owned();
 
     for (request_id, who, action, tenant) in [
@@ -995,15 +985,13 @@ async fn tenants_endpoints_refuse_bad_paths_queries_and_bodies() {
         assert_eq!(body["error"]["code"], "illegal_transition", "{action}");
     }
     // The placement override: the one configured server by name.
-    let (status, placed) = answer(
-        app.admin_post(&with_query("/api/admin/tenants", &[("server", "main")]))
-            .json(&json!({ "organization_name": "Placed", "admin_email": "p@example.sa" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{placed}");
+    let placed = app
+        .call(
+            app.admin_post(&with_query("/api/admin/tenants", &[("server", "main")]))
+                .json(&json!({ "organization_name": "Placed", "admin_email": "p@example.sa" })),
+            StatusCode::ACCEPTED,
+        )
+        .await;
     assert_eq!(placed["tenant"]["db_server"], "main");
 
     // Still only the two valid tenants, each unchanged.

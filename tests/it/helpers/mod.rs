@@ -11,7 +11,14 @@ use tokio_util::sync::CancellationToken;
 use wosool::config::Config;
 use wosool::{Application, Role, StartupError};
 
+mod tenancy;
+
+pub use tenancy::*;
+
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// How long a test waits for asynchronous work (a job, a replica's cache) before it fails.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// The server started by scripts/test (a superuser connection to its `postgres` database).
 pub fn admin_database_url() -> String {
@@ -154,6 +161,18 @@ impl TestApp {
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.url(path))
+    }
+
+    /// Sends `request` (built from this app's client), asserts the answer's status is `expected` and returns
+    /// its JSON body (`Null` when empty). The failure message carries the body, so a wrong status says why.
+    pub async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        expected: reqwest::StatusCode,
+    ) -> serde_json::Value {
+        let (status, body) = answer(request.send().await.expect("request")).await;
+        assert_eq!(status, expected, "{body}");
+        body
     }
 
     pub fn admin_get(&self, path: &str) -> reqwest::RequestBuilder {
