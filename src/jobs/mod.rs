@@ -7,6 +7,7 @@
 //!   LISTEN/NOTIFY only wakes it early; polling is what guarantees progress.
 //! - [`Registry`] maps job kinds to typed handlers and holds the periodic schedules.
 
+mod background;
 mod backoff;
 mod job;
 mod maintenance;
