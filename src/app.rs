@@ -275,9 +275,9 @@ impl Application {
         let mut tasks: JoinSet<Result<(), StartupError>> = JoinSet::new();
 
         let router = if role.runs_api() {
-            http::api_router(state.clone())
+            crate::router::api(state.clone())
         } else {
-            http::ops_router(state.clone())
+            crate::router::ops_only(state.clone())
         };
         tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, ?role, "HTTP server listening");
         tasks.spawn(serve(listener, router, shutdown.clone(), drain));
@@ -285,7 +285,7 @@ impl Application {
             tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, "metrics listening");
             tasks.spawn(serve(
                 listener,
-                http::metrics_router(state.clone()),
+                crate::router::metrics_only(state.clone()),
                 shutdown.clone(),
                 drain,
             ));

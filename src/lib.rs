@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod outbound;
 pub mod provisioning;
 pub mod redis;
+pub mod router;
 pub mod salla;
 pub mod secrets;
 pub mod state;

@@ -1,11 +1,10 @@
 //! `POST /webhooks/clerk`: verify the Svix signature on the raw bytes, store the delivery in the webhook inbox
 //! and enqueue its `clerk.event` job in one transaction, answer at once (Svix wants a 2xx within 15 s).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -15,11 +14,6 @@ use crate::error::ApiError;
 use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal};
 use crate::jobs::NewJob;
 use crate::state::AppState;
-
-/// The Clerk webhook route, to merge into the API router.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/clerk", post(receive))
-}
 
 /// Answers 200 `{"received": true, "duplicate": bool}` once the delivery is durably stored (or was already);
 /// 401 `invalid_signature` with nothing stored when the signature, headers or timestamp do not verify;

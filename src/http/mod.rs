@@ -2,7 +2,7 @@
 
 mod envelope;
 pub mod extract;
-mod health;
+pub(crate) mod health;
 mod observe;
 mod tenant_context;
 
@@ -14,7 +14,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -27,7 +26,6 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 pub use observe::record_tenant;
 pub use tenant_context::{
@@ -36,54 +34,8 @@ pub use tenant_context::{
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The full API: operations endpoints, the public API, the admin API and the CRM proxy.
-pub fn api_router(state: AppState) -> Router {
-    let metrics_inline = state.config.server.metrics_listen.is_empty();
-    let router = ops_routes(metrics_inline)
-        .route("/api/version", get(version))
-        .merge(crate::clerk::routes::router())
-        .merge(crate::salla::routes::router())
-        .nest("/api", crate::dashboard::router())
-        .nest("/api/admin", crate::admin::router())
-        .nest("/admin", crate::admin::router())
-        .fallback(not_found);
-    // The CRM proxy is merged after the server's body limit and timeout: it enforces its own
-    // (`crm.proxy_body_limit_bytes`, `crm.proxy_timeout_secs`).
-    let router = with_limits(router, &state.config.server).merge(crate::crm::proxy::router());
-    with_observability(router, &state.config.server).with_state(state)
-}
-
-/// What a worker-only process serves: health and metrics, so it can be probed and scraped like the API.
-pub fn ops_router(state: AppState) -> Router {
-    let metrics_inline = state.config.server.metrics_listen.is_empty();
-    with_middleware(
-        ops_routes(metrics_inline).fallback(not_found),
-        &state.config.server,
-    )
-    .with_state(state)
-}
-
-/// `/metrics` alone, for `server.metrics_listen`.
-pub fn metrics_router(state: AppState) -> Router {
-    let router = Router::new()
-        .route("/metrics", get(health::metrics))
-        .fallback(not_found);
-    with_middleware(router, &state.config.server).with_state(state)
-}
-
-fn ops_routes(with_metrics: bool) -> Router<AppState> {
-    let router = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready));
-    if with_metrics {
-        router.route("/metrics", get(health::metrics))
-    } else {
-        router
-    }
-}
-
 /// The layers every response passes through, outermost first.
-fn with_middleware<S: Clone + Send + Sync + 'static>(
+pub(crate) fn with_middleware<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     server: &ServerConfig,
 ) -> Router<S> {
@@ -91,7 +43,7 @@ fn with_middleware<S: Clone + Send + Sync + 'static>(
 }
 
 /// Request id, span/log/metrics and error rendering, compression, CORS and panics: for every route.
-fn with_observability<S: Clone + Send + Sync + 'static>(
+pub(crate) fn with_observability<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     server: &ServerConfig,
 ) -> Router<S> {
@@ -106,7 +58,7 @@ fn with_observability<S: Clone + Send + Sync + 'static>(
 }
 
 /// The server's request timeout and body limit, for the routes added so far (and the fallback).
-fn with_limits<S: Clone + Send + Sync + 'static>(
+pub(crate) fn with_limits<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     server: &ServerConfig,
 ) -> Router<S> {
@@ -163,11 +115,11 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Unknown routes: a bare 404 that the envelope turns into the JSON error naming the method and path.
-async fn not_found() -> StatusCode {
+pub(crate) async fn not_found() -> StatusCode {
     StatusCode::NOT_FOUND
 }
 
-async fn version() -> axum::Json<serde_json::Value> {
+pub(crate) async fn version() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "name": env!("CARGO_PKG_NAME"),
         "version": env!("CARGO_PKG_VERSION"),
@@ -203,6 +155,7 @@ pub async fn serve(
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
+    use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;

@@ -1,11 +1,10 @@
 //! `POST /webhooks/salla`: authenticate the raw bytes, store the delivery in the webhook inbox and enqueue its
 //! `salla.delivery` job in one transaction, answer 200 at once (Salla gives up after ~30 s and retries 3×).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -18,10 +17,6 @@ use crate::error::ApiError;
 use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal, Stored};
 use crate::jobs::NewJob;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/salla", post(receive))
-}
 
 /// 200 `{"received": true, "duplicate": bool}` once the delivery is durable; 401 with nothing stored when it
 /// does not authenticate; 200 `{"received": true, "rejected": true}` for an authenticated body that is not a

@@ -25,13 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use moka::future::Cache;
 use sqlx::PgPool;
 
@@ -51,13 +49,6 @@ use crate::tenancy::TenantId;
 /// up within this; a key Twenty refuses is dropped at once).
 const CREDENTIALS_TTL: Duration = Duration::from_secs(60);
 const CREDENTIALS_CAPACITY: u64 = 10_000;
-
-/// The `/crm` routes. Not covered by the API's global body limit and timeout: the proxy applies its own.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/crm/rest/{*path}", any(rest))
-        .route("/crm/graphql", any(graphql))
-}
 
 /// One per process: the pooled client to Twenty, cached tenant credentials and the rate limiter.
 #[derive(Clone)]
@@ -289,11 +280,15 @@ impl CrmProxy {
     }
 }
 
-async fn rest(State(state): State<AppState>, context: TenantContext, request: Request) -> Response {
+pub(crate) async fn rest(
+    State(state): State<AppState>,
+    context: TenantContext,
+    request: Request,
+) -> Response {
     handle(&state, &context, request, Target::Rest).await
 }
 
-async fn graphql(
+pub(crate) async fn graphql(
     State(state): State<AppState>,
     context: TenantContext,
     request: Request,

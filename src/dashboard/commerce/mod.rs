@@ -6,30 +6,13 @@
 //! `next_cursor`, an allow-listed `sort`, and resource filters; answers are `{"data": [...], "next_cursor"}`.
 //! Ids are Salla's; money is a decimal string; times are RFC 3339.
 
-mod carts;
-mod customers;
+pub(crate) mod carts;
+pub(crate) mod customers;
 mod money;
-mod orders;
+pub(crate) mod orders;
 mod paging;
 mod params;
-mod products;
+pub(crate) mod products;
 mod sql;
-mod stats;
-mod sync;
-
-use axum::Router;
-use axum::routing::get;
-
-use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers", get(customers::list))
-        .route("/products", get(products::list))
-        .route("/orders", get(orders::list))
-        .route("/orders/{id}", get(orders::show))
-        .route("/carts/abandoned", get(carts::list))
-        .route("/stats", get(stats::show))
-        .route("/sync", get(sync::show))
-        .route("/sync/resync", axum::routing::post(sync::resync))
-}
+pub(crate) mod stats;
+pub(crate) mod sync;
