@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use secret::Secret;
 
 /// The documented defaults, embedded at build time.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Prefix of every environment variable that sets a config key.
 const ENV_PREFIX: &str = "WOSOOL_";
