@@ -1,0 +1,79 @@
+//! `[server]` (the HTTP listeners, timeouts and CORS) and `[admin]` (the admin API's keys), with their
+//! validation.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub metrics_listen: String,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub api_keys: Vec<Secret>,
+}
+
+impl ServerConfig {
+    /// The listen addresses (checked first).
+    pub(super) fn validate_addresses(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problem(
+                "server.listen",
+                format!("{:?} is not a socket address", self.listen),
+                "host:port such as 0.0.0.0:8080",
+            );
+        }
+        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<SocketAddr>().is_err() {
+            problem(
+                "server.metrics_listen",
+                format!("{:?} is not a socket address", self.metrics_listen),
+                "empty or host:port such as 127.0.0.1:9100",
+            );
+        }
+    }
+
+    /// Settings that must not be 0 (checked with the other sections', in `Config::validate`).
+    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 2] {
+        [
+            ("server.request_timeout_secs", self.request_timeout_secs),
+            ("server.body_limit_bytes", self.body_limit_bytes as u64),
+        ]
+    }
+
+    pub(super) fn validate_origins(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        for origin in &self.cors_allowed_origins {
+            if origin != "*" && origin.parse::<http::HeaderValue>().is_err() {
+                problem(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} is not a valid origin"),
+                    "\"*\" or origins such as \"https://app.example.com\"",
+                );
+            }
+        }
+    }
+}
+
+impl AdminConfig {
+    pub(super) fn validate(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        for (i, key) in self.api_keys.iter().enumerate() {
+            if key.expose().len() < 16 {
+                problem(
+                    &format!("admin.api_keys[{i}]"),
+                    "is shorter than 16 characters".into(),
+                    "a random key of at least 16 characters (e.g. `openssl rand -hex 32`)",
+                );
+            }
+        }
+    }
+}

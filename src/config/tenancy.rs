@@ -1,0 +1,134 @@
+//! `[tenancy]`, `[tenancy.cache]` and `[tenancy.pools]`: tenant databases, defaults, the tenant cache and the
+//! tenant connection pools, with their validation.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyConfig {
+    pub template_database: String,
+    pub plans: Vec<String>,
+    pub default_locale: String,
+    pub default_currency: String,
+    pub default_timezone: String,
+    pub provision_max_attempts: i32,
+    pub backup_dir: PathBuf,
+    pub backup_retention_days: u64,
+    pub deletion_grace_days: u64,
+    pub pg_dump_path: String,
+    pub cache: TenantCacheConfig,
+    pub pools: TenantPoolsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantCacheConfig {
+    pub max_entries: u64,
+    pub ttl_secs: u64,
+    pub negative_ttl_secs: u64,
+    pub redis_ttl_secs: u64,
+    pub redis_timeout_ms: u64,
+    pub redis_retry_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPoolsConfig {
+    pub max_connections_per_tenant: u32,
+    pub total_connections: u32,
+    pub max_resident: usize,
+    pub idle_timeout_secs: u64,
+    pub acquire_timeout_ms: u64,
+}
+
+impl TenancyConfig {
+    /// Settings that must not be 0 (checked with the other sections', in `Config::validate`).
+    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 9] {
+        [
+            ("tenancy.cache.max_entries", self.cache.max_entries),
+            ("tenancy.cache.ttl_secs", self.cache.ttl_secs),
+            (
+                "tenancy.cache.negative_ttl_secs",
+                self.cache.negative_ttl_secs,
+            ),
+            ("tenancy.cache.redis_ttl_secs", self.cache.redis_ttl_secs),
+            (
+                "tenancy.cache.redis_timeout_ms",
+                self.cache.redis_timeout_ms,
+            ),
+            (
+                "tenancy.pools.max_connections_per_tenant",
+                self.pools.max_connections_per_tenant as u64,
+            ),
+            ("tenancy.pools.max_resident", self.pools.max_resident as u64),
+            (
+                "tenancy.pools.idle_timeout_secs",
+                self.pools.idle_timeout_secs,
+            ),
+            (
+                "tenancy.pools.acquire_timeout_ms",
+                self.pools.acquire_timeout_ms,
+            ),
+        ]
+    }
+
+    pub(super) fn validate(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        use crate::tenancy::settings;
+
+        let tenancy = self;
+        if !crate::tenancy::is_valid_identifier(&tenancy.template_database) {
+            problem(
+                "tenancy.template_database",
+                format!("{:?} is not a plain identifier", tenancy.template_database),
+                "1-63 characters of a-z, 0-9 and _, starting with a letter",
+            );
+        }
+        if tenancy.plans.is_empty() || !tenancy.plans.iter().all(|p| settings::is_valid_plan(p)) {
+            problem(
+                "tenancy.plans",
+                format!("{:?} is empty or holds an invalid name", tenancy.plans),
+                "names of 1-32 characters of a-z, 0-9, _ and -",
+            );
+        }
+        for (key, value, check) in [
+            (
+                "tenancy.default_locale",
+                &tenancy.default_locale,
+                settings::check_locale as fn(&str) -> Result<(), String>,
+            ),
+            (
+                "tenancy.default_currency",
+                &tenancy.default_currency,
+                settings::check_currency,
+            ),
+            (
+                "tenancy.default_timezone",
+                &tenancy.default_timezone,
+                settings::check_timezone,
+            ),
+        ] {
+            if let Err(why) = check(value) {
+                problem(key, why, "a value such as the documented default");
+            }
+        }
+        if tenancy.provision_max_attempts < 1 {
+            problem(
+                "tenancy.provision_max_attempts",
+                format!("is {}", tenancy.provision_max_attempts),
+                "at least 1",
+            );
+        }
+        if tenancy.pools.total_connections < tenancy.pools.max_connections_per_tenant {
+            problem(
+                "tenancy.pools.total_connections",
+                format!(
+                    "{} is below tenancy.pools.max_connections_per_tenant ({})",
+                    tenancy.pools.total_connections, tenancy.pools.max_connections_per_tenant
+                ),
+                "a budget that fits at least one tenant pool",
+            );
+        }
+    }
+}
