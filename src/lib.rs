@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod clerk;
 pub mod cli;
+pub mod commerce;
 pub mod config;
 pub mod core;
 pub mod crm;

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
@@ -20,6 +21,26 @@ pub struct AppState(Arc<Services>);
 impl AppState {
     pub fn new(services: Services) -> Self {
         Self(Arc::new(services))
+    }
+}
+
+// What handlers outside the web layer take instead of the whole state: the webhook receivers their inbox and
+// configuration, the CRM proxy itself. They never see `AppState`.
+impl FromRef<AppState> for crate::inbox::Inbox {
+    fn from_ref(state: &AppState) -> Self {
+        state.inbox.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Option<CrmProxy> {
+    fn from_ref(state: &AppState) -> Self {
+        state.crm_proxy.clone()
     }
 }
 

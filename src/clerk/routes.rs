@@ -1,6 +1,8 @@
 //! `POST /webhooks/clerk`: verify the Svix signature on the raw bytes, store the delivery in the webhook inbox
 //! and enqueue its `clerk.event` job in one transaction, answer at once (Svix wants a 2xx within 15 s).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,22 +11,22 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::webhook::{self, ClerkEvent, PROVIDER};
-use crate::config::ClerkConfig;
+use crate::config::{ClerkConfig, Config};
 use crate::error::ApiError;
-use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal};
+use crate::inbox::{self, Accepted, Delivery, Inbox, JobFor, Provider, Refusal};
 use crate::jobs::NewJob;
-use crate::state::AppState;
 
 /// Answers 200 `{"received": true, "duplicate": bool}` once the delivery is durably stored (or was already);
 /// 401 `invalid_signature` with nothing stored when the signature, headers or timestamp do not verify;
 /// 400 when the verified body is not a JSON event; 503 `clerk_webhooks_not_configured` without a secret.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(inbox): State<Inbox>,
+    State(config): State<Arc<Config>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let provider = ClerkWebhooks(&state.config.clerk);
-    inbox::receive(&state.inbox, &provider, &headers, body).await
+    let provider = ClerkWebhooks(&config.clerk);
+    inbox::receive(&inbox, &provider, &headers, body).await
 }
 
 /// Clerk (Svix-signed deliveries) as an inbox provider.

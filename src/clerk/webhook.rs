@@ -1,5 +1,5 @@
 //! Clerk webhooks: Svix signature verification (pure) and the `clerk.event` job that applies a stored
-//! delivery. The HTTP side is in [`super::routes`]; storage in [`crate::webhooks`].
+//! delivery. The HTTP side is in [`super::routes`]; storage in [`crate::inbox`].
 //!
 //! Signature scheme (`../shared/reference/clerk.md` §1.6): HMAC-SHA256 over `"{id}.{timestamp}.{raw body}"`,
 //! keyed by the standard-base64 decoding of the secret after its `whsec_` prefix; the signature header is a

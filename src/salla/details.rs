@@ -18,7 +18,7 @@ use super::api::{MerchantId, Resource};
 use super::import::StoreCredentials;
 use super::model::Order;
 use super::service::Salla;
-use super::store_data;
+use crate::commerce;
 use crate::jobs::{Job, JobContext, JobError, JobQueue, NewJob};
 use crate::tenancy::{TenantId, TenantStatus};
 
@@ -325,7 +325,7 @@ impl Round {
 async fn write(pool: &sqlx::PgPool, round: Round) -> Result<(), JobError> {
     let done = round.settled();
     let mut tx = pool.begin().await?;
-    store_data::upsert_orders(&mut tx, &round.details)
+    commerce::upsert_orders(&mut tx, &round.details)
         .await
         .map_err(|e| JobError::retry(format!("writing order details: {e}")))?;
     // A whole order's mark is cleared by its upsert; this unmarks the rest (orders settled without details,

@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 use super::api::{AccessTokens, MerchantId, Resource, SallaApiError, StoreInfo, TokenFuture};
 use super::model::{self, Cart, Customer, Order, Product};
 use super::service::Salla;
-use super::store_data;
 use super::tokens::{StoreTokens, TokenError};
+use crate::commerce;
 use crate::jobs::{Job, JobContext, JobError, JobQueue, NewJob};
 use crate::tenancy::{TenantId, TenantStatus};
 
@@ -313,22 +313,22 @@ async fn write_page(
         Resource::Customers => {
             let (rows, errors) = model::parse_items(items, Customer::from_value);
             log_skipped(resource, &errors);
-            store_data::upsert_customers(conn, &rows).await
+            commerce::upsert_customers(conn, &rows).await
         }
         Resource::Products => {
             let (rows, errors) = model::parse_items(items, Product::from_value);
             log_skipped(resource, &errors);
-            store_data::upsert_products(conn, &rows).await
+            commerce::upsert_products(conn, &rows).await
         }
         Resource::Orders => {
             let (rows, errors) = model::parse_items(items, Order::from_value);
             log_skipped(resource, &errors);
-            store_data::upsert_orders_marking(conn, &rows, needing_details).await
+            commerce::upsert_orders_marking(conn, &rows, needing_details).await
         }
         Resource::AbandonedCarts => {
             let (rows, errors) = model::parse_items(items, Cart::from_value);
             log_skipped(resource, &errors);
-            store_data::upsert_carts(conn, &rows).await
+            commerce::upsert_carts(conn, &rows).await
         }
     }
     .map_err(|e| JobError::retry(format!("writing {}: {e}", resource.name())))?;

@@ -13,7 +13,6 @@ pub mod model;
 pub mod processing;
 pub mod routes;
 mod service;
-pub mod store_data;
 pub mod subscriptions;
 pub mod tokens;
 pub mod webhook;

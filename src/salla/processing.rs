@@ -1,12 +1,12 @@
 //! The `salla.delivery` job: applies one stored Salla webhook delivery. App events drive the install lifecycle
-//! (`install`); store events are upserted into the merchant's tenant database (`store_data`). Every effect is
+//! (`install`); store events are upserted into the merchant's tenant database (`crate::commerce`). Every effect is
 //! idempotent and order-tolerant, so duplicates and redeliveries are harmless.
 
 use serde::{Deserialize, Serialize};
 
 use super::events::{self, EventKind, SallaEvent};
 use super::service::Salla;
-use super::store_data;
+use crate::commerce;
 use crate::inbox::{self, Outcome};
 use crate::jobs::{Job, JobContext, JobError};
 use crate::tenancy::{LookupKey, TenantStatus};
@@ -94,7 +94,7 @@ async fn apply_store_event(
         .await
         .map_err(|e| JobError::retry(format!("tenant database: {e}")))?;
     let mut tx = pool.begin().await?;
-    let applied = store_data::apply_event(&mut tx, kind)
+    let applied = commerce::apply_event(&mut tx, kind)
         .await
         .map_err(|e| JobError::retry(format!("applying {name}: {e}")))?;
     tx.commit().await?;

@@ -1,6 +1,8 @@
 //! `POST /webhooks/salla`: authenticate the raw bytes, store the delivery in the webhook inbox and enqueue its
 //! `salla.delivery` job in one transaction, answer 200 at once (Salla gives up after ~30 s and retries 3×).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,22 +14,22 @@ use sha2::{Digest, Sha256};
 
 use super::processing::ProcessDelivery;
 use super::webhook::{self, PROVIDER};
-use crate::config::SallaConfig;
+use crate::config::{Config, SallaConfig};
 use crate::error::ApiError;
-use crate::inbox::{self, Accepted, Delivery, JobFor, Provider, Refusal, Stored};
+use crate::inbox::{self, Accepted, Delivery, Inbox, JobFor, Provider, Refusal, Stored};
 use crate::jobs::NewJob;
-use crate::state::AppState;
 
 /// 200 `{"received": true, "duplicate": bool}` once the delivery is durable; 401 with nothing stored when it
 /// does not authenticate; 200 `{"received": true, "rejected": true}` for an authenticated body that is not a
 /// JSON event (kept as `rejected` for inspection: Salla would only send it again); 503 without a secret.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(inbox): State<Inbox>,
+    State(config): State<Arc<Config>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let provider = SallaWebhooks(&state.config.salla);
-    inbox::receive(&state.inbox, &provider, &headers, body).await
+    let provider = SallaWebhooks(&config.salla);
+    inbox::receive(&inbox, &provider, &headers, body).await
 }
 
 /// Salla as an inbox provider.

@@ -12,9 +12,9 @@ use sqlx::postgres::Postgres;
 use time::OffsetDateTime;
 use time::macros::datetime;
 use wosool::Role;
+use wosool::commerce::{self, Applied, UpsertCounts};
 use wosool::salla::events::{self, EventKind};
 use wosool::salla::model::{Cart, Customer, Order, Product, parse_items};
-use wosool::salla::store_data::{self, Applied, UpsertCounts};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with};
 
@@ -79,7 +79,7 @@ async fn conn(db: &PgPool) -> PoolConnection<Postgres> {
 }
 
 async fn apply(db: &PgPool, body: &Value) -> Applied {
-    store_data::apply_event(&mut *conn(db).await, &kind_of(body))
+    commerce::apply_event(&mut *conn(db).await, &kind_of(body))
         .await
         .expect("apply event")
 }
@@ -188,7 +188,7 @@ async fn seed_patched_products(db: &PgPool) {
             Product::from_value(data).unwrap()
         })
         .collect();
-    let counts = store_data::upsert_products(&mut *conn(db).await, &products)
+    let counts = commerce::upsert_products(&mut *conn(db).await, &products)
         .await
         .unwrap();
     assert_eq!(counts.inserted, 3);
@@ -450,28 +450,28 @@ async fn applying_the_same_events_and_pages_twice_changes_nothing() {
     .unwrap();
     let mut c = conn(&db).await;
     assert_eq!(
-        store_data::upsert_customers(&mut c, &customers)
+        commerce::upsert_customers(&mut c, &customers)
             .await
             .unwrap()
             .inserted,
         2
     );
     assert_eq!(
-        store_data::upsert_orders(&mut c, &orders)
+        commerce::upsert_orders(&mut c, &orders)
             .await
             .unwrap()
             .inserted,
         2
     );
     assert_eq!(
-        store_data::upsert_products(&mut c, std::slice::from_ref(&product))
+        commerce::upsert_products(&mut c, std::slice::from_ref(&product))
             .await
             .unwrap()
             .inserted,
         1
     );
     assert_eq!(
-        store_data::upsert_carts(&mut c, std::slice::from_ref(&legacy_cart))
+        commerce::upsert_carts(&mut c, std::slice::from_ref(&legacy_cart))
             .await
             .unwrap()
             .inserted,
@@ -487,23 +487,23 @@ async fn applying_the_same_events_and_pages_twice_changes_nothing() {
         ..UpsertCounts::default()
     };
     assert_eq!(
-        store_data::upsert_customers(&mut c, &customers)
+        commerce::upsert_customers(&mut c, &customers)
             .await
             .unwrap(),
         unchanged(2)
     );
     assert_eq!(
-        store_data::upsert_orders(&mut c, &orders).await.unwrap(),
+        commerce::upsert_orders(&mut c, &orders).await.unwrap(),
         unchanged(2)
     );
     assert_eq!(
-        store_data::upsert_products(&mut c, &[product.clone(), product])
+        commerce::upsert_products(&mut c, &[product.clone(), product])
             .await
             .unwrap(),
         unchanged(2)
     );
     assert_eq!(
-        store_data::upsert_carts(&mut c, &[legacy_cart])
+        commerce::upsert_carts(&mut c, &[legacy_cart])
             .await
             .unwrap(),
         unchanged(1)
@@ -558,7 +558,7 @@ async fn an_older_order_payload_never_overwrites_a_newer_one() {
     let mut listed = fixture("api-list-orders.json")["data"][0].clone();
     listed["id"] = json!(id);
     let listed = Order::from_value(listed).unwrap();
-    let counts = store_data::upsert_orders(&mut *conn(&db).await, &[listed])
+    let counts = commerce::upsert_orders(&mut *conn(&db).await, &[listed])
         .await
         .unwrap();
     assert_eq!((counts.inserted, counts.stale), (0, 0), "{counts:?}");
@@ -668,7 +668,7 @@ async fn an_older_order_payload_never_overwrites_a_newer_one() {
         Applied::Changed
     );
     let counts =
-        store_data::upsert_orders(&mut *conn(&db).await, &[Order::from_value(listed).unwrap()])
+        commerce::upsert_orders(&mut *conn(&db).await, &[Order::from_value(listed).unwrap()])
             .await
             .unwrap();
     assert_eq!(counts.updated, 1);
@@ -699,7 +699,7 @@ async fn granular_product_events_patch_only_their_fields() {
     let mut base = fixture("api-product-details.json")["data"].clone();
     base["id"] = json!(1462551237);
     let base = Product::from_value(base).unwrap();
-    store_data::upsert_products(&mut *conn(&db).await, &[base])
+    commerce::upsert_products(&mut *conn(&db).await, &[base])
         .await
         .unwrap();
     let before = row(&db, "products", 1462551237).await;
@@ -956,7 +956,7 @@ async fn customer_aggregates_follow_orders() {
     let aggregates = |ids: Vec<i64>| {
         let db = db.clone();
         async move {
-            store_data::customer_aggregates(&mut *conn(&db).await, &ids)
+            commerce::customer_aggregates(&mut *conn(&db).await, &ids)
                 .await
                 .unwrap()
         }
@@ -972,7 +972,7 @@ async fn customer_aggregates_follow_orders() {
     assert_eq!(all[&31337].orders_count, 1);
     assert_eq!(
         all[&404],
-        store_data::CustomerAggregates::default(),
+        commerce::CustomerAggregates::default(),
         "no orders"
     );
 

@@ -42,7 +42,6 @@ use crate::core::Core;
 use crate::crm::CrmSetupError;
 use crate::http::TenantContext;
 use crate::secrets::Keyring;
-use crate::state::AppState;
 use crate::tenancy::TenantId;
 
 /// How long a tenant's decrypted key is reused before the database is asked again (a rotated key is picked
@@ -281,30 +280,30 @@ impl CrmProxy {
 }
 
 pub(crate) async fn rest(
-    State(state): State<AppState>,
+    State(proxy): State<Option<CrmProxy>>,
     context: TenantContext,
     request: Request,
 ) -> Response {
-    handle(&state, &context, request, Target::Rest).await
+    handle(proxy.as_ref(), &context, request, Target::Rest).await
 }
 
 pub(crate) async fn graphql(
-    State(state): State<AppState>,
+    State(proxy): State<Option<CrmProxy>>,
     context: TenantContext,
     request: Request,
 ) -> Response {
-    handle(&state, &context, request, Target::Graphql).await
+    handle(proxy.as_ref(), &context, request, Target::Graphql).await
 }
 
 /// Forwards and counts the outcome, whoever produced it (Twenty or the proxy).
 async fn handle(
-    state: &AppState,
+    proxy: Option<&CrmProxy>,
     context: &TenantContext,
     request: Request,
     target: Target,
 ) -> Response {
     let plan = &context.tenant.plan;
-    let response = match &state.crm_proxy {
+    let response = match proxy {
         Some(proxy) => proxy
             .forward(context.id(), plan, request, target)
             .await

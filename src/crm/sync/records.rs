@@ -2,6 +2,7 @@
 //! (`config/crm-model.json`). Reading the row at push time, not at change time, is what makes pushes
 //! idempotent and ordered: whatever happened in between, the latest state is what Twenty gets.
 
+use crate::commerce::read::customer_orders;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -58,7 +59,7 @@ impl SyncObject {
 }
 
 /// customers → person. The aggregates count the customer's orders that are neither deleted nor canceled.
-const PERSON: &str = "\
+const PERSON: &str = concat!("\
 SELECT c.salla_id::text, jsonb_build_object(
     'name', jsonb_build_object('firstName', coalesce(c.first_name, ''), 'lastName', coalesce(c.last_name, '')),
     'emails', jsonb_build_object('primaryEmail', c.email),
@@ -72,14 +73,10 @@ SELECT c.salla_id::text, jsonb_build_object(
     'sallaCustomerId', c.salla_id::text,
     'totalSpent', coalesce(a.total_spent, 0)::float8,
     'ordersCount', coalesce(a.orders_count, 0),
-    'lastOrderDate', a.last_order_date)
+    'lastOrderDate', a.last_order_at)
 FROM customers c
-LEFT JOIN LATERAL (
-    SELECT sum(o.total) AS total_spent, count(*) AS orders_count, max(o.ordered_at) AS last_order_date
-      FROM orders o
-     WHERE o.customer_salla_id = c.salla_id AND o.deleted_at IS NULL AND o.status_slug IS DISTINCT FROM 'canceled'
-) a ON true
-WHERE c.salla_id = ANY($1)";
+LEFT JOIN LATERAL (", customer_orders!("c"), ") a ON true
+WHERE c.salla_id = ANY($1)");
 
 /// products → sallaProduct. The built-in `name` holds the product name; a deleted product is ARCHIVED.
 const PRODUCT: &str = "\

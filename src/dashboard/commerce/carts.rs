@@ -1,6 +1,8 @@
 //! `GET /api/carts/abandoned`: carts customers left at checkout, including those later purchased
 //! (`status=purchased`), most recently active first.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -8,16 +10,19 @@ use time::OffsetDateTime;
 use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
 use super::params::{DateRange, Search, one_of};
+use crate::commerce::read::{self, TableName};
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::Query;
 use crate::state::AppState;
 
-const SELECT: &str = "SELECT a.id AS row_id, a.salla_id AS id, a.customer_salla_id AS customer_id, \
-    a.customer_name, a.customer_mobile, a.customer_email, a.total, a.subtotal, a.total_discount, a.currency, \
-    a.items_count, a.checkout_url, a.coupon_code, a.status, a.source_created_at, a.source_updated_at, \
-    a.synced_at \
-    FROM abandoned_carts a WHERE TRUE";
+static SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT a.id AS row_id, a.salla_id AS id, {}, a.source_updated_at, a.synced_at \
+         FROM abandoned_carts a WHERE TRUE",
+        read::columns(TableName::Carts, "a")
+    )
+});
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Cart {
@@ -104,7 +109,7 @@ pub async fn list(
     let statuses = one_of("status", &params.status)?;
     let dates = DateRange::parse(&params.from, &params.to)?;
 
-    let mut sql = listing(SELECT);
+    let mut sql = listing(&SELECT);
     if let Some(search) = search {
         sql.push(" AND (a.customer_name ILIKE ")
             .bind(search.pattern.clone());

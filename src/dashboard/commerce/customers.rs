@@ -1,6 +1,8 @@
 //! `GET /api/customers`: the store's customers with what they bought, computed from `orders` at query time
 //! (non-deleted orders that are not `canceled`), so the figures never drift from the orders themselves.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,6 +11,7 @@ use time::OffsetDateTime;
 use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
 use super::params::{DateRange, Search, given, invalid};
+use crate::commerce::read::{self, TableName, customer_orders};
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::Query;
@@ -16,20 +19,17 @@ use crate::state::AppState;
 
 /// Customers with their order aggregates. The aggregates are columns of the listing, so sorting and
 /// paging by them work like any other column.
-const SELECT: &str = "SELECT c.id AS row_id, c.salla_id AS id, c.first_name, c.last_name, \
-    NULLIF(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS name, c.email, c.mobile, c.mobile_code, \
-    c.gender, to_char(c.birthday, 'YYYY-MM-DD') AS birthday, c.city, c.country, c.country_code, c.currency, \
-    c.location, c.avatar, c.groups, c.is_notifications_enabled, \
-    a.orders_count, COALESCE(a.total_spent, 0.00) AS total_spent, a.last_order_at, \
-    c.source_updated_at, c.synced_at, c.created_at \
-    FROM customers c \
-    CROSS JOIN LATERAL ( \
-        SELECT count(*) AS orders_count, sum(o.total) AS total_spent, max(o.ordered_at) AS last_order_at \
-        FROM orders o \
-        WHERE o.customer_salla_id = c.salla_id AND o.deleted_at IS NULL \
-          AND o.status_slug IS DISTINCT FROM 'canceled' \
-    ) a \
-    WHERE TRUE";
+static SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT c.id AS row_id, c.salla_id AS id, {}, \
+         NULLIF(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS name, \
+         a.orders_count, COALESCE(a.total_spent, 0.00) AS total_spent, a.last_order_at, \
+         c.source_updated_at, c.synced_at, c.created_at \
+         FROM customers c CROSS JOIN LATERAL ({}) a WHERE TRUE",
+        read::columns(TableName::Customers, "c"),
+        customer_orders!("c"),
+    )
+});
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Customer {
@@ -145,7 +145,7 @@ pub async fn list(
         }
     };
 
-    let mut sql = listing(SELECT);
+    let mut sql = listing(&SELECT);
     if let Some(search) = search {
         sql.push(" AND (concat_ws(' ', c.first_name, c.last_name) ILIKE ")
             .bind(search.pattern.clone());

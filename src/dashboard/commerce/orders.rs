@@ -1,6 +1,8 @@
 //! `GET /api/orders` and `GET /api/orders/{id}` (`id` is the Salla order id): the store's orders, and one
 //! order with its lines.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -9,18 +11,28 @@ use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
 use super::params::{DateRange, Search, flag, one_of, salla_id};
 use super::sql::Sql;
+use crate::commerce::read::{self, TableName};
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::{Path, Query};
 use crate::state::AppState;
 
-/// The order columns every answer carries (`raw` stays in the database).
-const SELECT: &str = "SELECT o.id AS row_id, o.salla_id AS id, o.reference_id, o.status_id, o.status_slug, \
-    o.status_name, o.customer_salla_id AS customer_id, o.customer_name, o.customer_mobile, o.customer_email, \
-    o.total, o.sub_total, o.shipping_cost, o.cash_on_delivery, o.discount, o.tax, o.currency, \
-    o.payment_method, o.items_count, o.source, o.source_device, o.shipping_country, o.shipping_city, \
-    o.ordered_at, o.deleted_at, o.source_updated_at, o.synced_at \
-    FROM orders o WHERE TRUE";
+/// The order columns every answer carries.
+static SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT o.id AS row_id, o.salla_id AS id, {}, o.deleted_at, o.source_updated_at, o.synced_at \
+         FROM orders o WHERE TRUE",
+        read::columns(TableName::Orders, "o")
+    )
+});
+
+/// The columns of an order's lines.
+static ITEMS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT i.salla_id AS id, {} FROM order_items i WHERE i.order_salla_id = $1 ORDER BY i.salla_id",
+        read::columns(TableName::Items, "i")
+    )
+});
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Order {
@@ -120,7 +132,7 @@ pub async fn list(
     let dates = DateRange::parse(&params.from, &params.to)?;
     let include_deleted = flag("include_deleted", &params.include_deleted)?;
 
-    let mut sql = listing(SELECT);
+    let mut sql = listing(&SELECT);
     if !include_deleted {
         sql.push(" AND o.deleted_at IS NULL");
     }
@@ -180,18 +192,15 @@ pub async fn show(
     // Salla ids are numbers; anything else cannot name an order.
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let pool = state.pools.get(&ctx.tenant).await?;
-    let mut sql = Sql::new(SELECT);
+    let mut sql = Sql::new(&SELECT);
     sql.push(" AND o.salla_id = ").bind(id);
     let order = sql
         .fetch_optional::<Order>(&pool)
         .await?
         .ok_or_else(not_found)?;
-    let items = sqlx::query_as(
-        "SELECT salla_id AS id, product_salla_id AS product_id, name, sku, quantity, price, discount, tax, \
-         total, currency FROM order_items WHERE order_salla_id = $1 ORDER BY salla_id",
-    )
-    .bind(id)
-    .fetch_all(&*pool)
-    .await?;
+    let items = sqlx::query_as(ITEMS.as_str())
+        .bind(id)
+        .fetch_all(&*pool)
+        .await?;
     Ok(axum::Json(OrderDetail { order, items }))
 }

@@ -1,5 +1,7 @@
 //! `GET /api/products`: the store's catalogue.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,16 +10,19 @@ use time::OffsetDateTime;
 use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
 use super::params::{Search, flag, one_of};
+use crate::commerce::read::{self, TableName};
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::Query;
 use crate::state::AppState;
 
-const SELECT: &str = "SELECT p.id AS row_id, p.salla_id AS id, p.name, p.sku, p.mpn, p.gtin, p.type, \
-    p.status, p.is_available, p.price, p.sale_price, to_char(p.sale_end, 'YYYY-MM-DD') AS sale_end, \
-    p.regular_price, p.cost_price, p.currency, p.quantity, p.sold_quantity, p.url, p.main_image, \
-    p.categories, p.tags, p.brand, p.deleted_at, p.source_updated_at, p.synced_at, p.updated_at \
-    FROM products p WHERE TRUE";
+static SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT p.id AS row_id, p.salla_id AS id, {}, p.deleted_at, p.source_updated_at, p.synced_at, \
+         p.updated_at FROM products p WHERE TRUE",
+        read::columns(TableName::Products, "p")
+    )
+});
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Product {
@@ -121,7 +126,7 @@ pub async fn list(
     let statuses = one_of("status", &params.status)?;
     let include_deleted = flag("include_deleted", &params.include_deleted)?;
 
-    let mut sql = listing(SELECT);
+    let mut sql = listing(&SELECT);
     if !include_deleted {
         sql.push(" AND p.deleted_at IS NULL");
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::money::Money;
+use crate::commerce::read::purchase;
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::state::AppState;
@@ -15,7 +16,7 @@ use crate::state::AppState;
 /// How many products each top list holds.
 const TOP: i64 = 5;
 
-const FIGURES: &str = "\
+const FIGURES: &str = concat!("\
 WITH sales AS (
     SELECT
         count(*) FILTER (WHERE ordered_at >= now() - interval '7 days') AS orders_7d,
@@ -25,7 +26,7 @@ WITH sales AS (
         count(*) AS orders_90d,
         COALESCE(sum(total), 0.00) AS revenue_90d
     FROM orders
-    WHERE deleted_at IS NULL AND status_slug IS DISTINCT FROM 'canceled'
+    WHERE ", purchase!(), "
       AND ordered_at >= now() - interval '90 days'
 ), carts AS (
     SELECT
@@ -43,17 +44,17 @@ SELECT sales.*, carts.*, people.*,
        round(revenue_7d / NULLIF(orders_7d, 0), 2) AS average_7d,
        round(revenue_30d / NULLIF(orders_30d, 0), 2) AS average_30d,
        round(revenue_90d / NULLIF(orders_90d, 0), 2) AS average_90d
-FROM sales, carts, people";
+FROM sales, carts, people");
 
 /// Order lines of the last 30 days per product (lines without a product id per name), ranked both ways;
 /// the product's current name when it is known.
-const TOP_PRODUCTS: &str = "\
+const TOP_PRODUCTS: &str = concat!("\
 WITH sold AS (
     SELECT i.product_salla_id AS product_id, max(i.name) AS line_name,
            sum(i.quantity)::bigint AS quantity, COALESCE(sum(i.total), 0.00) AS revenue
     FROM order_items i
     JOIN orders o ON o.salla_id = i.order_salla_id
-    WHERE o.deleted_at IS NULL AND o.status_slug IS DISTINCT FROM 'canceled'
+    WHERE ", purchase!("o"), "
       AND o.ordered_at >= now() - interval '30 days'
     GROUP BY i.product_salla_id, CASE WHEN i.product_salla_id IS NULL THEN i.name END
 ), ranked AS (
@@ -66,7 +67,7 @@ SELECT r.product_id, COALESCE(p.name, r.line_name) AS name, r.quantity, r.revenu
        r.quantity_rank, r.revenue_rank
 FROM ranked r
 LEFT JOIN products p ON p.salla_id = r.product_id
-WHERE r.quantity_rank <= $1 OR r.revenue_rank <= $1";
+WHERE r.quantity_rank <= $1 OR r.revenue_rank <= $1");
 
 #[derive(Debug, sqlx::FromRow)]
 struct Figures {
