@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::AdminAuth;
 use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
+use crate::inbox::{self, InboxFilter};
 use crate::state::AppState;
 use crate::tenancy::TenantId;
 
@@ -97,17 +98,17 @@ pub async fn show(
     .ok_or_else(|| {
         ApiError::not_found("store_not_found", "No Salla store has this merchant id.")
     })?;
-    let last: Option<(i64, String, String, OffsetDateTime)> = sqlx::query_as(
-        "SELECT id, event_type, status, received_at FROM webhook_inbox \
-         WHERE provider = 'salla' AND payload ->> 'merchant' = $1::text ORDER BY received_at DESC LIMIT 1",
-    )
-    .bind(merchant)
-    .fetch_optional(&state.db)
-    .await?;
-    let last_webhook = last.map(|(id, event, status, at)| {
+    let filter = InboxFilter {
+        provider: Some("salla".to_owned()),
+        merchant_id: Some(merchant),
+        limit: 1,
+        ..InboxFilter::default()
+    };
+    let last = inbox::list(&state.db, &filter).await?.into_iter().next();
+    let last_webhook = last.map(|row| {
         json!({
-            "id": id, "event_type": event, "status": status,
-            "received_at": at.format(&time::format_description::well_known::Rfc3339).ok(),
+            "id": row.id, "event_type": row.event_type, "status": row.status,
+            "received_at": row.received_at.format(&time::format_description::well_known::Rfc3339).ok(),
         })
     });
     Ok(axum::Json(

@@ -11,30 +11,36 @@ use sqlx::PgPool;
 use super::webhook::{
     PROVIDER, organization_deletion_seen, placeholder_owner_email, tenant_of_org,
 };
-use crate::inbox::Outcome;
+use crate::inbox::{self, Outcome, PastEvent};
 use crate::jobs::JobError;
 use crate::provisioning::Provisioner;
 use crate::tenancy::{Tenant, TenantId, TenantStatus};
+
+/// The membership events Clerk sends.
+const MEMBERSHIP_EVENTS: &[&str] = &[
+    "organizationMembership.created",
+    "organizationMembership.updated",
+    "organizationMembership.deleted",
+];
 
 /// The latest delivery of the membership `membership_id` (its `type` and `data`).
 async fn latest_membership_event(
     db: &PgPool,
     membership_id: &str,
 ) -> Result<(String, Value), JobError> {
-    let row: Option<(String, Value)> = sqlx::query_as(
-        "SELECT event_type, payload -> 'data' FROM webhook_inbox \
-         WHERE provider = $1 AND event_type LIKE 'organizationMembership.%' AND payload -> 'data' ->> 'id' = $2 \
-         ORDER BY coalesce((payload -> 'data' ->> 'updated_at')::bigint, 0) DESC, \
-                  CASE event_type WHEN 'organizationMembership.deleted' THEN 2 \
-                                  WHEN 'organizationMembership.updated' THEN 1 ELSE 0 END DESC, \
-                  id DESC \
-         LIMIT 1",
-    )
-    .bind(PROVIDER)
-    .bind(membership_id)
-    .fetch_optional(db)
-    .await?;
-    row.ok_or_else(|| {
+    // The newest by Clerk's `updated_at`; on a tie deleted > updated > created, then the later delivery.
+    let rank = |event: &PastEvent| {
+        let at = event.data["updated_at"].as_i64().unwrap_or(0);
+        let kind = match event.event_type.as_str() {
+            "organizationMembership.deleted" => 2,
+            "organizationMembership.updated" => 1,
+            _ => 0,
+        };
+        (at, kind, event.id)
+    };
+    let events = inbox::events_about(db, PROVIDER, MEMBERSHIP_EVENTS, membership_id).await?;
+    let latest = events.into_iter().max_by_key(rank);
+    latest.map(|e| (e.event_type, e.data)).ok_or_else(|| {
         JobError::permanent(format!("membership {membership_id} is not in the inbox"))
     })
 }
@@ -193,15 +199,18 @@ async fn tenants_of_user(
     provisioner: &Provisioner,
     user_id: &str,
 ) -> Result<Vec<TenantId>, JobError> {
-    let orgs: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT payload -> 'data' -> 'organization' ->> 'id' FROM webhook_inbox \
-         WHERE provider = $1 AND event_type LIKE 'organizationMembership.%' \
-           AND payload -> 'data' -> 'public_user_data' ->> 'user_id' = $2",
+    let memberships = inbox::events_with(
+        provisioner.db(),
+        PROVIDER,
+        MEMBERSHIP_EVENTS,
+        &["data", "public_user_data", "user_id"],
+        user_id,
     )
-    .bind(PROVIDER)
-    .bind(user_id)
-    .fetch_all(provisioner.db())
     .await?;
+    let orgs: std::collections::BTreeSet<&str> = memberships
+        .iter()
+        .filter_map(|m| m.data["organization"]["id"].as_str())
+        .collect();
     let mut tenants = Vec::new();
     for org in orgs {
         if let Some(tenant) = tenant_of_org(provisioner, &org).await? {

@@ -531,15 +531,14 @@ pub(super) async fn organization_deletion_seen(
     provisioner: &Provisioner,
     org_id: &str,
 ) -> Result<bool, JobError> {
-    let seen: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM webhook_inbox WHERE provider = $1 \
-         AND event_type = 'organization.deleted' AND payload -> 'data' ->> 'id' = $2)",
+    let deletions = inbox::events_about(
+        provisioner.db(),
+        PROVIDER,
+        &["organization.deleted"],
+        org_id,
     )
-    .bind(PROVIDER)
-    .bind(org_id)
-    .fetch_one(provisioner.db())
     .await?;
-    Ok(seen)
+    Ok(!deletions.is_empty())
 }
 
 /// The organization's name as a tenant name: trimmed, without control characters, at most 200 characters

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::config::CrmInstanceConfig;
 use crate::tenancy::TenantId;
+use crate::tenancy::registry::tenant_sql;
 
 /// Serialises placements (transaction-level advisory lock).
 const PLACEMENT_LOCK: i64 = 727_200;
@@ -233,12 +234,14 @@ pub async fn cap_reached(db: &PgPool, tenant: TenantId, instance: &str) -> Resul
 /// Tenants waiting for room, oldest first: ready ones, and ones whose provisioning is just finishing (a
 /// suspended or deleted tenant does not wait).
 pub async fn waiting(db: &PgPool) -> Result<Vec<WaitingTenant>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT w.tenant_id, t.slug, w.waiting_since FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id
-          WHERE w.waiting_since IS NOT NULL AND w.instance IS NULL
-            AND t.status IN ('provisioning', 'ready')
-          ORDER BY w.waiting_since, w.tenant_id",
-    )
+    sqlx::query_as(concat!(
+        "SELECT w.tenant_id, ",
+        tenant_sql!(slug "w.tenant_id"),
+        " AS slug, w.waiting_since FROM crm_workspaces w \
+          WHERE w.waiting_since IS NOT NULL AND w.instance IS NULL AND ",
+        tenant_sql!(placeable "w.tenant_id"),
+        " ORDER BY w.waiting_since, w.tenant_id"
+    ))
     .fetch_all(db)
     .await
 }

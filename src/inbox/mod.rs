@@ -28,7 +28,9 @@ use sqlx::PgPool;
 pub use commit::Committer;
 pub use process::{Outcome, process};
 pub use receive::receive;
-pub use store::{Delivery, InboxFilter, InboxRow, Stored, get, list};
+pub use store::{
+    Delivery, InboxFilter, InboxRow, PastEvent, Stored, events_about, events_with, get, list,
+};
 
 use crate::error::ApiError;
 use crate::jobs::{JobId, JobQueue, NewJob};

@@ -243,6 +243,55 @@ pub async fn list(pool: &PgPool, filter: &InboxFilter) -> Result<Vec<InboxRow>, 
     .await
 }
 
+/// An earlier delivery about some provider object: what order-independent processing looks back at.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PastEvent {
+    pub id: i64,
+    pub event_type: String,
+    /// The payload's `data`.
+    pub data: serde_json::Value,
+}
+
+/// Deliveries of `provider` of one of `event_types` about the object `object_id` (the payload's
+/// `data.id`), oldest first (through `webhook_inbox_object`).
+pub async fn events_about(
+    pool: &PgPool,
+    provider: &str,
+    event_types: &[&str],
+    object_id: &str,
+) -> Result<Vec<PastEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, event_type, payload -> 'data' AS data FROM webhook_inbox \
+         WHERE provider = $1 AND event_type = ANY($2) AND payload -> 'data' ->> 'id' = $3 ORDER BY id",
+    )
+    .bind(provider)
+    .bind(event_types)
+    .bind(object_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Deliveries of `provider` of one of `event_types` whose payload holds `value` at `path` (JSON keys from
+/// the top), oldest first. Not indexed: for rare lookups (a user's memberships when the user changes).
+pub async fn events_with(
+    pool: &PgPool,
+    provider: &str,
+    event_types: &[&str],
+    path: &[&str],
+    value: &str,
+) -> Result<Vec<PastEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, event_type, payload -> 'data' AS data FROM webhook_inbox \
+         WHERE provider = $1 AND event_type = ANY($2) AND payload #>> $3 = $4 ORDER BY id",
+    )
+    .bind(provider)
+    .bind(event_types)
+    .bind(path)
+    .bind(value)
+    .fetch_all(pool)
+    .await
+}
+
 /// Counts one processing attempt and returns the row as it now is (`None` if it does not exist).
 pub(super) async fn begin_attempt(pool: &PgPool, id: i64) -> Result<Option<InboxRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -137,10 +137,10 @@ async fn refresh_sweep(salla: &Salla) -> Result<(), JobError> {
 }
 
 async fn resync_sweep(salla: &Salla) -> Result<(), JobError> {
-    let stores: Vec<(i64, crate::tenancy::TenantId)> = sqlx::query_as(
-        "SELECT s.merchant_id, s.tenant_id FROM salla_stores s JOIN tenants t ON t.id = s.tenant_id \
-         WHERE s.status = 'installed' AND t.status = 'ready'",
-    )
+    let stores: Vec<(i64, crate::tenancy::TenantId)> = sqlx::query_as(concat!(
+        "SELECT s.merchant_id, s.tenant_id FROM salla_stores s WHERE s.status = 'installed' AND ",
+        crate::tenancy::registry::tenant_sql!(ready "s.tenant_id")
+    ))
     .fetch_all(salla.db())
     .await?;
     for (merchant, tenant) in &stores {

@@ -27,6 +27,53 @@ pub enum RegistryError {
     Db(#[from] sqlx::Error),
 }
 
+/// SQL for other tables' queries that depend on their tenant, so that the `tenants` table and its status
+/// values are spelled in this module alone. Each form takes the SQL expression of the tenant id (e.g.
+/// `"w.tenant_id"`); a macro so that constant queries can embed it with `concat!`.
+///
+/// - `tenant_sql!(serving "w.tenant_id")`: the tenant's database is kept and served (ready or suspended);
+/// - `tenant_sql!(ready "w.tenant_id")`: the tenant is ready;
+/// - `tenant_sql!(placeable "w.tenant_id")`: the tenant is being provisioned or is ready;
+/// - `tenant_sql!(slug "w.tenant_id")`, `tenant_sql!(created_at "w.tenant_id")`: the tenant's column.
+macro_rules! tenant_sql {
+    (serving $id:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM tenants WHERE tenants.id = ",
+            $id,
+            " AND tenants.status IN ('ready', 'suspended'))"
+        )
+    };
+    (ready $id:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM tenants WHERE tenants.id = ",
+            $id,
+            " AND tenants.status = 'ready')"
+        )
+    };
+    (placeable $id:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM tenants WHERE tenants.id = ",
+            $id,
+            " AND tenants.status IN ('provisioning', 'ready'))"
+        )
+    };
+    (slug $id:literal) => {
+        concat!(
+            "(SELECT tenants.slug FROM tenants WHERE tenants.id = ",
+            $id,
+            ")"
+        )
+    };
+    (created_at $id:literal) => {
+        concat!(
+            "(SELECT tenants.created_at FROM tenants WHERE tenants.id = ",
+            $id,
+            ")"
+        )
+    };
+}
+pub(crate) use tenant_sql;
+
 /// The columns of `tenants`, in `Tenant`'s order.
 pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
     migration_error, clerk_org_id, salla_merchant_id, owner_email, locale, currency, timezone, \

@@ -52,9 +52,11 @@ const MAX_ROUNDS: usize = 20;
 /// Tenants whose records can be pushed: workspace provisioned, data model applied at some version.
 macro_rules! syncable_workspaces {
     () => {
-        "SELECT w.tenant_id FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id \
-         WHERE w.step = 'ready' AND w.api_key_token IS NOT NULL AND w.manifest_version > 0 \
-           AND t.status IN ('ready', 'suspended')"
+        concat!(
+            "SELECT w.tenant_id FROM crm_workspaces w \
+             WHERE w.step = 'ready' AND w.api_key_token IS NOT NULL AND w.manifest_version > 0 AND ",
+            $crate::tenancy::registry::tenant_sql!(serving "w.tenant_id")
+        )
     };
 }
 
