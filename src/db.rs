@@ -106,3 +106,61 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
         .iter()
         .all(|m| applied.binary_search(&m.version).is_ok()))
 }
+
+/// Database errors that are the client's doing, named in one place (as realworld-axum-sqlx's
+/// `on_constraint`): which unique constraint a statement violated, and input PostgreSQL cannot store.
+pub mod violation {
+    /// SQLSTATE of a unique violation.
+    const UNIQUE: &str = "23505";
+    /// SQLSTATEs of text PostgreSQL cannot store: a NUL character (`invalid byte sequence for encoding
+    /// "UTF8": 0x00`) or one the encoding cannot represent.
+    const UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
+
+    /// The unique constraint `error` violated, if that is what it is.
+    pub fn unique_constraint(error: &sqlx::Error) -> Option<&str> {
+        match error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE) => {
+                Some(db.constraint().unwrap_or_default())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `error` says the input held text PostgreSQL cannot store.
+    pub fn is_unstorable_text(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Database(db)
+            if db.code().is_some_and(|code| UNSTORABLE_TEXT.contains(&code.as_ref())))
+    }
+
+    /// Extends query results with `on_constraint`: a violation of one of `constraints` (name → what the
+    /// caller calls it) becomes `Err(map(that))`; every other error passes through `E::from`.
+    pub trait OnConstraint<T> {
+        fn on_constraint<E, V: Copy>(
+            self,
+            constraints: &[(&str, V)],
+            map: impl FnOnce(V) -> E,
+        ) -> Result<T, E>
+        where
+            E: From<sqlx::Error>;
+    }
+
+    impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+        fn on_constraint<E, V: Copy>(
+            self,
+            constraints: &[(&str, V)],
+            map: impl FnOnce(V) -> E,
+        ) -> Result<T, E>
+        where
+            E: From<sqlx::Error>,
+        {
+            self.map_err(|error| {
+                let named = unique_constraint(&error)
+                    .and_then(|name| constraints.iter().find(|(c, _)| *c == name));
+                match named {
+                    Some((_, value)) => map(*value),
+                    None => E::from(error),
+                }
+            })
+        }
+    }
+}

@@ -151,8 +151,20 @@ impl ApiError {
     }
 }
 
+/// Database errors a request can cause are client errors, decided here once (`crate::db::violation`);
+/// the rest are ours.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        use crate::db::violation;
+        if violation::is_unstorable_text(&error) {
+            return Self::bad_request(
+                "invalid_text",
+                "The request holds text that cannot be stored (a NUL character, \\u0000).",
+            );
+        }
+        if violation::unique_constraint(&error).is_some() {
+            return Self::conflict("conflict", "This would duplicate an existing record.");
+        }
         match &error {
             sqlx::Error::PoolTimedOut => Self::Unavailable {
                 code: "database_busy",

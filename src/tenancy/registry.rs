@@ -7,6 +7,8 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::db::violation::OnConstraint;
+
 use super::api_key::{ApiKeyHash, ApiKeyInfo, GeneratedKey};
 use super::{DbName, LookupKey, NewTenant, Tenant, TenantId, TenantStatus};
 
@@ -103,21 +105,20 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> Result<Tenant, 
         .map_err(unique_violation_as_taken)
 }
 
+/// The unique constraints of the registry's tables, by the field the client knows them as
+/// (migrations/global/20261120000003_tenancy.sql).
+const TAKEN: &[(&str, &str)] = &[
+    ("tenants_slug_key", "slug"),
+    ("tenants_clerk_org_id_key", "clerk_org_id"),
+    ("tenants_salla_merchant_id_key", "salla_merchant_id"),
+    ("tenant_domains_pkey", "domain"),
+];
+
 /// Turns a unique-constraint violation into `Taken` naming the field.
 fn unique_violation_as_taken(error: sqlx::Error) -> RegistryError {
-    if let sqlx::Error::Database(db) = &error
-        && db.code().as_deref() == Some("23505")
-    {
-        let field = match db.constraint().unwrap_or_default() {
-            c if c.contains("slug") => "slug",
-            c if c.contains("clerk") => "clerk_org_id",
-            c if c.contains("salla") => "salla_merchant_id",
-            c if c.contains("domain") => "domain",
-            _ => "a unique field",
-        };
-        return RegistryError::Taken { field };
-    }
-    RegistryError::Db(error)
+    Err::<(), _>(error)
+        .on_constraint(TAKEN, |field| RegistryError::Taken { field })
+        .unwrap_err()
 }
 
 pub async fn find(pool: &PgPool, key: &LookupKey) -> Result<Option<Tenant>, sqlx::Error> {

@@ -307,3 +307,19 @@ async fn version_reports_the_crate_version() {
     assert_eq!(body["name"], "wosool");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
 }
+
+/// Text PostgreSQL cannot store (a NUL character) is the client's error, answered as such wherever it reaches
+/// the database: never a 500.
+#[tokio::test]
+async fn a_nul_character_reaching_the_database_is_400() {
+    let app = spawn_app().await;
+    for path in [
+        "/admin/tenants?search=a%00b",
+        "/admin/tenants?plan=pro%00",
+        "/admin/jobs?kind=x%00y",
+    ] {
+        let response = app.admin_get(path).send().await.unwrap();
+        let (code, _) = error_of(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(code, "invalid_text", "{path}");
+    }
+}
