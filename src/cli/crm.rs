@@ -10,7 +10,6 @@ use crate::crm::model::{self, Manifest};
 use crate::crm::placement;
 use crate::crm::twenty::{PINNED_VERSION, TwentyInstances};
 use crate::db;
-use crate::secrets::Keyring;
 use crate::tenancy::rollout;
 
 pub async fn apply_model(
@@ -20,7 +19,6 @@ pub async fn apply_model(
 ) -> Result<(), CliError> {
     require_crm(config)?;
     let manifest = Arc::new(Manifest::load().map_err(fail)?);
-    let keyring = Keyring::from_config(&config.secrets).map_err(fail)?;
     let instances = TwentyInstances::from_config(&config.crm).map_err(fail)?;
     let stack = connect(config).await?;
     db::migrate(stack.provisioner.db()).await?;
@@ -30,7 +28,7 @@ pub async fn apply_model(
     };
     let report = model::apply_to_all(
         stack.provisioner.db(),
-        &keyring,
+        stack.core.keyring(),
         Arc::new(TwentyConnector(instances)),
         manifest,
         only,
