@@ -36,7 +36,7 @@ const ORG_DELETED_REASON: &str = "Clerk organization deleted";
 
 /// Why a delivery was rejected. None of these reveal anything about the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
+pub enum SvixError {
     /// `svix-id`/`svix-timestamp`/`svix-signature` (or the `webhook-*` equivalent) is absent.
     #[error("missing header {0} (or its webhook-* equivalent)")]
     MissingHeader(&'static str),
@@ -58,7 +58,7 @@ pub enum WebhookError {
     BadSecret(&'static str),
 }
 
-impl WebhookError {
+impl SvixError {
     /// Whether the fault is ours (configuration) rather than the request's.
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::BadSecret(_))
@@ -78,31 +78,29 @@ const ID: [&str; 2] = ["svix-id", "webhook-id"];
 const TIMESTAMP: [&str; 2] = ["svix-timestamp", "webhook-timestamp"];
 const SIGNATURE: [&str; 2] = ["svix-signature", "webhook-signature"];
 
-fn header<'h>(headers: &'h HeaderMap, names: [&'static str; 2]) -> Result<&'h str, WebhookError> {
+fn header<'h>(headers: &'h HeaderMap, names: [&'static str; 2]) -> Result<&'h str, SvixError> {
     let value = names
         .iter()
         .find_map(|name| headers.get(*name))
-        .ok_or(WebhookError::MissingHeader(names[0]))?;
+        .ok_or(SvixError::MissingHeader(names[0]))?;
     let text = value
         .to_str()
-        .map_err(|_| WebhookError::InvalidHeader(names[0]))?
+        .map_err(|_| SvixError::InvalidHeader(names[0]))?
         .trim();
     if text.is_empty() {
-        return Err(WebhookError::MissingHeader(names[0]));
+        return Err(SvixError::MissingHeader(names[0]));
     }
     Ok(text)
 }
 
 /// Reads the id, timestamp and signature headers (`svix-*`, else `webhook-*`), without checking the time.
-pub fn delivery_headers(headers: &HeaderMap) -> Result<DeliveryHeaders<'_>, WebhookError> {
+pub fn delivery_headers(headers: &HeaderMap) -> Result<DeliveryHeaders<'_>, SvixError> {
     let id = header(headers, ID)?;
     let raw_timestamp = header(headers, TIMESTAMP)?;
     let signature = header(headers, SIGNATURE)?;
-    let timestamp: i64 = raw_timestamp
-        .parse()
-        .map_err(|_| WebhookError::BadTimestamp)?;
+    let timestamp: i64 = raw_timestamp.parse().map_err(|_| SvixError::BadTimestamp)?;
     if timestamp < 0 {
-        return Err(WebhookError::BadTimestamp);
+        return Err(SvixError::BadTimestamp);
     }
     Ok(DeliveryHeaders {
         id,
@@ -111,27 +109,27 @@ pub fn delivery_headers(headers: &HeaderMap) -> Result<DeliveryHeaders<'_>, Webh
     })
 }
 
-fn check_time(timestamp: i64, now: i64) -> Result<(), WebhookError> {
+fn check_time(timestamp: i64, now: i64) -> Result<(), SvixError> {
     if now.saturating_sub(timestamp) > TOLERANCE_SECS {
-        return Err(WebhookError::TimestampTooOld { timestamp, now });
+        return Err(SvixError::TimestampTooOld { timestamp, now });
     }
     if timestamp.saturating_sub(now) > TOLERANCE_SECS {
-        return Err(WebhookError::TimestampTooNew { timestamp, now });
+        return Err(SvixError::TimestampTooNew { timestamp, now });
     }
     Ok(())
 }
 
-fn key(secret: &str) -> Result<Vec<u8>, WebhookError> {
+fn key(secret: &str) -> Result<Vec<u8>, SvixError> {
     let encoded = secret.trim();
     let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
     if encoded.is_empty() {
-        return Err(WebhookError::BadSecret("empty"));
+        return Err(SvixError::BadSecret("empty"));
     }
     let key = STANDARD
         .decode(encoded)
-        .map_err(|_| WebhookError::BadSecret("not base64 after whsec_"))?;
+        .map_err(|_| SvixError::BadSecret("not base64 after whsec_"))?;
     if key.is_empty() {
-        return Err(WebhookError::BadSecret("empty"));
+        return Err(SvixError::BadSecret("empty"));
     }
     Ok(key)
 }
@@ -165,21 +163,21 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now_unix: i64,
-) -> Result<(), WebhookError> {
+) -> Result<(), SvixError> {
     verify_any(&[secret], headers, body, now_unix)
 }
 
 /// Like [`verify`], accepting a signature by any of `secrets` (the current and, during rotation, the
-/// previous one). Fails with [`WebhookError::BadSecret`] only when no secret is usable.
+/// previous one). Fails with [`SvixError::BadSecret`] only when no secret is usable.
 pub fn verify_any(
     secrets: &[&str],
     headers: &HeaderMap,
     body: &[u8],
     now_unix: i64,
-) -> Result<(), WebhookError> {
+) -> Result<(), SvixError> {
     let delivery = delivery_headers(headers)?;
     check_time(delivery.timestamp, now_unix)?;
-    let mut last_secret_error = WebhookError::BadSecret("none configured");
+    let mut last_secret_error = SvixError::BadSecret("none configured");
     let mut any_usable = false;
     for secret in secrets {
         match key(secret) {
@@ -194,14 +192,14 @@ pub fn verify_any(
         }
     }
     if any_usable {
-        Err(WebhookError::NoMatchingSignature)
+        Err(SvixError::NoMatchingSignature)
     } else {
         Err(last_secret_error)
     }
 }
 
 /// The `v1,<base64>` signature of a delivery, as Svix sends it (for tests and tools).
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, WebhookError> {
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SvixError> {
     let key = key(secret)?;
     let tag = mac(&key, id, timestamp, body).finalize().into_bytes();
     Ok(format!("v1,{}", STANDARD.encode(tag)))
@@ -600,7 +598,7 @@ mod tests {
         let body = br#"{"test": 2432232315}"#;
         assert_eq!(
             verify(SECRET, &svix(EXPECTED), body, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
         let mut flipped = EXPECTED.to_owned();
         flipped.pop();
@@ -608,17 +606,17 @@ mod tests {
         flipped.push_str("0=");
         assert_eq!(
             verify(SECRET, &svix(&flipped), BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
         let truncated = &EXPECTED[..20];
         assert_eq!(
             verify(SECRET, &svix(truncated), BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
         for malformed in ["v1", "v1,", "v1,!!!not-base64", "g0hM9SsE"] {
             assert_eq!(
                 verify(SECRET, &svix(malformed), BODY, TS),
-                Err(WebhookError::NoMatchingSignature),
+                Err(SvixError::NoMatchingSignature),
                 "{malformed}"
             );
         }
@@ -626,12 +624,12 @@ mod tests {
         let other_id = headers("svix", "msg_other", &TS.to_string(), EXPECTED);
         assert_eq!(
             verify(SECRET, &other_id, BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
         let other_ts = headers("svix", ID, &(TS + 1).to_string(), EXPECTED);
         assert_eq!(
             verify(SECRET, &other_ts, BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
     }
 
@@ -639,7 +637,7 @@ mod tests {
     fn wrong_secret_and_rotation() {
         assert_eq!(
             verify(OTHER, &svix(EXPECTED), BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
         assert_eq!(
             verify_any(&[OTHER, SECRET], &svix(EXPECTED), BODY, TS),
@@ -662,16 +660,16 @@ mod tests {
             assert!(
                 matches!(
                     verify(secret, &svix(EXPECTED), BODY, TS),
-                    Err(WebhookError::BadSecret(_))
+                    Err(SvixError::BadSecret(_))
                 ),
                 "{secret:?}"
             );
         }
         assert!(matches!(
             verify_any(&[], &svix(EXPECTED), BODY, TS),
-            Err(WebhookError::BadSecret(_))
+            Err(SvixError::BadSecret(_))
         ));
-        assert!(WebhookError::BadSecret("x").is_configuration());
+        assert!(SvixError::BadSecret("x").is_configuration());
     }
 
     #[test]
@@ -681,14 +679,14 @@ mod tests {
         assert_eq!(verify(SECRET, &h, BODY, TS - TOLERANCE_SECS), Ok(()));
         assert_eq!(
             verify(SECRET, &h, BODY, TS + TOLERANCE_SECS + 1),
-            Err(WebhookError::TimestampTooOld {
+            Err(SvixError::TimestampTooOld {
                 timestamp: TS,
                 now: TS + TOLERANCE_SECS + 1
             })
         );
         assert_eq!(
             verify(SECRET, &h, BODY, TS - TOLERANCE_SECS - 1),
-            Err(WebhookError::TimestampTooNew {
+            Err(SvixError::TimestampTooNew {
                 timestamp: TS,
                 now: TS - TOLERANCE_SECS - 1
             })
@@ -696,7 +694,7 @@ mod tests {
         for bad in ["-5", "abc", "1614265330.5", "99999999999999999999"] {
             assert_eq!(
                 verify(SECRET, &headers("svix", ID, bad, EXPECTED), BODY, TS),
-                Err(WebhookError::BadTimestamp),
+                Err(SvixError::BadTimestamp),
                 "{bad}"
             );
         }
@@ -714,18 +712,18 @@ mod tests {
             h.remove(name);
             assert_eq!(
                 verify(SECRET, &h, BODY, TS),
-                Err(WebhookError::MissingHeader(expected))
+                Err(SvixError::MissingHeader(expected))
             );
         }
         let mut empty = full.clone();
         empty.insert("svix-id", HeaderValue::from_static(""));
         assert_eq!(
             verify(SECRET, &empty, BODY, TS),
-            Err(WebhookError::MissingHeader("svix-id"))
+            Err(SvixError::MissingHeader("svix-id"))
         );
         assert_eq!(
             verify(SECRET, &HeaderMap::new(), BODY, TS),
-            Err(WebhookError::MissingHeader("svix-id"))
+            Err(SvixError::MissingHeader("svix-id"))
         );
     }
 
@@ -737,7 +735,7 @@ mod tests {
         let none = format!("{wrong} v1,bm90LWl0");
         assert_eq!(
             verify(SECRET, &svix(&none), BODY, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
     }
 
@@ -760,7 +758,7 @@ mod tests {
         ] {
             assert_eq!(
                 verify(SECRET, &svix(&entry), BODY, TS),
-                Err(WebhookError::NoMatchingSignature),
+                Err(SvixError::NoMatchingSignature),
                 "{entry}"
             );
         }
@@ -777,7 +775,7 @@ mod tests {
         tampered[150 * 1024] = b'y';
         assert_eq!(
             verify(SECRET, &svix(&signature), &tampered, TS),
-            Err(WebhookError::NoMatchingSignature)
+            Err(SvixError::NoMatchingSignature)
         );
     }
 

@@ -25,7 +25,7 @@ const STRATEGY_HEADER: &str = "x-salla-security-strategy";
 const SIGNATURE_HEADER: &str = "x-salla-signature";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
+pub enum DeliveryAuthError {
     #[error("no webhook secret is configured")]
     NoSecret,
     #[error("the delivery carries no credential (neither X-Salla-Signature nor Authorization)")]
@@ -45,7 +45,7 @@ pub enum WebhookError {
     InvalidToken,
 }
 
-impl WebhookError {
+impl DeliveryAuthError {
     /// A problem on our side (no secret), not the sender's.
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::NoSecret)
@@ -69,7 +69,7 @@ impl Strategy {
 
 /// Verifies a delivery signed with `secret`, by whatever strategy its `X-Salla-Security-Strategy` header names
 /// (when the header is missing: `Signature` if `X-Salla-Signature` is present, else `Token`).
-pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), WebhookError> {
+pub fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), DeliveryAuthError> {
     verify_any(&[secret], SallaStrategy::Any, headers, body)
 }
 
@@ -79,15 +79,15 @@ pub fn verify_any(
     pinned: SallaStrategy,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), WebhookError> {
+) -> Result<(), DeliveryAuthError> {
     let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
     if secrets.is_empty() {
-        return Err(WebhookError::NoSecret);
+        return Err(DeliveryAuthError::NoSecret);
     }
     let strategy = strategy_of(headers, pinned)?;
     let verified = check(&secrets, strategy, headers, body);
     match verified {
-        Err(WebhookError::InvalidSignature | WebhookError::MalformedSignature)
+        Err(DeliveryAuthError::InvalidSignature | DeliveryAuthError::MalformedSignature)
             if pinned == SallaStrategy::Any
                 && header(headers, "authorization").is_some()
                 && check(&secrets, Strategy::Token, headers, body).is_ok() =>
@@ -103,15 +103,16 @@ fn check(
     strategy: Strategy,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), WebhookError> {
+) -> Result<(), DeliveryAuthError> {
     match strategy {
         Strategy::Signature => {
-            let given = header(headers, SIGNATURE_HEADER).ok_or(WebhookError::MissingCredential)?;
+            let given =
+                header(headers, SIGNATURE_HEADER).ok_or(DeliveryAuthError::MissingCredential)?;
             let given = given.trim();
             if given.len() != 64 {
-                return Err(WebhookError::MalformedSignature);
+                return Err(DeliveryAuthError::MalformedSignature);
             }
-            let given = hex::decode(given).map_err(|_| WebhookError::MalformedSignature)?;
+            let given = hex::decode(given).map_err(|_| DeliveryAuthError::MalformedSignature)?;
             let matches = secrets.iter().any(|secret| {
                 let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
                     .expect("HMAC takes keys of any length");
@@ -121,11 +122,12 @@ fn check(
             if matches {
                 Ok(())
             } else {
-                Err(WebhookError::InvalidSignature)
+                Err(DeliveryAuthError::InvalidSignature)
             }
         }
         Strategy::Token => {
-            let given = header(headers, "authorization").ok_or(WebhookError::MissingCredential)?;
+            let given =
+                header(headers, "authorization").ok_or(DeliveryAuthError::MissingCredential)?;
             let given = given.trim();
             let given = given
                 .strip_prefix("Bearer ")
@@ -138,7 +140,7 @@ fn check(
             if bool::from(matched) {
                 Ok(())
             } else {
-                Err(WebhookError::InvalidToken)
+                Err(DeliveryAuthError::InvalidToken)
             }
         }
     }
@@ -151,11 +153,11 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.trim().is_empty())
 }
 
-fn strategy_of(headers: &HeaderMap, pinned: SallaStrategy) -> Result<Strategy, WebhookError> {
+fn strategy_of(headers: &HeaderMap, pinned: SallaStrategy) -> Result<Strategy, DeliveryAuthError> {
     let named = match header(headers, STRATEGY_HEADER) {
         Some(value) if value.trim().eq_ignore_ascii_case("signature") => Some(Strategy::Signature),
         Some(value) if value.trim().eq_ignore_ascii_case("token") => Some(Strategy::Token),
-        Some(other) => return Err(WebhookError::UnknownStrategy(other.trim().to_owned())),
+        Some(other) => return Err(DeliveryAuthError::UnknownStrategy(other.trim().to_owned())),
         None => None,
     };
     let expected = match pinned {
@@ -164,7 +166,7 @@ fn strategy_of(headers: &HeaderMap, pinned: SallaStrategy) -> Result<Strategy, W
         SallaStrategy::Any => None,
     };
     match (expected, named) {
-        (Some(expected), Some(got)) if expected != got => Err(WebhookError::WrongStrategy {
+        (Some(expected), Some(got)) if expected != got => Err(DeliveryAuthError::WrongStrategy {
             expected: expected.name(),
             got: got.name(),
         }),
@@ -172,7 +174,7 @@ fn strategy_of(headers: &HeaderMap, pinned: SallaStrategy) -> Result<Strategy, W
         (None, Some(named)) => Ok(named),
         (None, None) if header(headers, SIGNATURE_HEADER).is_some() => Ok(Strategy::Signature),
         (None, None) if header(headers, "authorization").is_some() => Ok(Strategy::Token),
-        (None, None) => Err(WebhookError::MissingCredential),
+        (None, None) => Err(DeliveryAuthError::MissingCredential),
     }
 }
 
@@ -219,21 +221,21 @@ mod tests {
         tampered[2] ^= 1;
         assert_eq!(
             verify(SECRET, &ok, &tampered),
-            Err(WebhookError::InvalidSignature)
+            Err(DeliveryAuthError::InvalidSignature)
         );
         assert_eq!(
             verify("other", &ok, BODY),
-            Err(WebhookError::InvalidSignature)
+            Err(DeliveryAuthError::InvalidSignature)
         );
         let short = headers(&[("X-Salla-Signature", "abcd")]);
         assert_eq!(
             verify(SECRET, &short, BODY),
-            Err(WebhookError::MalformedSignature)
+            Err(DeliveryAuthError::MalformedSignature)
         );
         let no_sig = headers(&[("X-Salla-Security-Strategy", "signature")]);
         assert_eq!(
             verify(SECRET, &no_sig, BODY),
-            Err(WebhookError::MissingCredential)
+            Err(DeliveryAuthError::MissingCredential)
         );
     }
 
@@ -249,7 +251,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             verify(SECRET, &h, &reserialized),
-            Err(WebhookError::InvalidSignature)
+            Err(DeliveryAuthError::InvalidSignature)
         );
     }
 
@@ -271,11 +273,11 @@ mod tests {
         ]);
         assert_eq!(
             verify(SECRET, &wrong, BODY),
-            Err(WebhookError::InvalidToken)
+            Err(DeliveryAuthError::InvalidToken)
         );
         assert_eq!(
             verify(SECRET, &HeaderMap::new(), BODY),
-            Err(WebhookError::MissingCredential)
+            Err(DeliveryAuthError::MissingCredential)
         );
     }
 
@@ -287,7 +289,7 @@ mod tests {
         ]);
         assert!(matches!(
             verify_any(&[SECRET], SallaStrategy::Signature, &token, BODY),
-            Err(WebhookError::WrongStrategy { .. })
+            Err(DeliveryAuthError::WrongStrategy { .. })
         ));
         let sig = headers(&[("X-Salla-Signature", &signature(SECRET, BODY))]);
         assert_eq!(
@@ -301,12 +303,12 @@ mod tests {
         );
         assert_eq!(
             verify_any(&[], SallaStrategy::Any, &sig, BODY),
-            Err(WebhookError::NoSecret)
+            Err(DeliveryAuthError::NoSecret)
         );
         let unknown = headers(&[("X-Salla-Security-Strategy", "none")]);
         assert!(matches!(
             verify(SECRET, &unknown, BODY),
-            Err(WebhookError::UnknownStrategy(_))
+            Err(DeliveryAuthError::UnknownStrategy(_))
         ));
     }
 
@@ -325,7 +327,7 @@ mod tests {
         // Pinned to signatures: only a valid signature will do.
         assert_eq!(
             verify_any(&[SECRET], SallaStrategy::Signature, &ours, BODY),
-            Err(WebhookError::InvalidSignature)
+            Err(DeliveryAuthError::InvalidSignature)
         );
         // Without our header, or with another value, it stays refused.
         let forged = headers(&[
@@ -335,7 +337,7 @@ mod tests {
         ]);
         assert_eq!(
             verify_any(&[SECRET], SallaStrategy::Any, &forged, BODY),
-            Err(WebhookError::InvalidSignature)
+            Err(DeliveryAuthError::InvalidSignature)
         );
     }
 }

@@ -35,7 +35,7 @@ use sqlx::PgPool;
 
 use self::error::ProxyError;
 use self::limiter::RateLimiter;
-use self::policy::Refusal;
+use self::policy::PolicyDenial;
 use self::upstream::{Upstream, UpstreamError};
 use super::workspace::{self, CredentialsError, WorkspaceState};
 use crate::core::Core;
@@ -319,10 +319,10 @@ async fn handle(
     response
 }
 
-fn refused(refusal: Refusal) -> ProxyError {
-    match refusal {
-        Refusal::Forbidden(message) => ProxyError::Forbidden(message),
-        Refusal::Invalid(message) => ProxyError::InvalidRequest(message),
+fn refused(denial: PolicyDenial) -> ProxyError {
+    match denial {
+        PolicyDenial::Forbidden(message) => ProxyError::Forbidden(message),
+        PolicyDenial::Invalid(message) => ProxyError::InvalidRequest(message),
     }
 }
 

@@ -7,7 +7,7 @@ use super::graphql;
 
 /// Why a request is refused before it reaches Twenty.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub enum PolicyDenial {
     /// The path or an operation touches API keys, webhooks, roles or metadata.
     Forbidden(String),
     /// The path or body cannot be checked (dot segments, encoded slashes, unparsable GraphQL…).
@@ -18,26 +18,26 @@ pub enum Refusal {
 ///
 /// Dot segments and encoded separators are refused outright: the upstream URL would otherwise be normalised
 /// into a path that was never checked (`people/../apiKeys`, `..%2Fmetadata`).
-pub fn check_rest_path(tail: &str) -> Result<(), Refusal> {
+pub fn check_rest_path(tail: &str) -> Result<(), PolicyDenial> {
     if tail.is_empty() {
-        return Err(Refusal::Invalid("The path names no resource.".into()));
+        return Err(PolicyDenial::Invalid("The path names no resource.".into()));
     }
     for raw in tail.split('/') {
         let segment = percent_decode(raw).ok_or_else(|| {
-            Refusal::Invalid("The path is not valid percent-encoded UTF-8.".into())
+            PolicyDenial::Invalid("The path is not valid percent-encoded UTF-8.".into())
         })?;
         if segment == "." || segment == ".." || segment.contains(['/', '\\']) {
-            return Err(Refusal::Invalid(
+            return Err(PolicyDenial::Invalid(
                 "The path contains dot segments or encoded separators.".into(),
             ));
         }
         if segment.chars().any(char::is_control) {
-            return Err(Refusal::Invalid(
+            return Err(PolicyDenial::Invalid(
                 "The path contains control characters.".into(),
             ));
         }
         if segment.eq_ignore_ascii_case("metadata") || is_forbidden_name(&segment) {
-            return Err(Refusal::Forbidden(format!(
+            return Err(PolicyDenial::Forbidden(format!(
                 "/rest/{tail} is not available through the CRM proxy."
             )));
         }
@@ -47,26 +47,28 @@ pub fn check_rest_path(tail: &str) -> Result<(), Refusal> {
 
 /// Checks a GraphQL request body: a JSON object `{"query": …}` or a batch (array) of them; every root field
 /// of every operation in every document must be allowed.
-pub fn check_graphql_body(body: &[u8]) -> Result<(), Refusal> {
+pub fn check_graphql_body(body: &[u8]) -> Result<(), PolicyDenial> {
     let json: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| Refusal::Invalid("The GraphQL request is not JSON.".into()))?;
+        .map_err(|_| PolicyDenial::Invalid("The GraphQL request is not JSON.".into()))?;
     let requests = match &json {
         serde_json::Value::Array(batch) => batch.iter().collect::<Vec<_>>(),
         single => vec![single],
     };
     if requests.is_empty() {
-        return Err(Refusal::Invalid("The GraphQL batch is empty.".into()));
+        return Err(PolicyDenial::Invalid("The GraphQL batch is empty.".into()));
     }
     for request in requests {
         let query = request
             .get("query")
             .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| Refusal::Invalid("A GraphQL request has no query document.".into()))?;
+            .ok_or_else(|| {
+                PolicyDenial::Invalid("A GraphQL request has no query document.".into())
+            })?;
         let fields = graphql::root_fields(query).map_err(|why| {
-            Refusal::Invalid(format!("The GraphQL document cannot be checked: {why}."))
+            PolicyDenial::Invalid(format!("The GraphQL document cannot be checked: {why}."))
         })?;
         if let Some(field) = fields.iter().find(|f| is_forbidden_name(f)) {
-            return Err(Refusal::Forbidden(format!(
+            return Err(PolicyDenial::Forbidden(format!(
                 "The GraphQL operation `{field}` is not available through the CRM proxy."
             )));
         }
@@ -155,8 +157,8 @@ fn percent_decode(segment: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn forbidden(result: Result<(), Refusal>) -> bool {
-        matches!(result, Err(Refusal::Forbidden(_)))
+    fn forbidden(result: Result<(), PolicyDenial>) -> bool {
+        matches!(result, Err(PolicyDenial::Forbidden(_)))
     }
 
     #[test]
@@ -205,7 +207,7 @@ mod tests {
             "",
         ] {
             assert!(
-                matches!(check_rest_path(path), Err(Refusal::Invalid(_))),
+                matches!(check_rest_path(path), Err(PolicyDenial::Invalid(_))),
                 "{path}"
             );
         }
@@ -261,7 +263,7 @@ mod tests {
             br#"{"query": "{ people { id "}"#,
         ] {
             assert!(
-                matches!(check_graphql_body(raw), Err(Refusal::Invalid(_))),
+                matches!(check_graphql_body(raw), Err(PolicyDenial::Invalid(_))),
                 "{}",
                 String::from_utf8_lossy(raw)
             );
