@@ -58,7 +58,12 @@ pub async fn list(
             Some(TenantStatus::parse(s).ok_or_else(|| bad(format!("Unknown status {s:?}.")))?)
         }
     };
-    let time = |raw: &Option<String>| raw.as_deref().map(parse_time).transpose().map_err(bad);
+    let time = |raw: &Option<String>| {
+        raw.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))
+    };
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(bad("limit must be between 1 and 200.".into()));

@@ -18,9 +18,9 @@ use sqlx::PgPool;
 
 use super::api::{ClerkApi, ClerkApiError, ClerkOrganization, ClerkUser, PASSWORD_REQUIRED_HELP};
 use crate::core::Core;
-use crate::provisioning::integrations::{BoxFuture, IdentityProvider, StepOutcome};
-use crate::secrets::Keyring;
-use crate::tenancy::{Tenant, TenantDirectory, TenantId};
+use crate::provisioning::integrations::{BoxFuture, IdentityProvider, StepError, StepOutcome};
+use crate::secrets::{Keyring, SecretsError};
+use crate::tenancy::{RegistryError, Slug, Tenant, TenantDirectory, TenantId};
 
 /// Key of our tenant id in an organization's private metadata.
 pub const TENANT_ID_METADATA: &str = "wosool_tenant_id";
@@ -39,8 +39,28 @@ fn password_context(tenant: TenantId) -> String {
     format!("clerk:{tenant}:owner_password")
 }
 
-fn text(error: ClerkApiError) -> String {
-    error.to_string()
+/// Why the `identity` step (or its reverse) failed; the message is what the step records.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Clerk(#[from] ClerkApiError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The owner's generated password cannot be sealed or opened.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// Clerk requires a password and there is no key to seal a generated one with.
+    #[error(
+        "{PASSWORD_REQUIRED_HELP}: set secrets.encryption_keys so Wosool can create the owner with a \
+         generated password kept sealed, or make password optional in Clerk"
+    )]
+    NoPasswordKey,
+    #[error("the sealed owner password vanished")]
+    PasswordVanished,
+    #[error("a Clerk organization with slug {0} exists and belongs to something else")]
+    SlugTaken(Slug),
 }
 
 impl ClerkIdentity {
@@ -54,17 +74,14 @@ impl ClerkIdentity {
         }
     }
 
-    async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, String> {
+    async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, IdentityError> {
         let metadata = json!({ TENANT_ID_METADATA: tenant.id });
         // An organization already linked (created in Clerk first, or by an earlier attempt): keep it.
         if let Some(org_id) = &tenant.clerk_org_id
-            && let Some(org) = self.api.get_organization(org_id).await.map_err(text)?
+            && let Some(org) = self.api.get_organization(org_id).await?
         {
             if org.private_metadata.get(TENANT_ID_METADATA).is_none() {
-                self.api
-                    .merge_org_metadata(&org.id, &metadata)
-                    .await
-                    .map_err(text)?;
+                self.api.merge_org_metadata(&org.id, &metadata).await?;
             }
             return Ok(StepOutcome::Done(Some(format!(
                 "linked to existing organization {}",
@@ -79,16 +96,12 @@ impl ClerkIdentity {
             Some(org) => {
                 self.api
                     .add_membership(&org.id, &user.id, "org:admin")
-                    .await
-                    .map_err(text)?;
+                    .await?;
                 org
             }
             None => self.create_organization(tenant, &user, &metadata).await?,
         };
-        self.directory
-            .set_clerk_org(tenant.id, &org.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.directory.set_clerk_org(tenant.id, &org.id).await?;
         Ok(StepOutcome::Done(Some(format!(
             "organization {} with owner {}",
             org.id, user.id
@@ -97,7 +110,7 @@ impl ClerkIdentity {
 
     /// The owner user: found by email, else created without a password, else (password required) with the
     /// tenant's sealed generated password.
-    async fn ensure_owner(&self, tenant: &Tenant) -> Result<ClerkUser, String> {
+    async fn ensure_owner(&self, tenant: &Tenant) -> Result<ClerkUser, IdentityError> {
         let external_id = format!("wosool:{}", tenant.id);
         let stored = self.stored_password(tenant.id).await?;
         if stored.is_none() {
@@ -107,7 +120,7 @@ impl ClerkIdentity {
                 .await
             {
                 Err(error) if error.is_password_required() => {}
-                other => return other.map_err(text),
+                other => return Ok(other?),
             }
         }
         let password = match stored {
@@ -117,40 +130,35 @@ impl ClerkIdentity {
         self.api
             .ensure_user(&tenant.owner_email, &external_id, Some(&password))
             .await
-            .map_err(text)
+            .map_err(IdentityError::from)
     }
 
-    async fn stored_password(&self, tenant: TenantId) -> Result<Option<String>, String> {
+    async fn stored_password(&self, tenant: TenantId) -> Result<Option<String>, IdentityError> {
         let row: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT key_id, password FROM clerk_owner_credentials WHERE tenant_id = $1",
         )
         .bind(tenant)
         .fetch_optional(&self.db)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         row.map(|(key_id, sealed)| {
             self.keyring
                 .open_string(&password_context(tenant), &key_id, &sealed)
-                .map_err(|e| e.to_string())
+                .map_err(IdentityError::from)
         })
         .transpose()
     }
 
     /// A strong random password, sealed and stored before any user is created with it (a racing attempt's
     /// stored one wins, so both create the user with the same password).
-    async fn new_password(&self, tenant: TenantId) -> Result<String, String> {
+    async fn new_password(&self, tenant: TenantId) -> Result<String, IdentityError> {
         if !self.keyring.is_configured() {
-            return Err(format!(
-                "{PASSWORD_REQUIRED_HELP}: set secrets.encryption_keys so Wosool can create the owner with a \
-                 generated password kept sealed, or make password optional in Clerk"
-            ));
+            return Err(IdentityError::NoPasswordKey);
         }
         // 40 alphanumerics plus a symbol: far past Clerk's strength rules, within its 72-character limit.
         let password = format!("{}!", Alphanumeric.sample_string(&mut rand::rng(), 40));
         let sealed = self
             .keyring
-            .seal(&password_context(tenant), password.as_bytes())
-            .map_err(|e| e.to_string())?;
+            .seal(&password_context(tenant), password.as_bytes())?;
         sqlx::query(
             "INSERT INTO clerk_owner_credentials (tenant_id, key_id, password) VALUES ($1, $2, $3)
              ON CONFLICT (tenant_id) DO NOTHING",
@@ -159,12 +167,11 @@ impl ClerkIdentity {
         .bind(&sealed.key_id)
         .bind(&sealed.bytes)
         .execute(&self.db)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         tracing::info!(tenant_id = %tenant, "Clerk requires passwords: the owner gets a generated one, stored sealed");
         self.stored_password(tenant)
             .await?
-            .ok_or_else(|| "the sealed owner password vanished".to_string())
+            .ok_or(IdentityError::PasswordVanished)
     }
 
     /// Our organization for `tenant`, if one exists already.
@@ -172,11 +179,11 @@ impl ClerkIdentity {
         &self,
         tenant: &Tenant,
         owner: &ClerkUser,
-    ) -> Result<Option<ClerkOrganization>, String> {
+    ) -> Result<Option<ClerkOrganization>, IdentityError> {
         let ours = |org: &ClerkOrganization| {
             org.private_metadata.get(TENANT_ID_METADATA) == Some(&json!(tenant.id))
         };
-        let memberships = self.api.user_memberships(&owner.id).await.map_err(text)?;
+        let memberships = self.api.user_memberships(&owner.id).await?;
         if let Some(found) = memberships
             .into_iter()
             .map(|m| m.organization)
@@ -187,17 +194,9 @@ impl ClerkIdentity {
         if self.slugs_disabled.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match self
-            .api
-            .get_organization(tenant.slug.as_str())
-            .await
-            .map_err(text)?
-        {
+        match self.api.get_organization(tenant.slug.as_str()).await? {
             Some(org) if ours(&org) => Ok(Some(org)),
-            Some(_) => Err(format!(
-                "a Clerk organization with slug {} exists and belongs to something else",
-                tenant.slug
-            )),
+            Some(_) => Err(IdentityError::SlugTaken(tenant.slug.clone())),
             None => Ok(None),
         }
     }
@@ -208,7 +207,7 @@ impl ClerkIdentity {
         tenant: &Tenant,
         owner: &ClerkUser,
         metadata: &serde_json::Value,
-    ) -> Result<ClerkOrganization, String> {
+    ) -> Result<ClerkOrganization, IdentityError> {
         let with_slug = !self.slugs_disabled.load(Ordering::Relaxed);
         let slug = with_slug.then_some(tenant.slug.as_str());
         match self
@@ -224,26 +223,21 @@ impl ClerkIdentity {
                 self.api
                     .create_organization(&tenant.display_name, None, &owner.id, metadata)
                     .await
-                    .map_err(text)
+                    .map_err(IdentityError::from)
             }
-            other => other.map_err(text),
+            other => Ok(other?),
         }
     }
 
     /// Tenant deletion: the organization's members who belong to no other organization, then the
     /// organization (with its memberships and invitations). Users go first so that a crash in between still
     /// finds them through the organization on the next attempt.
-    async fn delete(&self, tenant: &Tenant) -> Result<StepOutcome, String> {
+    async fn delete(&self, tenant: &Tenant) -> Result<StepOutcome, IdentityError> {
         let org = match &tenant.clerk_org_id {
             Some(id) => Some(id.clone()),
             None => {
                 // Never linked (a crash before recording it): look for ours among the owner's organizations.
-                match self
-                    .api
-                    .find_user_by_email(&tenant.owner_email)
-                    .await
-                    .map_err(text)?
-                {
+                match self.api.find_user_by_email(&tenant.owner_email).await? {
                     Some(owner) => self.find_ours(tenant, &owner).await?.map(|org| org.id),
                     None => None,
                 }
@@ -253,25 +247,23 @@ impl ClerkIdentity {
             return Ok(StepOutcome::Skipped("no Clerk organization".into()));
         };
         let mut deleted_users = 0;
-        for user in self.api.organization_member_ids(&org).await.map_err(text)? {
+        for user in self.api.organization_member_ids(&org).await? {
             let elsewhere = self
                 .api
                 .user_memberships(&user)
-                .await
-                .map_err(text)?
+                .await?
                 .iter()
                 .any(|m| m.organization.id != org);
             if !elsewhere {
-                self.api.delete_user(&user).await.map_err(text)?;
+                self.api.delete_user(&user).await?;
                 deleted_users += 1;
             }
         }
-        self.api.delete_organization(&org).await.map_err(text)?;
+        self.api.delete_organization(&org).await?;
         sqlx::query("DELETE FROM clerk_owner_credentials WHERE tenant_id = $1")
             .bind(tenant.id)
             .execute(&self.db)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         Ok(StepOutcome::Done(Some(format!(
             "organization {org} deleted, with {deleted_users} user(s) in no other organization"
         ))))
@@ -282,14 +274,14 @@ impl IdentityProvider for ClerkIdentity {
     fn provision_tenant<'a>(
         &'a self,
         tenant: &'a Tenant,
-    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(self.provision(tenant))
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move { self.provision(tenant).await.map_err(StepError::new) })
     }
 
     fn delete_tenant<'a>(
         &'a self,
         tenant: &'a Tenant,
-    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(self.delete(tenant))
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move { self.delete(tenant).await.map_err(StepError::new) })
     }
 }

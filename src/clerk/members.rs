@@ -45,16 +45,26 @@ async fn latest_membership_event(
     })
 }
 
+/// Why a membership event is ignored: its tenant will never take member changes again (the message is the
+/// inbox row's reason).
+#[derive(Debug, thiserror::Error)]
+enum Unwritable {
+    #[error("the organization was deleted")]
+    OrganizationDeleted,
+    #[error("the tenant is {0}")]
+    Tenant(TenantStatus),
+}
+
 /// The tenant of a Clerk organization, when it can take member changes now. `Err(retry)` while it is being
 /// provisioned (applied once it is ready) or not registered yet (`organization.created` may come later).
 async fn writable_tenant(
     provisioner: &Provisioner,
     org_id: &str,
-) -> Result<Result<Tenant, String>, JobError> {
+) -> Result<Result<Tenant, Unwritable>, JobError> {
     let Some(tenant) = tenant_of_org(provisioner, org_id).await? else {
         let deleted = organization_deletion_seen(provisioner, org_id).await?;
         if deleted {
-            return Ok(Err("the organization was deleted".into()));
+            return Ok(Err(Unwritable::OrganizationDeleted));
         }
         return Err(JobError::retry(format!(
             "no tenant for organization {org_id} yet"
@@ -66,7 +76,7 @@ async fn writable_tenant(
             "tenant {} is {}; members are applied once it is ready",
             tenant.id, tenant.status
         ))),
-        other => Ok(Err(format!("the tenant is {other}"))),
+        other => Ok(Err(Unwritable::Tenant(other))),
     }
 }
 
@@ -98,7 +108,7 @@ pub(super) async fn membership_event(
         })?;
     let tenant = match writable_tenant(provisioner, org_id).await? {
         Ok(tenant) => tenant,
-        Err(why) => return Ok(Outcome::Ignored(None, why)),
+        Err(why) => return Ok(Outcome::Ignored(None, why.to_string())),
     };
     let pool = provisioner
         .pools()

@@ -96,7 +96,7 @@ impl TenancyConfig {
             (
                 "tenancy.default_locale",
                 &tenancy.default_locale,
-                settings::check_locale as fn(&str) -> Result<(), String>,
+                settings::check_locale as fn(&str) -> Result<(), settings::InvalidSetting>,
             ),
             (
                 "tenancy.default_currency",
@@ -110,7 +110,11 @@ impl TenancyConfig {
             ),
         ] {
             if let Err(why) = check(value) {
-                problem(key, why, "a value such as the documented default");
+                problem(
+                    key,
+                    why.to_string(),
+                    "a value such as the documented default",
+                );
             }
         }
         if tenancy.provision_max_attempts < 1 {

@@ -12,7 +12,7 @@ use super::model::{
 };
 use super::twenty::{TwentyClient, TwentyError, TwentyInstances, WorkspaceReadyHook};
 use super::workspace::WorkspaceCredentials;
-use crate::provisioning::integrations::BoxFuture;
+use crate::provisioning::integrations::{BoxFuture, StepError};
 use crate::tenancy::Tenant;
 
 /// The data-model operations over one workspace's `POST /metadata`.
@@ -99,12 +99,15 @@ impl MetadataApi for TwentyMetadata {
 pub struct TwentyConnector(pub TwentyInstances);
 
 impl MetadataConnector for TwentyConnector {
-    fn connect(&self, credentials: &WorkspaceCredentials) -> Result<Box<dyn MetadataApi>, String> {
+    fn connect(
+        &self,
+        credentials: &WorkspaceCredentials,
+    ) -> Result<Box<dyn MetadataApi>, MetadataError> {
         let instance = self.0.get(&credentials.instance).ok_or_else(|| {
-            format!(
+            MetadataError::Other(format!(
                 "Twenty instance {:?} is not configured",
                 credentials.instance
-            )
+            ))
         })?;
         Ok(Box::new(TwentyMetadata::new(
             instance.client.clone(),
@@ -125,11 +128,12 @@ impl WorkspaceReadyHook for ApplyModelHook {
         tenant: &'a Tenant,
         client: &'a TwentyClient,
         api_key: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let api = TwentyMetadata::new(client.clone(), api_key);
-            let report =
-                model::apply_to_workspace(&self.db, tenant.id, &api, &self.manifest).await?;
+            let report = model::apply_to_workspace(&self.db, tenant.id, &api, &self.manifest)
+                .await
+                .map_err(StepError::new)?;
             tracing::info!(tenant_id = %tenant.id, created = report.created(), version = self.manifest.version(), "CRM data model applied");
             Ok(())
         })

@@ -19,7 +19,20 @@ pub enum CrmSetupError {
     #[error("Twenty needs secrets.encryption_keys (its API keys are stored sealed)")]
     NoEncryptionKey,
     #[error("Twenty instance {key}: {why}")]
-    BadInstance { key: String, why: String },
+    BadInstance { key: String, why: BaseUrlError },
     #[error(transparent)]
     Manifest(#[from] model::ManifestError),
+}
+
+/// Why the proxy cannot forward to an instance's `crm.base_url`.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("crm.base_url is not a URL: {0}")]
+    NotAUrl(axum::http::uri::InvalidUri),
+    #[error("crm.base_url needs a scheme and a host")]
+    NoHost,
+    #[error("crm.base_url must be http or https, not {0}")]
+    Scheme(axum::http::uri::Scheme),
+    #[error("cannot load the platform's TLS roots: {0}")]
+    TlsRoots(rustls::Error),
 }

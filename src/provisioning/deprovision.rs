@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::integrations::StepOutcome;
+use super::integrations::{StepError, StepOutcome};
 use super::pipeline::{ProvisionError, Provisioner};
 use super::steps::StepRecord;
 use crate::jobs::Job;
@@ -53,6 +53,32 @@ impl Job for PruneBackups {
 
 /// How long pg_dump may run before the attempt is abandoned (and retried).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Why pg_dump did not write the dump (the `dump` step fails with it).
+#[derive(Debug, thiserror::Error)]
+enum DumpError {
+    #[error("pg_dump did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot run {program}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("pg_dump exited with {status}: {stderr}")]
+    Failed {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+impl From<DumpError> for ProvisionError {
+    fn from(error: DumpError) -> Self {
+        ProvisionError::Step {
+            step: "dump",
+            error: StepError::new(error),
+        }
+    }
+}
 
 string_enum! {
     /// The steps of a deletion, in order.
@@ -177,7 +203,7 @@ impl Provisioner {
         step: DeletionStep,
     ) -> Result<StepOutcome, ProvisionError> {
         let external =
-            |step: &'static str| move |message: String| ProvisionError::Step { step, message };
+            |step: &'static str| move |error: StepError| ProvisionError::Step { step, error };
         let server = self.servers().get(&tenant.db_server)?;
         match step {
             DeletionStep::Dump => {
@@ -331,23 +357,17 @@ impl Provisioner {
         }
         let output = tokio::time::timeout(DUMP_TIMEOUT, command.output())
             .await
-            .map_err(|_| ProvisionError::Step {
-                step: "dump",
-                message: format!("pg_dump did not finish within {DUMP_TIMEOUT:?}"),
-            })?
-            .map_err(|e| ProvisionError::Step {
-                step: "dump",
-                message: format!("cannot run {}: {e}", self.config().pg_dump_path),
+            .map_err(|_| DumpError::Timeout(DUMP_TIMEOUT))?
+            .map_err(|error| DumpError::Spawn {
+                program: self.config().pg_dump_path.clone(),
+                error,
             })?;
         if !output.status.success() {
-            return Err(ProvisionError::Step {
-                step: "dump",
-                message: format!(
-                    "pg_dump exited with {}: {}",
-                    output.status,
-                    String::from_utf8_lossy(&output.stderr).trim()
-                ),
-            });
+            return Err(DumpError::Failed {
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            }
+            .into());
         }
         // Only a complete dump gets the final name, so a file named *.dump is always usable.
         tokio::fs::rename(&partial, &file)

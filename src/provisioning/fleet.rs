@@ -11,7 +11,7 @@ use sqlx::{Connection, PgConnection};
 use super::pipeline::{ProvisionError, Provisioner};
 use crate::tenancy::registry::TENANT_COLUMNS;
 use crate::tenancy::rollout::{self, RolloutEvent, RolloutReport, Target};
-use crate::tenancy::servers::{self, latest_tenant_version};
+use crate::tenancy::servers::{self, ServerError, latest_tenant_version};
 use crate::tenancy::{Tenant, TenantId};
 
 /// Progress of a fleet migration; each migrated tenant reports the schema version it reached.
@@ -96,15 +96,10 @@ impl Provisioner {
     }
 
     /// Migrates one tenant database and records the outcome in the registry.
-    async fn migrate_one(&self, tenant: &Tenant) -> Result<i64, String> {
+    async fn migrate_one(&self, tenant: &Tenant) -> Result<i64, ServerError> {
         let result = async {
-            let server = self
-                .servers()
-                .get(&tenant.db_server)
-                .map_err(|e| e.to_string())?;
-            servers::migrate_database(server.tenant_options(&tenant.db_name))
-                .await
-                .map_err(|e| e.to_string())
+            let server = self.servers().get(&tenant.db_server)?;
+            servers::migrate_database(server.tenant_options(&tenant.db_name)).await
         }
         .await;
         let recorded = match &result {
@@ -120,7 +115,7 @@ impl Provisioner {
                     .await
                     .unwrap_or(tenant.schema_version);
                 self.directory()
-                    .set_schema_version(tenant.id, reached, Some(error))
+                    .set_schema_version(tenant.id, reached, Some(&error.to_string()))
                     .await
             }
         };

@@ -432,8 +432,13 @@ impl TenantLifecycle {
     }
 }
 
+/// A filter's timestamp that is not RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an RFC 3339 time like 2026-11-20T10:00:00Z")]
+pub struct BadTime(pub String);
+
 /// Parses an RFC 3339 timestamp given in a filter.
-pub fn parse_time(raw: &str) -> Result<OffsetDateTime, String> {
+pub fn parse_time(raw: &str) -> Result<OffsetDateTime, BadTime> {
     OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("{raw:?} is not an RFC 3339 time like 2026-11-20T10:00:00Z"))
+        .map_err(|_| BadTime(raw.to_owned()))
 }

@@ -12,7 +12,7 @@ pub mod steps;
 
 pub use deprovision::{DeleteTenant, DeletionStep, PruneBackups, deletion_steps};
 pub use fleet::{FleetEvent, FleetStatus, SchemaVersion};
-pub use integrations::{CrmBackend, IdentityProvider, NotConfigured, StepOutcome};
+pub use integrations::{CrmBackend, IdentityProvider, NotConfigured, StepError, StepOutcome};
 pub use pipeline::{ProvisionError, ProvisionTenant, Provisioner, Registered, RunOutcome};
 pub use registration::{FieldErrors, RegistrationRequest, ValidRegistration};
 pub use steps::{RunRecord, Step, StepRecord};

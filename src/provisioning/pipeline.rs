@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::integrations::{CrmBackend, IdentityProvider, StepOutcome};
+use super::integrations::{CrmBackend, IdentityProvider, StepError, StepOutcome};
 use super::registration::ValidRegistration;
 use super::seed;
 use super::steps::{self, Step};
@@ -34,8 +34,12 @@ impl Job for ProvisionTenant {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("step {step}: {message}")]
-    Step { step: &'static str, message: String },
+    /// An external step failed; `error` is what its row records.
+    #[error("step {step}: {error}")]
+    Step {
+        step: &'static str,
+        error: StepError,
+    },
     #[error("{0}")]
     Permanent(String),
     #[error(transparent)]
@@ -292,7 +296,7 @@ impl Provisioner {
                     )
                     .await?;
                 }
-                Err(message) => {
+                Err(error) => {
                     steps::mark_step_finished(
                         db,
                         run_id,
@@ -300,12 +304,12 @@ impl Provisioner {
                         "failed",
                         duration_ms,
                         None,
-                        Some(&message),
+                        Some(&error.to_string()),
                     )
                     .await?;
                     return Err(ProvisionError::Step {
                         step: step.name(),
-                        message,
+                        error,
                     });
                 }
             }
@@ -321,8 +325,7 @@ impl Provisioner {
         step: Step,
         tenant: &mut Tenant,
         run_id: Uuid,
-    ) -> Result<StepOutcome, String> {
-        let text = |e: &dyn std::fmt::Display| e.to_string();
+    ) -> Result<StepOutcome, StepError> {
         match step {
             Step::CreateDatabase => {
                 let server = self
@@ -330,7 +333,7 @@ impl Provisioner {
                     .core
                     .servers()
                     .get(&tenant.db_server)
-                    .map_err(|e| text(&e))?;
+                    .map_err(StepError::new)?;
                 let template = self.inner.core.servers().template();
                 let created = match server.clone_template(template, &tenant.db_name).await {
                     Ok(created) => created,
@@ -340,11 +343,11 @@ impl Provisioner {
                         server
                             .ensure_template(template)
                             .await
-                            .map_err(|e| text(&e))?;
+                            .map_err(StepError::new)?;
                         server
                             .clone_template(template, &tenant.db_name)
                             .await
-                            .map_err(|e| text(&e))?
+                            .map_err(StepError::new)?
                     }
                 };
                 Ok(StepOutcome::Done(Some(if created {
@@ -359,16 +362,16 @@ impl Provisioner {
                     .core
                     .servers()
                     .get(&tenant.db_server)
-                    .map_err(|e| text(&e))?;
+                    .map_err(StepError::new)?;
                 let version = servers::migrate_database(server.tenant_options(&tenant.db_name))
                     .await
-                    .map_err(|e| text(&e))?;
+                    .map_err(StepError::new)?;
                 self.inner
                     .core
                     .directory()
                     .set_schema_version(tenant.id, version, None)
                     .await
-                    .map_err(|e| text(&e))?;
+                    .map_err(StepError::new)?;
                 tenant.schema_version = version;
                 Ok(StepOutcome::Done(Some(format!("schema version {version}"))))
             }
@@ -379,13 +382,13 @@ impl Provisioner {
                     .pools()
                     .get(tenant)
                     .await
-                    .map_err(|e| text(&e))?;
-                seed::seed(&pool, tenant).await.map_err(|e| text(&e))?;
+                    .map_err(StepError::new)?;
+                seed::seed(&pool, tenant).await.map_err(StepError::new)?;
                 Ok(StepOutcome::Done(None))
             }
             Step::Identity => self.inner.identity.provision_tenant(tenant).await,
             Step::Crm => self.inner.crm.provision_workspace(tenant).await,
-            Step::Finalize => self.finalize(tenant, run_id).await.map_err(|e| text(&e)),
+            Step::Finalize => self.finalize(tenant, run_id).await.map_err(StepError::new),
         }
     }
 

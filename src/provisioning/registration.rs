@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::config::TenancyConfig;
-use crate::tenancy::settings::{self, check_email};
+use crate::tenancy::settings::{self, InvalidSetting, check_email};
 use crate::tenancy::{NewTenant, Slug, TenantId};
 
 /// The request body of `POST /api/auth/register-organization`.
@@ -48,7 +48,7 @@ impl RegistrationRequest {
         }
         let email = self.admin_email.trim().to_ascii_lowercase();
         if let Err(why) = check_email(&email) {
-            errors.insert("admin_email".into(), why);
+            errors.insert("admin_email".into(), why.to_string());
         }
         let plan = self
             .plan
@@ -64,7 +64,7 @@ impl RegistrationRequest {
             Some(raw) => match Slug::parse(raw) {
                 Ok(slug) => Some(slug),
                 Err(why) => {
-                    errors.insert("slug".into(), why);
+                    errors.insert("slug".into(), why.to_string());
                     None
                 }
             },
@@ -73,10 +73,10 @@ impl RegistrationRequest {
         let mut pick = |field: &str,
                         given: &Option<String>,
                         default: &str,
-                        check: fn(&str) -> Result<(), String>| {
+                        check: fn(&str) -> Result<(), InvalidSetting>| {
             let value = given.clone().unwrap_or_else(|| default.to_owned());
             if let Err(why) = check(&value) {
-                errors.insert(field.into(), why);
+                errors.insert(field.into(), why.to_string());
             }
             value
         };

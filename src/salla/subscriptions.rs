@@ -75,9 +75,14 @@ pub struct Drift {
     pub problem: &'static str,
 }
 
+/// `salla.webhook_subscribe_url` is not a URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("salla.webhook_subscribe_url: {0}")]
+pub struct BadSubscribeUrl(pub url::ParseError);
+
 /// The URL `event` is registered at: the configured URL with `event` in its query.
-pub fn event_url(base: &str, event: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(base).map_err(|e| format!("salla.webhook_subscribe_url: {e}"))?;
+pub fn event_url(base: &str, event: &str) -> Result<String, BadSubscribeUrl> {
+    let mut url = url::Url::parse(base).map_err(BadSubscribeUrl)?;
     url.query_pairs_mut().append_pair("event", event);
     Ok(url.to_string())
 }

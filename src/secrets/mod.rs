@@ -29,9 +29,22 @@ pub enum SecretsError {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("secrets.encryption_keys[{index}] {why}")]
-    BadEntry { index: usize, why: String },
+    BadEntry { index: usize, why: KeyEntryError },
     #[error("secrets.encryption_keys has the id {0:?} twice")]
     DuplicateId(String),
+}
+
+/// Why one `secrets.encryption_keys` entry cannot be used; the message completes the entry's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyEntryError {
+    #[error("is not <id>:<base64 key>")]
+    NotIdAndKey,
+    #[error("has an id that is not 1-32 characters of a-z, 0-9, - and _")]
+    BadId,
+    #[error("has a key that is not base64")]
+    NotBase64,
+    #[error("has a {0}-byte key")]
+    KeyLength(usize),
 }
 
 /// A sealed secret: the key id and `nonce ‖ ciphertext`.
@@ -62,24 +75,22 @@ impl std::fmt::Debug for Keyring {
 }
 
 /// Parses one `"<id>:<base64 32 bytes>"` entry.
-pub fn parse_key(entry: &str) -> Result<(String, [u8; 32]), String> {
-    let (id, key) = entry
-        .split_once(':')
-        .ok_or_else(|| "is not <id>:<base64 key>".to_owned())?;
+pub fn parse_key(entry: &str) -> Result<(String, [u8; 32]), KeyEntryError> {
+    let (id, key) = entry.split_once(':').ok_or(KeyEntryError::NotIdAndKey)?;
     if id.is_empty()
         || id.len() > 32
         || !id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err("has an id that is not 1-32 characters of a-z, 0-9, - and _".into());
+        return Err(KeyEntryError::BadId);
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(key.trim())
-        .map_err(|_| "has a key that is not base64".to_owned())?;
+        .map_err(|_| KeyEntryError::NotBase64)?;
     let key: [u8; 32] = bytes
         .try_into()
-        .map_err(|b: Vec<u8>| format!("has a {}-byte key", b.len()))?;
+        .map_err(|b: Vec<u8>| KeyEntryError::KeyLength(b.len()))?;
     Ok((id.to_owned(), key))
 }
 

@@ -21,11 +21,11 @@ pub use directory::TenantDirectory;
 pub use id::TenantId;
 pub use key::LookupKey;
 pub use model::{NewTenant, Tenant};
-pub use names::{DbName, Slug, is_valid_identifier, is_valid_server_key};
+pub use names::{DbName, NameError, Slug, is_valid_identifier, is_valid_server_key};
 pub use pools::{PoolError, TenantPool, TenantPools};
 pub use registry::RegistryError;
 pub use servers::{TenantServer, TenantServers};
-pub use status::TenantStatus;
+pub use status::{TenantStatus, UnknownStatus};
 pub use tenant_settings::{SettingsError, TenantSettings};
 
 /// Keeps the `tenants{status}` gauge current (every replica reports the same registry-wide numbers).

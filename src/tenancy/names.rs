@@ -47,6 +47,24 @@ const RESERVED_SLUGS: &[&str] = &[
     "wosool",
 ];
 
+/// Why a slug or a tenant database name is refused. A slug's message completes the field's name ("slug must be
+/// 3 to 48 characters long"), as the registration API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("must be 3 to 48 characters long (got {0})")]
+    Length(usize),
+    #[error("may only contain lowercase letters a-z, digits and dashes")]
+    Characters,
+    #[error("may not start or end with a dash")]
+    EdgeDash,
+    #[error("may not contain two dashes in a row")]
+    DoubleDash,
+    #[error("\"{0}\" is reserved")]
+    Reserved(String),
+    #[error("{0:?} is not a tenant database name")]
+    NotADbName(String),
+}
+
 /// A tenant's URL-safe name: lowercase, 3–48 characters of `[a-z0-9-]`, no leading or trailing dash, no
 /// double dash, not reserved. Only constructible through [`Slug::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -54,25 +72,25 @@ const RESERVED_SLUGS: &[&str] = &[
 pub struct Slug(String);
 
 impl Slug {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
         let len = raw.chars().count();
         if !(3..=48).contains(&len) {
-            return Err(format!("must be 3 to 48 characters long (got {len})"));
+            return Err(NameError::Length(len));
         }
         if !raw
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err("may only contain lowercase letters a-z, digits and dashes".into());
+            return Err(NameError::Characters);
         }
         if raw.starts_with('-') || raw.ends_with('-') {
-            return Err("may not start or end with a dash".into());
+            return Err(NameError::EdgeDash);
         }
         if raw.contains("--") {
-            return Err("may not contain two dashes in a row".into());
+            return Err(NameError::DoubleDash);
         }
         if RESERVED_SLUGS.contains(&raw) {
-            return Err(format!("\"{raw}\" is reserved"));
+            return Err(NameError::Reserved(raw.to_owned()));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -107,7 +125,7 @@ impl<'de> Deserialize<'de> for Slug {
 }
 
 impl TryFrom<String> for Slug {
-    type Error = String;
+    type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         Self::parse(&value)
     }
@@ -141,7 +159,7 @@ impl DbName {
 }
 
 impl TryFrom<String> for DbName {
-    type Error = String;
+    type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         let valid = value.len() == 34
             && value.starts_with("t_")
@@ -151,7 +169,7 @@ impl TryFrom<String> for DbName {
         if valid {
             Ok(Self(value))
         } else {
-            Err(format!("{value:?} is not a tenant database name"))
+            Err(NameError::NotADbName(value))
         }
     }
 }

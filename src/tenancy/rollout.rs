@@ -54,8 +54,9 @@ pub struct RolloutReport {
     pub failed: Vec<(TenantId, String)>,
 }
 
-/// Runs `work` on every target, `concurrency` at a time, calling `progress` for each event.
-pub async fn run<T, F, Fut>(
+/// Runs `work` on every target, `concurrency` at a time, calling `progress` for each event. A tenant's error
+/// is reported (and kept in the report) as its message.
+pub async fn run<T, E, F, Fut>(
     targets: Vec<Target>,
     target: i64,
     concurrency: usize,
@@ -64,8 +65,9 @@ pub async fn run<T, F, Fut>(
 ) -> RolloutReport
 where
     T: Send + 'static,
+    E: Display + Send + 'static,
     F: Fn(Target) -> Fut,
-    Fut: Future<Output = Result<T, String>> + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     let total = targets.len();
     progress(RolloutEvent::Started { total, target });
@@ -77,40 +79,39 @@ where
     let mut tasks = JoinSet::new();
     // Which tenant each task runs, so that a panicked task is reported against its tenant.
     let mut running: HashMap<tokio::task::Id, Target> = HashMap::new();
-    let mut finish =
-        |joined: Result<(tokio::task::Id, Result<T, String>), tokio::task::JoinError>,
-         running: &mut HashMap<tokio::task::Id, Target>| {
-            let (id, result) = match joined {
-                Ok((id, result)) => (id, result),
-                Err(error) => (error.id(), Err(format!("the task failed: {error}"))),
-            };
-            let Some(Target { tenant, slug }) = running.remove(&id) else {
-                return;
-            };
-            let done = report.succeeded + report.failed.len() + 1;
-            progress(match result {
-                Ok(output) => {
-                    report.succeeded += 1;
-                    RolloutEvent::Succeeded {
-                        done,
-                        total,
-                        tenant,
-                        slug,
-                        output,
-                    }
-                }
-                Err(error) => {
-                    report.failed.push((tenant, error.clone()));
-                    RolloutEvent::Failed {
-                        done,
-                        total,
-                        tenant,
-                        slug,
-                        error,
-                    }
-                }
-            });
+    let mut finish = |joined: Result<(tokio::task::Id, Result<T, E>), tokio::task::JoinError>,
+                      running: &mut HashMap<tokio::task::Id, Target>| {
+        let (id, result) = match joined {
+            Ok((id, result)) => (id, result.map_err(|e| e.to_string())),
+            Err(error) => (error.id(), Err(format!("the task failed: {error}"))),
         };
+        let Some(Target { tenant, slug }) = running.remove(&id) else {
+            return;
+        };
+        let done = report.succeeded + report.failed.len() + 1;
+        progress(match result {
+            Ok(output) => {
+                report.succeeded += 1;
+                RolloutEvent::Succeeded {
+                    done,
+                    total,
+                    tenant,
+                    slug,
+                    output,
+                }
+            }
+            Err(error) => {
+                report.failed.push((tenant, error.clone()));
+                RolloutEvent::Failed {
+                    done,
+                    total,
+                    tenant,
+                    slug,
+                    error,
+                }
+            }
+        });
+    };
     for target in targets {
         let permit = limit.clone().acquire_owned().await;
         let task = work(target.clone());
@@ -233,7 +234,7 @@ mod tests {
                     peak.fetch_max(now, SeqCst);
                     tokio::task::yield_now().await;
                     running.fetch_sub(1, SeqCst);
-                    Ok(())
+                    Ok::<_, std::convert::Infallible>(())
                 }
             },
             |_: RolloutEvent<()>| {},

@@ -1,7 +1,21 @@
 //! Validation of the settings a tenant is registered with (also used to validate their configured defaults).
 
+/// A refused setting. The message names the value and what was expected, or (email) completes the field's
+/// name, as the registration API and the configuration check show it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSetting {
+    #[error("{0:?} is not a locale like \"ar-SA\"")]
+    Locale(String),
+    #[error("{0:?} is not a currency code like \"SAR\"")]
+    Currency(String),
+    #[error("{0:?} is not a time zone like \"Asia/Riyadh\"")]
+    Timezone(String),
+    #[error("is not an email address")]
+    Email,
+}
+
 /// `ll-CC` such as `ar-SA` or `en-US` (BCP 47 language and region).
-pub fn check_locale(value: &str) -> Result<(), String> {
+pub fn check_locale(value: &str) -> Result<(), InvalidSetting> {
     let mut parts = value.split('-');
     let ok = matches!(
         (parts.next(), parts.next(), parts.next()),
@@ -12,21 +26,21 @@ pub fn check_locale(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{value:?} is not a locale like \"ar-SA\""))
+        Err(InvalidSetting::Locale(value.to_owned()))
     }
 }
 
 /// An ISO 4217 code: three uppercase letters.
-pub fn check_currency(value: &str) -> Result<(), String> {
+pub fn check_currency(value: &str) -> Result<(), InvalidSetting> {
     if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!("{value:?} is not a currency code like \"SAR\""))
+        Err(InvalidSetting::Currency(value.to_owned()))
     }
 }
 
 /// An IANA zone name such as `Asia/Riyadh` or `UTC`.
-pub fn check_timezone(value: &str) -> Result<(), String> {
+pub fn check_timezone(value: &str) -> Result<(), InvalidSetting> {
     let valid_part = |p: &str| {
         !p.is_empty()
             && p.len() <= 32
@@ -41,7 +55,7 @@ pub fn check_timezone(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{value:?} is not a time zone like \"Asia/Riyadh\""))
+        Err(InvalidSetting::Timezone(value.to_owned()))
     }
 }
 
@@ -53,7 +67,7 @@ pub fn is_valid_plan(plan: &str) -> bool {
 }
 
 /// A pragmatic email check: one `@`, something on both sides, a dot in the domain, no spaces, at most 254.
-pub fn check_email(value: &str) -> Result<(), String> {
+pub fn check_email(value: &str) -> Result<(), InvalidSetting> {
     let ok = value.len() <= 254
         && !value.contains(char::is_whitespace)
         && value.split_once('@').is_some_and(|(local, domain)| {
@@ -66,7 +80,7 @@ pub fn check_email(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("is not an email address".into())
+        Err(InvalidSetting::Email)
     }
 }
 

@@ -44,10 +44,15 @@ impl TenantStatus {
     }
 }
 
+/// A stored status this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tenant status {0:?}")]
+pub struct UnknownStatus(pub String);
+
 impl TryFrom<String> for TenantStatus {
-    type Error = String;
+    type Error = UnknownStatus;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value).ok_or_else(|| format!("unknown tenant status {value:?}"))
+        Self::parse(&value).ok_or(UnknownStatus(value))
     }
 }
 

@@ -312,7 +312,11 @@ async fn a_lost_new_workspace_answer_is_found_again_and_a_failed_listing_never_c
     twenty.lock().lose_answer_next("signUpInNewWorkspace", 1);
     assert!(crm.provision_workspace(&tenant).await.is_err());
     twenty.lock().fail_next("currentUser", 1);
-    let error = crm.provision_workspace(&tenant).await.unwrap_err();
+    let error = crm
+        .provision_workspace(&tenant)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("currentUser"), "{error}");
     assert_eq!(
         twenty.lock().workspaces.len(),

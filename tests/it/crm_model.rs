@@ -551,7 +551,10 @@ impl MetadataApi for Shared {
 }
 
 impl MetadataConnector for Connector {
-    fn connect(&self, credentials: &WorkspaceCredentials) -> Result<Box<dyn MetadataApi>, String> {
+    fn connect(
+        &self,
+        credentials: &WorkspaceCredentials,
+    ) -> Result<Box<dyn MetadataApi>, MetadataError> {
         assert_eq!(
             credentials.api_key, "rollout-key",
             "the sealed key is opened"

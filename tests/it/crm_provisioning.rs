@@ -237,7 +237,8 @@ async fn a_crash_after_any_sub_step_resumes_without_a_second_user_or_workspace()
         let error = crm
             .provision_workspace(tenant)
             .await
-            .expect_err("the lost answer fails the run");
+            .expect_err("the lost answer fails the run")
+            .to_string();
         assert!(error.contains(operation), "{operation}: {error}");
         let last_error: Option<String> =
             sqlx::query_scalar("SELECT last_error FROM crm_workspaces WHERE tenant_id = $1")
@@ -247,7 +248,10 @@ async fn a_crash_after_any_sub_step_resumes_without_a_second_user_or_workspace()
                 .unwrap();
         assert_eq!(last_error.as_deref(), Some(error.as_str()));
 
-        let outcome = crm.provision_workspace(tenant).await;
+        let outcome = crm
+            .provision_workspace(tenant)
+            .await
+            .map_err(|e| e.to_string());
         let workspace = assert_provisioned(&app, &twenty, tenant).await;
         assert_eq!(
             outcome,
@@ -307,7 +311,11 @@ async fn a_missing_capability_fails_the_step_naming_it_before_creating_anything(
     twenty.lock().production = false;
     twenty.lock().hide("generateApiKeyToken");
     let (app, crm, tenants) = driven(&twenty, &["Lacking Store"]).await;
-    let error = crm.provision_workspace(&tenants[0]).await.unwrap_err();
+    let error = crm
+        .provision_workspace(&tenants[0])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("generateApiKeyToken"), "{error}");
     assert!(twenty.lock().users.is_empty(), "nothing created");
     let last_error: Option<String> =
@@ -328,7 +336,11 @@ async fn on_a_production_twenty_a_missing_capability_is_found_with_the_first_wor
     );
     twenty.lock().hide("generateApiKeyToken");
     let (_app, crm, tenants) = driven(&twenty, &["Production Store"]).await;
-    let error = crm.provision_workspace(&tenants[0]).await.unwrap_err();
+    let error = crm
+        .provision_workspace(&tenants[0])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("generateApiKeyToken"), "{error}");
     let fake = twenty.lock();
     assert_eq!(
@@ -349,7 +361,11 @@ async fn onboarding_left_pending_fails_the_step_naming_the_pending_status() {
     let twenty = FakeTwentyServer::start().await;
     twenty.lock().ignore_profile_update = true;
     let (app, crm, tenants) = driven(&twenty, &["Wizard Store"]).await;
-    let error = crm.provision_workspace(&tenants[0]).await.unwrap_err();
+    let error = crm
+        .provision_workspace(&tenants[0])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("PROFILE_CREATION"), "{error}");
     let (step, key): (String, Option<String>) =
         sqlx::query_as("SELECT step, api_key_id FROM crm_workspaces WHERE tenant_id = $1")

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
 use super::manifest::{FieldDef, Manifest, ObjectDef, RelationDef};
-use crate::crm::workspace::{self, WorkspaceCredentials};
+use crate::crm::workspace::{self, CredentialsError, WorkspaceCredentials};
 use crate::provisioning::integrations::BoxFuture;
 use crate::secrets::Keyring;
 use crate::tenancy::TenantId;
@@ -107,6 +107,24 @@ pub enum ApplyError {
     Update { what: String, error: MetadataError },
     #[error("{0} is missing from the workspace after creating it")]
     Missing(String),
+}
+
+/// Why the model was not applied to one workspace: what `crm_workspaces.manifest_error` and the rollout
+/// report say.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceApplyError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Applied, but the version could not be recorded (the next rollout applies it again, a no-op).
+    #[error("recording the applied version: {0}")]
+    Record(sqlx::Error),
+    #[error("the workspace has no API key")]
+    NoApiKey,
+    #[error("workspace credentials: {0}")]
+    Credentials(CredentialsError),
+    /// The metadata client could not be built (`MetadataConnector::connect`).
+    #[error(transparent)]
+    Connect(MetadataError),
 }
 
 /// Rate-limited calls are retried this many times, waiting Retry-After (at most [`MAX_WAIT`]) in between.
@@ -411,7 +429,7 @@ pub async fn apply_to_workspace(
     tenant: TenantId,
     api: &dyn MetadataApi,
     manifest: &Manifest,
-) -> Result<ApplyReport, String> {
+) -> Result<ApplyReport, WorkspaceApplyError> {
     match apply(api, manifest).await {
         Ok(report) => {
             sqlx::query(
@@ -422,12 +440,12 @@ pub async fn apply_to_workspace(
             .bind(manifest.version())
             .execute(db)
             .await
-            .map_err(|e| format!("recording the applied version: {e}"))?;
+            .map_err(WorkspaceApplyError::Record)?;
             Ok(report)
         }
         Err(error) => {
-            let error = error.to_string();
-            record_error(db, tenant, &error).await;
+            let error = WorkspaceApplyError::from(error);
+            record_error(db, tenant, &error.to_string()).await;
             Err(error)
         }
     }
@@ -448,7 +466,10 @@ async fn record_error(db: &PgPool, tenant: TenantId, error: &str) {
 
 /// Builds the metadata client of a workspace (the Twenty client, given the tenant's credentials).
 pub trait MetadataConnector: Send + Sync {
-    fn connect(&self, credentials: &WorkspaceCredentials) -> Result<Box<dyn MetadataApi>, String>;
+    fn connect(
+        &self,
+        credentials: &WorkspaceCredentials,
+    ) -> Result<Box<dyn MetadataApi>, MetadataError>;
 }
 
 /// Progress of a data-model rollout; each workspace reports what applying the model did.
@@ -500,16 +521,18 @@ async fn apply_one(
     connector: &dyn MetadataConnector,
     manifest: &Manifest,
     tenant: TenantId,
-) -> Result<ApplyReport, String> {
+) -> Result<ApplyReport, WorkspaceApplyError> {
     let connected = match workspace::credentials(db, keyring, tenant).await {
-        Ok(Some(credentials)) => connector.connect(&credentials),
-        Ok(None) => Err("the workspace has no API key".to_string()),
-        Err(error) => Err(format!("workspace credentials: {error}")),
+        Ok(Some(credentials)) => connector
+            .connect(&credentials)
+            .map_err(WorkspaceApplyError::Connect),
+        Ok(None) => Err(WorkspaceApplyError::NoApiKey),
+        Err(error) => Err(WorkspaceApplyError::Credentials(error)),
     };
     match connected {
         Ok(api) => apply_to_workspace(db, tenant, api.as_ref(), manifest).await,
         Err(error) => {
-            record_error(db, tenant, &error).await;
+            record_error(db, tenant, &error.to_string()).await;
             Err(error)
         }
     }

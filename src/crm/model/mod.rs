@@ -7,6 +7,6 @@ pub mod manifest;
 
 pub use apply::{
     ApplyError, ApplyReport, MetadataApi, MetadataConnector, MetadataError, RemoteField,
-    RemoteObject, RolloutEvent, apply, apply_to_all, apply_to_workspace,
+    RemoteObject, RolloutEvent, WorkspaceApplyError, apply, apply_to_all, apply_to_workspace,
 };
 pub use manifest::{Manifest, ManifestError};

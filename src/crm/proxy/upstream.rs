@@ -17,6 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower_http::timeout::TimeoutBody;
 
+use crate::crm::BaseUrlError;
+
 /// Idle keep-alive connections kept to Twenty: enough for the concurrency one replica sees in bursts.
 const POOL_IDLE_PER_HOST: usize = 64;
 /// Below Node's default `keepAliveTimeout` (5 s), so we never reuse a connection Twenty is about to close.
@@ -45,17 +47,15 @@ pub struct Upstream {
 
 impl Upstream {
     /// A client for `base_url` (`http://` or `https://`).
-    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, BaseUrlError> {
         crate::outbound::install_crypto_provider();
-        let uri: Uri = base_url
-            .parse()
-            .map_err(|e| format!("crm.base_url is not a URL: {e}"))?;
+        let uri: Uri = base_url.parse().map_err(BaseUrlError::NotAUrl)?;
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
         else {
-            return Err("crm.base_url needs a scheme and a host".into());
+            return Err(BaseUrlError::NoHost);
         };
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(format!("crm.base_url must be http or https, not {scheme}"));
+            return Err(BaseUrlError::Scheme(scheme));
         }
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -63,7 +63,7 @@ impl Upstream {
         // The TLS wrapper below decides per scheme; the plain connector must let https URIs through to it.
         http.enforce_http(false);
         let tls = <rustls::ClientConfig as rustls_platform_verifier::ConfigVerifierExt>::with_platform_verifier()
-            .map_err(|e| format!("cannot load the platform's TLS roots: {e}"))?;
+            .map_err(BaseUrlError::TlsRoots)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

@@ -15,7 +15,7 @@ pub use instances::{TwentyInstance, TwentyInstances};
 pub use metadata::MetadataApi;
 pub use provision::TwentyCrm;
 
-use crate::provisioning::integrations::BoxFuture;
+use crate::provisioning::integrations::{BoxFuture, StepError};
 
 /// The Twenty version Wosool is built and tested against (`config/twenty.version`): the compose file runs this
 /// image, and `scripts/test` validates every document against this version's published schema.
@@ -30,5 +30,5 @@ pub trait WorkspaceReadyHook: Send + Sync {
         tenant: &'a Tenant,
         client: &'a TwentyClient,
         api_key: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), StepError>>;
 }

@@ -316,7 +316,7 @@ mod tests {
         limit: Option<&str>,
         cursor: Option<String>,
         sort: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ApiError> {
         Paging::parse(
             &limit.map(str::to_owned),
             &cursor,
@@ -324,7 +324,6 @@ mod tests {
             SORTS,
         )
         .map(|_| ())
-        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -335,12 +334,14 @@ mod tests {
             assert!(
                 parse(Some(limit), None, None)
                     .unwrap_err()
+                    .to_string()
                     .contains("`limit`")
             );
         }
         assert!(
             parse(None, None, Some("price"))
                 .unwrap_err()
+                .to_string()
                 .contains("-ordered_at, name")
         );
     }

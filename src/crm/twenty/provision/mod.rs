@@ -33,7 +33,7 @@ use crate::core::Core;
 use crate::crm::CrmSetupError;
 use crate::crm::placement;
 use crate::crm::workspace::password_context;
-use crate::provisioning::integrations::{BoxFuture, CrmBackend, StepOutcome};
+use crate::provisioning::integrations::{BoxFuture, CrmBackend, StepError, StepOutcome};
 use crate::secrets::{Keyring, SecretsError};
 use crate::tenancy::Tenant;
 
@@ -53,6 +53,9 @@ pub(super) enum ProvisionError {
     /// The instance refused a new workspace at its cap (nothing was created).
     #[error("{0}")]
     CapReached(String),
+    /// The workspace is ready but its `WorkspaceReadyHook` failed.
+    #[error("workspace ready, but: {0}")]
+    ReadyHook(StepError),
 }
 
 /// The provisioning `crm` backend with Twenty: places each tenant's workspace on an instance with room
@@ -127,7 +130,7 @@ impl TwentyCrm {
         format!("owner+{}@{}", tenant.slug, self.operator_email_domain)
     }
 
-    async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, String> {
+    async fn provision(&self, tenant: &Tenant) -> Result<StepOutcome, ProvisionError> {
         let result = self.place_and_run(tenant).await;
         let last_error = result.as_ref().err().map(ToString::to_string);
         if let Some(error) = &last_error {
@@ -143,7 +146,7 @@ impl TwentyCrm {
         if let Err(error) = recorded {
             tracing::warn!(tenant_id = %tenant.id, error = %error, "cannot record the Twenty provisioning outcome");
         }
-        result.map_err(|e| e.to_string())
+        result
     }
 
     /// Places the workspace (or finds it placed) and provisions it there. An instance refusing at its cap
@@ -219,7 +222,7 @@ impl TwentyCrm {
         if let Some(hook) = &self.ready_hook {
             hook.workspace_ready(tenant, &instance.client, &api_key)
                 .await
-                .map_err(|e| ProvisionError::State(format!("workspace ready, but: {e}")))?;
+                .map_err(ProvisionError::ReadyHook)?;
         }
         Ok(StepOutcome::Done(Some(format!(
             "workspace {} on {}",
@@ -233,15 +236,15 @@ impl CrmBackend for TwentyCrm {
     fn provision_workspace<'a>(
         &'a self,
         tenant: &'a Tenant,
-    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(self.provision(tenant))
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move { self.provision(tenant).await.map_err(StepError::new) })
     }
 
     fn delete_workspace<'a>(
         &'a self,
         tenant: &'a Tenant,
-    ) -> BoxFuture<'a, Result<StepOutcome, String>> {
-        Box::pin(async move { self.delete(tenant).await.map_err(|e| e.to_string()) })
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move { self.delete(tenant).await.map_err(StepError::new) })
     }
 }
 
