@@ -223,7 +223,7 @@ async fn tenants_of_user(
         .collect();
     let mut tenants = Vec::new();
     for org in orgs {
-        if let Some(tenant) = tenant_of_org(provisioner, &org).await? {
+        if let Some(tenant) = tenant_of_org(provisioner, org).await? {
             tenants.push(tenant.id);
         }
     }

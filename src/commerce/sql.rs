@@ -34,7 +34,7 @@ impl Targets<'_> {
         join(self.0.iter().map(|(n, _)| format!("t.{n}")))
     }
 
-    fn new(&self) -> String {
+    fn updated(&self) -> String {
         join(self.0.iter().map(|(_, e)| e))
     }
 }
@@ -119,7 +119,7 @@ pub(crate) fn upsert_sql<T>(table: &Table<T>) -> String {
         names = names.join(", "),
         sets = targets.sets(),
         old = targets.old(),
-        new = targets.new(),
+        new = targets.updated(),
     )
 }
 
@@ -158,7 +158,7 @@ pub(crate) fn patch_sql<T>(table: &Table<T>) -> String {
         name = table.name,
         sets = targets.sets(),
         old = targets.old(),
-        new = targets.new(),
+        new = targets.updated(),
     )
 }
 
@@ -216,7 +216,7 @@ fn items_sql() -> String {
         names = names.join(", "),
         sets = targets.sets(),
         old = targets.old(),
-        new = targets.new(),
+        new = targets.updated(),
     )
 }
 
