@@ -257,4 +257,31 @@ impl JobQueue {
         .await?;
         Ok(result.rows_affected() == 1)
     }
+
+    /// Cancels the pending job of `kind` for `tenant` enqueued with `unique_key` (a scheduled job that is no
+    /// longer wanted). Returns whether there was one.
+    pub async fn cancel_unique(
+        &self,
+        kind: &str,
+        tenant: TenantId,
+        unique_key: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = now() \
+             WHERE kind = $1 AND tenant_id = $2 AND unique_key = $3 AND state = 'pending'",
+        )
+        .bind(kind)
+        .bind(tenant)
+        .bind(unique_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Jobs due now and not yet taken: how far behind the workers are.
+    pub async fn due(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'pending' AND run_at <= now()")
+            .fetch_one(&self.pool)
+            .await
+    }
 }

@@ -9,7 +9,8 @@ use serde::Serialize;
 use sqlx::{Connection, PgConnection};
 
 use super::pipeline::{ProvisionError, Provisioner};
-use crate::tenancy::registry::TENANT_COLUMNS;
+use crate::tenancy::registry;
+pub use crate::tenancy::registry::FailingTenant;
 use crate::tenancy::rollout::{self, RolloutEvent, RolloutReport, Target};
 use crate::tenancy::servers::{self, ServerError, latest_tenant_version};
 use crate::tenancy::{Tenant, TenantId};
@@ -36,20 +37,6 @@ pub struct FleetStatus {
     pub failing: Vec<FailingTenant>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct FailingTenant {
-    pub id: TenantId,
-    pub slug: String,
-    pub schema_version: i64,
-    pub migration_error: String,
-}
-
-/// Tenants whose database exists and is served or kept (pending/provisioning ones are migrated by their own
-/// provisioning run). A failed tenant that never reached a schema version failed before or while its database
-/// was created and migrated: it may have no database at all, and its provisioning retry migrates it.
-const MIGRATABLE: &str =
-    "(status IN ('ready', 'suspended') OR (status = 'failed' AND schema_version > 0))";
-
 impl Provisioner {
     pub async fn migrate_fleet(
         &self,
@@ -59,16 +46,7 @@ impl Provisioner {
     ) -> Result<RolloutReport, ProvisionError> {
         self.servers().ensure_templates(self.db()).await?;
         let target = latest_tenant_version();
-        let cols = TENANT_COLUMNS;
-        let tenants: Vec<Tenant> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {cols} FROM tenants WHERE ($2::uuid IS NOT NULL AND id = $2) \
-               OR ($2::uuid IS NULL AND {MIGRATABLE} AND (schema_version < $1 OR migration_error IS NOT NULL)) \
-             ORDER BY created_at"
-        )))
-        .bind(target)
-        .bind(only)
-        .fetch_all(self.db())
-        .await?;
+        let tenants = registry::migration_targets(self.db(), target, only).await?;
         let targets = tenants
             .iter()
             .map(|t| Target {
@@ -146,17 +124,8 @@ impl Provisioner {
         )
         .fetch_all(self.db())
         .await?;
-        let versions: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT schema_version, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY 1 ORDER BY 1",
-        )
-        .fetch_all(self.db())
-        .await?;
-        let failing: Vec<FailingTenant> = sqlx::query_as(
-            "SELECT id, slug, schema_version, migration_error FROM tenants \
-             WHERE migration_error IS NOT NULL AND status <> 'deleted' ORDER BY slug",
-        )
-        .fetch_all(self.db())
-        .await?;
+        let versions = registry::count_by_schema_version(self.db()).await?;
+        let failing = registry::failing_migrations(self.db()).await?;
         Ok(FleetStatus {
             latest_version: latest_tenant_version(),
             templates: templates.into_iter().collect(),

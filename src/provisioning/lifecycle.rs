@@ -258,14 +258,14 @@ impl TenantLifecycle {
 
     /// Cancels a pending deletion after the grace period (the tenant came back, e.g. the app was reinstalled).
     pub async fn cancel_scheduled_deletion(&self, tenant: TenantId) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', finished_at = now() \
-             WHERE kind = $1 AND tenant_id = $2 AND unique_key = 'grace' AND state = 'pending'",
-        )
-        .bind(<DeleteAfterGrace as crate::jobs::Job>::KIND)
-        .bind(tenant)
-        .execute(self.provisioner.db())
-        .await?;
+        self.provisioner
+            .jobs()
+            .cancel_unique(
+                <DeleteAfterGrace as crate::jobs::Job>::KIND,
+                tenant,
+                "grace",
+            )
+            .await?;
         Ok(())
     }
 
@@ -397,21 +397,10 @@ impl TenantLifecycle {
 
     pub async fn stats(&self) -> Result<FleetStats, sqlx::Error> {
         let db = self.provisioner.db();
-        let by_status: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM tenants GROUP BY status")
-                .fetch_all(db)
-                .await?;
-        let by_plan: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT plan, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY plan",
-        )
-        .fetch_all(db)
-        .await?;
+        let by_status = registry::count_by_status(db).await?;
+        let by_plan = registry::count_by_plan(db).await?;
         let (p50, p95, runs) = steps::duration_percentiles(db, STATS_RUNS).await?;
-        let queue_depth: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE state = 'pending' AND run_at <= now()",
-        )
-        .fetch_one(db)
-        .await?;
+        let queue_depth = self.provisioner.jobs().due().await?;
         let mut tenants_by_status: BTreeMap<String, i64> = TenantStatus::ALL
             .iter()
             .map(|s| (s.as_str().to_owned(), 0))

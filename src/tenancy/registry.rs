@@ -76,6 +76,73 @@ macro_rules! tenant_sql {
 }
 pub(crate) use tenant_sql;
 
+/// Tenants whose database exists and is served or kept (pending/provisioning ones are migrated by their own
+/// provisioning run). A failed tenant that never reached a schema version failed before or while its database
+/// was created and migrated: it may have no database at all, and its provisioning retry migrates it.
+const MIGRATABLE: &str =
+    "(status IN ('ready', 'suspended') OR (status = 'failed' AND schema_version > 0))";
+
+/// A tenant whose last migration failed.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct FailingTenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub schema_version: i64,
+    pub migration_error: String,
+}
+
+/// What a fleet migration to `target` works on, oldest first: `only` when given, else every migratable
+/// tenant behind `target` or whose last migration failed.
+pub async fn migration_targets(
+    pool: &PgPool,
+    target: i64,
+    only: Option<TenantId>,
+) -> Result<Vec<Tenant>, sqlx::Error> {
+    let cols = TENANT_COLUMNS;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols} FROM tenants WHERE ($2::uuid IS NOT NULL AND id = $2) \
+           OR ($2::uuid IS NULL AND {MIGRATABLE} AND (schema_version < $1 OR migration_error IS NOT NULL)) \
+         ORDER BY created_at"
+    )))
+    .bind(target)
+    .bind(only)
+    .fetch_all(pool)
+    .await
+}
+
+/// Live (not deleted) tenants per schema version.
+pub async fn count_by_schema_version(pool: &PgPool) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT schema_version, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Live tenants whose last migration failed, by slug.
+pub async fn failing_migrations(pool: &PgPool) -> Result<Vec<FailingTenant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, slug, schema_version, migration_error FROM tenants \
+         WHERE migration_error IS NOT NULL AND status <> 'deleted' ORDER BY slug",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Tenants per status (statuses without tenants are absent).
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, count(*) FROM tenants GROUP BY status")
+        .fetch_all(pool)
+        .await
+}
+
+/// Live tenants per plan.
+pub async fn count_by_plan(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT plan, count(*) FROM tenants WHERE status <> 'deleted' GROUP BY plan")
+        .fetch_all(pool)
+        .await
+}
+
 /// The columns of `tenants`, in `Tenant`'s order.
 pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
     migration_error, clerk_org_id, salla_merchant_id, owner_email, locale, currency, timezone, \

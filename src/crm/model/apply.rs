@@ -20,6 +20,7 @@ use crate::crm::workspace::{self, CredentialsError, WorkspaceCredentials};
 use crate::provisioning::integrations::BoxFuture;
 use crate::secrets::Keyring;
 use crate::tenancy::TenantId;
+use crate::tenancy::registry::tenant_sql;
 use crate::tenancy::rollout::{self, RolloutReport, Target};
 
 /// An object of the workspace, as the metadata API lists it.
@@ -487,12 +488,16 @@ pub async fn apply_to_all(
     concurrency: usize,
     progress: impl Fn(RolloutEvent),
 ) -> Result<RolloutReport, sqlx::Error> {
-    let behind: Vec<Target> = sqlx::query_as(
-        "SELECT w.tenant_id AS id, t.slug FROM crm_workspaces w JOIN tenants t ON t.id = w.tenant_id \
-         WHERE w.step = 'ready' AND t.status IN ('ready', 'suspended') AND w.manifest_version < $1 \
-           AND ($2::uuid IS NULL OR w.tenant_id = $2) \
-         ORDER BY t.created_at, t.id",
-    )
+    let behind: Vec<Target> = sqlx::query_as(concat!(
+        "SELECT w.tenant_id AS id, ",
+        tenant_sql!(slug "w.tenant_id"),
+        " AS slug FROM crm_workspaces w \
+         WHERE w.step = 'ready' AND w.manifest_version < $1 AND ($2::uuid IS NULL OR w.tenant_id = $2) AND ",
+        tenant_sql!(serving "w.tenant_id"),
+        " ORDER BY ",
+        tenant_sql!(created_at "w.tenant_id"),
+        ", w.tenant_id"
+    ))
     .bind(manifest.version())
     .bind(only)
     .fetch_all(db)
