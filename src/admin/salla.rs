@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::inbox::{self, InboxFilter};
 use crate::state::AppState;
-use crate::tenancy::TenantId;
+use crate::tenancy::{MerchantId, TenantId};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +21,7 @@ pub struct ListParams {
 
 #[derive(Debug, sqlx::FromRow, serde::Serialize)]
 struct StoreRow {
-    merchant_id: i64,
+    merchant_id: MerchantId,
     tenant_id: Option<TenantId>,
     status: String,
     has_tokens: bool,
@@ -87,7 +87,7 @@ pub async fn list(
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,
-    Path(merchant): Path<i64>,
+    Path(merchant): Path<MerchantId>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let store: StoreRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM salla_stores WHERE merchant_id = $1"

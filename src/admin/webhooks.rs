@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::inbox::{self, InboxFilter, InboxRow, InboxStatus};
 use crate::state::AppState;
-use crate::tenancy::TenantId;
+use crate::tenancy::{MerchantId, TenantId};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +21,7 @@ pub struct ListParams {
     event_type: Option<String>,
     tenant_id: Option<TenantId>,
     /// Salla store id (`merchant` of the payload).
-    merchant_id: Option<i64>,
+    merchant_id: Option<MerchantId>,
     /// Page backwards: deliveries with an id below this one.
     before: Option<i64>,
     limit: Option<i64>,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{InboxStatus, JobFor};
 use crate::jobs::{JobQueue, NewJob};
-use crate::tenancy::TenantId;
+use crate::tenancy::{MerchantId, TenantId};
 
 /// A delivery to store: what a provider made of an authenticated request.
 #[derive(Debug, Clone)]
@@ -216,7 +216,7 @@ pub struct InboxFilter {
     pub event_type: Option<String>,
     pub tenant_id: Option<TenantId>,
     /// A Salla store id (`merchant` of the payload).
-    pub merchant_id: Option<i64>,
+    pub merchant_id: Option<MerchantId>,
     /// Deliveries with an id below this one (paging backwards).
     pub before: Option<i64>,
     pub limit: i64,

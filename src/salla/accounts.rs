@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::api::{self, Outcome, SallaApiError, lenient};
 use crate::config::{SallaConfig, Secret};
 use crate::outbound::RetryPolicy;
+use crate::tenancy::MerchantId;
 
 /// Above this many seconds (~10 years) an `expires` value cannot be a lifetime: it is an absolute unix time
 /// (reference §2.6, the league/oauth2-client rule).
@@ -87,8 +88,8 @@ pub struct UserInfo {
 /// The store of [`UserInfo`]; `id` is the merchant id.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserMerchant {
-    #[serde(deserialize_with = "lenient::u64")]
-    pub id: u64,
+    #[serde(deserialize_with = "lenient::merchant_id")]
+    pub id: MerchantId,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub username: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
@@ -406,7 +407,7 @@ mod tests {
         let enveloped =
             parse_user_info(serde_json::json!({ "status": 200, "success": true, "data": user }))
                 .unwrap();
-        assert_eq!(bare.merchant.id, 1_803_665_367);
+        assert_eq!(bare.merchant.id, MerchantId::new(1_803_665_367));
         assert_eq!(enveloped.merchant.id, bare.merchant.id);
         assert!(parse_user_info(serde_json::json!({ "status": 200, "data": [] })).is_err());
     }
@@ -422,7 +423,7 @@ mod tests {
                   "tax_number":"424243241321234","commercial_number":3552100509,"created_at":"2021-12-31 12:59:59"}}"#,
         )
         .unwrap();
-        assert_eq!(info.merchant.id, 847_769_313);
+        assert_eq!(info.merchant.id, MerchantId::new(847_769_313));
         assert_eq!(info.merchant.plan.as_deref(), Some("pro"));
         assert_eq!(
             info.merchant.commercial_number.as_deref(),

@@ -26,7 +26,7 @@ use crate::tenancy::{TenantId, TenantStatus};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FetchOrderDetails {
     pub tenant_id: TenantId,
-    pub merchant_id: u64,
+    pub merchant_id: MerchantId,
 }
 
 impl Job for FetchOrderDetails {
@@ -52,7 +52,7 @@ pub async fn enqueue_when_lists_done(
     jobs: &JobQueue,
     pool: &sqlx::PgPool,
     tenant: TenantId,
-    merchant: u64,
+    merchant: MerchantId,
 ) -> Result<(), JobError> {
     let lists: Vec<&str> = Resource::ALL.iter().map(|r| r.name()).collect();
     let done: i64 = sqlx::query_scalar(
@@ -68,7 +68,11 @@ pub async fn enqueue_when_lists_done(
 }
 
 /// Enqueues the walk (a no-op while one is pending or running).
-pub async fn enqueue(jobs: &JobQueue, tenant: TenantId, merchant: u64) -> Result<(), JobError> {
+pub async fn enqueue(
+    jobs: &JobQueue,
+    tenant: TenantId,
+    merchant: MerchantId,
+) -> Result<(), JobError> {
     let job = NewJob::new(&FetchOrderDetails {
         tenant_id: tenant,
         merchant_id: merchant,
@@ -119,7 +123,7 @@ pub(super) async fn run(
     .execute(&*pool)
     .await?;
     let credentials = Arc::new(StoreCredentials::new(salla, job.merchant_id));
-    let store = MerchantId(job.merchant_id);
+    let store = job.merchant_id;
     let concurrency = salla.config().order_details_concurrency as usize;
     if concurrency == 0 {
         return Ok(());
@@ -158,7 +162,7 @@ pub(super) async fn run(
     .bind(RESOURCE)
     .execute(&*pool)
     .await?;
-    tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id, "Salla order details complete");
+    tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id.as_i64(), "Salla order details complete");
     Ok(())
 }
 

@@ -51,13 +51,9 @@ impl SallaEvent {
         &self.name
     }
 
+    /// The store id (`merchant`).
     pub fn merchant(&self) -> MerchantId {
         self.merchant
-    }
-
-    /// The store id (`merchant`).
-    pub fn merchant_id(&self) -> u64 {
-        self.merchant.0
     }
 
     /// The envelope's `created_at` as sent: opaque, since Salla uses several formats and its value is not a
@@ -309,7 +305,7 @@ pub fn parse(body: &[u8]) -> Result<SallaEvent, EventError> {
 /// A store id: a positive integer that fits the database's `bigint`, as a number or a digit string.
 fn merchant_of(value: &Value) -> Option<MerchantId> {
     let id = id_of(value)?;
-    (id > 0).then(|| MerchantId(id.unsigned_abs()))
+    (id > 0).then(|| MerchantId::new(id))
 }
 
 fn kind_of(name: &str, data: Value, created_at: Option<&str>) -> Result<EventKind, ModelError> {
@@ -750,8 +746,8 @@ mod tests {
             let event = parsed(&name);
             assert_eq!(event.name(), envelope["event"].as_str().unwrap(), "{name}");
             assert_eq!(
-                Some(event.merchant_id()),
-                envelope["merchant"].as_u64(),
+                Some(event.merchant().as_i64()),
+                envelope["merchant"].as_i64(),
                 "{name}"
             );
             assert_eq!(
@@ -773,7 +769,7 @@ mod tests {
         let EventKind::StoreAuthorize(grant) = event.kind() else {
             panic!("{:?}", event.kind())
         };
-        assert_eq!(event.merchant(), MerchantId(1234509876));
+        assert_eq!(event.merchant(), MerchantId::new(1234509876));
         assert_eq!(grant.expires_at, 1634819484);
         assert!(grant.access_token.starts_with("KGsn"));
         assert!(grant.refresh_token.starts_with("fWcc"));
@@ -969,7 +965,11 @@ mod tests {
     #[test]
     fn order_status_updated_unwraps_the_order_and_keeps_the_status_name() {
         let event = parse(status_updated().to_string().as_bytes()).unwrap();
-        assert_eq!(event.merchant_id(), 1305146709, "merchant as a string");
+        assert_eq!(
+            event.merchant(),
+            MerchantId::new(1305146709),
+            "merchant as a string"
+        );
         let EventKind::OrderStatusUpdated {
             order,
             status_name,

@@ -23,7 +23,7 @@ use crate::tenancy::{TenantId, TenantStatus};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportResource {
     pub tenant_id: TenantId,
-    pub merchant_id: u64,
+    pub merchant_id: MerchantId,
     pub resource: Resource,
 }
 
@@ -36,7 +36,7 @@ impl Job for ImportResource {
 pub async fn enqueue_full(
     queue: &JobQueue,
     tenant: TenantId,
-    merchant: u64,
+    merchant: MerchantId,
 ) -> Result<u64, JobError> {
     let jobs: Vec<NewJob> = Resource::ALL
         .iter()
@@ -59,12 +59,12 @@ pub async fn enqueue_full(
 /// token, and after a 401 for a refreshed one (single-flight per store through the store's row lock).
 pub struct StoreCredentials {
     salla: Salla,
-    merchant: u64,
+    merchant: MerchantId,
     current: Mutex<Option<StoreTokens>>,
 }
 
 impl StoreCredentials {
-    pub fn new(salla: &Salla, merchant: u64) -> Self {
+    pub fn new(salla: &Salla, merchant: MerchantId) -> Self {
         Self {
             salla: salla.clone(),
             merchant,
@@ -143,11 +143,11 @@ fn api_error(what: &str, error: SallaApiError) -> JobError {
 }
 
 /// `GET /store/info` of a store, with its tokens.
-pub async fn store_info(salla: &Salla, merchant: u64) -> Result<StoreInfo, JobError> {
+pub async fn store_info(salla: &Salla, merchant: MerchantId) -> Result<StoreInfo, JobError> {
     let credentials = StoreCredentials::new(salla, merchant);
     salla
         .api()
-        .store_info(MerchantId(merchant), &credentials)
+        .store_info(merchant, &credentials)
         .await
         .map_err(|e| api_error("store/info", e))
 }
@@ -212,11 +212,11 @@ pub(super) async fn run(
         }
     };
     let credentials = Arc::new(StoreCredentials::new(salla, job.merchant_id));
-    let store = MerchantId(job.merchant_id);
+    let store = job.merchant_id;
     // The store's request budget starts from its plan (the responses' X-RateLimit-* headers correct it).
     let plan: Option<Option<String>> =
         sqlx::query_scalar("SELECT store_plan FROM salla_stores WHERE merchant_id = $1")
-            .bind(job.merchant_id as i64)
+            .bind(job.merchant_id)
             .fetch_optional(salla.db())
             .await?;
     if salla.api().limits().requests_per_minute(store).is_none() {
@@ -287,7 +287,7 @@ pub(super) async fn run(
             .increment(listed.items.len() as u64);
         tracing::debug!(tenant_id = %tenant.id, resource = name, page, written, "Salla import page written");
         if last {
-            tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id, resource = name, "Salla import done");
+            tracing::info!(tenant_id = %tenant.id, merchant = job.merchant_id.as_i64(), resource = name, "Salla import done");
             // Every list done: the order details follow, newest first.
             super::details::enqueue_when_lists_done(
                 salla.jobs(),

@@ -20,7 +20,7 @@ use crate::inbox::Outcome;
 use crate::jobs::{Job, JobError, NewJob};
 use crate::provisioning::lifecycle::Actor;
 use crate::provisioning::{ProvisionError, RegistrationRequest};
-use crate::tenancy::{LookupKey, RegistryError, Slug, Tenant, TenantId, TenantStatus};
+use crate::tenancy::{LookupKey, MerchantId, RegistryError, Slug, Tenant, TenantId, TenantStatus};
 
 /// Why a tenant is suspended after its store uninstalled the app (a reinstall lifts exactly this suspension).
 pub const UNINSTALLED_REASON: &str = "The Salla app was uninstalled from the store.";
@@ -28,7 +28,7 @@ pub const UNINSTALLED_REASON: &str = "The Salla app was uninstalled from the sto
 /// Converges a store's tenant: registered, then (once ready) importing. Safe to run any number of times.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Onboard {
-    pub merchant_id: u64,
+    pub merchant_id: MerchantId,
 }
 
 impl Job for Onboard {
@@ -37,9 +37,8 @@ impl Job for Onboard {
 
 /// The provisioning follow-up: a tenant of a Salla store that turned ready continues its onboarding.
 pub fn ready_follow_up(tenant: &Tenant) -> Option<NewJob> {
-    let merchant = tenant.salla_merchant_id? as u64;
     NewJob::new(&Onboard {
-        merchant_id: merchant,
+        merchant_id: tenant.salla_merchant_id?,
     })
     .ok()
     .map(|job| job.for_tenant(tenant.id))
@@ -52,7 +51,7 @@ fn system() -> Actor {
     }
 }
 
-pub(super) async fn enqueue_onboard(salla: &Salla, merchant: u64) -> Result<(), JobError> {
+pub(super) async fn enqueue_onboard(salla: &Salla, merchant: MerchantId) -> Result<(), JobError> {
     salla
         .jobs()
         .enqueue(NewJob::new(&Onboard {
@@ -64,18 +63,18 @@ pub(super) async fn enqueue_onboard(salla: &Salla, merchant: u64) -> Result<(), 
 
 async fn tenant_of(
     salla: &Salla,
-    merchant: u64,
+    merchant: MerchantId,
 ) -> Result<Option<std::sync::Arc<Tenant>>, JobError> {
     salla
         .directory()
-        .resolve(&LookupKey::SallaMerchant(merchant as i64))
+        .resolve(&LookupKey::SallaMerchant(merchant))
         .await
         .map_err(|e| JobError::retry(format!("tenant lookup: {e}")))
 }
 
 pub(super) async fn app_event(
     salla: &Salla,
-    merchant: u64,
+    merchant: MerchantId,
     kind: &EventKind,
 ) -> Result<Outcome, JobError> {
     match kind {
@@ -96,7 +95,11 @@ pub(super) async fn app_event(
                 )
                 .await
                 .map_err(|e| JobError::retry(format!("storing tokens: {e}")))?;
-            tracing::info!(merchant, token_version = version, "Salla store authorized");
+            tracing::info!(
+                merchant = merchant.as_i64(),
+                token_version = version,
+                "Salla store authorized"
+            );
             enqueue_onboard(salla, merchant).await?;
             Ok(Outcome::Processed(
                 tenant_of(salla, merchant).await?.map(|t| t.id),
@@ -108,7 +111,7 @@ pub(super) async fn app_event(
                  status = CASE WHEN status = 'uninstalled' THEN 'pending' ELSE status END, updated_at = now() \
                  WHERE merchant_id = $1",
             )
-            .bind(merchant as i64)
+            .bind(merchant)
             .execute(salla.db())
             .await?;
             enqueue_onboard(salla, merchant).await?;
@@ -143,7 +146,7 @@ pub(super) async fn app_event(
 
 async fn record_subscription(
     salla: &Salla,
-    merchant: u64,
+    merchant: MerchantId,
     status: &str,
     info: &super::events::Subscription,
 ) -> Result<Outcome, JobError> {
@@ -153,7 +156,7 @@ async fn record_subscription(
          subscription_started_at = coalesce($4, subscription_started_at), subscription_ends_at = coalesce($5, subscription_ends_at), \
          subscription = $6, updated_at = now() WHERE merchant_id = $1",
     )
-    .bind(merchant as i64)
+    .bind(merchant)
     .bind(status)
     .bind(info.plan_name.as_deref())
     .bind(info.start_date)
@@ -180,7 +183,7 @@ fn tenant_plan(salla: &Salla, plan: Option<&str>) -> Option<String> {
         .cloned()
 }
 
-async fn uninstall(salla: &Salla, merchant: u64) -> Result<Outcome, JobError> {
+async fn uninstall(salla: &Salla, merchant: MerchantId) -> Result<Outcome, JobError> {
     salla
         .tokens()
         .forget(merchant)
@@ -216,7 +219,7 @@ async fn uninstall(salla: &Salla, merchant: u64) -> Result<Outcome, JobError> {
         .schedule_deletion(tenant.id)
         .await
         .map_err(JobError::retry)?;
-    tracing::info!(merchant, tenant_id = %tenant.id, "Salla app uninstalled: tenant suspended, deletion scheduled");
+    tracing::info!(merchant = merchant.as_i64(), tenant_id = %tenant.id, "Salla app uninstalled: tenant suspended, deletion scheduled");
     Ok(Outcome::Processed(Some(tenant.id)))
 }
 
@@ -228,11 +231,11 @@ struct StoreRow {
 }
 
 /// The `salla.onboard` job.
-pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError> {
+pub(super) async fn onboard(salla: &Salla, merchant: MerchantId) -> Result<(), JobError> {
     let store: Option<StoreRow> = sqlx::query_as(
         "SELECT status, tenant_id, import_requested_at FROM salla_stores WHERE merchant_id = $1",
     )
-    .bind(merchant as i64)
+    .bind(merchant)
     .fetch_optional(salla.db())
     .await?;
     let Some(store) = store else {
@@ -256,7 +259,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
     };
     if store.tenant_id != Some(tenant.id) {
         sqlx::query("UPDATE salla_stores SET tenant_id = $2 WHERE merchant_id = $1")
-            .bind(merchant as i64)
+            .bind(merchant)
             .bind(tenant.id)
             .execute(salla.db())
             .await?;
@@ -276,7 +279,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
                 .lifecycle()
                 .cancel_scheduled_deletion(tenant.id)
                 .await?;
-            tracing::info!(merchant, tenant_id = %tenant.id, "Salla app reinstalled: tenant reactivated");
+            tracing::info!(merchant = merchant.as_i64(), tenant_id = %tenant.id, "Salla app reinstalled: tenant reactivated");
             super::import::enqueue_full(salla.jobs(), tenant.id, merchant).await?;
             return Ok(());
         }
@@ -285,11 +288,11 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
         _ => return Ok(()),
     }
     if store.import_requested_at.is_none() {
-        let first: Option<i64> = sqlx::query_scalar(
+        let first: Option<MerchantId> = sqlx::query_scalar(
             "UPDATE salla_stores SET import_requested_at = now() WHERE merchant_id = $1 \
              AND import_requested_at IS NULL RETURNING merchant_id",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .fetch_optional(salla.db())
         .await?;
         if first.is_some() {
@@ -301,7 +304,7 @@ pub(super) async fn onboard(salla: &Salla, merchant: u64) -> Result<(), JobError
 }
 
 /// Reads who owns the store and what it is, and registers its tenant (once: the merchant id is unique).
-async fn register(salla: &Salla, merchant: u64, access_token: &str) -> Result<(), JobError> {
+async fn register(salla: &Salla, merchant: MerchantId, access_token: &str) -> Result<(), JobError> {
     let user = salla
         .accounts()
         .user_info(access_token)
@@ -324,7 +327,7 @@ async fn register(salla: &Salla, merchant: u64, access_token: &str) -> Result<()
          owner_name = $6, rate_limit_per_minute = coalesce(rate_limit_per_minute, $7), updated_at = now() \
          WHERE merchant_id = $1",
     )
-    .bind(merchant as i64)
+    .bind(merchant)
     .bind(&name)
     .bind(store.domain.as_deref())
     .bind(plan.as_deref())
@@ -362,7 +365,7 @@ async fn register(salla: &Salla, merchant: u64, access_token: &str) -> Result<()
                 )));
             }
         };
-        valid.tenant.salla_merchant_id = Some(merchant as i64);
+        valid.tenant.salla_merchant_id = Some(merchant);
         match salla
             .provisioner()
             .register(valid, None, "salla", None)
@@ -370,11 +373,11 @@ async fn register(salla: &Salla, merchant: u64, access_token: &str) -> Result<()
         {
             Ok(registered) => {
                 sqlx::query("UPDATE salla_stores SET tenant_id = $2 WHERE merchant_id = $1")
-                    .bind(merchant as i64)
+                    .bind(merchant)
                     .bind(registered.tenant.id)
                     .execute(salla.db())
                     .await?;
-                tracing::info!(merchant, tenant_id = %registered.tenant.id, "tenant registered for a Salla store");
+                tracing::info!(merchant = merchant.as_i64(), tenant_id = %registered.tenant.id, "tenant registered for a Salla store");
                 return Ok(());
             }
             Err(ProvisionError::Registry(RegistryError::Taken {

@@ -368,7 +368,7 @@ impl CustomersLimiter {
 
 struct Limits {
     config: SallaConfig,
-    stores: Mutex<HashMap<u64, TokenBucket>>,
+    stores: Mutex<HashMap<MerchantId, TokenBucket>>,
     customers: CustomersLimiter,
 }
 
@@ -376,14 +376,14 @@ impl Limits {
     fn with_bucket<T>(&self, store: MerchantId, f: impl FnOnce(&mut TokenBucket) -> T) -> T {
         let now = Instant::now();
         let mut stores = lock(&self.stores);
-        if !stores.contains_key(&store.0) && stores.len() >= MAX_STORES {
+        if !stores.contains_key(&store) && stores.len() >= MAX_STORES {
             stores.retain(|_, b| now.saturating_duration_since(b.used_at) < IDLE_BUCKET);
             if stores.len() >= MAX_STORES {
                 stores.clear();
             }
         }
         let bucket = stores
-            .entry(store.0)
+            .entry(store)
             .or_insert_with(|| TokenBucket::new(self.config.requests_per_minute(None), now));
         f(bucket)
     }
@@ -448,7 +448,7 @@ impl SallaLimits {
     pub fn requests_per_minute(&self, store: MerchantId) -> Option<u32> {
         let inner = self.inner.as_ref()?;
         lock(&inner.stores)
-            .get(&store.0)
+            .get(&store)
             .map(|bucket| bucket.per_minute)
     }
 
@@ -547,7 +547,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
-    const STORE: MerchantId = MerchantId(847_769_313);
+    const STORE: MerchantId = MerchantId::new(847_769_313);
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -725,7 +725,7 @@ mod tests {
     async fn a_throttled_customers_call_holds_back_every_store_customers_calls_only() {
         let limits = SallaLimits::new(&config(500), None);
         limits.throttled(STORE, true, secs(30.0));
-        let other = MerchantId(1);
+        let other = MerchantId::new(1);
         assert!(limits.acquire(other, true, secs(5.0)).await.unwrap_err() > secs(25.0));
         assert_eq!(limits.acquire(other, false, secs(5.0)).await, Ok(()));
     }
@@ -735,7 +735,10 @@ mod tests {
         let limits = SallaLimits::new(&config(2), None);
         let max_wait = secs(5.0);
         assert_eq!(limits.acquire(STORE, true, max_wait).await, Ok(()));
-        assert_eq!(limits.acquire(MerchantId(1), true, max_wait).await, Ok(()));
+        assert_eq!(
+            limits.acquire(MerchantId::new(1), true, max_wait).await,
+            Ok(())
+        );
         let wait = limits.acquire(STORE, true, max_wait).await.unwrap_err();
         assert!(wait > max_wait, "{wait:?}");
         // Other endpoints are not held back by the customers limit.

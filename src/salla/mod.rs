@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::tenancy::MerchantId;
 pub use service::Salla;
 
 use crate::core::Core;
@@ -129,7 +130,7 @@ async fn refresh_sweep(salla: &Salla) -> Result<(), JobError> {
     for (merchant, version) in &due {
         if let Err(error) = salla.tokens().refresh(*merchant, *version).await {
             failed += 1;
-            tracing::warn!(merchant, error = %error, "proactive Salla token refresh failed");
+            tracing::warn!(merchant = merchant.as_i64(), error = %error, "proactive Salla token refresh failed");
         }
     }
     tracing::info!(due = due.len(), failed, "Salla token refresh sweep done");
@@ -137,15 +138,15 @@ async fn refresh_sweep(salla: &Salla) -> Result<(), JobError> {
 }
 
 async fn resync_sweep(salla: &Salla) -> Result<(), JobError> {
-    let stores: Vec<(i64, crate::tenancy::TenantId)> = sqlx::query_as(concat!(
+    let stores: Vec<(MerchantId, crate::tenancy::TenantId)> = sqlx::query_as(concat!(
         "SELECT s.merchant_id, s.tenant_id FROM salla_stores s WHERE s.status = 'installed' AND ",
         crate::tenancy::registry::tenant_sql!(ready "s.tenant_id")
     ))
     .fetch_all(salla.db())
     .await?;
     for (merchant, tenant) in &stores {
-        import::enqueue_full(salla.jobs(), *tenant, *merchant as u64).await?;
-        subscriptions::enqueue(salla, salla.jobs(), *merchant as u64).await?;
+        import::enqueue_full(salla.jobs(), *tenant, *merchant).await?;
+        subscriptions::enqueue(salla, salla.jobs(), *merchant).await?;
     }
     tracing::info!(stores = stores.len(), "Salla re-scan enqueued");
     Ok(())

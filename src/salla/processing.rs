@@ -9,7 +9,7 @@ use super::service::Salla;
 use crate::commerce;
 use crate::inbox::{self, Outcome};
 use crate::jobs::{Job, JobContext, JobError};
-use crate::tenancy::{LookupKey, TenantStatus};
+use crate::tenancy::{LookupKey, MerchantId, TenantStatus};
 
 /// Applies the stored delivery `webhook_inbox.id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub(super) async fn run(salla: &Salla, ctx: &JobContext, inbox_id: i64) -> Resul
 }
 
 async fn dispatch(salla: &Salla, event: &SallaEvent) -> Result<Outcome, JobError> {
-    let merchant = event.merchant_id();
+    let merchant = event.merchant();
     salla.touch_store(merchant).await?;
     match event.kind() {
         EventKind::StoreAuthorize(_)
@@ -58,13 +58,13 @@ async fn dispatch(salla: &Salla, event: &SallaEvent) -> Result<Outcome, JobError
 /// Upserts a store event into the merchant's tenant database, once the tenant can take it.
 async fn apply_store_event(
     salla: &Salla,
-    merchant: u64,
+    merchant: MerchantId,
     name: &str,
     kind: &EventKind,
 ) -> Result<Outcome, JobError> {
     let tenant = salla
         .directory()
-        .resolve(&LookupKey::SallaMerchant(merchant as i64))
+        .resolve(&LookupKey::SallaMerchant(merchant))
         .await
         .map_err(|e| JobError::retry(format!("tenant lookup: {e}")))?;
     let Some(tenant) = tenant else {
@@ -98,6 +98,6 @@ async fn apply_store_event(
         .await
         .map_err(|e| JobError::retry(format!("applying {name}: {e}")))?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %tenant.id, merchant, event = name, applied = ?applied, "Salla event applied");
+    tracing::info!(tenant_id = %tenant.id, merchant = merchant.as_i64(), event = name, applied = ?applied, "Salla event applied");
     Ok(Outcome::Processed(Some(tenant.id)))
 }

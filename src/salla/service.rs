@@ -13,7 +13,7 @@ use crate::core::Core;
 use crate::jobs::JobQueue;
 use crate::provisioning::Provisioner;
 use crate::provisioning::lifecycle::TenantLifecycle;
-use crate::tenancy::{TenantDirectory, TenantPools};
+use crate::tenancy::{MerchantId, TenantDirectory, TenantPools};
 
 #[derive(Clone)]
 pub struct Salla {
@@ -88,11 +88,11 @@ impl Salla {
     }
 
     /// Creates the store's row if needed and records that it sent an event now.
-    pub async fn touch_store(&self, merchant: u64) -> Result<(), sqlx::Error> {
+    pub async fn touch_store(&self, merchant: MerchantId) -> Result<(), sqlx::Error> {
         let mut conn = self.db().acquire().await?;
         ensure_row(&mut conn, merchant).await?;
         sqlx::query("UPDATE salla_stores SET last_event_at = now() WHERE merchant_id = $1")
-            .bind(merchant as i64)
+            .bind(merchant)
             .execute(&mut *conn)
             .await?;
         Ok(())

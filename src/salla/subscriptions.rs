@@ -45,7 +45,7 @@ pub const SUBSCRIBED_EVENTS: &[&str] = &[
 /// Registers and checks one store's webhooks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnsureWebhooks {
-    pub merchant_id: u64,
+    pub merchant_id: MerchantId,
 }
 
 impl Job for EnsureWebhooks {
@@ -53,7 +53,7 @@ impl Job for EnsureWebhooks {
 }
 
 /// Enqueues [`EnsureWebhooks`] for a store (a no-op while one is pending), when registration is configured.
-pub async fn enqueue(salla: &Salla, jobs: &JobQueue, merchant: u64) -> Result<(), JobError> {
+pub async fn enqueue(salla: &Salla, jobs: &JobQueue, merchant: MerchantId) -> Result<(), JobError> {
     if salla.config().webhook_subscribe_url.is_empty() {
         return Ok(());
     }
@@ -132,7 +132,7 @@ fn header<'a>(webhook: &'a Value, name: &str) -> Option<&'a str> {
 
 /// Registers what is missing or wrong, removes webhooks of ours at URLs no event uses, reads the result back
 /// and records the drift that remains. Returns it.
-pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError> {
+pub async fn ensure(salla: &Salla, merchant: MerchantId) -> Result<Vec<Drift>, JobError> {
     let base = salla.config().webhook_subscribe_url.clone();
     if base.is_empty() {
         return Ok(Vec::new());
@@ -144,7 +144,6 @@ pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError
     };
     let secret = secret.expose().to_owned();
     let credentials = StoreCredentials::new(salla, merchant);
-    let store = MerchantId(merchant);
     let api = salla.api();
     let api_error =
         |what: &str, e: super::api::SallaApiError| JobError::retry(format!("{what}: {e}"));
@@ -154,7 +153,7 @@ pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError
         .collect::<Result<_, _>>()
         .map_err(JobError::permanent)?;
     let listed = api
-        .list_webhooks(store, &credentials)
+        .list_webhooks(merchant, &credentials)
         .await
         .map_err(|e| api_error("webhooks", e))?;
     for stale in listed.iter().filter(|w| {
@@ -163,21 +162,21 @@ pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError
             .is_some_and(|url| is_ours(&base, url) && !expected.iter().any(|(_, u)| u == url))
     }) {
         if let Some(id) = stale["id"].as_u64() {
-            api.unsubscribe_webhook(store, &credentials, id)
+            api.unsubscribe_webhook(merchant, &credentials, id)
                 .await
                 .map_err(|e| api_error("webhooks/unsubscribe", e))?;
-            tracing::info!(merchant, webhook = id, url = ?stale["url"], "removed a webhook of ours at an unused URL");
+            tracing::info!(merchant = merchant.as_i64(), webhook = id, url = ?stale["url"], "removed a webhook of ours at an unused URL");
         }
     }
     for (event, url) in &expected {
         if check(&listed, event, url, &secret).is_some() {
-            api.subscribe_webhook(store, &credentials, event, url, &secret)
+            api.subscribe_webhook(merchant, &credentials, event, url, &secret)
                 .await
                 .map_err(|e| api_error("webhooks/subscribe", e))?;
         }
     }
     let listed = api
-        .list_webhooks(store, &credentials)
+        .list_webhooks(merchant, &credentials)
         .await
         .map_err(|e| api_error("webhooks", e))?;
     let drift: Vec<Drift> = expected
@@ -195,7 +194,7 @@ pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError
                                               ELSE webhooks_registered_at END
           WHERE merchant_id = $1",
     )
-    .bind(merchant as i64)
+    .bind(merchant)
     .bind(json!(drift))
     .bind(drift.is_empty())
     .execute(salla.db())
@@ -204,13 +203,13 @@ pub async fn ensure(salla: &Salla, merchant: u64) -> Result<Vec<Drift>, JobError
         .set(drift.len() as f64);
     if drift.is_empty() {
         tracing::info!(
-            merchant,
+            merchant = merchant.as_i64(),
             events = expected.len(),
             "Salla webhooks registered and checked"
         );
     } else {
         tracing::warn!(
-            merchant,
+            merchant = merchant.as_i64(),
             ?drift,
             "Salla webhooks drift from what we registered"
         );

@@ -15,12 +15,12 @@ use time::OffsetDateTime;
 
 use super::accounts::{AccountsApi, RefreshError, TokenSet};
 use crate::secrets::{Keyring, SecretsError};
-use crate::tenancy::TenantId;
+use crate::tenancy::{MerchantId, TenantId};
 
 /// The tokens of one store, opened.
 #[derive(Clone)]
 pub struct StoreTokens {
-    pub merchant_id: u64,
+    pub merchant_id: MerchantId,
     pub access_token: String,
     pub refresh_token: String,
     pub access_expires_at: Option<OffsetDateTime>,
@@ -48,13 +48,13 @@ pub struct NewTokens<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("store {0} has no tokens (not authorized yet, or uninstalled)")]
-    NoTokens(u64),
+    NoTokens(MerchantId),
     #[error("store {0} needs to reinstall the app: Salla revoked its tokens")]
-    NeedsReinstall(u64),
+    NeedsReinstall(MerchantId),
     #[error(
         "the token refresh of store {0} may or may not have reached Salla; re-read before trying again"
     )]
-    Ambiguous(u64),
+    Ambiguous(MerchantId),
     #[error("Salla's token endpoint is unavailable: {0}")]
     Unavailable(String),
     #[error("token refresh failed: {0}")]
@@ -84,7 +84,7 @@ pub struct TokenStore {
     window: time::Duration,
 }
 
-fn context(merchant: u64, which: &str) -> String {
+fn context(merchant: MerchantId, which: &str) -> String {
     format!("salla:{merchant}:{which}")
 }
 
@@ -106,7 +106,7 @@ impl TokenStore {
     /// wins — under the store lock, and marks the store installed. Returns the new token version.
     pub async fn save_authorized(
         &self,
-        merchant: u64,
+        merchant: MerchantId,
         tokens: &NewTokens<'_>,
     ) -> Result<i64, TokenError> {
         let mut tx = self.db.begin().await?;
@@ -117,7 +117,7 @@ impl TokenStore {
             "UPDATE salla_stores SET status = 'installed', installed_at = coalesce(installed_at, now()), \
              uninstalled_at = NULL, last_refresh_error = NULL WHERE merchant_id = $1",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -128,7 +128,7 @@ impl TokenStore {
     async fn write(
         &self,
         conn: &mut PgConnection,
-        merchant: u64,
+        merchant: MerchantId,
         tokens: &NewTokens<'_>,
     ) -> Result<i64, TokenError> {
         let access = self
@@ -144,7 +144,7 @@ impl TokenStore {
              refresh_obtained_at = now(), scope = coalesce($6, scope), token_version = token_version + 1, \
              updated_at = now() WHERE merchant_id = $1 RETURNING token_version",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .bind(&access.key_id)
         .bind(&access.bytes)
         .bind(&refresh.bytes)
@@ -155,7 +155,7 @@ impl TokenStore {
         Ok(version)
     }
 
-    fn open(&self, merchant: u64, row: Row) -> Result<StoreTokens, TokenError> {
+    fn open(&self, merchant: MerchantId, row: Row) -> Result<StoreTokens, TokenError> {
         if row.status == "needs_reinstall" {
             return Err(TokenError::NeedsReinstall(merchant));
         }
@@ -182,19 +182,19 @@ impl TokenStore {
     }
 
     /// The stored tokens (no refresh).
-    pub async fn current(&self, merchant: u64) -> Result<StoreTokens, TokenError> {
+    pub async fn current(&self, merchant: MerchantId) -> Result<StoreTokens, TokenError> {
         let row: Option<Row> = sqlx::query_as(
             "SELECT status, key_id, access_token, refresh_token, access_expires_at, token_version \
              FROM salla_stores WHERE merchant_id = $1",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .fetch_optional(&self.db)
         .await?;
         self.open(merchant, row.ok_or(TokenError::NoTokens(merchant))?)
     }
 
     /// Tokens whose access token is good for longer than the refresh window, refreshing first if needed.
-    pub async fn usable(&self, merchant: u64) -> Result<StoreTokens, TokenError> {
+    pub async fn usable(&self, merchant: MerchantId) -> Result<StoreTokens, TokenError> {
         let tokens = self.current(merchant).await?;
         let fresh = tokens
             .access_expires_at
@@ -209,7 +209,7 @@ impl TokenStore {
     /// tokens are returned without calling Salla). At most one refresh per store runs at a time.
     pub async fn refresh(
         &self,
-        merchant: u64,
+        merchant: MerchantId,
         seen_version: i64,
     ) -> Result<StoreTokens, TokenError> {
         let mut tx = self.db.begin().await?;
@@ -217,7 +217,7 @@ impl TokenStore {
             "SELECT status, key_id, access_token, refresh_token, access_expires_at, token_version \
              FROM salla_stores WHERE merchant_id = $1 FOR UPDATE",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .fetch_optional(&mut *tx)
         .await?;
         let current = self.open(merchant, row.ok_or(TokenError::NoTokens(merchant))?)?;
@@ -235,13 +235,17 @@ impl TokenStore {
                 sqlx::query(
                     "UPDATE salla_stores SET last_refresh_at = now(), last_refresh_error = NULL WHERE merchant_id = $1",
                 )
-                .bind(merchant as i64)
+                .bind(merchant)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 metrics::counter!("salla_token_refreshes_total", "outcome" => "refreshed")
                     .increment(1);
-                tracing::info!(merchant, token_version = version, "Salla tokens refreshed");
+                tracing::info!(
+                    merchant = merchant.as_i64(),
+                    token_version = version,
+                    "Salla tokens refreshed"
+                );
                 Ok(StoreTokens {
                     merchant_id: merchant,
                     access_token: set.access_token.clone(),
@@ -255,13 +259,13 @@ impl TokenStore {
                     "UPDATE salla_stores SET status = 'needs_reinstall', last_refresh_error = $2, updated_at = now() \
                      WHERE merchant_id = $1",
                 )
-                .bind(merchant as i64)
+                .bind(merchant)
                 .bind("invalid_grant: Salla revoked the tokens; the merchant must reinstall the app")
                 .execute(&mut *tx)
                 .await?;
                 let tenant: Option<TenantId> =
                     sqlx::query_scalar("SELECT tenant_id FROM salla_stores WHERE merchant_id = $1")
-                        .bind(merchant as i64)
+                        .bind(merchant)
                         .fetch_one(&mut *tx)
                         .await?;
                 crate::tenancy::registry::audit(
@@ -278,7 +282,7 @@ impl TokenStore {
                 tx.commit().await?;
                 metrics::counter!("salla_token_refreshes_total", "outcome" => "invalid_grant")
                     .increment(1);
-                tracing::error!(merchant, tenant_id = ?tenant, "Salla refused the refresh token (invalid_grant); the store needs a reinstall");
+                tracing::error!(merchant = merchant.as_i64(), tenant_id = ?tenant, "Salla refused the refresh token (invalid_grant); the store needs a reinstall");
                 Err(TokenError::NeedsReinstall(merchant))
             }
             Err(RefreshError::Ambiguous(why)) => {
@@ -306,7 +310,7 @@ impl TokenStore {
     }
 
     /// Uninstall: the tokens are deleted (Salla revokes them anyway).
-    pub async fn forget(&self, merchant: u64) -> Result<(), TokenError> {
+    pub async fn forget(&self, merchant: MerchantId) -> Result<(), TokenError> {
         let mut tx = self.db.begin().await?;
         ensure_row(&mut tx, merchant).await?;
         lock(&mut tx, merchant).await?;
@@ -315,7 +319,7 @@ impl TokenStore {
              access_expires_at = NULL, token_version = token_version + 1, status = 'uninstalled', \
              uninstalled_at = now(), updated_at = now() WHERE merchant_id = $1",
         )
-        .bind(merchant as i64)
+        .bind(merchant)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -323,8 +327,8 @@ impl TokenStore {
     }
 
     /// Stores whose access token expires within the window (the proactive refresh sweep), oldest first.
-    pub async fn expiring(&self, limit: i64) -> Result<Vec<(u64, i64)>, TokenError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
+    pub async fn expiring(&self, limit: i64) -> Result<Vec<(MerchantId, i64)>, TokenError> {
+        Ok(sqlx::query_as(
             "SELECT merchant_id, token_version FROM salla_stores \
              WHERE status = 'installed' AND access_token IS NOT NULL \
                AND (access_expires_at IS NULL OR access_expires_at < now() + $1) \
@@ -333,8 +337,7 @@ impl TokenStore {
         .bind(self.window)
         .bind(limit)
         .fetch_all(&self.db)
-        .await?;
-        Ok(rows.into_iter().map(|(m, v)| (m as u64, v)).collect())
+        .await?)
     }
 }
 
@@ -348,17 +351,17 @@ fn new_tokens(set: &TokenSet) -> NewTokens<'_> {
 }
 
 /// Creates the store's row if it does not exist (events may name a store before its tokens arrive).
-pub async fn ensure_row(conn: &mut PgConnection, merchant: u64) -> Result<(), sqlx::Error> {
+pub async fn ensure_row(conn: &mut PgConnection, merchant: MerchantId) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO salla_stores (merchant_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(merchant as i64)
+        .bind(merchant)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-async fn lock(conn: &mut PgConnection, merchant: u64) -> Result<(), sqlx::Error> {
+async fn lock(conn: &mut PgConnection, merchant: MerchantId) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1 FROM salla_stores WHERE merchant_id = $1 FOR UPDATE")
-        .bind(merchant as i64)
+        .bind(merchant)
         .execute(conn)
         .await?;
     Ok(())
@@ -366,11 +369,11 @@ async fn lock(conn: &mut PgConnection, merchant: u64) -> Result<(), sqlx::Error>
 
 async fn record_error(
     conn: &mut PgConnection,
-    merchant: u64,
+    merchant: MerchantId,
     error: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE salla_stores SET last_refresh_error = $2, updated_at = now() WHERE merchant_id = $1")
-        .bind(merchant as i64)
+        .bind(merchant)
         .bind(error)
         .execute(conn)
         .await?;

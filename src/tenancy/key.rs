@@ -4,14 +4,14 @@
 use std::fmt;
 
 use super::api_key::ApiKeyHash;
-use super::{Slug, TenantId};
+use super::{MerchantId, Slug, TenantId};
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum LookupKey {
     Id(TenantId),
     Slug(Slug),
     ClerkOrg(String),
-    SallaMerchant(i64),
+    SallaMerchant(MerchantId),
     /// A lowercase host name from `tenant_domains`.
     Domain(String),
     ApiKey(ApiKeyHash),
@@ -95,7 +95,7 @@ mod tests {
         assert_ne!(slug.cache_key(), org.cache_key());
         assert_eq!(slug.cache_key(), "tenant:v1:slug:acme");
         assert_eq!(
-            LookupKey::SallaMerchant(42).cache_key(),
+            LookupKey::SallaMerchant(MerchantId::new(42)).cache_key(),
             "tenant:v1:salla_merchant:42"
         );
     }
@@ -106,7 +106,7 @@ mod tests {
             LookupKey::Slug(Slug::parse("acme").unwrap()),
             LookupKey::ClerkOrg("org_2g7np7".into()),
             LookupKey::Id(TenantId::new()),
-            LookupKey::SallaMerchant(42),
+            LookupKey::SallaMerchant(MerchantId::new(42)),
             LookupKey::Domain("crm.acme.sa".into()),
             LookupKey::ApiKey(ApiKeyHash::of("wsl_x")),
         ] {

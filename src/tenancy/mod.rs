@@ -18,7 +18,7 @@ mod tenant_settings;
 
 pub use api_key::{ApiKeyHash, ApiKeyInfo, looks_like_key};
 pub use directory::TenantDirectory;
-pub use id::TenantId;
+pub use id::{MerchantId, TenantId};
 pub use key::LookupKey;
 pub use model::{NewTenant, Tenant};
 pub use names::{DbName, NameError, Slug, is_valid_identifier, is_valid_server_key};

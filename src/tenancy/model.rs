@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{DbName, Slug, TenantId, TenantStatus};
+use super::{DbName, MerchantId, Slug, TenantId, TenantStatus};
 
 /// One row of `tenants`. Cached (L1/L2) as a whole, so it is also (de)serialisable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -21,7 +21,7 @@ pub struct Tenant {
     pub schema_version: i64,
     pub migration_error: Option<String>,
     pub clerk_org_id: Option<String>,
-    pub salla_merchant_id: Option<i64>,
+    pub salla_merchant_id: Option<MerchantId>,
     pub owner_email: String,
     pub locale: String,
     pub currency: String,
@@ -52,5 +52,5 @@ pub struct NewTenant {
     pub currency: String,
     pub timezone: String,
     pub clerk_org_id: Option<String>,
-    pub salla_merchant_id: Option<i64>,
+    pub salla_merchant_id: Option<MerchantId>,
 }

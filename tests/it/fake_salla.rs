@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use wosool::config::Config;
 use wosool::salla::accounts::AccountsApi;
-use wosool::salla::api::{AccessTokens, TokenError, TokenFuture};
+use wosool::salla::api::{AccessTokens, MerchantId, TokenError, TokenFuture};
 
 use crate::helpers;
 
@@ -40,6 +40,8 @@ pub(crate) const ENCRYPTION_KEY: &str = "test-salla:d29zb29sLXNhbGxhLXRlc3Qta2V5
 pub(crate) const TOKEN_LIFETIME_SECS: u64 = 1_209_599;
 /// A merchant id like Salla's (above 2^31, as they are).
 pub(crate) const MERCHANT: u64 = 2_847_769_313;
+/// [`MERCHANT`] as the store id the library speaks of.
+pub(crate) const MERCHANT_ID: MerchantId = MerchantId::new(MERCHANT as i64);
 
 pub(crate) type Shared = Arc<Mutex<FakeSalla>>;
 

@@ -13,12 +13,12 @@ use wosool::salla::api::{MerchantApi, MerchantId, Resource, SallaApiError};
 use wosool::salla::limits::SallaLimits;
 
 use crate::fake_salla::{
-    Expiry, FakeSallaServer, FakeStore, Fault, IssuedTokens, MERCHANT, MemoryTokens, RateWindow,
-    TOKEN_LIFETIME_SECS,
+    Expiry, FakeSallaServer, FakeStore, Fault, IssuedTokens, MERCHANT, MERCHANT_ID, MemoryTokens,
+    RateWindow, TOKEN_LIFETIME_SECS,
 };
 use crate::helpers::{self, OwnRedis, eventually};
 
-const STORE: MerchantId = MerchantId(MERCHANT);
+const STORE: MerchantId = MERCHANT_ID;
 
 /// A fake Salla with one store, and clients configured against it (`settings` as `WOSOOL_*` pairs).
 struct Setup {
@@ -178,7 +178,12 @@ async fn salla_api_429_longer_than_allowed_is_rate_limited_without_waiting() {
     setup.salla.lock().throttle_next(1, None);
     let error = setup
         .api
-        .list_page(MerchantId(MERCHANT + 1), &other, Resource::Orders, 1)
+        .list_page(
+            MerchantId::new(MERCHANT as i64 + 1),
+            &other,
+            Resource::Orders,
+            1,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
@@ -280,7 +285,12 @@ async fn salla_api_403_after_429_is_backed_off_but_a_lone_403_is_forbidden() {
         .fail("*", 1, Fault::Blocked { retry_after: None });
     let error = setup
         .api
-        .list_page(MerchantId(MERCHANT + 1), &other, Resource::Orders, 1)
+        .list_page(
+            MerchantId::new(MERCHANT as i64 + 1),
+            &other,
+            Resource::Orders,
+            1,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, SallaApiError::Forbidden(_)), "{error:?}");
@@ -435,7 +445,7 @@ async fn salla_api_order_details_and_store_info() {
     assert!(matches!(missing, SallaApiError::NotFound), "{missing:?}");
 
     let info = setup.api.store_info(STORE, &setup.tokens).await.unwrap();
-    assert_eq!(info.id, MERCHANT);
+    assert_eq!(info.id, STORE);
     assert_eq!(info.plan.as_deref(), Some("special"));
     assert_eq!(info.currency.as_deref(), Some("SAR"));
     assert_eq!(setup.api.limits().requests_per_minute(STORE), Some(720));
@@ -496,7 +506,7 @@ async fn salla_api_customers_limit_is_shared_by_clients_through_redis() {
             .expect("Redis configured")
     };
     let (a, b) = (client(connect().await), client(connect().await));
-    let other_store = MerchantId(MERCHANT + 1);
+    let other_store = MerchantId::new(MERCHANT as i64 + 1);
 
     for _ in 0..2 {
         a.list_page(STORE, &setup.tokens, Resource::Customers, 1)
@@ -763,7 +773,7 @@ async fn salla_api_user_info_names_the_store() {
         .user_info(&access_token)
         .await
         .expect("user info after one retry");
-    assert_eq!(user.merchant.id, MERCHANT);
+    assert_eq!(user.merchant.id, STORE);
     assert_eq!(user.merchant.plan.as_deref(), Some("plus"));
     assert_eq!(user.email, format!("owner-{MERCHANT}@store.example"));
     assert_eq!(user.role.as_deref(), Some("user"));
@@ -771,10 +781,7 @@ async fn salla_api_user_info_names_the_store() {
     // Without the data envelope, the same user.
     setup.salla.lock().bare_user_info = true;
     let bare = setup.accounts.user_info(&access_token).await.unwrap();
-    assert_eq!(
-        (bare.merchant.id, bare.email),
-        (MERCHANT, user.email.clone())
-    );
+    assert_eq!((bare.merchant.id, bare.email), (STORE, user.email.clone()));
 
     let error = setup
         .accounts

@@ -6,7 +6,7 @@ use wosool::salla::accounts::AccountsApi;
 use wosool::salla::tokens::{NewTokens, TokenError, TokenStore};
 use wosool::secrets::Keyring;
 
-use crate::fake_salla::{FakeSallaServer, FakeStore, IssuedTokens, MERCHANT};
+use crate::fake_salla::{FakeSallaServer, FakeStore, IssuedTokens, MERCHANT, MERCHANT_ID};
 use crate::helpers::{TestApp, spawn_app_with};
 
 async fn store_with_tokens(
@@ -25,7 +25,7 @@ async fn store_with_tokens(
     let issued = salla.lock().add_store(FakeStore::new(MERCHANT));
     tokens
         .save_authorized(
-            MERCHANT,
+            MERCHANT_ID,
             &NewTokens {
                 access_token: &issued.access_token,
                 refresh_token: &issued.refresh_token,
@@ -41,9 +41,9 @@ async fn store_with_tokens(
 #[tokio::test]
 async fn twenty_concurrent_refreshes_make_one_call_and_persist_both_tokens() {
     let (app, salla, tokens, issued) = store_with_tokens(3 * 86_400).await;
-    let seen = tokens.current(MERCHANT).await.unwrap().token_version;
+    let seen = tokens.current(MERCHANT_ID).await.unwrap().token_version;
     let results =
-        futures_util::future::join_all((0..20).map(|_| tokens.refresh(MERCHANT, seen))).await;
+        futures_util::future::join_all((0..20).map(|_| tokens.refresh(MERCHANT_ID, seen))).await;
     assert_eq!(
         salla.lock().calls("POST /oauth2/token"),
         1,
@@ -58,7 +58,7 @@ async fn twenty_concurrent_refreshes_make_one_call_and_persist_both_tokens() {
     assert_ne!(first.access_token, issued.access_token);
 
     // Both new tokens are what is stored (the fake accepts exactly the latest pair).
-    let stored = tokens.current(MERCHANT).await.unwrap();
+    let stored = tokens.current(MERCHANT_ID).await.unwrap();
     assert_eq!(stored.access_token, first.access_token);
     assert_eq!(stored.refresh_token, first.refresh_token);
     assert_eq!(stored.token_version, seen + 1);
@@ -69,7 +69,7 @@ async fn twenty_concurrent_refreshes_make_one_call_and_persist_both_tokens() {
     );
     // And the stored refresh token still works (it was not spent twice).
     tokens
-        .refresh(MERCHANT, stored.token_version)
+        .refresh(MERCHANT_ID, stored.token_version)
         .await
         .unwrap();
     assert_eq!(salla.lock().calls("POST /oauth2/token"), 2);
@@ -80,14 +80,14 @@ async fn twenty_concurrent_refreshes_make_one_call_and_persist_both_tokens() {
 async fn invalid_grant_marks_the_store_for_reinstall_and_stops() {
     let (app, salla, tokens, _) = store_with_tokens(3 * 86_400).await;
     salla.lock().revoke_tokens(MERCHANT);
-    let seen = tokens.current(MERCHANT).await.unwrap().token_version;
+    let seen = tokens.current(MERCHANT_ID).await.unwrap().token_version;
     assert!(matches!(
-        tokens.refresh(MERCHANT, seen).await,
+        tokens.refresh(MERCHANT_ID, seen).await,
         Err(TokenError::NeedsReinstall(_))
     ));
     let status: String =
         sqlx::query_scalar("SELECT status FROM salla_stores WHERE merchant_id = $1")
-            .bind(MERCHANT as i64)
+            .bind(MERCHANT_ID)
             .fetch_one(&app.db)
             .await
             .unwrap();
@@ -101,7 +101,7 @@ async fn invalid_grant_marks_the_store_for_reinstall_and_stops() {
     // No loop: later attempts do not call Salla again.
     for _ in 0..3 {
         assert!(matches!(
-            tokens.usable(MERCHANT).await,
+            tokens.usable(MERCHANT_ID).await,
             Err(TokenError::NeedsReinstall(_))
         ));
     }
@@ -117,11 +117,11 @@ async fn tokens_inside_the_window_are_refreshed_and_fresh_ones_are_not() {
         1,
         "due for the sweep"
     );
-    eager.usable(MERCHANT).await.unwrap();
+    eager.usable(MERCHANT_ID).await.unwrap();
     assert_eq!(salla.lock().calls("POST /oauth2/token"), 1);
 
     let (_app, salla, lazy, _) = store_with_tokens(3 * 86_400).await;
     assert!(lazy.expiring(10).await.unwrap().is_empty());
-    lazy.usable(MERCHANT).await.unwrap();
+    lazy.usable(MERCHANT_ID).await.unwrap();
     assert_eq!(salla.lock().calls("POST /oauth2/token"), 0);
 }

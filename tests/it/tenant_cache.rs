@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wosool::Role;
 use wosool::provisioning::RegistrationRequest;
-use wosool::tenancy::{ApiKeyHash, LookupKey, Slug, TenantId};
+use wosool::tenancy::{ApiKeyHash, LookupKey, MerchantId, Slug, TenantId};
 
 use crate::helpers::{
     OwnRedis, TestApp, closed_port, eventually, fresh_database, metric_value, new_key_prefix,
@@ -568,7 +568,7 @@ fn cache_keys_of_different_kinds_never_collide() {
         LookupKey::Slug(Slug::parse("acme").unwrap()),
         LookupKey::ClerkOrg("acme".into()),
         LookupKey::Domain("acme".into()),
-        LookupKey::SallaMerchant(42),
+        LookupKey::SallaMerchant(MerchantId::new(42)),
         LookupKey::ClerkOrg("42".into()),
         LookupKey::Domain("42".into()),
         LookupKey::ClerkOrg(id.to_string()),

@@ -75,7 +75,7 @@ pub async fn resync(
             "This tenant is not connected to a Salla store.",
         ));
     };
-    let enqueued = crate::salla::import::enqueue_full(&state.jobs, ctx.tenant.id, merchant as u64)
+    let enqueued = crate::salla::import::enqueue_full(&state.jobs, ctx.tenant.id, merchant)
         .await
         .map_err(|e| ApiError::internal(e.message()))?;
     Ok((

@@ -4,10 +4,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::MerchantId;
 use super::access_tokens::AccessTokens;
 use super::error::SallaApiError;
 use super::exchange::{Outcome, exchange, http_client, retry_policy};
-use super::resources::{MerchantId, Page, Resource, StoreInfo, data, parse_page};
+use super::resources::{Page, Resource, StoreInfo, data, parse_page};
 use crate::config::SallaConfig;
 use crate::outbound::{self, ClientError, RetryPolicy};
 use crate::salla::limits::SallaLimits;

@@ -4,6 +4,8 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use crate::tenancy::MerchantId;
+
 /// A non-negative integer from a number or a numeric string.
 pub fn as_u64(value: &Value) -> Option<u64> {
     match value {
@@ -16,6 +18,14 @@ pub fn as_u64(value: &Value) -> Option<u64> {
 pub fn u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let value = Value::deserialize(deserializer)?;
     as_u64(&value).ok_or_else(|| D::Error::custom(format!("expected an id, got {value}")))
+}
+
+/// A store id from a number or a numeric string (one that fits a `bigint`).
+pub fn merchant_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<MerchantId, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    as_u64(&value)
+        .and_then(|id| MerchantId::try_from(id).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected an id, got {value}")))
 }
 
 pub fn opt_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {

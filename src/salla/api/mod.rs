@@ -17,8 +17,9 @@ mod exchange;
 pub(super) mod lenient;
 mod resources;
 
+pub use crate::tenancy::MerchantId;
 pub use access_tokens::{AccessTokens, TokenError, TokenFuture};
 pub use client::MerchantApi;
 pub use error::SallaApiError;
 pub(super) use exchange::{Outcome, error_message, exchange, http_client, record, retry_policy};
-pub use resources::{MerchantId, Page, Resource, StoreInfo};
+pub use resources::{Page, Resource, StoreInfo};

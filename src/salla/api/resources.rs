@@ -1,7 +1,5 @@
-//! What the Merchant API speaks of: store ids, the lists the import walks and their pages, store info, and
-//! reading `data` and pagination out of an answer.
-
-use std::fmt;
+//! What the Merchant API speaks of: the lists the import walks and their pages, store info (whose `id` is a
+//! [`MerchantId`]), and reading `data` and pagination out of an answer.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,17 +7,7 @@ use serde_json::Value;
 use super::error::SallaApiError;
 use super::exchange::truncated;
 use super::lenient;
-
-/// A Salla store (merchant) id, as in webhooks' `merchant` and user-info `merchant.id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MerchantId(pub u64);
-
-impl fmt::Display for MerchantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+use crate::tenancy::MerchantId;
 
 /// The lists the import walks (reference §3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -81,8 +69,8 @@ impl Page {
 /// `GET /store/info` (reference §2.6): what we keep of it; every field but the id is optional.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoreInfo {
-    #[serde(deserialize_with = "lenient::u64")]
-    pub id: u64,
+    #[serde(deserialize_with = "lenient::merchant_id")]
+    pub id: MerchantId,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
@@ -226,7 +214,7 @@ mod tests {
             "email": null, "licenses": {"tax_number": 1}
         }))
         .unwrap();
-        assert_eq!(info.id, 1_305_146_709);
+        assert_eq!(info.id, MerchantId::new(1_305_146_709));
         assert_eq!(info.plan.as_deref(), Some("pro"));
         assert_eq!(info.store_type.as_deref(), Some("live"));
         assert_eq!(info.email, None);
