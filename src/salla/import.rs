@@ -73,10 +73,10 @@ impl StoreCredentials {
     }
 }
 
-fn token_error(error: TokenError) -> super::api::TokenError {
+fn token_error(error: TokenError) -> super::api::AccessTokenError {
     match error {
-        TokenError::NeedsReinstall(_) => super::api::TokenError::Revoked,
-        other => super::api::TokenError::Unavailable(other.to_string()),
+        TokenError::NeedsReinstall(_) => super::api::AccessTokenError::Revoked,
+        other => super::api::AccessTokenError::Unavailable(other.to_string()),
     }
 }
 
@@ -134,7 +134,7 @@ fn api_error(what: &str, error: SallaApiError) -> JobError {
     } else {
         match error {
             // A revoked store stops here; its reinstall starts a new import.
-            SallaApiError::Token(super::api::TokenError::Revoked) => {
+            SallaApiError::Token(super::api::AccessTokenError::Revoked) => {
                 JobError::permanent(format!("{what}: {error}"))
             }
             other => JobError::retry(format!("{what}: {other}")),

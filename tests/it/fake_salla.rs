@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use wosool::config::Config;
 use wosool::salla::accounts::AccountsApi;
-use wosool::salla::api::{AccessTokens, MerchantId, TokenError, TokenFuture};
+use wosool::salla::api::{AccessTokenError, AccessTokens, MerchantId, TokenFuture};
 
 use crate::helpers;
 
@@ -1282,7 +1282,7 @@ impl AccessTokens for MemoryTokens {
                 .accounts
                 .refresh(&current.refresh_token)
                 .await
-                .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+                .map_err(|e| AccessTokenError::Unavailable(e.to_string()))?;
             *self.tokens.lock().unwrap_or_else(|p| p.into_inner()) = IssuedTokens {
                 access_token: set.access_token.clone(),
                 refresh_token: set.refresh_token,

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 /// Why no access token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum TokenError {
+pub enum AccessTokenError {
     /// Salla revoked the store's tokens (refresh `invalid_grant`): nothing works until the merchant reinstalls.
     #[error("the store's Salla tokens are revoked; the app must be reinstalled")]
     Revoked,
@@ -15,7 +15,8 @@ pub enum TokenError {
 }
 
 /// What [`AccessTokens`] methods return: a boxed future, so that the trait is object-safe.
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, TokenError>> + Send + 'a>>;
+pub type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<String, AccessTokenError>> + Send + 'a>>;
 
 /// Where a call gets one store's access token. Calls take `&dyn AccessTokens` (one implementation is the
 /// token store, tests have their own), hence boxed futures rather than `async fn`: implement with

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::access_tokens::TokenError;
+use super::access_tokens::AccessTokenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SallaApiError {
@@ -28,7 +28,7 @@ pub enum SallaApiError {
     #[error("unexpected Salla answer: {0}")]
     Decode(String),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Token(#[from] AccessTokenError),
 }
 
 impl SallaApiError {
@@ -37,7 +37,7 @@ impl SallaApiError {
         match self {
             Self::RateLimited { .. } | Self::Timeout | Self::Transport(_) => true,
             Self::Upstream(status, _) => *status >= 500,
-            Self::Token(TokenError::Unavailable(_)) => true,
+            Self::Token(AccessTokenError::Unavailable(_)) => true,
             _ => false,
         }
     }

@@ -18,7 +18,7 @@ pub(super) mod lenient;
 mod resources;
 
 pub use crate::tenancy::MerchantId;
-pub use access_tokens::{AccessTokens, TokenError, TokenFuture};
+pub use access_tokens::{AccessTokenError, AccessTokens, TokenFuture};
 pub use client::MerchantApi;
 pub use error::SallaApiError;
 pub(super) use exchange::{Outcome, error_message, exchange, http_client, record, retry_policy};
