@@ -20,7 +20,7 @@ use crate::outbound::ClientError;
 use crate::provisioning::lifecycle::TenantLifecycle;
 use crate::provisioning::{CrmBackend, IdentityProvider, NotConfigured, Provisioner};
 use crate::redis::Redis;
-use crate::state::{AppState, Services};
+use crate::state::{AppState, WebServices};
 use crate::tenancy::servers::ServerError;
 use crate::{db, http, jobs, provisioning, telemetry};
 
@@ -221,22 +221,19 @@ impl Application {
                 &crate::clerk::routes::ClerkWebhooks(&config.clerk),
             ],
         );
-        let state = AppState::new(Services {
-            inbox,
-            jobs: core.jobs().clone(),
-            config,
-            db: pool,
-            redis,
-            metrics,
-            job_registry: Arc::new(registry.clone()),
-            directory: core.directory().clone(),
-            pools: core.pools().clone(),
-            provisioner: tenancy.provisioner,
-            lifecycle: tenancy.lifecycle,
-            sessions: tenancy.sessions,
-            crm_proxy,
-            crm_sync,
-        });
+        let state = AppState::new(
+            core,
+            WebServices {
+                inbox,
+                metrics,
+                job_registry: Arc::new(registry.clone()),
+                provisioner: tenancy.provisioner,
+                lifecycle: tenancy.lifecycle,
+                sessions: tenancy.sessions,
+                crm_proxy,
+                crm_sync,
+            },
+        );
         Ok(Self {
             state,
             role,
@@ -271,7 +268,7 @@ impl Application {
             metrics_listener,
             registry,
         } = self;
-        let drain = state.config.shutdown_timeout();
+        let drain = state.config().shutdown_timeout();
         let mut tasks: JoinSet<Result<(), StartupError>> = JoinSet::new();
 
         let router = if role.runs_api() {
@@ -291,27 +288,27 @@ impl Application {
             ));
         }
         if role.runs_worker() {
-            if state.config.crm.enabled() {
+            if state.config().crm.enabled() {
                 // A raised cap or a new instance is used at once, not at the next sweep.
-                if let Err(error) = crate::crm::capacity::sweep_now(&state.jobs).await {
+                if let Err(error) = crate::crm::capacity::sweep_now(state.jobs()).await {
                     tracing::warn!(error = %error, "cannot enqueue the CRM capacity sweep");
                 }
             }
             let worker = Worker::new(
-                state.db.clone(),
+                state.db().clone(),
                 registry,
-                WorkerOptions::from_config(&state.config.jobs),
+                WorkerOptions::from_config(&state.config().jobs),
             );
             let token = shutdown.clone();
             tasks.spawn(async move { worker.run(token).await.map_err(StartupError::from) });
         }
         let listener_stop = shutdown.clone();
-        let directory = state.directory.clone();
+        let directory = state.directory().clone();
         tasks.spawn(async move {
             directory.run_listener(listener_stop).await;
             Ok(())
         });
-        if let Some(sessions) = state.sessions.clone() {
+        if let Some(sessions) = state.sessions().cloned() {
             let jwks_stop = shutdown.clone();
             tasks.spawn(async move {
                 sessions.jwks().clone().run_refresher(jwks_stop).await;
@@ -319,22 +316,22 @@ impl Application {
             });
         }
         let reaper_stop = shutdown.clone();
-        let pools = state.pools.clone();
+        let pools = state.pools().clone();
         tasks.spawn(async move {
             pools.run_reaper(reaper_stop).await;
             Ok(())
         });
         let gauges_stop = shutdown.clone();
         let (gauge_db, every) = (
-            state.db.clone(),
-            std::time::Duration::from_secs(state.config.jobs.stats_interval_secs),
+            state.db().clone(),
+            std::time::Duration::from_secs(state.config().jobs.stats_interval_secs),
         );
         tasks.spawn(async move {
             crate::tenancy::run_status_gauges(gauge_db, every, gauges_stop).await;
             Ok(())
         });
         let upkeep_stop = shutdown.clone();
-        let handle = state.metrics.clone();
+        let handle = state.metrics().clone();
         tasks.spawn(async move {
             telemetry::run_metrics_upkeep(handle, upkeep_stop).await;
             Ok(())
@@ -353,11 +350,11 @@ impl Application {
                 first_error.get_or_insert(error);
             }
         }
-        if let Some(redis) = &state.redis {
+        if let Some(redis) = state.redis() {
             redis.quit().await;
         }
-        state.provisioner.servers().close().await;
-        state.db.close().await;
+        state.provisioner().servers().close().await;
+        state.db().close().await;
         match first_error {
             Some(error) => Err(error),
             None => Ok(()),

@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// The full API: operations endpoints, webhooks, the public and merchant API, the admin API and the CRM
 /// proxy.
 pub fn api(state: AppState) -> Router {
-    let server = &state.config.server;
+    let server = &state.config().server;
     let routes = ops(server.metrics_listen.is_empty())
         .route("/api/version", get(http::version))
         // Providers calling back: authenticated on the raw bytes, stored durably, answered at once.
@@ -30,7 +30,7 @@ pub fn api(state: AppState) -> Router {
 
 /// What a worker-only process serves: health and metrics, so it can be probed and scraped like the API.
 pub fn ops_only(state: AppState) -> Router {
-    let server = &state.config.server;
+    let server = &state.config().server;
     let routes = ops(server.metrics_listen.is_empty()).fallback(http::not_found);
     http::with_middleware(routes, server).with_state(state)
 }
@@ -40,7 +40,7 @@ pub fn metrics_only(state: AppState) -> Router {
     let routes = Router::new()
         .route("/metrics", get(health::metrics))
         .fallback(http::not_found);
-    http::with_middleware(routes, &state.config.server).with_state(state)
+    http::with_middleware(routes, &state.config().server).with_state(state)
 }
 
 fn ops(with_metrics: bool) -> Router<AppState> {

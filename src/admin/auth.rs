@@ -21,7 +21,7 @@ impl FromRequestParts<AppState> for AdminAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let keys = &state.config.admin.api_keys;
+        let keys = &state.config().admin.api_keys;
         if keys.is_empty() {
             return Err(ApiError::forbidden(
                 "admin_api_disabled",

@@ -16,10 +16,10 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let Some(sync) = &state.crm_sync else {
+    let Some(sync) = state.crm_sync() else {
         return Err(not_configured());
     };
-    let tenant = state.lifecycle.find(&id).await?;
+    let tenant = state.lifecycle().find(&id).await?;
     let status = sync.status(tenant.id).await.map_err(ApiError::internal)?;
     Ok(axum::Json(json!({ "crm": status })))
 }
@@ -30,15 +30,15 @@ pub async fn instances(
     _: AdminAuth,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let crm = &state.config.crm;
+    let crm = &state.config().crm;
     if !crm.enabled() {
         return Err(not_configured());
     }
     let recheck = std::time::Duration::from_secs(crm.capacity_recheck_secs);
-    let instances = placement::instances(&state.db, recheck)
+    let instances = placement::instances(state.db(), recheck)
         .await
         .map_err(ApiError::internal)?;
-    let waiting = placement::waiting(&state.db)
+    let waiting = placement::waiting(state.db())
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(json!({

@@ -46,7 +46,7 @@ pub async fn list(
         before: params.before.map(JobId),
         limit: params.limit.unwrap_or(50),
     };
-    let jobs = state.jobs.list(&filter).await?;
+    let jobs = state.jobs().list(&filter).await?;
     let next_before = if jobs.len() as i64 == filter.limit.clamp(1, 500) {
         jobs.last().map(|j| j.id)
     } else {
@@ -62,7 +62,7 @@ pub async fn stats(
     _: AdminAuth,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<KindStats>>, ApiError> {
-    Ok(axum::Json(state.jobs.stats().await?))
+    Ok(axum::Json(state.jobs().stats().await?))
 }
 
 /// `GET /admin/jobs/{id}`.
@@ -96,14 +96,14 @@ pub async fn enqueue(
     Json(request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let payload = request.payload.unwrap_or_else(|| json!({}));
-    match state.job_registry.check_payload(&request.kind, &payload) {
+    match state.job_registry().check_payload(&request.kind, &payload) {
         None => {
             return Err(ApiError::unprocessable(
                 "unknown_job_kind",
                 format!(
                     "No handler is registered for kind {:?}; known kinds: {}.",
                     request.kind,
-                    state.job_registry.kinds().join(", ")
+                    state.job_registry().kinds().join(", ")
                 ),
             ));
         }
@@ -140,12 +140,12 @@ pub async fn enqueue(
     if let Some(p) = request.priority {
         job = job.priority(p);
     }
-    let (status, id) = match state.jobs.enqueue(job).await? {
+    let (status, id) = match state.jobs().enqueue(job).await? {
         Enqueued::Inserted(id) => (StatusCode::CREATED, id),
         Enqueued::Duplicate(id) => (StatusCode::OK, id),
     };
     let row = state
-        .jobs
+        .jobs()
         .get(id)
         .await?
         .ok_or_else(|| job_not_found(id.0))?;
@@ -161,7 +161,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<JobRow>, ApiError> {
-    if !state.jobs.retry(JobId(id)).await? {
+    if !state.jobs().retry(JobId(id)).await? {
         return Err(state_conflict(
             &state,
             id,
@@ -178,7 +178,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<JobRow>, ApiError> {
-    if !state.jobs.cancel(JobId(id)).await? {
+    if !state.jobs().cancel(JobId(id)).await? {
         return Err(state_conflict(&state, id, "only pending jobs can be cancelled").await);
     }
     job_json(&state, id).await
@@ -186,7 +186,7 @@ pub async fn cancel(
 
 /// 404 if the job does not exist, else 409 saying which state it is in.
 async fn state_conflict(state: &AppState, id: i64, rule: &str) -> ApiError {
-    match state.jobs.get(JobId(id)).await {
+    match state.jobs().get(JobId(id)).await {
         Ok(Some(job)) => ApiError::conflict(
             "invalid_job_state",
             format!("Job {id} is {}; {rule}.", job.state),
@@ -197,7 +197,7 @@ async fn state_conflict(state: &AppState, id: i64, rule: &str) -> ApiError {
 }
 
 async fn job_json(state: &AppState, id: i64) -> Result<axum::Json<JobRow>, ApiError> {
-    let job = state.jobs.get(JobId(id)).await?;
+    let job = state.jobs().get(JobId(id)).await?;
     job.map(axum::Json).ok_or_else(|| job_not_found(id))
 }
 

@@ -78,7 +78,7 @@ pub async fn list(
     )))
     .bind(&params.status)
     .bind(params.limit.unwrap_or(100).clamp(1, 1000))
-    .fetch_all(&state.db)
+    .fetch_all(state.db())
     .await?;
     Ok(axum::Json(json!({ "stores": rows })))
 }
@@ -93,7 +93,7 @@ pub async fn show(
         "SELECT {COLUMNS} FROM salla_stores WHERE merchant_id = $1"
     )))
     .bind(merchant)
-    .fetch_optional(&state.db)
+    .fetch_optional(state.db())
     .await?
     .ok_or_else(|| {
         ApiError::not_found("store_not_found", "No Salla store has this merchant id.")
@@ -104,7 +104,7 @@ pub async fn show(
         limit: 1,
         ..InboxFilter::default()
     };
-    let last = inbox::list(&state.db, &filter).await?.into_iter().next();
+    let last = inbox::list(state.db(), &filter).await?.into_iter().next();
     let last_webhook = last.map(|row| {
         json!({
             "id": row.id, "event_type": row.event_type, "status": row.status,

@@ -87,7 +87,7 @@ pub async fn list(
         },
         limit,
     };
-    let tenants = state.lifecycle.list(&filter).await?;
+    let tenants = state.lifecycle().list(&filter).await?;
     let next_cursor = if tenants.len() as i64 == limit {
         tenants.last().map(encode_cursor)
     } else {
@@ -113,10 +113,10 @@ pub async fn create(
     Json(body): Json<RegistrationRequest>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let valid = body
-        .validate(&state.config.tenancy)
+        .validate(&state.config().tenancy)
         .map_err(|fields| ApiError::Invalid { fields })?;
     let registered = state
-        .lifecycle
+        .lifecycle()
         .create(valid, params.server.as_deref(), &actor(&auth, request_id))
         .await?;
     Ok((
@@ -134,7 +134,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let details = state.lifecycle.show(&id).await?;
+    let details = state.lifecycle().show(&id).await?;
     Ok(axum::Json(json!(details)))
 }
 
@@ -158,7 +158,7 @@ pub async fn suspend(
         return Err(ApiError::Invalid { fields });
     }
     let tenant = state
-        .lifecycle
+        .lifecycle()
         .suspend(&id, reason, &actor(&auth, request_id))
         .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
@@ -171,7 +171,7 @@ pub async fn activate(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let tenant = state
-        .lifecycle
+        .lifecycle()
         .activate(&id, &actor(&auth, request_id))
         .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
@@ -184,7 +184,7 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let (tenant, run) = state
-        .lifecycle
+        .lifecycle()
         .retry(&id, &actor(&auth, request_id))
         .await?;
     Ok((
@@ -208,7 +208,7 @@ pub async fn delete(
     Query(params): Query<DeleteParams>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let tenant = state
-        .lifecycle
+        .lifecycle()
         .delete(&id, params.keep_data, &actor(&auth, request_id))
         .await?;
     Ok((
@@ -222,8 +222,8 @@ pub async fn list_keys(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let tenant = state.lifecycle.find(&id).await?;
-    let keys = state.lifecycle.list_api_keys(tenant.id).await?;
+    let tenant = state.lifecycle().find(&id).await?;
+    let keys = state.lifecycle().list_api_keys(tenant.id).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
@@ -241,9 +241,9 @@ pub async fn create_key(
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = check_key_name(&body.name)?;
-    let tenant = state.lifecycle.find(&id).await?;
+    let tenant = state.lifecycle().find(&id).await?;
     let (info, plain) = state
-        .lifecycle
+        .lifecycle()
         .create_api_key(tenant.id, &name, &actor(&auth, request_id))
         .await?;
     Ok((
@@ -258,9 +258,9 @@ pub async fn revoke_key(
     RequestId(request_id): RequestId,
     Path((id, key_id)): Path<(String, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = state.lifecycle.find(&id).await?;
+    let tenant = state.lifecycle().find(&id).await?;
     if state
-        .lifecycle
+        .lifecycle()
         .revoke_api_key(tenant.id, key_id, &actor(&auth, request_id))
         .await?
     {
@@ -274,5 +274,5 @@ pub async fn stats(
     _: AdminAuth,
     State(state): State<AppState>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(json!(state.lifecycle.stats().await?)))
+    Ok(axum::Json(json!(state.lifecycle().stats().await?)))
 }

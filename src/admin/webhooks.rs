@@ -108,7 +108,7 @@ pub async fn list(
         before: params.before,
         limit: params.limit.unwrap_or(50).clamp(1, 500),
     };
-    let rows = inbox::list(&state.db, &filter).await?;
+    let rows = inbox::list(state.db(), &filter).await?;
     let next_before = (rows.len() as i64 == filter.limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
@@ -124,7 +124,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let row = inbox::get(&state.db, id).await?.ok_or_else(|| {
+    let row = inbox::get(state.db(), id).await?.ok_or_else(|| {
         ApiError::not_found("delivery_not_found", "No stored delivery has this id.")
     })?;
     Ok(axum::Json(render(row)))
@@ -136,6 +136,6 @@ pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let job_id = state.inbox.replay(id).await?;
+    let job_id = state.inbox().replay(id).await?;
     Ok(axum::Json(json!({ "replayed": true, "job_id": job_id })))
 }

@@ -39,7 +39,7 @@ pub async fn list(
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
     ctx.require_admin()?;
-    let keys = state.lifecycle.list_api_keys(ctx.id()).await?;
+    let keys = state.lifecycle().list_api_keys(ctx.id()).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
@@ -56,7 +56,7 @@ pub async fn create(
         request_id,
     };
     let (info, plain) = state
-        .lifecycle
+        .lifecycle()
         .create_api_key(ctx.id(), &name, &actor)
         .await?;
     Ok((
@@ -79,7 +79,7 @@ pub async fn revoke(
         request_id,
     };
     if state
-        .lifecycle
+        .lifecycle()
         .revoke_api_key(ctx.id(), key_id, &actor)
         .await?
     {

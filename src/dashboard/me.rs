@@ -17,7 +17,10 @@ pub async fn show(
             "/api/me describes a signed-in user; API keys have no user.",
         ));
     };
-    let settings = state.directory.settings(&ctx.tenant, &state.pools).await?;
+    let settings = state
+        .directory()
+        .settings(&ctx.tenant, state.pools())
+        .await?;
     let tenant = &ctx.tenant;
     Ok(axum::Json(json!({
         "user": { "id": claims.user_id(), "session_id": claims.session_id() },

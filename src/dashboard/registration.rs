@@ -20,10 +20,10 @@ pub async fn register(
     Json(request): Json<RegistrationRequest>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let valid = request
-        .validate(&state.config.tenancy)
+        .validate(&state.config().tenancy)
         .map_err(|fields| ApiError::Invalid { fields })?;
     let registered = state
-        .provisioner
+        .provisioner()
         .register(valid, None, "self-service", request_id.as_deref())
         .await?;
     let tenant = &registered.tenant;
@@ -44,12 +44,12 @@ pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let run = steps::get_run(&state.db, id).await?.ok_or_else(|| {
+    let run = steps::get_run(state.db(), id).await?.ok_or_else(|| {
         ApiError::not_found("provisioning_not_found", "No such provisioning run.")
     })?;
-    let records = steps::steps_of(&state.db, id).await?;
+    let records = steps::steps_of(state.db(), id).await?;
     let tenant = state
-        .directory
+        .directory()
         .resolve(&LookupKey::Id(run.tenant_id))
         .await
         .map_err(ApiError::internal)?

@@ -11,7 +11,10 @@ pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let settings = state.directory.settings(&ctx.tenant, &state.pools).await?;
+    let settings = state
+        .directory()
+        .settings(&ctx.tenant, state.pools())
+        .await?;
     let tenant = &ctx.tenant;
     Ok(axum::Json(json!({
         "id": tenant.id,

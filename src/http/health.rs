@@ -21,20 +21,24 @@ pub async fn live() -> axum::Json<Value> {
 /// Ready to take traffic: the global database answers, its migrations are applied, and Redis answers when it
 /// is configured. Otherwise 503 naming the failing checks.
 pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    let (database, migrations) =
-        match tokio::time::timeout(CHECK_TIMEOUT, crate::db::migrations_applied(&state.db)).await {
-            Ok(Ok(true)) => (Ok(()), Ok(())),
-            Ok(Ok(false)) => (Ok(()), Err("pending migrations".to_string())),
-            Ok(Err(e)) => (
-                Err(e.to_string()),
-                Err("unknown: database unreachable".to_string()),
-            ),
-            Err(_) => (
-                Err("timed out".to_string()),
-                Err("unknown: database unreachable".to_string()),
-            ),
-        };
-    let redis = match &state.redis {
+    let (database, migrations) = match tokio::time::timeout(
+        CHECK_TIMEOUT,
+        crate::db::migrations_applied(state.db()),
+    )
+    .await
+    {
+        Ok(Ok(true)) => (Ok(()), Ok(())),
+        Ok(Ok(false)) => (Ok(()), Err("pending migrations".to_string())),
+        Ok(Err(e)) => (
+            Err(e.to_string()),
+            Err("unknown: database unreachable".to_string()),
+        ),
+        Err(_) => (
+            Err("timed out".to_string()),
+            Err("unknown: database unreachable".to_string()),
+        ),
+    };
+    let redis = match state.redis() {
         None => None,
         Some(redis) => Some(
             match tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await {
@@ -77,6 +81,6 @@ pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, A
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics().render(),
     )
 }

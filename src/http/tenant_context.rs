@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for TenantContext {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         // A Bearer token that is not one of our `wsl_` keys (or the `__session` cookie) is a Clerk session.
-        if let Some(sessions) = &state.sessions
+        if let Some(sessions) = state.sessions()
             && let Some(token) = token_from_headers(&parts.headers)
         {
             let claims = verify_session(sessions, token).await?;
@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for TenantContext {
             return Err(ApiError::Unauthorized("Invalid API key.".into()));
         }
         let tenant = state
-            .directory
+            .directory()
             .resolve(&LookupKey::ApiKey(ApiKeyHash::of(&key)))
             .await
             .map_err(|e| ApiError::internal(format!("resolving an API key: {e}")))?
@@ -132,7 +132,7 @@ async fn from_session(
         )
     })?;
     let tenant = state
-        .directory
+        .directory()
         .resolve(&LookupKey::ClerkOrg(org.to_owned()))
         .await
         .map_err(|e| ApiError::internal(format!("resolving a Clerk organization: {e}")))?
@@ -233,10 +233,12 @@ async fn gate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
 
 /// `{step, progress}` of the tenant's latest provisioning run (progress 0–100).
 pub async fn provisioning_progress(state: &AppState, tenant: TenantId) -> serde_json::Value {
-    let Ok(Some(run)) = steps::latest_run(&state.db, tenant).await else {
+    let Ok(Some(run)) = steps::latest_run(state.db(), tenant).await else {
         return serde_json::json!({ "step": null, "progress": 0 });
     };
-    let records = steps::steps_of(&state.db, run.id).await.unwrap_or_default();
+    let records = steps::steps_of(state.db(), run.id)
+        .await
+        .unwrap_or_default();
     let (step, progress) = step_and_progress(&records);
     serde_json::json!({ "step": step, "progress": progress, "provisioning_id": run.id })
 }

@@ -124,6 +124,6 @@ pub async fn list(
     }
     dates.push(&mut sql, "a.source_updated_at");
 
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     Ok(axum::Json(paging.fetch(sql, &pool).await?))
 }

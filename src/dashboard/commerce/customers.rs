@@ -156,6 +156,6 @@ pub async fn list(
     }
     dates.push(&mut sql, date_column);
 
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     Ok(axum::Json(paging.fetch(sql, &pool).await?))
 }

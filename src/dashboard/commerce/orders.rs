@@ -156,7 +156,7 @@ pub async fn list(
     }
     dates.push(&mut sql, "o.ordered_at");
 
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     Ok(axum::Json(paging.fetch(sql, &pool).await?))
 }
 
@@ -191,7 +191,7 @@ pub async fn show(
     let not_found = || ApiError::not_found("order_not_found", "No such order.");
     // Salla ids are numbers; anything else cannot name an order.
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     let mut sql = Sql::new(&SELECT);
     sql.push(" AND o.salla_id = ").bind(id);
     let order = sql

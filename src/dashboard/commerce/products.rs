@@ -138,6 +138,6 @@ pub async fn list(
         sql.push(" AND p.status = ANY(").bind(statuses).push(")");
     }
 
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     Ok(axum::Json(paging.fetch(sql, &pool).await?))
 }

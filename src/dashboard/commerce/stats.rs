@@ -104,7 +104,7 @@ pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     let (figures, top) = tokio::try_join!(
         sqlx::query_as::<_, Figures>(FIGURES).fetch_one(&*pool),
         sqlx::query_as::<_, TopProduct>(TOP_PRODUCTS)

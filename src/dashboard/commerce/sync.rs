@@ -62,7 +62,7 @@ pub async fn resync(
     ctx: TenantContext,
 ) -> Result<(axum::http::StatusCode, axum::Json<Value>), ApiError> {
     ctx.require_admin()?;
-    if !state.config.salla.enabled() {
+    if !state.config().salla.enabled() {
         return Err(ApiError::Unavailable {
             code: "salla_not_configured",
             message: "The Salla app is not configured on this server.".into(),
@@ -75,7 +75,7 @@ pub async fn resync(
             "This tenant is not connected to a Salla store.",
         ));
     };
-    let enqueued = crate::salla::import::enqueue_full(&state.jobs, ctx.tenant.id, merchant)
+    let enqueued = crate::salla::import::enqueue_full(state.jobs(), ctx.tenant.id, merchant)
         .await
         .map_err(|e| ApiError::internal(e.message()))?;
     Ok((
@@ -88,7 +88,7 @@ pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let pool = state.pools.get(&ctx.tenant).await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
     let mut resources: Vec<ResourceSync> = sqlx::query_as(STATE).fetch_all(&*pool).await?;
     for resource in &mut resources {
         resource.remaining = resource
