@@ -36,6 +36,7 @@ macro_rules! string_enum {
 
         impl $name {
             /// Every variant, in declaration order.
+            #[allow(dead_code, reason = "not every enum lists its variants")]
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
             pub fn as_str(self) -> &'static str {

@@ -203,7 +203,7 @@ impl TwentyCrm {
             instance,
             tenant,
             capabilities,
-            progress: Progress::parse(&row.step)?,
+            progress: Progress::read(&row.step)?,
             row,
             password,
             session: Session::default(),

@@ -6,50 +6,26 @@ use time::OffsetDateTime;
 
 use super::{ProvisionError, Run, TwentyCrm};
 use crate::crm::workspace::password_context;
+use crate::string_enum::string_enum;
 use crate::tenancy::Tenant;
 
-/// The last sub-step completed (`crm_workspaces.step`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Progress {
-    None,
-    UserCreated,
-    WorkspaceCreated,
-    TokensExchanged,
-    Activated,
-    OnboardingCleared,
-    ApiKeyCreated,
-    Ready,
+string_enum! {
+    /// The last sub-step completed (`crm_workspaces.step`), in the order they run.
+    pub(super) enum Progress {
+        None = "none",
+        UserCreated = "user_created",
+        WorkspaceCreated = "workspace_created",
+        TokensExchanged = "tokens_exchanged",
+        Activated = "activated",
+        OnboardingCleared = "onboarding_cleared",
+        ApiKeyCreated = "api_key_created",
+        Ready = "ready",
+    }
 }
 
 impl Progress {
-    const ALL: [Self; 8] = [
-        Self::None,
-        Self::UserCreated,
-        Self::WorkspaceCreated,
-        Self::TokensExchanged,
-        Self::Activated,
-        Self::OnboardingCleared,
-        Self::ApiKeyCreated,
-        Self::Ready,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::UserCreated => "user_created",
-            Self::WorkspaceCreated => "workspace_created",
-            Self::TokensExchanged => "tokens_exchanged",
-            Self::Activated => "activated",
-            Self::OnboardingCleared => "onboarding_cleared",
-            Self::ApiKeyCreated => "api_key_created",
-            Self::Ready => "ready",
-        }
-    }
-
-    pub(super) fn parse(text: &str) -> Result<Self, ProvisionError> {
-        Self::ALL
-            .into_iter()
-            .find(|step| step.as_str() == text)
+    pub(super) fn read(text: &str) -> Result<Self, ProvisionError> {
+        Self::parse(text)
             .ok_or_else(|| ProvisionError::State(format!("unknown crm_workspaces.step {text:?}")))
     }
 }
