@@ -8,8 +8,8 @@
 //!   a sliding-window counter in Redis (fixed windows of `INCR` + `EXPIRE`, the previous window weighted by its
 //!   overlap), in process when Redis is not configured or fails.
 //!
-//! [`SallaLimits::unlimited`] turns both off (benchmarks). The backoff and `Retry-After` helpers at the end are
-//! shared by the Merchant API and OAuth clients (the Clerk client has private copies of the same rules).
+//! [`SallaLimits::unlimited`] turns both off (benchmarks). Backoff and `Retry-After` come from
+//! `crate::outbound`, as for every other outbound client.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
