@@ -62,7 +62,9 @@ pub async fn upsert_orders_marking(
         .iter()
         .map(|order| {
             let mut row = ORDERS.row(order);
-            if row["details_needed"].is_null() && needing_details.contains(&order.id) {
+            if row.get("details_needed").is_none_or(Value::is_null)
+                && needing_details.contains(&order.id)
+            {
                 row.insert("details_needed".into(), true.into());
             }
             Value::Object(row)

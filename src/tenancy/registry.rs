@@ -169,7 +169,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> Result<Tenant, 
         .bind(new.salla_merchant_id)
         .fetch_one(conn)
         .await
-        .map_err(unique_violation_as_taken)
+        .on_constraint(TAKEN, taken)
 }
 
 /// The unique constraints of the registry's tables, by the field the client knows them as
@@ -181,11 +181,8 @@ const TAKEN: &[(&str, &str)] = &[
     ("tenant_domains_pkey", "domain"),
 ];
 
-/// Turns a unique-constraint violation into `Taken` naming the field.
-fn unique_violation_as_taken(error: sqlx::Error) -> RegistryError {
-    Err::<(), _>(error)
-        .on_constraint(TAKEN, |field| RegistryError::Taken { field })
-        .unwrap_err()
+fn taken(field: &'static str) -> RegistryError {
+    RegistryError::Taken { field }
 }
 
 pub async fn find(pool: &PgPool, key: &LookupKey) -> Result<Option<Tenant>, sqlx::Error> {
@@ -336,7 +333,7 @@ pub async fn set_clerk_org(pool: &PgPool, id: TenantId, org: &str) -> Result<(),
     .bind(org)
     .execute(pool)
     .await
-    .map_err(unique_violation_as_taken)?;
+    .on_constraint(TAKEN, taken)?;
     Ok(())
 }
 
@@ -456,7 +453,7 @@ pub async fn add_domain(
         .bind(tenant)
         .execute(pool)
         .await
-        .map_err(unique_violation_as_taken)?;
+        .on_constraint(TAKEN, taken)?;
     Ok(())
 }
 
