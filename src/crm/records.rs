@@ -140,7 +140,8 @@ impl Money {
                 "amount: must not be negative".into(),
             ));
         }
-        if self.currency_code.len() != 3 || !self.currency_code.bytes().all(|b| b.is_ascii_uppercase())
+        if self.currency_code.len() != 3
+            || !self.currency_code.bytes().all(|b| b.is_ascii_uppercase())
         {
             return Err(CrmRecordsError::Invalid(format!(
                 "amount: {:?} is not an ISO 4217 currency code",
@@ -235,10 +236,14 @@ impl RecordInput {
         }
         if kind != RecordKind::Opportunity {
             if self.amount.is_some() {
-                return invalid(format!("amount: only opportunities have an amount, not a {kind}"));
+                return invalid(format!(
+                    "amount: only opportunities have an amount, not a {kind}"
+                ));
             }
             if self.stage.is_some() {
-                return invalid(format!("stage: only opportunities have a stage, not a {kind}"));
+                return invalid(format!(
+                    "stage: only opportunities have a stage, not a {kind}"
+                ));
             }
         }
         if let Some(amount) = &self.amount {
@@ -312,7 +317,9 @@ impl From<CrmRecordsError> for ApiError {
             CrmRecordsError::NotFound => {
                 ApiError::not_found("crm_record_not_found", "No such CRM record.")
             }
-            CrmRecordsError::Invalid(message) => ApiError::unprocessable("invalid_crm_record", message),
+            CrmRecordsError::Invalid(message) => {
+                ApiError::unprocessable("invalid_crm_record", message)
+            }
             CrmRecordsError::Unavailable(cause) => {
                 tracing::warn!(%cause, "CRM records unavailable");
                 ApiError::Unavailable {
@@ -377,7 +384,14 @@ impl Ws<'_> {
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, CrmRecordsError> {
         Ok(self
             .client
-            .rest(Method::GET, path, query, None, &self.key, CallOptions::IDEMPOTENT)
+            .rest(
+                Method::GET,
+                path,
+                query,
+                None,
+                &self.key,
+                CallOptions::IDEMPOTENT,
+            )
             .await?)
     }
 
@@ -490,10 +504,7 @@ impl CrmRecords {
         }
         let mut clients = BTreeMap::new();
         for instance in config.instances() {
-            clients.insert(
-                instance.key,
-                TwentyClient::new(&instance.base_url, config)?,
-            );
+            clients.insert(instance.key, TwentyClient::new(&instance.base_url, config)?);
         }
         Ok(Some(Self {
             inner: Arc::new(Inner {
@@ -712,7 +723,12 @@ impl CrmRecords {
         Ok(CustomerCrm { notes, tasks })
     }
 
-    async fn fetch(&self, ws: &Ws<'_>, kind: RecordKind, id: Uuid) -> Result<Value, CrmRecordsError> {
+    async fn fetch(
+        &self,
+        ws: &Ws<'_>,
+        kind: RecordKind,
+        id: Uuid,
+    ) -> Result<Value, CrmRecordsError> {
         let answer = ws
             .get(&format!("/{}/{id}", kind.plural()), &[("depth", "0")])
             .await?;
@@ -860,9 +876,10 @@ fn fields(kind: RecordKind, input: &RecordInput, update: bool) -> Map<String, Va
             set("name", title);
             set(
                 "amount",
-                input.amount.as_ref().map_or(Value::Null, |m| {
-                    json!({ "amountMicros": m.amount_micros, "currencyCode": m.currency_code })
-                }),
+                input.amount.as_ref().map_or(
+                    Value::Null,
+                    |m| json!({ "amountMicros": m.amount_micros, "currencyCode": m.currency_code }),
+                ),
             );
             set("closeDate", date(input.due_at));
             if let Some(stage) = &input.stage {
@@ -884,10 +901,7 @@ fn timestamp(value: &Value) -> Option<OffsetDateTime> {
 }
 
 fn text(value: &Value) -> Option<String> {
-    value
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    value.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// `amountMicros` comes as a number or (NUMERIC) as a string.
@@ -934,7 +948,10 @@ fn parse(kind: RecordKind, raw: &Value) -> Result<CrmRecord, CrmRecordsError> {
         }
         RecordKind::Opportunity => {
             let amount = &raw["amount"];
-            record.amount = match (micros(&amount["amountMicros"]), text(&amount["currencyCode"])) {
+            record.amount = match (
+                micros(&amount["amountMicros"]),
+                text(&amount["currencyCode"]),
+            ) {
                 (Some(amount_micros), Some(currency_code)) => Some(Money {
                     amount_micros,
                     currency_code,
