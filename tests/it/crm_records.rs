@@ -547,7 +547,7 @@ async fn invalid_input_failures_throttling_and_tenants_without_a_workspace() {
     let error = records.for_customer(waiting.id, 1).await.unwrap_err();
     assert!(matches!(error, CrmRecordsError::NotProvisioned), "{error}");
     let body: Value =
-        serde_json::to_value(&records.get(a.id, RecordKind::Note, note.id).await.unwrap()).unwrap();
+        serde_json::to_value(records.get(a.id, RecordKind::Note, note.id).await.unwrap()).unwrap();
     assert_eq!(body["kind"], "note");
     assert_eq!(body["title"], "Exactly once");
 }

@@ -1,6 +1,10 @@
 //! A fake Twenty for every CRM test: `POST /metadata` and `POST /graphql`, the REST data API (`/rest/*`) and
 //! `GET /client-config`, on one loopback port.
 //!
+//! REST records of notes, tasks, opportunities and their targets are checked field by field against those
+//! objects as Twenty defines them (`rest::check_record`), and PATCH, DELETE, `filter` (`eq`, `in`) and `order_by`
+//! are served.
+//!
 //! `/metadata` runs on Twenty's real schema at the pinned version (`twenty_graphql.rs`: rebuilt from npm's
 //! `twenty-client-sdk` by `scripts/test`): every document is validated by a real GraphQL validator and
 //! refused as Twenty v2.43 refuses it (HTTP 200, graphql-js's message and locations); variables are coerced
