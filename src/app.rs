@@ -213,6 +213,7 @@ impl Application {
             address => Some(bind("server.metrics_listen", address).await?),
         };
         let crm_proxy = crate::crm::proxy::CrmProxy::build(&core)?;
+        let crm_records = crate::crm::records::CrmRecords::build(&core)?;
         let inbox = crate::inbox::Inbox::new(
             pool.clone(),
             core.jobs().clone(),
@@ -232,6 +233,7 @@ impl Application {
                 sessions: tenancy.sessions,
                 crm_proxy,
                 crm_sync,
+                crm_records,
             },
         );
         Ok(Self {

@@ -13,6 +13,7 @@ use crate::clerk::session::SessionVerifier;
 use crate::config::Config;
 use crate::core::Core;
 use crate::crm::proxy::CrmProxy;
+use crate::crm::records::CrmRecords;
 use crate::crm::sync::CrmSync;
 use crate::inbox::Inbox;
 use crate::jobs::{JobQueue, Registry};
@@ -47,6 +48,8 @@ pub struct WebServices {
     pub crm_proxy: Option<CrmProxy>,
     /// Record sync to the tenants' CRM workspaces, when Twenty is configured (admin status view).
     pub crm_sync: Option<CrmSync>,
+    /// The tenants' CRM notes, tasks and opportunities for the app's screens, when Twenty is configured.
+    pub crm_records: Option<CrmRecords>,
 }
 
 impl AppState {
@@ -116,6 +119,10 @@ impl AppState {
     pub fn crm_sync(&self) -> Option<&CrmSync> {
         self.0.web.crm_sync.as_ref()
     }
+
+    pub fn crm_records(&self) -> Option<&CrmRecords> {
+        self.0.web.crm_records.as_ref()
+    }
 }
 
 // What handlers outside the web layer take instead of the whole state: the webhook receivers their inbox and
@@ -135,5 +142,11 @@ impl FromRef<AppState> for Arc<Config> {
 impl FromRef<AppState> for Option<CrmProxy> {
     fn from_ref(state: &AppState) -> Self {
         state.crm_proxy().cloned()
+    }
+}
+
+impl FromRef<AppState> for Option<CrmRecords> {
+    fn from_ref(state: &AppState) -> Self {
+        state.crm_records().cloned()
     }
 }

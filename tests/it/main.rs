@@ -12,6 +12,7 @@ mod crm_e2e;
 mod crm_model;
 mod crm_provisioning;
 mod crm_proxy;
+mod crm_records;
 mod crm_sync;
 mod deploy;
 mod fake_salla;
