@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::crm::proxy::CrmProxy;
 use crate::crm::sync::CrmSync;
+use crate::embedded::{AppSessions, Embedded};
 use crate::inbox::Inbox;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
@@ -47,6 +48,8 @@ pub struct WebServices {
     pub crm_proxy: Option<CrmProxy>,
     /// Record sync to the tenants' CRM workspaces, when Twenty is configured (admin status view).
     pub crm_sync: Option<CrmSync>,
+    /// The Salla embedded app: token introspection and its `wss_` sessions.
+    pub embedded: Embedded,
 }
 
 impl AppState {
@@ -116,6 +119,11 @@ impl AppState {
     pub fn crm_sync(&self) -> Option<&CrmSync> {
         self.0.web.crm_sync.as_ref()
     }
+
+    /// Embedded app sessions (`Bearer wss_…`), verified by `TenantContext`.
+    pub fn app_sessions(&self) -> &AppSessions {
+        self.0.web.embedded.sessions()
+    }
 }
 
 // What handlers outside the web layer take instead of the whole state: the webhook receivers their inbox and
@@ -129,6 +137,12 @@ impl FromRef<AppState> for Inbox {
 impl FromRef<AppState> for Arc<Config> {
     fn from_ref(state: &AppState) -> Self {
         state.core().config_arc().clone()
+    }
+}
+
+impl FromRef<AppState> for Embedded {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.web.embedded.clone()
     }
 }
 
