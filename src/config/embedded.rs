@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 pub struct EmbeddedConfig {
     /// Salla's token introspection endpoint.
     pub introspect_url: String,
-    /// Our Salla app id, sent as `S-Source`; empty: the embedded app is off.
+    /// Our Salla app id, sent as `S-Source`; empty: the embedded app is off. Salla's app ids are numbers, so
+    /// `WOSOOL_EMBEDDED__APP_ID=1789456123` (which the environment layer reads as a number) is accepted too.
+    #[serde(deserialize_with = "string_or_number")]
     pub app_id: String,
     /// `env` of the introspection body (`prod`, or `demo` for Salla's demo stores).
     pub env: String,
@@ -20,6 +22,19 @@ pub struct EmbeddedConfig {
     pub max_retry_after_secs: u64,
     /// How often ended sessions are deleted.
     pub prune_interval_secs: u64,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    })
 }
 
 impl EmbeddedConfig {

@@ -14,6 +14,7 @@ mod crm_provisioning;
 mod crm_proxy;
 mod crm_sync;
 mod deploy;
+mod embedded_sessions;
 mod fake_salla;
 mod fake_twenty;
 mod fleet;
