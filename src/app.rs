@@ -203,6 +203,8 @@ impl Application {
         } else {
             None
         };
+        let embedded = crate::embedded::Embedded::build(&core)?;
+        crate::embedded::register_jobs(&mut registry, &embedded)?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }
@@ -234,6 +236,7 @@ impl Application {
                 crm_proxy,
                 crm_sync,
                 crm_records,
+                embedded,
             },
         );
         Ok(Self {

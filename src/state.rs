@@ -15,6 +15,7 @@ use crate::core::Core;
 use crate::crm::proxy::CrmProxy;
 use crate::crm::records::CrmRecords;
 use crate::crm::sync::CrmSync;
+use crate::embedded::{AppSessions, Embedded};
 use crate::inbox::Inbox;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
@@ -50,6 +51,8 @@ pub struct WebServices {
     pub crm_sync: Option<CrmSync>,
     /// The tenants' CRM notes, tasks and opportunities for the app's screens, when Twenty is configured.
     pub crm_records: Option<CrmRecords>,
+    /// The Salla embedded app: token introspection and its `wss_` sessions.
+    pub embedded: Embedded,
 }
 
 impl AppState {
@@ -123,6 +126,11 @@ impl AppState {
     pub fn crm_records(&self) -> Option<&CrmRecords> {
         self.0.web.crm_records.as_ref()
     }
+
+    /// Embedded app sessions (`Bearer wss_…`), verified by `TenantContext`.
+    pub fn app_sessions(&self) -> &AppSessions {
+        self.0.web.embedded.sessions()
+    }
 }
 
 // What handlers outside the web layer take instead of the whole state: the webhook receivers their inbox and
@@ -136,6 +144,12 @@ impl FromRef<AppState> for Inbox {
 impl FromRef<AppState> for Arc<Config> {
     fn from_ref(state: &AppState) -> Self {
         state.core().config_arc().clone()
+    }
+}
+
+impl FromRef<AppState> for Embedded {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.web.embedded.clone()
     }
 }
 

@@ -7,6 +7,7 @@
 mod clerk;
 mod crm;
 mod db;
+mod embedded;
 mod jobs;
 mod log;
 mod salla;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use self::clerk::ClerkConfig;
 pub use self::crm::{CrmConfig, CrmInstanceConfig, DEFAULT_CRM_INSTANCE};
 pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
+pub use self::embedded::EmbeddedConfig;
 pub use self::jobs::JobsConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::salla::{SallaConfig, SallaStrategy};
@@ -59,6 +61,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub salla: SallaConfig,
     pub crm: CrmConfig,
+    pub embedded: EmbeddedConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -156,6 +159,7 @@ impl Config {
         self.secrets.validate(&mut problem);
         self.salla.validate(&self.secrets, &mut problem);
         self.crm.validate(&self.secrets, &mut problem);
+        self.embedded.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

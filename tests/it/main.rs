@@ -15,6 +15,7 @@ mod crm_proxy;
 mod crm_records;
 mod crm_sync;
 mod deploy;
+mod embedded_sessions;
 mod fake_salla;
 mod fake_twenty;
 mod fleet;
