@@ -29,21 +29,21 @@ const PUBLISHABLE_KEY: &str = "pk_test_ZmFrZS5jbGVyay5hY2NvdW50cy5kZXYk";
 
 /// Installed stores (each tenant ready) on one app with a worker, the fakes, and the Redis prefix (for
 /// replicas).
-struct World {
-    app: TestApp,
-    salla: FakeSallaServer,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) salla: FakeSallaServer,
     clerk: ClerkShared,
     tenants: HashMap<u64, Uuid>,
     prefix: String,
 }
 
 impl World {
-    fn tenant(&self, merchant: u64) -> Uuid {
+    pub(crate) fn tenant(&self, merchant: u64) -> Uuid {
         self.tenants[&merchant]
     }
 
     /// A page token Salla would put in the embedded page's URL for `user` of `merchant`.
-    fn page_token(&self, merchant: u64, user: u64, lifetime: time::Duration) -> String {
+    pub(crate) fn page_token(&self, merchant: u64, user: u64, lifetime: time::Duration) -> String {
         let token = format!("salla-page-token-{}", Uuid::new_v4().simple());
         self.salla
             .lock()
@@ -66,7 +66,10 @@ impl World {
 }
 
 /// Installs `stores` on a new app (plus `adjust`) and waits until each tenant is ready.
-async fn world(stores: Vec<FakeStore>, adjust: impl FnOnce(&mut Vec<(String, String)>)) -> World {
+pub(crate) async fn world(
+    stores: Vec<FakeStore>,
+    adjust: impl FnOnce(&mut Vec<(String, String)>),
+) -> World {
     let salla = FakeSallaServer::start().await;
     let issued: Vec<_> = stores
         .into_iter()

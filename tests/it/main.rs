@@ -1,6 +1,7 @@
 //! The one integration-test binary: real PostgreSQL and Redis (started by scripts/test), the real application
 //! booted in-process per test.
 
+mod browser;
 mod clerk_identity;
 mod clerk_sessions;
 mod clerk_webhooks;
