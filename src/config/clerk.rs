@@ -22,6 +22,9 @@ pub struct ClerkConfig {
     pub instance_id: String,
     pub request_timeout_secs: u64,
     pub max_retries: u32,
+    /// Publishable key (pk_live_… / pk_test_…) of the instance, for clerk-js on `/sso` and `/app`. Empty:
+    /// standalone access (outside Salla) is off.
+    pub publishable_key: String,
 }
 
 impl ClerkConfig {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod model;
 pub mod processing;
 pub mod routes;
+pub mod store_status;
 mod service;
 pub mod subscriptions;
 pub mod tokens;
