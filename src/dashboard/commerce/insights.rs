@@ -206,9 +206,9 @@ pub async fn cart_items(pool: &PgPool, ids: &[i64]) -> Result<Vec<CartItem>, Api
     Ok(sqlx::query_as(
         "SELECT a.salla_id AS cart_id, i.product_id, p.name, COALESCE(i.quantity, 1) AS quantity
          FROM abandoned_carts a
-         CROSS JOIN LATERAL jsonb_to_recordset(
+         CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(
              CASE WHEN jsonb_typeof(a.raw -> 'items') = 'array' THEN a.raw -> 'items' ELSE '[]'::jsonb END
-         ) WITH ORDINALITY AS i (product_id bigint, quantity int, n bigint)
+         ) AS (product_id bigint, quantity int)) WITH ORDINALITY AS i (product_id, quantity, n)
          LEFT JOIN products p ON p.salla_id = i.product_id
          WHERE a.salla_id = ANY($1)
          ORDER BY a.salla_id, i.n",
