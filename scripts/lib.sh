@@ -124,3 +124,23 @@ twenty_schema() {
   node scripts/twenty-schema.mjs "$pkg" "$out" >&2 || die "cannot rebuild Twenty's schema from twenty-client-sdk@$version"
   echo "$out"
 }
+
+# ensure_browser DIR: Debian's Chromium and Arabic-capable fonts (apt), and Playwright for Python pinned by
+# tests/browser/requirements.txt in a virtualenv under DIR (no browser download: the tests drive
+# /usr/bin/chromium). Prints the virtualenv's python.
+ensure_browser() {
+  local dir=$1 req
+  req="$(dirname "${BASH_SOURCE[0]}")/../tests/browser/requirements.txt"
+  command -v chromium >/dev/null || apt_install chromium
+  [ -d /usr/share/fonts/truetype/noto ] || apt_install fonts-noto-core
+  command -v chromium >/dev/null || die "chromium not found after install"
+  if [ ! -x "$dir/bin/python" ] || ! cmp -s "$req" "$dir/requirements.txt"; then
+    log "Playwright for Python: installing $(tr '\n' ' ' <"$req")into $dir"
+    python3 -m venv "$dir" >&2 || { apt_install python3-venv && python3 -m venv "$dir" >&2; } \
+      || die "cannot create a Python virtualenv in $dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2 \
+      || die "pip could not install $req (is PyPI reachable?)"
+    cp "$req" "$dir/requirements.txt"
+  fi
+  echo "$dir/bin/python"
+}

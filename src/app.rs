@@ -203,6 +203,8 @@ impl Application {
         } else {
             None
         };
+        let embedded = crate::embedded::Embedded::build(&core)?;
+        crate::embedded::register_jobs(&mut registry, &embedded)?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }
@@ -213,6 +215,7 @@ impl Application {
             address => Some(bind("server.metrics_listen", address).await?),
         };
         let crm_proxy = crate::crm::proxy::CrmProxy::build(&core)?;
+        let crm_records = crate::crm::records::CrmRecords::build(&core)?;
         let inbox = crate::inbox::Inbox::new(
             pool.clone(),
             core.jobs().clone(),
@@ -232,6 +235,8 @@ impl Application {
                 sessions: tenancy.sessions,
                 crm_proxy,
                 crm_sync,
+                crm_records,
+                embedded,
             },
         );
         Ok(Self {

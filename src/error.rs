@@ -136,6 +136,11 @@ impl ApiError {
         let details = match self {
             Self::Unavailable { details, .. } => details.clone(),
             Self::Invalid { fields } => Some(serde_json::json!({ "fields": fields })),
+            // Also beside `error` (see `provisioning` below), for clients that read only the error object.
+            Self::TenantUnavailable {
+                provisioning: Some(provisioning),
+                ..
+            } => Some(serde_json::json!({ "provisioning": provisioning })),
             _ => None,
         };
         let provisioning = match self {

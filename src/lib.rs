@@ -12,6 +12,7 @@ pub mod core;
 pub mod crm;
 pub mod dashboard;
 pub mod db;
+pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod inbox;

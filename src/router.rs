@@ -76,6 +76,14 @@ fn public() -> Router<AppState> {
         .route("/stats", get(commerce::stats::show))
         .route("/sync", get(commerce::sync::show))
         .route("/sync/resync", post(commerce::sync::resync))
+        .route(
+            "/embedded/session",
+            post(crate::embedded::routes::create_session),
+        )
+        .route(
+            "/embedded/standalone",
+            post(crate::embedded::routes::standalone),
+        )
 }
 
 /// Under `/api/admin` (and `/admin`): the operators' API, `X-Admin-Key`.

@@ -13,7 +13,9 @@ use crate::clerk::session::SessionVerifier;
 use crate::config::Config;
 use crate::core::Core;
 use crate::crm::proxy::CrmProxy;
+use crate::crm::records::CrmRecords;
 use crate::crm::sync::CrmSync;
+use crate::embedded::{AppSessions, Embedded};
 use crate::inbox::Inbox;
 use crate::jobs::{JobQueue, Registry};
 use crate::provisioning::Provisioner;
@@ -47,6 +49,10 @@ pub struct WebServices {
     pub crm_proxy: Option<CrmProxy>,
     /// Record sync to the tenants' CRM workspaces, when Twenty is configured (admin status view).
     pub crm_sync: Option<CrmSync>,
+    /// The tenants' CRM notes, tasks and opportunities for the app's screens, when Twenty is configured.
+    pub crm_records: Option<CrmRecords>,
+    /// The Salla embedded app: token introspection and its `wss_` sessions.
+    pub embedded: Embedded,
 }
 
 impl AppState {
@@ -116,6 +122,15 @@ impl AppState {
     pub fn crm_sync(&self) -> Option<&CrmSync> {
         self.0.web.crm_sync.as_ref()
     }
+
+    pub fn crm_records(&self) -> Option<&CrmRecords> {
+        self.0.web.crm_records.as_ref()
+    }
+
+    /// Embedded app sessions (`Bearer wss_…`), verified by `TenantContext`.
+    pub fn app_sessions(&self) -> &AppSessions {
+        self.0.web.embedded.sessions()
+    }
 }
 
 // What handlers outside the web layer take instead of the whole state: the webhook receivers their inbox and
@@ -132,8 +147,20 @@ impl FromRef<AppState> for Arc<Config> {
     }
 }
 
+impl FromRef<AppState> for Embedded {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.web.embedded.clone()
+    }
+}
+
 impl FromRef<AppState> for Option<CrmProxy> {
     fn from_ref(state: &AppState) -> Self {
         state.crm_proxy().cloned()
+    }
+}
+
+impl FromRef<AppState> for Option<CrmRecords> {
+    fn from_ref(state: &AppState) -> Self {
+        state.crm_records().cloned()
     }
 }

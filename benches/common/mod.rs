@@ -81,3 +81,16 @@ pub async fn ready_tenant(config: &Config, name: &str) -> (PgPool, TenancyStack,
         .expect("provision");
     (pool, stack, registered)
 }
+
+/// Fills a tenant database with a large deterministic store (`benches/common/store.sql`): `orders` orders with
+/// two items each, `customers` customers, `products` products and a cart per 20 orders.
+pub async fn fill_store(tenant: &PgPool, orders: u32, customers: u32, products: u32) {
+    let sql = include_str!("store.sql")
+        .replace(":orders", &orders.to_string())
+        .replace(":customers", &customers.to_string())
+        .replace(":products", &products.to_string());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(tenant)
+        .await
+        .expect("fill the store");
+}

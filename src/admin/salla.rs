@@ -39,6 +39,10 @@ struct StoreRow {
     store_domain: Option<String>,
     store_plan: Option<String>,
     owner_email: Option<String>,
+    /// The Salla user who installed the app (user info at onboarding): the owner in the embedded app.
+    installer_user_id: Option<i64>,
+    installer_name: Option<String>,
+    installer_email: Option<String>,
     rate_limit_per_minute: Option<i32>,
     subscription_status: Option<String>,
     subscription_plan: Option<String>,
@@ -62,7 +66,7 @@ struct StoreRow {
 
 const COLUMNS: &str = "merchant_id, tenant_id, status, access_token IS NOT NULL AS has_tokens, key_id, \
     access_expires_at, refresh_obtained_at, scope, token_version, last_refresh_at, last_refresh_error, store_name, \
-    store_domain, store_plan, owner_email, rate_limit_per_minute, subscription_status, subscription_plan, \
+    store_domain, store_plan, owner_email, installer_user_id, installer_name, installer_email, rate_limit_per_minute, subscription_status, subscription_plan, \
     subscription_ends_at, installed_at, uninstalled_at, import_requested_at, last_event_at, webhooks_registered_at, \
     webhooks_checked_at, webhook_drift";
 

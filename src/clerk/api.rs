@@ -47,6 +47,12 @@ impl ClerkApiError {
         self.code() == Some("organization_slugs_disabled")
     }
 
+    /// The instance requires an identifier we cannot give (an email address) for new users: 422
+    /// `form_param_missing` (e.g. naming `email_address`), so a user known only by an external id is refused.
+    pub fn is_identifier_required(&self) -> bool {
+        matches!(self, Self::Api { status: 422, code, .. } if code == "form_param_missing")
+    }
+
     /// The instance requires a password for new users (422 `form_data_missing` naming `password`: password is
     /// a required sign-in method, so `skip_password_requirement` is refused).
     pub fn is_password_required(&self) -> bool {
@@ -64,6 +70,28 @@ pub struct ClerkUser {
     pub id: String,
     #[serde(default)]
     pub external_id: Option<String>,
+}
+
+/// A sign-in token (`POST /sign_in_tokens`): `token` is the ticket clerk-js signs in with (`__clerk_ticket`).
+#[derive(Clone, Deserialize)]
+pub struct SignInToken {
+    pub id: String,
+    pub user_id: String,
+    pub token: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl std::fmt::Debug for SignInToken {
+    // The token signs its user in: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInToken")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("token", &"[redacted]")
+            .field("status", &self.status)
+            .finish()
+    }
 }
 
 /// A user's membership, with its organization (`GET /users/{id}/organization_memberships`).
@@ -245,6 +273,70 @@ impl ClerkApi {
                 self.find_user_by_email(email).await?.ok_or(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// The user with `external_id`, if any (`GET /users?external_id=`).
+    pub async fn find_user_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ClerkUser>, ClerkApiError> {
+        let found = self
+            .call(Method::GET, "/users", &[("external_id", external_id)], None)
+            .await?
+            .unwrap_or(Value::Array(vec![]));
+        let users: Vec<ClerkUser> =
+            serde_json::from_value(found).map_err(|e| ClerkApiError::Decode(e.to_string()))?;
+        Ok(users
+            .into_iter()
+            .find(|u| u.external_id.as_deref() == Some(external_id)))
+    }
+
+    /// The user known by `external_id` alone (no email, no password), created when missing. Refused where
+    /// the instance requires an email address ([`ClerkApiError::is_identifier_required`]) or a password.
+    pub async fn ensure_external_user(
+        &self,
+        external_id: &str,
+        first_name: Option<&str>,
+    ) -> Result<ClerkUser, ClerkApiError> {
+        if let Some(user) = self.find_user_by_external_id(external_id).await? {
+            return Ok(user);
+        }
+        let mut body = json!({
+            "external_id": external_id,
+            "skip_password_requirement": true,
+        });
+        if let Some(name) = first_name.map(str::trim).filter(|n| !n.is_empty()) {
+            body["first_name"] = json!(name.chars().take(100).collect::<String>());
+        }
+        match self.call(Method::POST, "/users", &[], Some(&body)).await {
+            Ok(Some(value)) => decode(value),
+            Ok(None) => Err(ClerkApiError::Decode("404 creating a user".into())),
+            Err(error) if error.code() == Some("form_identifier_exists") => self
+                .find_user_by_external_id(external_id)
+                .await?
+                .ok_or(error),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A single-use sign-in token for `user`, valid `expires_in_seconds` (`POST /sign_in_tokens`).
+    pub async fn create_sign_in_token(
+        &self,
+        user: &str,
+        expires_in_seconds: u64,
+    ) -> Result<SignInToken, ClerkApiError> {
+        let body = json!({ "user_id": user, "expires_in_seconds": expires_in_seconds });
+        match self
+            .call(Method::POST, "/sign_in_tokens", &[], Some(&body))
+            .await?
+        {
+            Some(value) => decode(value),
+            None => Err(ClerkApiError::Api {
+                status: 404,
+                code: "resource_not_found".into(),
+                message: format!("user {user} not found"),
+            }),
         }
     }
 

@@ -22,8 +22,8 @@ pub struct ClerkConfig {
     pub instance_id: String,
     pub request_timeout_secs: u64,
     pub max_retries: u32,
-    /// Publishable key (pk_live_… / pk_test_…) of the instance, for clerk-js on `/sso` and `/app`. Empty:
-    /// standalone access (outside Salla) is off.
+    /// Clerk's publishable key (pk_live_… / pk_test_…) for clerk-js on our pages; empty: standalone access
+    /// (outside Salla) is off.
     pub publishable_key: String,
 }
 
@@ -67,6 +67,13 @@ impl ClerkConfig {
                     "the endpoint's signing secret from the Clerk dashboard (whsec_…)",
                 );
             }
+        }
+        if !clerk.publishable_key.is_empty() && !clerk.publishable_key.starts_with("pk_") {
+            problem(
+                "clerk.publishable_key",
+                "does not start with pk_".into(),
+                "a Clerk publishable key (pk_live_… or pk_test_…)",
+            );
         }
         if clerk.webhook_secrets.len() > 2 {
             problem(

@@ -8,6 +8,7 @@ mod app;
 mod clerk;
 mod crm;
 mod db;
+mod embedded;
 mod jobs;
 mod log;
 mod salla;
@@ -29,6 +30,7 @@ pub use self::app::AppConfig;
 pub use self::clerk::ClerkConfig;
 pub use self::crm::{CrmConfig, CrmInstanceConfig, DEFAULT_CRM_INSTANCE};
 pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
+pub use self::embedded::EmbeddedConfig;
 pub use self::jobs::JobsConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::salla::{SallaConfig, SallaStrategy};
@@ -61,6 +63,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub salla: SallaConfig,
     pub crm: CrmConfig,
+    pub embedded: EmbeddedConfig,
     pub app: AppConfig,
 }
 
@@ -159,6 +162,7 @@ impl Config {
         self.secrets.validate(&mut problem);
         self.salla.validate(&self.secrets, &mut problem);
         self.crm.validate(&self.secrets, &mut problem);
+        self.embedded.validate(&mut problem);
         self.app.validate(&mut problem);
 
         if problems.is_empty() {

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod model;
 pub mod placement;
 pub mod proxy;
+pub mod records;
 pub mod sync;
 pub mod twenty;
 pub mod workspace;

@@ -29,7 +29,7 @@ use crate::error::ApiError;
 
 pub use observe::record_tenant;
 pub use tenant_context::{
-    Principal, TenantContext, provisioning_progress, step_and_progress, verify_session,
+    Principal, TenantContext, gate, provisioning_progress, step_and_progress, verify_session,
 };
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

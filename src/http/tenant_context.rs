@@ -1,6 +1,6 @@
-//! `TenantContext`: the tenant a request acts for, established from a verified credential only — a Clerk session
-//! token (its active organization) or a tenant API key — resolved through the cached directory and passed through
-//! the status gate. A handler that takes a `TenantContext` can only ever see that tenant.
+//! `TenantContext`: the tenant a request acts for, established from a verified credential only — an embedded
+//! app session (`wss_…`), a Clerk session token (its active organization) or a tenant API key — resolved through
+//! the cached directory and passed through the status gate. A handler that takes a `TenantContext` can only ever see that tenant.
 
 use std::sync::Arc;
 
@@ -9,8 +9,11 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use sqlx::PgPool;
+
 use crate::clerk::jwt::SessionClaims;
 use crate::clerk::session::{SessionVerifier, token_from_headers};
+use crate::embedded::session::{AppSession, SESSION_PREFIX, SessionError};
 use crate::error::ApiError;
 use crate::provisioning::steps;
 use crate::state::AppState;
@@ -30,6 +33,8 @@ pub enum Principal {
     ApiKey,
     /// A Clerk session of a member of the tenant's organization.
     Member(Arc<SessionClaims>),
+    /// A session of the Salla embedded app (the store's owner or a staff member).
+    AppSession(Arc<AppSession>),
 }
 
 impl TenantContext {
@@ -37,11 +42,21 @@ impl TenantContext {
         self.tenant.id
     }
 
-    /// The member's role in the organization (`admin`, `member`, a custom role), `None` for API keys.
+    /// The member's role in the organization (`admin`, `member`, a custom role; `owner` or `member` for
+    /// embedded app sessions), `None` for API keys.
     pub fn role(&self) -> Option<&str> {
         match &self.principal {
             Principal::ApiKey => None,
             Principal::Member(claims) => claims.org_role(),
+            Principal::AppSession(session) => Some(&session.role),
+        }
+    }
+
+    /// The acting person's name for the UI, when known (embedded app sessions).
+    pub fn display_name(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::AppSession(session) => session.display_name.as_deref(),
+            Principal::ApiKey | Principal::Member(_) => None,
         }
     }
 
@@ -64,6 +79,12 @@ impl FromRequestParts<AppState> for TenantContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // `Bearer wss_…`: an embedded app session.
+        if let Some(token) = bearer(parts)
+            && token.starts_with(SESSION_PREFIX)
+        {
+            return from_app_session(state, parts, token).await;
+        }
         // A Bearer token that is not one of our `wsl_` keys (or the `__session` cookie) is a Clerk session.
         if let Some(sessions) = state.sessions()
             && let Some(token) = token_from_headers(&parts.headers)
@@ -90,7 +111,7 @@ impl FromRequestParts<AppState> for TenantContext {
             ));
         }
         crate::http::record_tenant(tenant.id);
-        gate(state, &tenant).await?;
+        gate(state.db(), &tenant).await?;
         Ok(Self {
             actor: format!("api_key:{}", &key[..12]),
             tenant,
@@ -140,11 +161,66 @@ async fn from_session(
             ApiError::not_found("tenant_not_found", "The organization has no tenant.")
         })?;
     crate::http::record_tenant(tenant.id);
-    gate(state, &tenant).await?;
+    gate(state.db(), &tenant).await?;
     Ok(TenantContext {
         actor: format!("clerk:{}", claims.user_id()),
         tenant,
         principal: Principal::Member(claims),
+    })
+}
+
+/// The token of `Authorization: Bearer <token>`, if any.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn session_expired() -> ApiError {
+    ApiError::AuthFailed {
+        code: "session_expired",
+        message: "The session has expired; open the app again.".into(),
+    }
+}
+
+/// An embedded app session → its tenant → gate. An `X-Tenant-Id` naming another tenant is refused.
+async fn from_app_session(
+    state: &AppState,
+    parts: &Parts,
+    token: &str,
+) -> Result<TenantContext, ApiError> {
+    let session = state
+        .app_sessions()
+        .verify(token)
+        .await
+        .map_err(|error| match error {
+            SessionError::Expired => session_expired(),
+            SessionError::Db(error) => error.into(),
+        })?;
+    if let Some(claimed) = parts.headers.get("x-tenant-id") {
+        let claimed = claimed
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<TenantId>().ok());
+        if claimed != Some(session.tenant_id) {
+            return Err(ApiError::forbidden(
+                "tenant_mismatch",
+                "The session does not belong to the tenant named in X-Tenant-Id.",
+            ));
+        }
+    }
+    let tenant = state
+        .directory()
+        .get(session.tenant_id)
+        .await
+        .map_err(|e| ApiError::internal(format!("resolving a session's tenant: {e}")))?
+        .ok_or_else(session_expired)?;
+    crate::http::record_tenant(tenant.id);
+    gate(state.db(), &tenant).await?;
+    Ok(TenantContext {
+        actor: format!("app_session:{}", session.shown),
+        tenant,
+        principal: Principal::AppSession(session),
     })
 }
 
@@ -186,7 +262,7 @@ fn credentials(parts: &Parts) -> Result<(String, Option<TenantId>), ApiError> {
 }
 
 /// Only `ready` tenants are served (DESIGN §5).
-async fn gate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+pub async fn gate(db: &PgPool, tenant: &Tenant) -> Result<(), ApiError> {
     let unavailable = |status, code, message: String, provisioning| ApiError::TenantUnavailable {
         status,
         code,
@@ -196,7 +272,7 @@ async fn gate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
     match tenant.status {
         TenantStatus::Ready => Ok(()),
         TenantStatus::Pending | TenantStatus::Provisioning => {
-            let progress = provisioning_progress(state, tenant.id).await;
+            let progress = provisioning_progress(db, tenant.id).await;
             Err(unavailable(
                 StatusCode::CONFLICT,
                 "tenant_provisioning",
@@ -232,13 +308,11 @@ async fn gate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
 }
 
 /// `{step, progress}` of the tenant's latest provisioning run (progress 0–100).
-pub async fn provisioning_progress(state: &AppState, tenant: TenantId) -> serde_json::Value {
-    let Ok(Some(run)) = steps::latest_run(state.db(), tenant).await else {
+pub async fn provisioning_progress(db: &PgPool, tenant: TenantId) -> serde_json::Value {
+    let Ok(Some(run)) = steps::latest_run(db, tenant).await else {
         return serde_json::json!({ "step": null, "progress": 0 });
     };
-    let records = steps::steps_of(state.db(), run.id)
-        .await
-        .unwrap_or_default();
+    let records = steps::steps_of(db, run.id).await.unwrap_or_default();
     let (step, progress) = step_and_progress(&records);
     serde_json::json!({ "step": step, "progress": progress, "provisioning_id": run.id })
 }

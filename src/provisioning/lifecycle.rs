@@ -235,6 +235,7 @@ impl TenantLifecycle {
             .directory()
             .transition(tenant.id, TenantStatus::Suspended, Some(reason), None)
             .await?;
+        self.stop_serving(tenant.id, "suspended").await?;
         self.audit(
             actor,
             "tenant.suspended",
@@ -330,6 +331,7 @@ impl TenantLifecycle {
         let deleting = directory
             .transition(tenant.id, TenantStatus::Deleting, None, None)
             .await?;
+        self.stop_serving(tenant.id, "deleted").await?;
         let job = NewJob::new(&DeleteTenant {
             tenant_id: tenant.id,
             keep_data,
@@ -345,6 +347,20 @@ impl TenantLifecycle {
         )
         .await?;
         Ok(deleting)
+    }
+
+    /// What ends when a tenant stops being served (suspension, deletion; the Salla uninstall suspends): every
+    /// embedded app session, on every replica. Called after the status change, so no new session can be
+    /// minted in between (minting passes the status gate).
+    async fn stop_serving(&self, tenant: TenantId, reason: &str) -> Result<(), sqlx::Error> {
+        crate::embedded::session::revoke_tenant(
+            self.provisioner.db(),
+            self.provisioner.directory(),
+            tenant,
+            reason,
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn create_api_key(

@@ -223,6 +223,21 @@ async fn uninstall(salla: &Salla, merchant: MerchantId) -> Result<Outcome, JobEr
     Ok(Outcome::Processed(Some(tenant.id)))
 }
 
+/// The Salla user who installed `merchant`'s app and their name, when recorded (stores installed before this
+/// was recorded have none: then nobody opening the app is known to be the owner).
+pub async fn installer_of(
+    db: &sqlx::PgPool,
+    merchant: MerchantId,
+) -> Result<Option<(i64, Option<String>)>, sqlx::Error> {
+    let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT installer_user_id, installer_name FROM salla_stores WHERE merchant_id = $1",
+    )
+    .bind(merchant)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(|(id, name)| id.map(|id| (id, name))))
+}
+
 #[derive(sqlx::FromRow)]
 struct StoreRow {
     status: String,
@@ -322,9 +337,12 @@ async fn register(salla: &Salla, merchant: MerchantId, access_token: &str) -> Re
         .or_else(|| store.email.clone().filter(|e| e.contains('@')))
         .unwrap_or_else(|| format!("owner+salla-{merchant}@salla.invalid"));
     let plan = store.plan.clone().or_else(|| user.merchant.plan.clone());
+    // The user behind the install's token is the installer: "Open App" by them is the owner (embedded app).
+    let installer_id = i64::try_from(user.id).ok().filter(|id| *id > 0);
     sqlx::query(
         "UPDATE salla_stores SET store_name = $2, store_domain = $3, store_plan = $4, owner_email = $5, \
-         owner_name = $6, rate_limit_per_minute = coalesce(rate_limit_per_minute, $7), updated_at = now() \
+         owner_name = $6, rate_limit_per_minute = coalesce(rate_limit_per_minute, $7), \
+         installer_user_id = $8, installer_name = $9, installer_email = $10, updated_at = now() \
          WHERE merchant_id = $1",
     )
     .bind(merchant)
@@ -334,6 +352,9 @@ async fn register(salla: &Salla, merchant: MerchantId, access_token: &str) -> Re
     .bind(&email)
     .bind(&user.name)
     .bind(salla.config().requests_per_minute(plan.as_deref()) as i32)
+    .bind(installer_id)
+    .bind(Some(user.name.trim()).filter(|n| !n.is_empty()))
+    .bind(Some(user.email.trim()).filter(|e| e.contains('@')))
     .execute(salla.db())
     .await?;
     let slug = user

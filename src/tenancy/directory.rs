@@ -24,6 +24,11 @@ use crate::redis::Redis;
 /// A cached lookup: the tenant, or `None` for "no such tenant" (negative entry).
 type Cached = Option<Arc<Tenant>>;
 
+/// Called on every eviction of this process's L1 (local or from another replica): `Some(tenant)` when one
+/// tenant changed, `None` when everything may be stale. Caches of data that belongs to a tenant (e.g. embedded
+/// app sessions) register one to be invalidated with it, on every replica.
+pub type EvictionHook = Arc<dyn Fn(Option<TenantId>) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct TenantDirectory {
     inner: Arc<Inner>,
@@ -40,6 +45,7 @@ struct Inner {
     generation: AtomicU64,
     l1_hits: metrics::Counter,
     l1_misses: metrics::Counter,
+    hooks: std::sync::RwLock<Vec<EvictionHook>>,
 }
 
 /// Positive entries live `ttl`, negative ones the shorter `negative_ttl`.
@@ -86,6 +92,7 @@ impl TenantDirectory {
                 generation: AtomicU64::new(0),
                 l1_hits: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "hit"),
                 l1_misses: metrics::counter!("tenant_cache_requests_total", "level" => "l1", "outcome" => "miss"),
+                hooks: std::sync::RwLock::new(Vec::new()),
             }),
         }
     }
@@ -175,6 +182,22 @@ impl TenantDirectory {
         metrics::counter!("tenant_cache_invalidations_total").increment(1);
     }
 
+    /// Registers `hook`, run on every eviction of this process's L1 (see [`EvictionHook`]).
+    pub fn on_eviction(&self, hook: EvictionHook) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    fn run_hooks(&self, tenant: Option<TenantId>) {
+        let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
+        for hook in hooks.iter() {
+            hook(tenant);
+        }
+    }
+
     async fn evict_local(&self, tenant: TenantId, keys: Vec<String>) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         // Negative entries of these keys (messages from other replicas carry them in their rendered form).
@@ -188,6 +211,7 @@ impl TenantDirectory {
         // Also drop the id entry at once (predicates apply lazily), so the next `get` reloads.
         self.inner.l1.invalidate(&LookupKey::Id(tenant)).await;
         self.inner.settings.invalidate(&tenant).await;
+        self.run_hooks(Some(tenant));
     }
 
     /// Empties this process's L1 (when invalidations may have been lost).
@@ -195,6 +219,7 @@ impl TenantDirectory {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         self.inner.l1.invalidate_all();
         self.inner.settings.invalidate_all();
+        self.run_hooks(None);
     }
 
     /// Number of entries in this process's L1 (approximate; for tests and metrics).

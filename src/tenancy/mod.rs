@@ -17,7 +17,7 @@ mod status;
 mod tenant_settings;
 
 pub use api_key::{ApiKeyHash, ApiKeyInfo, looks_like_key};
-pub use directory::TenantDirectory;
+pub use directory::{EvictionHook, TenantDirectory};
 pub use id::{MerchantId, TenantId};
 pub use key::LookupKey;
 pub use model::{NewTenant, Tenant};

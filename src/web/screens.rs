@@ -6,11 +6,10 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::i18n::{self, Lang};
 use super::{Screen, View, render};
@@ -473,6 +472,7 @@ struct CustomerCard<'a> {
     orders: Vec<OrderRow>,
     carts: Vec<CartRow>,
     crm: super::crm::CustomerPanel,
+    new_note_href: String,
 }
 
 /// `GET /app/customers/{id}`: the customer's card (404 for an id of no customer of this tenant).
@@ -511,6 +511,7 @@ pub async fn customer(
         orders: order_rows(&v, orders.data),
         carts: cart_rows(&v, carts.data, &items),
         crm,
+        new_note_href: format!("/app/crm/notes/new?customer={}", c.id),
         c,
         v: &v,
     };
@@ -935,7 +936,3 @@ pub async fn team(Screen { pool, v, .. }: Screen) -> Result<Response, ApiError> 
     };
     Ok(v.respond("team", "nav.team", render(&page)?))
 }
-
-/// Unused-status guard for the compiler: keeps `StatusCode` and `OffsetDateTime` imports honest.
-#[allow(dead_code)]
-fn _types(_: StatusCode, _: OffsetDateTime) {}

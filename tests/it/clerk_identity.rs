@@ -33,6 +33,10 @@ pub(crate) struct Fake {
     pub(crate) slugs_disabled: bool,
     /// Password is a required sign-in method: users cannot be created without one.
     pub(crate) password_required: bool,
+    /// Email address is a required identifier: users without one (known by `external_id` only) are refused.
+    pub(crate) email_required: bool,
+    /// Sign-in tokens issued (`POST /v1/sign_in_tokens`), as Clerk returns them.
+    pub(crate) sign_in_tokens: Vec<Value>,
     /// Passwords users were created with, by user id (Clerk never returns them; for assertions).
     pub(crate) passwords: std::collections::HashMap<String, String>,
     next_id: u32,
@@ -92,6 +96,11 @@ async fn list_users(
         .filter(|(k, _)| k == "email_address")
         .map(|(_, v)| v)
         .collect();
+    let external_ids: Vec<&String> = q
+        .iter()
+        .filter(|(k, _)| k == "external_id")
+        .map(|(_, v)| v)
+        .collect();
     let fake = fake.lock().unwrap();
     let found: Vec<Value> = fake
         .users
@@ -100,6 +109,7 @@ async fn list_users(
             emails
                 .iter()
                 .any(|e| u["email_addresses"][0]["email_address"] == json!(e))
+                || external_ids.iter().any(|e| u["external_id"] == json!(e))
         })
         .cloned()
         .collect();
@@ -109,10 +119,20 @@ async fn list_users(
 async fn create_user(State(fake): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
     let mut fake = fake.lock().unwrap();
     let email = body["email_address"][0].clone();
-    if fake
-        .users
-        .iter()
-        .any(|u| u["email_addresses"][0]["email_address"] == email)
+    if email.is_null() && fake.email_required {
+        // Clerk's refusal of a user without a required identifier (clerk-docs data/api_errors.json).
+        return clerk_error_meta(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "email_address must be included.",
+            json!({ "param_name": "email_address" }),
+        );
+    }
+    if !email.is_null()
+        && fake
+            .users
+            .iter()
+            .any(|u| u["email_addresses"][0]["email_address"] == email)
     {
         return clerk_error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -143,7 +163,8 @@ async fn create_user(State(fake): State<Shared>, axum::Json(body): axum::Json<Va
     let user = json!({
         "object": "user", "id": id,
         "external_id": body["external_id"],
-        "email_addresses": [{ "email_address": email }],
+        "first_name": body["first_name"],
+        "email_addresses": if email.is_null() { json!([]) } else { json!([{ "email_address": email }]) },
         "password_enabled": password.is_some(),
     });
     if let Some(password) = password {
@@ -337,6 +358,43 @@ async fn merge_metadata(
     axum::Json(found.clone()).into_response()
 }
 
+/// `POST /v1/sign_in_tokens`: a single-use ticket for an existing user (Clerk's `SignInToken`).
+async fn create_sign_in_token(
+    State(fake): State<Shared>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut fake = fake.lock().unwrap();
+    let user = body["user_id"].as_str().unwrap_or_default().to_owned();
+    if !fake.users.iter().any(|u| u["id"] == json!(user)) {
+        return clerk_error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            &format!("No user was found with id {user}"),
+        );
+    }
+    fake.next_id += 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let token = format!("eyJ.fake-ticket-{}.sig", fake.next_id);
+    let issued = json!({
+        "object": "sign_in_token", "id": format!("sit_{}", fake.next_id), "status": "pending",
+        "user_id": user, "token": token,
+        "url": format!("https://accounts.example.dev/sign-in#__clerk_ticket={token}"),
+        "created_at": now, "updated_at": now,
+        // Not part of Clerk's answer: what the fake was asked for, for assertions.
+        "requested_expires_in_seconds": body["expires_in_seconds"],
+    });
+    fake.sign_in_tokens.push(issued.clone());
+    let mut answer = issued;
+    answer
+        .as_object_mut()
+        .unwrap()
+        .remove("requested_expires_in_seconds");
+    axum::Json(answer).into_response()
+}
+
 /// Starts the fake Clerk Backend API; returns its base URL (`…/v1`) and its state.
 pub(crate) async fn fake_clerk() -> (String, Shared) {
     let fake: Shared = Arc::default();
@@ -348,6 +406,7 @@ pub(crate) async fn fake_clerk() -> (String, Shared) {
             "/v1/users/{id}/organization_memberships",
             get(user_memberships),
         )
+        .route("/v1/sign_in_tokens", post(create_sign_in_token))
         .route("/v1/organizations", post(create_org))
         .route("/v1/organizations/{id}", get(get_org).delete(delete_org))
         .route(

@@ -11,6 +11,9 @@
 //! assert_eq!(salla.lock().calls("GET /orders"), 3);    // calls per endpoint
 //! ```
 //!
+//! The embedded app's token introspection (`POST /exchange-authority/v1/introspect`) checks `S-Source` against
+//! [`APP_ID`] and answers from a table of page tokens ([`FakeSalla::add_embedded_token`]).
+//!
 //! Tokens are Salla's: the access token identifies the store, a refresh token is single use (reusing one answers
 //! a bare `invalid_grant` and revokes the store's tokens), and only the latest access token of a store is valid.
 
@@ -43,6 +46,9 @@ pub(crate) const MERCHANT: u64 = 2_847_769_313;
 /// [`MERCHANT`] as the store id the library speaks of.
 pub(crate) const MERCHANT_ID: MerchantId = MerchantId::new(MERCHANT as i64);
 
+/// Our Salla app id as the fake knows it (`embedded.app_id`, sent as `S-Source`).
+pub(crate) const APP_ID: &str = "1789456123";
+
 pub(crate) type Shared = Arc<Mutex<FakeSalla>>;
 
 /// The running fake: its base URLs and its state.
@@ -51,6 +57,8 @@ pub(crate) struct FakeSallaServer {
     pub(crate) accounts_url: String,
     /// `salla.api_url`: `http://127.0.0.1:PORT/admin/v2`.
     pub(crate) api_url: String,
+    /// `embedded.introspect_url`.
+    pub(crate) introspect_url: String,
     pub(crate) state: Shared,
 }
 
@@ -66,6 +74,7 @@ impl FakeSallaServer {
             .route("/admin/v2/customers", get(list_customers))
             .route("/admin/v2/carts/abandoned", get(list_carts))
             .route("/admin/v2/store/info", get(store_info))
+            .route("/exchange-authority/v1/introspect", post(introspect))
             .route("/admin/v2/webhooks/subscribe", post(subscribe))
             .route("/admin/v2/webhooks", get(list_webhooks))
             .route(
@@ -82,6 +91,7 @@ impl FakeSallaServer {
         Self {
             accounts_url: format!("http://{address}/accounts"),
             api_url: format!("http://{address}/admin/v2"),
+            introspect_url: format!("http://{address}/exchange-authority/v1/introspect"),
             state,
         }
     }
@@ -108,6 +118,15 @@ impl FakeSallaServer {
             ] {
                 env.push((key.to_owned(), value));
             }
+        }
+    }
+
+    /// The environment that turns the embedded app on against this fake (introspection URL and app id).
+    pub(crate) fn embedded_env(&self) -> impl FnOnce(&mut Vec<(String, String)>) + 'static {
+        let url = self.introspect_url.clone();
+        move |env| {
+            env.push(("WOSOOL_EMBEDDED__INTROSPECT_URL".into(), url));
+            env.push(("WOSOOL_EMBEDDED__APP_ID".into(), APP_ID.into()));
         }
     }
 
@@ -337,6 +356,10 @@ pub(crate) struct FakeSalla {
     pub(crate) ignores_strategy_fields: bool,
     /// Every request, in arrival order (endpoint and path).
     pub(crate) log: Vec<(String, String)>,
+    /// Embedded page tokens Salla would vouch for: token → (merchant, user, exp).
+    embedded_tokens: HashMap<String, (u64, u64, time::OffsetDateTime)>,
+    /// Bodies of the introspection requests received.
+    pub(crate) introspections: Vec<Value>,
 }
 
 impl Default for FakeSalla {
@@ -352,6 +375,8 @@ impl Default for FakeSalla {
             bare_user_info: false,
             ignores_strategy_fields: false,
             log: Vec::new(),
+            embedded_tokens: HashMap::new(),
+            introspections: Vec::new(),
         }
     }
 }
@@ -368,6 +393,21 @@ impl FakeSalla {
         self.stores
             .get_mut(&merchant)
             .unwrap_or_else(|| panic!("no fake store {merchant}"))
+    }
+
+    /// A page token (what Salla puts in the embedded page's URL) for `user` of `merchant`'s dashboard,
+    /// expiring `lifetime` from now (negative: already expired).
+    pub(crate) fn add_embedded_token(
+        &mut self,
+        token: &str,
+        merchant: u64,
+        user: u64,
+        lifetime: time::Duration,
+    ) {
+        self.embedded_tokens.insert(
+            token.to_owned(),
+            (merchant, user, time::OffsetDateTime::now_utc() + lifetime),
+        );
     }
 
     /// Requests `endpoint` (e.g. `"GET /customers"`) received so far.
@@ -1097,7 +1137,7 @@ async fn user_info(State(state): State<Shared>, headers: HeaderMap) -> Response 
     };
     let mut body = fixture("api-user-info.json");
     let data = &mut body["data"];
-    data["id"] = json!(1_600_000_000 + store.merchant_id % 100_000_000);
+    data["id"] = json!(installer_user_id(store.merchant_id));
     data["email"] = json!(store.email);
     let merchant_json = &mut data["merchant"];
     merchant_json["id"] = json!(store.merchant_id);
@@ -1109,6 +1149,65 @@ async fn user_info(State(state): State<Shared>, headers: HeaderMap) -> Response 
         return reply(200, body["data"].take(), &[]);
     }
     reply(200, body, &[])
+}
+
+/// The Salla user id user info gives for `merchant`'s token: the installer of the store.
+pub(crate) fn installer_user_id(merchant: u64) -> u64 {
+    1_600_000_000 + merchant % 100_000_000
+}
+
+/// `POST /exchange-authority/v1/introspect`. `S-Source` must be our app id: Salla's answer to another one is
+/// not documented (neither in its docs nor in `@salla.sa/embedded-sdk`); the fake answers 403 in Salla's
+/// usual error envelope. An unknown token gets Salla's documented 401 "Decryption failed".
+async fn introspect(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    const PATH: &str = "/exchange-authority/v1/introspect";
+    let mut fake = lock(&state);
+    *fake.calls.entry("POST /introspect".into()).or_default() += 1;
+    fake.log.push(("POST /introspect".into(), PATH.into()));
+    match fake.take_fault(PATH, None) {
+        Some(Fault::Reply { status, body }) => return reply(status, body, &[]),
+        Some(Fault::TooManyRequests { retry_after }) => {
+            let headers: Vec<_> = retry_after
+                .map(|s| ("retry-after", s.to_string()))
+                .into_iter()
+                .collect();
+            return reply(429, error_envelope(429, "Too Many Attempts."), &headers);
+        }
+        Some(other) => panic!("fault {other:?} is not modelled for introspection"),
+        None => {}
+    }
+    let source = headers.get("s-source").and_then(|v| v.to_str().ok());
+    if source != Some(APP_ID) {
+        return reply(
+            403,
+            json!({ "status": 403, "success": false,
+                    "error": { "message": "The source is not authorized", "code": 403 } }),
+            &[],
+        );
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    fake.introspections.push(body.clone());
+    let found = body["token"]
+        .as_str()
+        .and_then(|token| fake.embedded_tokens.get(token));
+    let Some((merchant, user, exp)) = found else {
+        return reply(
+            401,
+            json!({ "status": 401, "success": false,
+                    "error": { "message": "Decryption failed", "code": 0 } }),
+            &[],
+        );
+    };
+    let exp = exp
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    // Ids as numbers, and the user id as a string (both forms are seen in Salla's answers).
+    reply(
+        200,
+        json!({ "status": 200, "success": true,
+                "data": { "merchant_id": merchant, "user_id": user.to_string(), "exp": exp } }),
+        &[],
+    )
 }
 
 /// An id above 2^31, unique per kind, store and index.

@@ -13,22 +13,28 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration: `orders.details_needed` (the order-details walk's mark), its index, the
-/// `order_details` progress row and `sync_state.items_per_minute` (see its header). `UNDO_LATEST` removes all
-/// of it; a column of that name added beforehand makes the migration fail.
-const LATEST: i64 = 20261202100001;
-const LATEST_COLUMN: &str = "details_needed";
-const UNDO_LATEST: &str = "DROP INDEX orders_details_needed_idx; \
+/// The newest tenant migration: staff members of the embedded app (`members.email` nullable, `external_id` with
+/// its unique constraint, `last_seen_at`, `clerk_link`, see its header). `UNDO_LATEST` removes all of it; a
+/// column of that name added beforehand makes the migration fail.
+const LATEST: i64 = 20261202100002;
+const LATEST_TABLE: &str = "members";
+const LATEST_COLUMN: &str = "external_id";
+const UNDO_LATEST: &str = "ALTER TABLE members DROP CONSTRAINT members_identified; \
+     ALTER TABLE members DROP COLUMN clerk_link_error; \
+     ALTER TABLE members DROP COLUMN clerk_link; \
+     ALTER TABLE members DROP COLUMN last_seen_at; \
+     ALTER TABLE members DROP COLUMN external_id; \
+     ALTER TABLE members ALTER COLUMN email SET NOT NULL;";
+/// The one before: `orders.details_needed` (the order-details walk's mark), its index, the `order_details`
+/// progress row and `sync_state.items_per_minute`.
+const PREVIOUS: i64 = 20261202100001;
+const UNDO_PREVIOUS: &str = "DROP INDEX orders_details_needed_idx; \
      ALTER TABLE orders DROP COLUMN details_needed; \
      DELETE FROM sync_state WHERE resource = 'order_details'; \
      ALTER TABLE sync_state DROP CONSTRAINT sync_state_resource_check; \
      ALTER TABLE sync_state ADD CONSTRAINT sync_state_resource_check \
        CHECK (resource IN ('customers', 'products', 'orders', 'abandoned_carts')); \
      ALTER TABLE sync_state DROP COLUMN items_per_minute;";
-/// The one before: the CRM outbox table, its trigger functions and the triggers they run on the commerce tables.
-const PREVIOUS: i64 = 20261121100001;
-const UNDO_PREVIOUS: &str = "DROP TABLE crm_outbox; \
-     DROP FUNCTION crm_outbox_rows, crm_outbox_orders, crm_outbox_order_items CASCADE;";
 
 struct FleetTenant {
     id: TenantId,
@@ -84,7 +90,7 @@ async fn registry_row(app: &TestApp, tenant: &FleetTenant) -> (i64, Option<Strin
 /// A column that takes the name of the latest migration's column, so that the migration fails.
 async fn break_latest(tenant: &FleetTenant) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE orders ADD COLUMN {LATEST_COLUMN} text"
+        "ALTER TABLE {LATEST_TABLE} ADD COLUMN {LATEST_COLUMN} text"
     )))
     .execute(&tenant.db)
     .await
@@ -93,18 +99,18 @@ async fn break_latest(tenant: &FleetTenant) {
 
 async fn unbreak_latest(tenant: &FleetTenant) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE orders DROP COLUMN {LATEST_COLUMN}"
+        "ALTER TABLE {LATEST_TABLE} DROP COLUMN {LATEST_COLUMN}"
     )))
     .execute(&tenant.db)
     .await
     .unwrap();
 }
 
-/// Whether the tenant database has the latest migration's index (its last schema change) and has recorded the
+/// Whether the tenant database has the latest migration's unique constraint's index and has recorded the
 /// latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
     let (index, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('public.orders_details_needed_idx') IS NOT NULL, \
+        "SELECT to_regclass('public.members_external_id_key') IS NOT NULL, \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)
@@ -401,7 +407,7 @@ async fn a_tenant_that_fails_part_way_records_the_version_it_reached() {
     .await
     .unwrap();
     break_latest(tenant).await;
-    const OLDEST: i64 = 20261120100003;
+    const OLDEST: i64 = 20261121100001;
     sqlx::query("UPDATE tenants SET schema_version = $2 WHERE id = $1")
         .bind(tenant.id)
         .bind(OLDEST)

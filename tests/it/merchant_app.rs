@@ -12,6 +12,7 @@ use wosool::Role;
 use crate::helpers::{TestApp, spawn_app_with, tenant_db, tenant_row};
 
 struct Store {
+    id: String,
     key: String,
     db: PgPool,
 }
@@ -25,6 +26,7 @@ async fn store(app: &TestApp, name: &str) -> Store {
     let tenant_id = registered["tenant_id"].as_str().expect("tenant_id");
     let (_, db_name, _) = tenant_row(app, tenant_id).await;
     Store {
+        id: tenant_id.to_owned(),
         key: app.api_key(tenant_id).await,
         db: tenant_db(&db_name).await,
     }
@@ -558,4 +560,106 @@ async fn settings_save_language_and_notifications_in_the_tenant() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+/// `POST path` with a URL-encoded form, as htmx sends it.
+async fn post_form(app: &TestApp, key: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let body = {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            s.append_pair(k, v);
+        }
+        s.finish()
+    };
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(key)
+        .header("HX-Request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.text().await.unwrap())
+}
+
+/// The `data-id` of the first row whose title is `title`.
+fn row_id(html: &str, title: &str) -> String {
+    let at = html
+        .find(&format!("data-testid=\"crm-row-title\">{title}<"))
+        .unwrap_or_else(|| panic!("no row {title}"));
+    let before = &html[..at];
+    let start = before.rfind("data-id=\"").unwrap() + "data-id=\"".len();
+    before[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_notes_tasks_and_opportunities_are_created_and_edited_through_the_tenant_s_twenty() {
+    let twenty = crate::fake_twenty::FakeTwentyServer::start().await;
+    let env = twenty.env();
+    let app = spawn_app_with(Role::All, |vars| {
+        env(vars);
+        vars.push(("WOSOOL_JOBS__RETRY_BASE_MS".into(), "10".into()));
+    })
+    .await;
+    let a = store(&app, "CRM App A").await;
+    let b = store(&app, "CRM App B").await;
+    let workspace_a: String = sqlx::query_scalar(
+        "SELECT workspace_id FROM crm_workspaces WHERE tenant_id = $1::uuid",
+    )
+    .bind(&a.id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+
+    // Notes: the empty list, a create, the list showing it, stored in A's workspace.
+    let empty = ok_page(&app, &a.key, "/app/crm/notes?lang=en").await;
+    assert!(empty.contains("data-testid=\"crm-empty\""), "{empty}");
+    let form = ok_page(&app, &a.key, "/app/crm/notes/new?customer=101").await;
+    assert!(form.contains("name=\"customer\" inputmode=\"numeric\" value=\"101\""));
+    let (status, list) = post_form(&app, &a.key, "/app/crm/notes", &[("title", "اتصال بالعميلة"), ("body", "**طلبت** خصمًا")]).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(list.contains("data-testid=\"crm-notice\""));
+    assert!(list.contains("اتصال بالعميلة"));
+    let stored = twenty.lock().records(&workspace_a, "notes");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["title"], "اتصال بالعميلة");
+
+    // Edit: the form is filled in, the change is saved in Twenty.
+    let id = row_id(&list, "اتصال بالعميلة");
+    let edit = ok_page(&app, &a.key, &format!("/app/crm/notes/{id}")).await;
+    assert!(edit.contains("value=\"اتصال بالعميلة\""));
+    assert!(edit.contains("**طلبت** خصمًا"));
+    let (status, list) = post_form(&app, &a.key, &format!("/app/crm/notes/{id}"), &[("title", "اتصال ثانٍ"), ("body", "تم")]).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(list.contains("اتصال ثانٍ"));
+    assert_eq!(twenty.lock().records(&workspace_a, "notes")[0]["title"], "اتصال ثانٍ");
+
+    // Tasks with a status and a due date; opportunities with an amount and a stage.
+    let (status, tasks) = post_form(&app, &a.key, "/app/crm/tasks?lang=en", &[("title", "Call back"), ("status", "IN_PROGRESS"), ("due_at", "2026-12-24")]).await;
+    assert_eq!(status, StatusCode::OK, "{tasks}");
+    assert!(tasks.contains("Call back") && tasks.contains("In progress") && tasks.contains("24 Dec 2026"), "{tasks}");
+    let (status, opportunities) = post_form(&app, &a.key, "/app/crm/opportunities?lang=en", &[("title", "Wholesale"), ("amount", "1500.50"), ("currency", "SAR"), ("stage", "PROPOSAL")]).await;
+    assert_eq!(status, StatusCode::OK, "{opportunities}");
+    assert!(opportunities.contains("SAR 1500.5") && opportunities.contains("Proposal"), "{opportunities}");
+    let stored = twenty.lock().records(&workspace_a, "opportunities");
+    assert_eq!(stored[0]["amount"]["amountMicros"].as_i64(), Some(1_500_500_000));
+
+    // A refused input comes back as the form with the reason.
+    let (status, refused) = post_form(&app, &a.key, "/app/crm/opportunities", &[("title", "Bad"), ("amount", "lots")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(refused.contains("data-testid=\"crm-error\"") && refused.contains("not an amount"), "{refused}");
+
+    // B never reaches A's records.
+    let (status, _, body) = page(&app, &b.key, &format!("/app/crm/notes/{id}"), true).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = post_form(&app, &b.key, &format!("/app/crm/notes/{id}"), &[("title", "hijack")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(!ok_page(&app, &b.key, "/app/crm/notes").await.contains("اتصال"));
+    assert_eq!(twenty.lock().records(&workspace_a, "notes")[0]["title"], "اتصال ثانٍ");
+    // Unknown lists and ids are 404s.
+    assert_eq!(page(&app, &a.key, "/app/crm/people", true).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&app, &a.key, "/app/crm/notes/not-a-uuid", true).await.0, StatusCode::NOT_FOUND);
 }

@@ -16,7 +16,7 @@ use crate::clerk_identity::{clerk_env, fake_clerk};
 use crate::fake_salla::{FakeSallaServer, FakeStore, IssuedTokens};
 use crate::helpers::{TestApp, database_url, eventually, spawn_app_with};
 
-const WEBHOOK_SECRET: &str = "salla-install-test-webhook-secret";
+pub(crate) const WEBHOOK_SECRET: &str = "salla-install-test-webhook-secret";
 /// The store of the app.* fixtures.
 const MERCHANT: u64 = 1_234_509_876;
 const WAIT: Duration = Duration::from_secs(60);
@@ -35,7 +35,7 @@ fn sign(body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-async fn deliver(app: &TestApp, event: &Value) -> (StatusCode, Value) {
+pub(crate) async fn deliver(app: &TestApp, event: &Value) -> (StatusCode, Value) {
     let body = serde_json::to_vec(event).unwrap();
     let response = app
         .client
@@ -54,7 +54,7 @@ async fn deliver(app: &TestApp, event: &Value) -> (StatusCode, Value) {
 }
 
 /// The authorize fixture carrying the tokens the fake issued to the store.
-fn authorize(merchant: u64, tokens: &IssuedTokens) -> Value {
+pub(crate) fn authorize(merchant: u64, tokens: &IssuedTokens) -> Value {
     let mut event = fixture("app.store.authorize");
     event["merchant"] = json!(merchant);
     event["data"]["access_token"] = json!(tokens.access_token);
@@ -65,7 +65,7 @@ fn authorize(merchant: u64, tokens: &IssuedTokens) -> Value {
     event
 }
 
-fn for_merchant(name: &str, merchant: u64) -> Value {
+pub(crate) fn for_merchant(name: &str, merchant: u64) -> Value {
     let mut event = fixture(name);
     event["merchant"] = json!(merchant);
     event

@@ -1,6 +1,10 @@
 //! A fake Twenty for every CRM test: `POST /metadata` and `POST /graphql`, the REST data API (`/rest/*`) and
 //! `GET /client-config`, on one loopback port.
 //!
+//! REST records of notes, tasks, opportunities and their targets are checked field by field against those
+//! objects as Twenty defines them (`rest::check_record`), and PATCH, DELETE, `filter` (`eq`, `in`) and `order_by`
+//! are served.
+//!
 //! `/metadata` runs on Twenty's real schema at the pinned version (`twenty_graphql.rs`: rebuilt from npm's
 //! `twenty-client-sdk` by `scripts/test`): every document is validated by a real GraphQL validator and
 //! refused as Twenty v2.43 refuses it (HTTP 200, graphql-js's message and locations); variables are coerced
@@ -45,7 +49,7 @@ use serde_json::{Value, json};
 
 use crate::twenty_graphql::{self, TwentySchema, edit};
 use graphql::{graphql_endpoint, metadata_endpoint};
-use rest::{rest_batch, rest_create, rest_get, rest_list};
+use rest::{rest_batch, rest_create, rest_delete, rest_get, rest_list, rest_update};
 
 pub(crate) use validation::{option_errors, with_option_ids};
 
@@ -179,6 +183,9 @@ pub(crate) struct FakeTwenty {
     database: Option<sqlx::PgPool>,
     /// Workspaces whose flags were written to `database`.
     mirrored: HashSet<String>,
+    /// The last `createdAt`/`updatedAt` handed out (each one is later than the one before, as Twenty's
+    /// millisecond timestamps are in practice).
+    clock: Option<time::OffsetDateTime>,
 }
 
 /// What a served schema variant depends on.
@@ -209,6 +216,7 @@ impl Default for FakeTwenty {
             sequence: 0,
             database: None,
             mirrored: HashSet::new(),
+            clock: None,
         }
     }
 }
@@ -229,7 +237,10 @@ impl FakeTwentyServer {
             .route("/graphql", post(graphql_endpoint))
             .route("/rest/batch/{plural}", post(rest_batch))
             .route("/rest/{plural}", get(rest_list).post(rest_create))
-            .route("/rest/{plural}/{id}", get(rest_get))
+            .route(
+                "/rest/{plural}/{id}",
+                get(rest_get).patch(rest_update).delete(rest_delete),
+            )
             .route("/client-config", get(client_config))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -322,6 +333,30 @@ impl FakeTwenty {
     /// Every call of `operation` waits `delay` before being handled.
     pub(crate) fn slow(&mut self, operation: &str, delay: Duration) {
         self.slow.insert(operation.into(), delay);
+    }
+
+    /// A timestamp as Twenty writes them (`2026-01-02T03:04:05.678Z`), later than every one before.
+    pub(crate) fn now(&mut self) -> String {
+        let mut now = time::OffsetDateTime::now_utc();
+        now = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now);
+        if let Some(last) = self.clock
+            && now <= last
+        {
+            now = last + Duration::from_millis(1);
+        }
+        self.clock = Some(now);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.millisecond()
+        )
     }
 
     /// The next `times` REST calls answer 429 with `Retry-After: retry_after_secs`.

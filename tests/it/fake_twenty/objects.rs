@@ -47,6 +47,47 @@ fn object(singular: &str, plural: &str, is_custom: bool, extra: &[(&str, &str)])
     }
 }
 
+/// SELECT options as Twenty stores them (value, label, position, color, id).
+fn select_options(values: &[(&str, &str)]) -> Value {
+    Value::Array(
+        values
+            .iter()
+            .enumerate()
+            .map(|(position, (value, color))| {
+                json!({ "id": uuid::Uuid::new_v4().to_string(), "value": value, "label": value,
+                        "position": position, "color": color })
+            })
+            .collect(),
+    )
+}
+
+/// An activity-like standard object: no `name` (its label identifier is `title`, or none for targets).
+fn without_name(mut object: Object) -> Object {
+    object.fields.retain(|f| f.name != "name");
+    object
+}
+
+fn with_options(mut object: Object, field: &str, options: &[(&str, &str)]) -> Object {
+    if let Some(f) = object.fields.iter_mut().find(|f| f.name == field) {
+        f.options = select_options(options);
+    }
+    object
+}
+
+/// The task `status` options and the opportunity `stage` options of Twenty's standard objects.
+pub(crate) const TASK_STATUSES: &[(&str, &str)] = &[
+    ("TODO", "sky"),
+    ("IN_PROGRESS", "purple"),
+    ("DONE", "green"),
+];
+pub(crate) const OPPORTUNITY_STAGES: &[(&str, &str)] = &[
+    ("NEW", "red"),
+    ("SCREENING", "purple"),
+    ("MEETING", "sky"),
+    ("PROPOSAL", "turquoise"),
+    ("CUSTOMER", "yellow"),
+];
+
 pub(super) fn standard_objects() -> Vec<Object> {
     let mut person = object(
         "person",
@@ -57,17 +98,75 @@ pub(super) fn standard_objects() -> Vec<Object> {
     if let Some(name) = person.fields.iter_mut().find(|f| f.name == "name") {
         name.field_type = "FULL_NAME".into();
     }
-    vec![
-        object("company", "companies", false, &[("domainName", "LINKS")]),
-        person,
+    // Notes, tasks, opportunities and their targets as Twenty's standard objects define them
+    // (note/task/opportunity/noteTarget/taskTarget `.workspace-entity.ts`); their records are checked
+    // field by field (`rest::check_record`).
+    let note = without_name(object(
+        "note",
+        "notes",
+        false,
+        &[
+            ("title", "TEXT"),
+            ("bodyV2", "RICH_TEXT"),
+            ("updatedBy", "ACTOR"),
+        ],
+    ));
+    let task = with_options(
+        without_name(object(
+            "task",
+            "tasks",
+            false,
+            &[
+                ("title", "TEXT"),
+                ("bodyV2", "RICH_TEXT"),
+                ("dueAt", "DATE_TIME"),
+                ("status", "SELECT"),
+                ("assigneeId", "UUID"),
+                ("updatedBy", "ACTOR"),
+            ],
+        )),
+        "status",
+        TASK_STATUSES,
+    );
+    let opportunity = with_options(
         object(
             "opportunity",
             "opportunities",
             false,
-            &[("amount", "CURRENCY")],
+            &[
+                ("amount", "CURRENCY"),
+                ("closeDate", "DATE_TIME"),
+                ("stage", "SELECT"),
+                ("probability", "TEXT"),
+                ("pointOfContactId", "UUID"),
+                ("companyId", "UUID"),
+                ("updatedBy", "ACTOR"),
+            ],
         ),
-        object("note", "notes", false, &[]),
-        object("task", "tasks", false, &[]),
+        "stage",
+        OPPORTUNITY_STAGES,
+    );
+    let target = |singular: &str, plural: &str, record: &str| {
+        without_name(object(
+            singular,
+            plural,
+            false,
+            &[
+                (record, "UUID"),
+                ("personId", "UUID"),
+                ("companyId", "UUID"),
+                ("opportunityId", "UUID"),
+            ],
+        ))
+    };
+    vec![
+        object("company", "companies", false, &[("domainName", "LINKS")]),
+        person,
+        opportunity,
+        note,
+        task,
+        target("noteTarget", "noteTargets", "noteId"),
+        target("taskTarget", "taskTargets", "taskId"),
         // Workflows are standard objects since Twenty v1.x.
         object("workflow", "workflows", false, &[("statuses", "ARRAY")]),
         object("workflowRun", "workflowRuns", false, &[]),
