@@ -4,7 +4,10 @@
 //! for htmx, the full page otherwise. Lists page by cursor: "more" asks for the next page's rows only
 //! (`rows=1`), which replace the button.
 
+use std::sync::{Arc, LazyLock};
+
 use askama::Template;
+use moka::future::Cache;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +28,7 @@ use crate::error::ApiError;
 use crate::http::extract::{Form, Path, Query};
 use crate::salla::store_status::{self, StoreStatus};
 use crate::state::AppState;
-use crate::tenancy::AppPreferences;
+use crate::tenancy::{AppPreferences, TenantId};
 
 /// Rows per list page.
 const PAGE: &str = "25";
@@ -219,6 +222,18 @@ pub struct HomeQuery {
     period: Option<String>,
 }
 
+/// Home's KPIs and trend per tenant and window, kept this long: the figures are sums over up to 180 days of
+/// orders (tens of milliseconds on a 50k-order store), and a dashboard a few seconds behind is fine, while
+/// every other part of Home (sync, attention) is read fresh.
+const FIGURES_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+static FIGURES: LazyLock<Cache<(TenantId, i32), Arc<(Kpis, Vec<DayPoint>)>>> = LazyLock::new(|| {
+    Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(FIGURES_TTL)
+        .build()
+});
+
 /// `GET /app/home`.
 pub async fn home(
     State(state): State<AppState>,
@@ -250,13 +265,24 @@ pub async fn home(
             .await
             .map_err(|e| ApiError::internal(format!("reading the CRM workspace: {e}")))
     };
-    let (kpis, trend, resources, store, crm) = tokio::try_join!(
-        insights::kpis(&pool, days),
-        insights::trend(&pool, days, &tz),
+    let figures = async {
+        let key = (ctx.id(), days);
+        if let Some(hit) = FIGURES.get(&key).await {
+            return Ok(hit);
+        }
+        let (kpis, trend) =
+            tokio::try_join!(insights::kpis(&pool, days), insights::trend(&pool, days, &tz))?;
+        let fresh = Arc::new((kpis, trend));
+        FIGURES.insert(key, fresh.clone()).await;
+        Ok::<_, ApiError>(fresh)
+    };
+    let (figures, resources, store, crm) = tokio::try_join!(
+        figures,
         sync::progress(&pool),
         store,
         crm,
     )?;
+    let trend = &figures.1;
     let sync = sync_rows(&v, resources);
     let sync_done = sync
         .iter()
@@ -269,7 +295,7 @@ pub async fn home(
             .iter()
             .map(|d| (*d, link(&v, "/app/home", &[("period", &d.to_string())])))
             .collect(),
-        tiles: tiles(&v, &kpis),
+        tiles: tiles(&v, &figures.0),
         sync_done,
         sync,
         attention,
@@ -892,6 +918,9 @@ pub async fn save_settings(
 pub struct MemberView {
     pub name: String,
     pub email: String,
+    /// Salla staff (opened the app from Salla) or an account member.
+    pub source: &'static str,
+    pub last_seen: String,
     pub role: String,
     pub status: &'static str,
     pub since: String,
@@ -911,13 +940,15 @@ pub async fn team(Screen { pool, v, .. }: Screen) -> Result<Response, ApiError> 
         members: members
             .into_iter()
             .map(|m| MemberView {
-                name: m.display_name.clone().unwrap_or_else(|| m.email.clone()),
-                // Salla staff have no email: their placeholder address is not shown.
-                email: if m.email.ends_with(".invalid") {
-                    String::new()
-                } else {
-                    m.email
-                },
+                name: m
+                    .display_name
+                    .clone()
+                    .or_else(|| m.email.clone())
+                    .or_else(|| m.external_id.clone())
+                    .unwrap_or_default(),
+                email: m.email.clone().unwrap_or_default(),
+                source: v.t(if m.external_id.is_some() { "team.source.salla" } else { "team.source.account" }),
+                last_seen: v.datetime_opt(m.last_seen_at),
                 role: match m.role_key.as_str() {
                     "owner" => v.t("team.role.owner").to_owned(),
                     "admin" => v.t("team.role.admin").to_owned(),

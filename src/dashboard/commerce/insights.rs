@@ -68,39 +68,38 @@ WHERE ",
 GROUP BY 1"
 );
 
-/// For each buyer of each window: the first purchase ever and the number of purchases up to the window's end.
+/// One pass over the purchases up to now, per customer: the first purchase ever, purchases up to each
+/// window's end, and whether the customer bought in each window. (A lateral per buyer was ten times slower on
+/// a 50k-order store.)
 const PEOPLE: &str = concat!(
     "\
-WITH buyers AS (
-    SELECT DISTINCT (o.ordered_at >= now() - make_interval(days => $1)) AS current, o.customer_salla_id
+WITH per AS (
+    SELECT min(o.ordered_at) AS first_at,
+           count(*) AS upto_now,
+           count(*) FILTER (WHERE o.ordered_at < now() - make_interval(days => $1)) AS upto_previous_end,
+           bool_or(o.ordered_at >= now() - make_interval(days => $1)) AS bought_current,
+           bool_or(o.ordered_at >= now() - make_interval(days => 2 * $1)
+                   AND o.ordered_at < now() - make_interval(days => $1)) AS bought_previous
     FROM orders o
     WHERE ",
     purchase!("o"),
     "
-      AND o.customer_salla_id IS NOT NULL
-      AND o.ordered_at >= now() - make_interval(days => 2 * $1) AND o.ordered_at <= now()
-), history AS (
-    SELECT b.current,
-           CASE WHEN b.current THEN now() - make_interval(days => $1)
-                ELSE now() - make_interval(days => 2 * $1) END AS window_start,
-           h.first_at, h.purchases
-    FROM buyers b
-    CROSS JOIN LATERAL (
-        SELECT min(o.ordered_at) AS first_at, count(*) AS purchases
-        FROM orders o
-        WHERE o.customer_salla_id = b.customer_salla_id AND ",
-    purchase!("o"),
-    "
-          AND o.ordered_at <= CASE WHEN b.current THEN now() ELSE now() - make_interval(days => $1) END
-    ) h
+      AND o.customer_salla_id IS NOT NULL AND o.ordered_at <= now()
+    GROUP BY o.customer_salla_id
 )
-SELECT current,
-       count(*) FILTER (WHERE first_at >= window_start) AS new_customers,
-       count(*) FILTER (WHERE first_at < window_start) AS returning_customers,
-       count(*) FILTER (WHERE purchases >= 2) AS repeaters,
-       count(*) AS buyers
-FROM history
-GROUP BY current"
+SELECT true AS current,
+       count(*) FILTER (WHERE bought_current AND first_at >= now() - make_interval(days => $1)) AS new_customers,
+       count(*) FILTER (WHERE bought_current AND first_at < now() - make_interval(days => $1)) AS returning_customers,
+       count(*) FILTER (WHERE bought_current AND upto_now >= 2) AS repeaters,
+       count(*) FILTER (WHERE bought_current) AS buyers
+FROM per
+UNION ALL
+SELECT false,
+       count(*) FILTER (WHERE bought_previous AND first_at >= now() - make_interval(days => 2 * $1)),
+       count(*) FILTER (WHERE bought_previous AND first_at < now() - make_interval(days => 2 * $1)),
+       count(*) FILTER (WHERE bought_previous AND upto_previous_end >= 2),
+       count(*) FILTER (WHERE bought_previous)
+FROM per"
 );
 
 const CARTS: &str = "\
