@@ -136,8 +136,14 @@ fn web(state: &AppState) -> Router<AppState> {
         .route("/app/carts", get(screens::carts))
         .route("/app/crm/{kind}", get(app_crm::list).post(app_crm::create))
         .route("/app/crm/{kind}/new", get(app_crm::new))
-        .route("/app/crm/{kind}/{id}", get(app_crm::edit).post(app_crm::update))
-        .route("/app/settings", get(screens::settings).post(screens::save_settings))
+        .route(
+            "/app/crm/{kind}/{id}",
+            get(app_crm::edit).post(app_crm::update),
+        )
+        .route(
+            "/app/settings",
+            get(screens::settings).post(screens::save_settings),
+        )
         .route("/app/team", get(screens::team))
         .layer(axum::middleware::from_fn_with_state(
             policies,

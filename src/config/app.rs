@@ -80,7 +80,12 @@ mod tests {
 
     #[test]
     fn only_plain_origins_are_sources() {
-        for ok in ["'self'", "https://s.salla.sa", "https://*.salla.sa", "http://localhost:8080"] {
+        for ok in [
+            "'self'",
+            "https://s.salla.sa",
+            "https://*.salla.sa",
+            "http://localhost:8080",
+        ] {
             assert!(valid_source(ok), "{ok}");
         }
         for bad in [

@@ -90,11 +90,9 @@ pub async fn save_app_preferences(
     pool: &sqlx::PgPool,
     preferences: &AppPreferences,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE settings SET extra = jsonb_set(extra, '{app}', $1), updated_at = now()",
-    )
-    .bind(sqlx::types::Json(preferences))
-    .execute(pool)
-    .await?;
+    sqlx::query("UPDATE settings SET extra = jsonb_set(extra, '{app}', $1), updated_at = now()")
+        .bind(sqlx::types::Json(preferences))
+        .execute(pool)
+        .await?;
     Ok(())
 }

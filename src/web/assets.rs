@@ -192,7 +192,10 @@ mod tests {
         }
         let css = String::from_utf8(assets.by_name["app.css"].bytes.clone()).unwrap();
         assert!(!css.contains("asset:"), "every font reference is rewritten");
-        assert!(!css.contains("missing-"), "every font named by the CSS exists");
+        assert!(
+            !css.contains("missing-"),
+            "every font named by the CSS exists"
+        );
         assert!(css.contains(&assets.url("ibm-plex-sans-arabic-arabic-400-normal.woff2")));
     }
 }

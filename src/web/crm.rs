@@ -12,9 +12,7 @@ use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::{Screen, View, render};
-use crate::crm::records::{
-    CrmRecord, CrmRecordsError, Money, RecordInput, RecordKind, TaskStatus,
-};
+use crate::crm::records::{CrmRecord, CrmRecordsError, Money, RecordInput, RecordKind, TaskStatus};
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::{Form, Path, Query};
@@ -34,7 +32,11 @@ pub enum CustomerPanel {
 }
 
 /// The customer's CRM notes and tasks, degrading to a message when there is no workspace or it is down.
-pub async fn customer_panel(state: &AppState, ctx: &TenantContext, salla_customer_id: i64) -> CustomerPanel {
+pub async fn customer_panel(
+    state: &AppState,
+    ctx: &TenantContext,
+    salla_customer_id: i64,
+) -> CustomerPanel {
     let Some(records) = state.crm_records() else {
         return CustomerPanel::NotProvisioned;
     };
@@ -65,7 +67,10 @@ fn kind_of(segment: &str) -> Result<(RecordKind, &'static str), ApiError> {
         "notes" => Ok((RecordKind::Note, "notes")),
         "tasks" => Ok((RecordKind::Task, "tasks")),
         "opportunities" => Ok((RecordKind::Opportunity, "opportunities")),
-        _ => Err(ApiError::not_found("crm_kind_not_found", "No such CRM list.")),
+        _ => Err(ApiError::not_found(
+            "crm_kind_not_found",
+            "No such CRM list.",
+        )),
     }
 }
 
@@ -84,7 +89,13 @@ pub struct Row {
 
 fn row(v: &View, plural: &str, r: &CrmRecord) -> Row {
     let detail = match r.kind {
-        RecordKind::Note => r.body.clone().unwrap_or_default().chars().take(140).collect(),
+        RecordKind::Note => r
+            .body
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(140)
+            .collect(),
         RecordKind::Task => {
             let status = r
                 .status
@@ -233,7 +244,15 @@ struct FormScreen<'a> {
     kind_label: &'static str,
 }
 
-fn form_page(v: &View, kind: RecordKind, plural: &'static str, action: String, editing: bool, f: RecordForm, error: String) -> Result<Response, ApiError> {
+fn form_page(
+    v: &View,
+    kind: RecordKind,
+    plural: &'static str,
+    action: String,
+    editing: bool,
+    f: RecordForm,
+    error: String,
+) -> Result<Response, ApiError> {
     let page = FormScreen {
         v,
         plural,
@@ -244,8 +263,14 @@ fn form_page(v: &View, kind: RecordKind, plural: &'static str, action: String, e
         editing,
         f,
         error,
-        statuses: STATUSES.iter().map(|s| (*s, v.t(&format!("crm.status.{s}")))).collect(),
-        stages: STAGES.iter().map(|s| (*s, v.t(&format!("crm.stage.{s}")))).collect(),
+        statuses: STATUSES
+            .iter()
+            .map(|s| (*s, v.t(&format!("crm.status.{s}"))))
+            .collect(),
+        stages: STAGES
+            .iter()
+            .map(|s| (*s, v.t(&format!("crm.stage.{s}"))))
+            .collect(),
         list_href: v.href(&format!("/app/crm/{plural}")),
         kind_label: v.t(&format!("crm.{plural}")),
     };
@@ -280,7 +305,10 @@ fn input_of(kind: RecordKind, f: &RecordForm) -> Result<RecordInput, String> {
         (!s.is_empty()).then(|| s.to_owned())
     };
     let status = match (kind, given(&f.status)) {
-        (RecordKind::Task, Some(s)) => Some(s.parse::<TaskStatus>().map_err(|_| format!("status: {s:?}"))?),
+        (RecordKind::Task, Some(s)) => Some(
+            s.parse::<TaskStatus>()
+                .map_err(|_| format!("status: {s:?}"))?,
+        ),
         _ => None,
     };
     let due_at = match (kind, given(&f.due_at)) {
@@ -288,10 +316,15 @@ fn input_of(kind: RecordKind, f: &RecordForm) -> Result<RecordInput, String> {
         (_, Some(text)) => {
             let bad = || format!("due_at: {text:?} is not a date");
             let mut parts = text.splitn(3, '-').map(|p| p.parse::<i32>().ok());
-            let (Some(Some(year)), Some(Some(month)), Some(Some(day))) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(Some(year)), Some(Some(month)), Some(Some(day))) =
+                (parts.next(), parts.next(), parts.next())
+            else {
                 return Err(bad());
             };
-            let month = u8::try_from(month).ok().and_then(|m| time::Month::try_from(m).ok()).ok_or_else(bad)?;
+            let month = u8::try_from(month)
+                .ok()
+                .and_then(|m| time::Month::try_from(m).ok())
+                .ok_or_else(bad)?;
             let day = u8::try_from(day).map_err(|_| bad())?;
             let date = Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
             Some(OffsetDateTime::new_utc(date, Time::MIDNIGHT))
@@ -306,21 +339,34 @@ fn input_of(kind: RecordKind, f: &RecordForm) -> Result<RecordInput, String> {
     };
     let customer = match given(&f.customer) {
         None => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| format!("customer: {text:?} is not a customer id"))?),
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| format!("customer: {text:?} is not a customer id"))?,
+        ),
     };
     Ok(RecordInput {
         title: f.title.trim().to_owned(),
-        body: if kind == RecordKind::Opportunity { None } else { given(&f.body) },
+        body: if kind == RecordKind::Opportunity {
+            None
+        } else {
+            given(&f.body)
+        },
         status,
         due_at,
         amount,
-        stage: if kind == RecordKind::Opportunity { given(&f.stage) } else { None },
+        stage: if kind == RecordKind::Opportunity {
+            given(&f.stage)
+        } else {
+            None
+        },
         customer,
     })
 }
 
 fn records(state: &AppState) -> Result<&crate::crm::records::CrmRecords, ApiError> {
-    state.crm_records().ok_or_else(|| CrmRecordsError::NotProvisioned.into())
+    state
+        .crm_records()
+        .ok_or_else(|| CrmRecordsError::NotProvisioned.into())
 }
 
 /// `POST /app/crm/{kind}`: creates the record and shows the list; a refused input shows the form again with
@@ -339,7 +385,9 @@ pub async fn create(
     };
     match records(&state)?.create(screen.ctx.id(), kind, input).await {
         Ok(_) => list_page(&state, &screen, kind, plural, None, "crm.created").await,
-        Err(CrmRecordsError::Invalid(message)) => form_page(&screen.v, kind, plural, action, false, f, message),
+        Err(CrmRecordsError::Invalid(message)) => {
+            form_page(&screen.v, kind, plural, action, false, f, message)
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -366,7 +414,12 @@ pub async fn edit(
             .due_at
             .map(|d| {
                 let date = d.date();
-                format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    date.year(),
+                    u8::from(date.month()),
+                    date.day()
+                )
             })
             .unwrap_or_default(),
         amount: r.amount.as_ref().map(Money::amount).unwrap_or_default(),
@@ -396,9 +449,14 @@ pub async fn update(
         Ok(input) => input,
         Err(message) => return form_page(&screen.v, kind, plural, action, true, f, message),
     };
-    match records(&state)?.update(screen.ctx.id(), kind, id, input).await {
+    match records(&state)?
+        .update(screen.ctx.id(), kind, id, input)
+        .await
+    {
         Ok(_) => list_page(&state, &screen, kind, plural, None, "crm.saved").await,
-        Err(CrmRecordsError::Invalid(message)) => form_page(&screen.v, kind, plural, action, true, f, message),
+        Err(CrmRecordsError::Invalid(message)) => {
+            form_page(&screen.v, kind, plural, action, true, f, message)
+        }
         Err(other) => Err(other.into()),
     }
 }

@@ -90,7 +90,11 @@ pub fn amount(value: Decimal) -> String {
     let negative = rounded.is_sign_negative() && !rounded.is_zero();
     let text = format!("{:.2}", rounded.abs());
     let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
-    format!("{}{}.{cents}", if negative { "-" } else { "" }, group(whole))
+    format!(
+        "{}{}.{cents}",
+        if negative { "-" } else { "" },
+        group(whole)
+    )
 }
 
 /// `12345` → `12,345`.
@@ -102,7 +106,7 @@ pub fn count(value: i64) -> String {
 fn group(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -126,7 +130,17 @@ pub fn percent(ratio: f64) -> String {
 }
 
 const MONTHS_AR: [&str; 12] = [
-    "يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر",
+    "يناير",
+    "فبراير",
+    "مارس",
+    "أبريل",
+    "مايو",
+    "يونيو",
+    "يوليو",
+    "أغسطس",
+    "سبتمبر",
+    "أكتوبر",
+    "نوفمبر",
     "ديسمبر",
 ];
 const MONTHS_EN: [&str; 12] = [
@@ -165,8 +179,13 @@ mod tests {
 
     #[test]
     fn every_message_has_both_languages_and_the_catalogue_parses() {
-        let parsed: HashMap<String, toml::Value> = toml::from_str(SOURCE).expect("messages.toml parses");
-        assert_eq!(parsed.len(), CATALOGUE.len(), "every entry has exactly ar and en");
+        let parsed: HashMap<String, toml::Value> =
+            toml::from_str(SOURCE).expect("messages.toml parses");
+        assert_eq!(
+            parsed.len(),
+            CATALOGUE.len(),
+            "every entry has exactly ar and en"
+        );
         for (key, entry) in CATALOGUE.iter() {
             assert!(!entry.ar.trim().is_empty(), "{key}: no Arabic");
             assert!(!entry.en.trim().is_empty(), "{key}: no English");
@@ -177,11 +196,19 @@ mod tests {
     fn every_key_the_code_and_templates_use_exists() {
         let root = env!("CARGO_MANIFEST_DIR");
         let mut sources = Vec::new();
-        for dir in ["templates", "templates/screens", "templates/parts", "src/web"] {
+        for dir in [
+            "templates",
+            "templates/screens",
+            "templates/parts",
+            "src/web",
+        ] {
             for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
                 let path = entry.unwrap().path();
                 if path.is_file() && path.extension().is_some_and(|e| e == "rs" || e == "html") {
-                    sources.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+                    sources.push((
+                        path.display().to_string(),
+                        std::fs::read_to_string(&path).unwrap(),
+                    ));
                 }
             }
         }
@@ -189,7 +216,10 @@ mod tests {
             for marker in [".t(\""] {
                 for piece in text.split(marker).skip(1) {
                     let key = piece.split('"').next().unwrap();
-                    assert!(CATALOGUE.contains_key(key), "{path}: unknown message {key:?}");
+                    assert!(
+                        CATALOGUE.contains_key(key),
+                        "{path}: unknown message {key:?}"
+                    );
                 }
             }
         }
@@ -201,12 +231,18 @@ mod tests {
         assert_eq!(amount(Decimal::new(5, 0)), "5.00");
         assert_eq!(amount(Decimal::new(-100000050, 2)), "-1,000,000.50");
         assert_eq!(count(1234567), "1,234,567");
-        assert_eq!(money(Lang::Ar, Decimal::new(175, 0), Some("SAR")), "175.00 ر.س");
+        assert_eq!(
+            money(Lang::Ar, Decimal::new(175, 0), Some("SAR")),
+            "175.00 ر.س"
+        );
         assert_eq!(money(Lang::En, Decimal::new(175, 0), None), "SAR 175.00");
         let d = Date::from_calendar_date(2026, time::Month::December, 2).unwrap();
         assert_eq!(date(Lang::Ar, d), "2 ديسمبر 2026");
         assert_eq!(date(Lang::En, d), "2 Dec 2026");
-        assert_eq!(Lang::from_accept_language("fr-FR,en-US;q=0.8,ar;q=0.5"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("fr-FR,en-US;q=0.8,ar;q=0.5"),
+            Some(Lang::En)
+        );
         assert_eq!(Lang::from_accept_language("ar-SA"), Some(Lang::Ar));
         assert_eq!(Lang::from_accept_language("fr"), None);
     }

@@ -9,11 +9,11 @@
 //! through `crm::records`; handlers here only shape it for the page. See `docs/merchant-app.md`.
 
 pub mod assets;
+pub mod crm;
 pub mod i18n;
 pub mod screens;
 pub mod security;
 pub mod shell;
-pub mod crm;
 
 use askama::Template;
 use axum::extract::FromRequestParts;
@@ -61,7 +61,11 @@ impl View {
         let query: Vec<(String, String)> = parts
             .uri
             .query()
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let param = |name: &str| {
             query
@@ -120,7 +124,11 @@ impl View {
         i18n::money(self.lang, value.get().amount(), None)
     }
 
-    pub fn money_opt(&self, value: impl Arg<Option<Money>>, currency: impl Borrow<Option<String>>) -> String {
+    pub fn money_opt(
+        &self,
+        value: impl Arg<Option<Money>>,
+        currency: impl Borrow<Option<String>>,
+    ) -> String {
         match value.get() {
             Some(m) => i18n::money(self.lang, m.amount(), currency.borrow().as_deref()),
             None => "—".to_owned(),
@@ -152,7 +160,11 @@ impl View {
 
     /// `link` for templates: `path` with this view's language and theme.
     pub fn href(&self, path: &str) -> String {
-        let theme = if self.theme == "auto" { String::new() } else { format!("&theme={}", self.theme) };
+        let theme = if self.theme == "auto" {
+            String::new()
+        } else {
+            format!("&theme={}", self.theme)
+        };
         let sep = if path.contains('?') { '&' } else { '?' };
         format!("{path}{sep}lang={}{theme}", self.lang.code())
     }
@@ -171,13 +183,19 @@ impl View {
             };
             match page.render() {
                 Ok(html) => html,
-                Err(error) => return ApiError::internal(format!("rendering the page: {error}")).into_response(),
+                Err(error) => {
+                    return ApiError::internal(format!("rendering the page: {error}"))
+                        .into_response();
+                }
             }
         };
         let mut response = Html(html).into_response();
         let headers = response.headers_mut();
         // The same URL answers a fragment or a page: caches must key on HX-Request.
-        headers.insert(header::VARY, HeaderValue::from_static("HX-Request, Accept-Language"));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static("HX-Request, Accept-Language"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }

@@ -7,10 +7,10 @@
 use std::sync::{Arc, LazyLock};
 
 use askama::Template;
-use moka::future::Cache;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use moka::future::Cache;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -87,7 +87,14 @@ fn tile(
         } else {
             "flat"
         };
-        (format!("{}{:.1}%", if ratio > 0.0 { "+" } else { "" }, ratio * 100.0), trend)
+        (
+            format!(
+                "{}{:.1}%",
+                if ratio > 0.0 { "+" } else { "" },
+                ratio * 100.0
+            ),
+            trend,
+        )
     };
     Tile {
         testid,
@@ -110,8 +117,20 @@ fn tiles(v: &View, kpis: &Kpis) -> Vec<Tile> {
     let count = |x: f64| i18n::count(x.round() as i64);
     let percent = |x: f64| i18n::percent(x);
     vec![
-        tile("kpi-sales", v.t("kpi.sales"), to_f64(now.sales), to_f64(before.sales), money),
-        tile("kpi-orders", v.t("kpi.orders"), now.orders as f64, before.orders as f64, count),
+        tile(
+            "kpi-sales",
+            v.t("kpi.sales"),
+            to_f64(now.sales),
+            to_f64(before.sales),
+            money,
+        ),
+        tile(
+            "kpi-orders",
+            v.t("kpi.orders"),
+            now.orders as f64,
+            before.orders as f64,
+            count,
+        ),
         tile(
             "kpi-aov",
             v.t("kpi.aov"),
@@ -192,7 +211,7 @@ fn sync_rows(v: &View, resources: Vec<ResourceSync>) -> Vec<SyncRow> {
                 done: r.items_synced,
                 total: r.total_expected,
                 percent,
-                last_event: r.last_event_at.map(|at| v.datetime(&at)),
+                last_event: r.last_event_at.map(|at| v.datetime(at)),
                 error: r.last_error,
                 status: r.status,
                 resource: r.resource,
@@ -227,7 +246,10 @@ pub struct HomeQuery {
 /// every other part of Home (sync, attention) is read fresh.
 const FIGURES_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
-static FIGURES: LazyLock<Cache<(TenantId, i32), Arc<(Kpis, Vec<DayPoint>)>>> = LazyLock::new(|| {
+/// Home's figures of one tenant and window.
+type Figures = Arc<(Kpis, Vec<DayPoint>)>;
+
+static FIGURES: LazyLock<Cache<(TenantId, i32), Figures>> = LazyLock::new(|| {
     Cache::builder()
         .max_capacity(10_000)
         .time_to_live(FIGURES_TTL)
@@ -256,7 +278,9 @@ pub async fn home(
         .unwrap_or_else(|| "Asia/Riyadh".to_owned());
     let store = async {
         match ctx.tenant.salla_merchant_id {
-            Some(merchant) => store_status::of(state.db(), merchant).await.map_err(ApiError::from),
+            Some(merchant) => store_status::of(state.db(), merchant)
+                .await
+                .map_err(ApiError::from),
             None => Ok(None),
         }
     };
@@ -270,18 +294,16 @@ pub async fn home(
         if let Some(hit) = FIGURES.get(&key).await {
             return Ok(hit);
         }
-        let (kpis, trend) =
-            tokio::try_join!(insights::kpis(&pool, days), insights::trend(&pool, days, &tz))?;
+        let (kpis, trend) = tokio::try_join!(
+            insights::kpis(&pool, days),
+            insights::trend(&pool, days, &tz)
+        )?;
         let fresh = Arc::new((kpis, trend));
         FIGURES.insert(key, fresh.clone()).await;
         Ok::<_, ApiError>(fresh)
     };
-    let (figures, resources, store, crm) = tokio::try_join!(
-        figures,
-        sync::progress(&pool),
-        store,
-        crm,
-    )?;
+    let (figures, resources, store, crm) =
+        tokio::try_join!(figures, sync::progress(&pool), store, crm,)?;
     let trend = &figures.1;
     let sync = sync_rows(&v, resources);
     let sync_done = sync
@@ -299,8 +321,16 @@ pub async fn home(
         sync_done,
         sync,
         attention,
-        trend_labels: json_list(trend.iter().map(|p| serde_json::json!(i18n::day_label(p.day)))),
-        trend_sales: json_list(trend.iter().map(|p: &DayPoint| serde_json::json!(to_f64(p.sales)))),
+        trend_labels: json_list(
+            trend
+                .iter()
+                .map(|p| serde_json::json!(i18n::day_label(p.day))),
+        ),
+        trend_sales: json_list(
+            trend
+                .iter()
+                .map(|p: &DayPoint| serde_json::json!(to_f64(p.sales))),
+        ),
         trend_orders: json_list(trend.iter().map(|p| serde_json::json!(p.orders))),
         can_resync: ctx.require_admin().is_ok() && ctx.tenant.salla_merchant_id.is_some(),
         v: &v,
@@ -462,17 +492,29 @@ pub async fn customers(
         ..ListCustomers::default()
     };
     let page = customers::fetch(&pool, &params).await?;
-    let (q, segment) = (query.q.unwrap_or_default(), query.segment.unwrap_or_default());
+    let (q, segment) = (
+        query.q.unwrap_or_default(),
+        query.segment.unwrap_or_default(),
+    );
     let more = page.next_cursor.map(|cursor| {
         link(
             &v,
             "/app/customers",
-            &[("q", &q), ("segment", &segment), ("cursor", &cursor), ("rows", "1")],
+            &[
+                ("q", &q),
+                ("segment", &segment),
+                ("cursor", &cursor),
+                ("rows", "1"),
+            ],
         )
     });
     let rows = customer_rows(&v, page.data);
     if query.rows.is_some() {
-        return Ok(v.respond("customers", "nav.customers", render(&CustomerRows { v: &v, rows, more })?));
+        return Ok(v.respond(
+            "customers",
+            "nav.customers",
+            render(&CustomerRows { v: &v, rows, more })?,
+        ));
     }
     let screen = Customers {
         segments: Segment::ALL
@@ -526,7 +568,8 @@ pub async fn customer(
         super::crm::customer_panel(&state, &ctx, c.id),
     );
     let (orders, carts) = (orders?, carts?);
-    let items = insights::cart_items(&pool, &carts.data.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
+    let items =
+        insights::cart_items(&pool, &carts.data.iter().map(|c| c.id).collect::<Vec<_>>()).await?;
     let card = CustomerCard {
         segments: Segment::of(c.orders_count, c.total_spent.amount(), c.last_order_at)
             .into_iter()
@@ -563,7 +606,7 @@ fn order_rows(v: &View, orders: Vec<Order>) -> Vec<OrderRow> {
                 .clone()
                 .or_else(|| o.status_slug.clone())
                 .unwrap_or_default(),
-            when: v.datetime(&o.ordered_at),
+            when: v.datetime(o.ordered_at),
             o,
         })
         .collect()
@@ -592,7 +635,16 @@ const STATUSES: &[&str] = &[
 ];
 
 /// Salla's common payment method slugs, for the filter.
-const PAYMENTS: &[&str] = &["mada", "credit_card", "apple_pay", "stc_pay", "bank", "cod", "tabby", "tamara"];
+const PAYMENTS: &[&str] = &[
+    "mada",
+    "credit_card",
+    "apple_pay",
+    "stc_pay",
+    "bank",
+    "cod",
+    "tabby",
+    "tamara",
+];
 
 #[derive(Template)]
 #[template(path = "screens/orders.html")]
@@ -648,7 +700,11 @@ pub async fn orders(
     });
     let rows = order_rows(&v, page.data);
     if query.rows.is_some() {
-        return Ok(v.respond("orders", "nav.orders", render(&OrderRows { v: &v, rows, more })?));
+        return Ok(v.respond(
+            "orders",
+            "nav.orders",
+            render(&OrderRows { v: &v, rows, more })?,
+        ));
     }
     let screen = Orders {
         statuses: STATUSES
@@ -680,7 +736,10 @@ struct OrderScreen<'a> {
 }
 
 /// `GET /app/orders/{id}`: lines, status, payment and customer (404 for an id of no order of this tenant).
-pub async fn order(Screen { pool, v, .. }: Screen, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn order(
+    Screen { pool, v, .. }: Screen,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let d = orders::detail(&pool, &id).await?;
     let screen = OrderScreen {
         status: d
@@ -689,7 +748,7 @@ pub async fn order(Screen { pool, v, .. }: Screen, Path(id): Path<String>) -> Re
             .clone()
             .or_else(|| d.order.status_slug.clone())
             .unwrap_or_default(),
-        when: v.datetime(&d.order.ordered_at),
+        when: v.datetime(d.order.ordered_at),
         customer_href: d
             .order
             .customer_id
@@ -732,7 +791,7 @@ fn cart_rows(v: &View, carts: Vec<Cart>, items: &[CartItem]) -> Vec<CartRow> {
             started: c
                 .source_created_at
                 .or(c.source_updated_at)
-                .map(|at| v.datetime(&at)),
+                .map(|at| v.datetime(at)),
             customer_href: c
                 .customer_id
                 .map(|id| link(v, &format!("/app/customers/{id}"), &[])),
@@ -789,12 +848,21 @@ pub async fn carts(
         link(
             &v,
             "/app/carts",
-            &[("q", &q), ("status", &status), ("cursor", &cursor), ("rows", "1")],
+            &[
+                ("q", &q),
+                ("status", &status),
+                ("cursor", &cursor),
+                ("rows", "1"),
+            ],
         )
     });
     let rows = cart_rows(&v, page.data, &items);
     if query.rows.is_some() {
-        return Ok(v.respond("carts", "nav.carts", render(&CartRows { v: &v, rows, more })?));
+        return Ok(v.respond(
+            "carts",
+            "nav.carts",
+            render(&CartRows { v: &v, rows, more })?,
+        ));
     }
     let screen = Carts {
         q,
@@ -828,7 +896,11 @@ pub async fn settings(State(state): State<AppState>, screen: Screen) -> Result<R
     settings_page(&state, screen, false).await
 }
 
-async fn settings_page(state: &AppState, screen: Screen, saved: bool) -> Result<Response, ApiError> {
+async fn settings_page(
+    state: &AppState,
+    screen: Screen,
+    saved: bool,
+) -> Result<Response, ApiError> {
     let Screen { ctx, pool, v } = screen;
     let store = match ctx.tenant.salla_merchant_id {
         Some(merchant) => store_status::of(state.db(), merchant).await?,
@@ -889,7 +961,9 @@ pub async fn save_settings(
         None | Some("") | Some("auto") => None,
         Some(text) => Some(
             Lang::parse(text)
-                .ok_or_else(|| ApiError::bad_request("invalid_lang", "lang must be ar, en or auto."))?
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_lang", "lang must be ar, en or auto.")
+                })?
                 .code()
                 .to_owned(),
         ),
@@ -947,7 +1021,11 @@ pub async fn team(Screen { pool, v, .. }: Screen) -> Result<Response, ApiError> 
                     .or_else(|| m.external_id.clone())
                     .unwrap_or_default(),
                 email: m.email.clone().unwrap_or_default(),
-                source: v.t(if m.external_id.is_some() { "team.source.salla" } else { "team.source.account" }),
+                source: v.t(if m.external_id.is_some() {
+                    "team.source.salla"
+                } else {
+                    "team.source.account"
+                }),
                 last_seen: v.datetime_opt(m.last_seen_at),
                 role: match m.role_key.as_str() {
                     "owner" => v.t("team.role.owner").to_owned(),
@@ -960,7 +1038,7 @@ pub async fn team(Screen { pool, v, .. }: Screen) -> Result<Response, ApiError> 
                     "disabled" => "team.status.disabled",
                     _ => "team.status.active",
                 }),
-                since: v.date(&m.created_at.date()),
+                since: v.date(m.created_at.date()),
             })
             .collect(),
         v: &v,

@@ -127,13 +127,14 @@ pub async fn sso(
 /// `GET /app`: the standalone entry. With a session (Clerk's `__session` cookie, or any credential the
 /// tenant routes take) it goes to Home; without one it shows Clerk's sign-in when standalone access is
 /// configured, else the 401 of the credentials.
-pub async fn entry(
-    State(state): State<AppState>,
-    mut parts: Parts,
-) -> Result<Response, ApiError> {
+pub async fn entry(State(state): State<AppState>, mut parts: Parts) -> Result<Response, ApiError> {
     match TenantContext::from_request_parts(&mut parts, &state).await {
         Ok(_) => {
-            let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+            let query = parts
+                .uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
             Ok(Redirect::to(&format!("/app/home{query}")).into_response())
         }
         Err(error @ (ApiError::Unauthorized(_) | ApiError::AuthFailed { .. })) => {
@@ -161,7 +162,13 @@ mod tests {
         assert_eq!(frontend_api(&key).as_deref(), Some("clerk.wosool.sa"));
         assert_eq!(frontend_api(""), None);
         assert_eq!(frontend_api("sk_test_abc"), None);
-        assert_eq!(frontend_api(&format!("pk_test_{}", encode("evil.com/x\"$"))), None);
-        assert_eq!(frontend_api(&format!("pk_test_{}", encode("no-dollar.com"))), None);
+        assert_eq!(
+            frontend_api(&format!("pk_test_{}", encode("evil.com/x\"$"))),
+            None
+        );
+        assert_eq!(
+            frontend_api(&format!("pk_test_{}", encode("no-dollar.com"))),
+            None
+        );
     }
 }

@@ -102,7 +102,9 @@ fn testid_text(html: &str, testid: &str) -> String {
     let after = &html[at..];
     let start = after.find('>').expect("tag end") + 1;
     let text = &after[start..];
-    text[..text.find('<').unwrap_or(text.len())].trim().to_owned()
+    text[..text.find('<').unwrap_or(text.len())]
+        .trim()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -115,7 +117,11 @@ async fn every_screen_shows_the_store_s_numbers_in_arabic_and_english() {
     // and what needs attention.
     let home = ok_page(&app, &shop.key, "/app/home").await;
     assert!(home.starts_with("<!doctype html>"), "a full page");
-    assert!(home.contains("<html lang=\"ar\" dir=\"rtl\""), "{}", &home[..300]);
+    assert!(
+        home.contains("<html lang=\"ar\" dir=\"rtl\""),
+        "{}",
+        &home[..300]
+    );
     assert_eq!(testid_text(&home, "kpi-sales-value"), "400.00 ر.س");
     assert_eq!(testid_text(&home, "kpi-sales-previous"), "80.00 ر.س");
     assert_eq!(testid_text(&home, "kpi-sales-change"), "+400.0%");
@@ -126,15 +132,32 @@ async fn every_screen_shows_the_store_s_numbers_in_arabic_and_english() {
     assert_eq!(testid_text(&home, "kpi-returning-customers-value"), "1");
     assert_eq!(testid_text(&home, "kpi-repeat-rate-value"), "100.0%");
     assert_eq!(testid_text(&home, "kpi-abandoned-carts-value"), "1");
-    assert_eq!(testid_text(&home, "kpi-abandoned-value-value"), "300.00 ر.س");
+    assert_eq!(
+        testid_text(&home, "kpi-abandoned-value-value"),
+        "300.00 ر.س"
+    );
     assert_eq!(testid_text(&home, "kpi-recovered-carts-value"), "1");
     assert!(home.contains("data-testid=\"trend-chart\""));
     assert!(home.contains("data-rtl=\"true\""));
     assert_eq!(testid_text(&home, "sync-customers-count"), "2 / 3");
-    assert!(home.contains("Salla answered 500"), "the sync error is shown");
+    assert!(
+        home.contains("Salla answered 500"),
+        "the sync error is shown"
+    );
     assert!(home.contains("data-testid=\"attention-sync-failing\""));
-    for nav in ["home", "customers", "orders", "carts", "crm", "settings", "team"] {
-        assert!(home.contains(&format!("data-testid=\"nav-{nav}\"")), "nav-{nav}");
+    for nav in [
+        "home",
+        "customers",
+        "orders",
+        "carts",
+        "crm",
+        "settings",
+        "team",
+    ] {
+        assert!(
+            home.contains(&format!("data-testid=\"nav-{nav}\"")),
+            "nav-{nav}"
+        );
     }
 
     // The 7-day window: 1001 and 1005 only.
@@ -156,7 +179,11 @@ async fn every_screen_shows_the_store_s_numbers_in_arabic_and_english() {
             .send()
             .await
             .unwrap();
-        (response.status(), response.headers().clone(), response.text().await.unwrap())
+        (
+            response.status(),
+            response.headers().clone(),
+            response.text().await.unwrap(),
+        )
     };
     assert!(accepted.contains("<html lang=\"en\" dir=\"ltr\""));
 
@@ -175,7 +202,10 @@ async fn every_screen_shows_the_store_s_numbers_in_arabic_and_english() {
     assert_eq!(testid_text(&card, "customer-orders-count"), "2");
     assert_eq!(testid_text(&card, "customer-total-spent"), "350.50 ر.س");
     assert_eq!(card.matches("data-testid=\"customer-order\"").count(), 2);
-    assert!(card.contains("عطر الورد × 1") && card.contains("Oud Oil × 3"), "cart lines");
+    assert!(
+        card.contains("عطر الورد × 1") && card.contains("Oud Oil × 3"),
+        "cart lines"
+    );
     assert!(card.contains("data-testid=\"crm-not-provisioned\""));
 
     // Orders: list with filters, and one order with its lines.
@@ -210,7 +240,10 @@ async fn every_screen_shows_the_store_s_numbers_in_arabic_and_english() {
     )
     .await;
     let team = ok_page(&app, &shop.key, "/app/team?lang=en").await;
-    assert!(team.contains("موظف المتجر") && team.contains("Salla store staff"), "{team}");
+    assert!(
+        team.contains("موظف المتجر") && team.contains("Salla store staff"),
+        "{team}"
+    );
     assert!(team.contains("owner@example.sa"));
     assert_eq!(testid_text(&team, "team-member-role"), "Owner");
 }
@@ -233,7 +266,12 @@ async fn lists_page_by_cursor_through_more_rows() {
         let at = html.find("data-testid=\"more\"").unwrap();
         let before = &html[..at];
         let start = before.rfind("hx-get=\"").unwrap() + "hx-get=\"".len();
-        let url = before[start..].split('"').next().unwrap().replace("&amp;", "&").replace("&#38;", "&");
+        let url = before[start..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
         let (status, _, rows) = page(&app, &shop.key, &url, true).await;
         assert_eq!(status, StatusCode::OK, "{rows}");
         assert!(!rows.contains("<table"), "only rows from {url}: {rows}");
@@ -257,11 +295,19 @@ async fn htmx_requests_get_fragments_and_direct_loads_full_pages() {
     ] {
         let (status, headers, fragment) = page(&app, &shop.key, path, true).await;
         assert_eq!(status, StatusCode::OK, "{path}: {fragment}");
-        assert!(fragment.trim_start().starts_with("<section class=\"screen\""), "{path}: {fragment}");
+        assert!(
+            fragment
+                .trim_start()
+                .starts_with("<section class=\"screen\""),
+            "{path}: {fragment}"
+        );
         assert!(!fragment.contains("<html") && !fragment.contains("data-testid=\"nav\""));
         assert!(headers["vary"].to_str().unwrap().contains("HX-Request"));
         let (_, _, full) = page(&app, &shop.key, path, false).await;
-        assert!(full.starts_with("<!doctype html>") && full.contains("data-testid=\"nav\""), "{path}");
+        assert!(
+            full.starts_with("<!doctype html>") && full.contains("data-testid=\"nav\""),
+            "{path}"
+        );
         assert!(full.contains("data-testid=\"screen-"), "{path}");
     }
 }
@@ -272,10 +318,19 @@ fn assert_page_headers(headers: &HeaderMap, what: &str) {
         .unwrap_or_else(|| panic!("{what}: no CSP"))
         .to_str()
         .unwrap();
-    assert!(csp.contains("frame-ancestors https://s.salla.sa"), "{what}: {csp}");
+    assert!(
+        csp.contains("frame-ancestors https://s.salla.sa"),
+        "{what}: {csp}"
+    );
     assert!(csp.contains("default-src 'self'"), "{what}: {csp}");
-    assert!(csp.contains("script-src 'self';"), "{what}: no inline script, no eval: {csp}");
-    assert!(!csp.contains("unsafe-eval") && !csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert!(
+        csp.contains("script-src 'self';"),
+        "{what}: no inline script, no eval: {csp}"
+    );
+    assert!(
+        !csp.contains("unsafe-eval") && !csp.contains("unsafe-inline"),
+        "{what}: {csp}"
+    );
     assert!(headers.get("x-frame-options").is_none(), "{what}");
     assert_eq!(headers["referrer-policy"], "no-referrer", "{what}");
 }
@@ -293,7 +348,10 @@ async fn the_shell_and_the_screens_carry_the_framing_and_referrer_headers() {
     assert_page_headers(response.headers(), "shell");
     let shell = response.text().await.unwrap();
     assert!(shell.contains("<html lang=\"ar\" dir=\"rtl\" data-theme=\"dark\""));
-    assert!(!shell.contains("secret-token-123"), "the token is never echoed");
+    assert!(
+        !shell.contains("secret-token-123"),
+        "the token is never echoed"
+    );
     // No inline script: every <script> has a src; the process shim loads before the SDK.
     for tag in shell.split("<script").skip(1) {
         assert!(tag.trim_start().starts_with("src="), "inline script: {tag}");
@@ -303,8 +361,18 @@ async fn the_shell_and_the_screens_carry_the_framing_and_referrer_headers() {
     assert!(shim < sdk);
     assert!(shell.contains("shell."), "the shell's own script");
     // English from the query.
-    let english = app.get("/salla/embedded?lang=en&theme=light").send().await.unwrap();
-    assert!(english.text().await.unwrap().contains("<html lang=\"en\" dir=\"ltr\" data-theme=\"light\""));
+    let english = app
+        .get("/salla/embedded?lang=en&theme=light")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        english
+            .text()
+            .await
+            .unwrap()
+            .contains("<html lang=\"en\" dir=\"ltr\" data-theme=\"light\"")
+    );
 
     let (_, headers, _) = page(&app, &shop.key, "/app/home", true).await;
     assert_page_headers(&headers, "/app/home");
@@ -322,8 +390,14 @@ async fn frame_ancestors_follow_the_configuration() {
     })
     .await;
     let response = app.get("/salla/embedded").send().await.unwrap();
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("frame-ancestors https://s.salla.sa https://*.salla.group"), "{csp}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors https://s.salla.sa https://*.salla.group"),
+        "{csp}"
+    );
 }
 
 /// Asset URLs a page names (`/assets/...`), in order.
@@ -337,7 +411,14 @@ fn asset_urls(html: &str) -> Vec<String> {
 #[tokio::test]
 async fn assets_are_hashed_immutable_typed_and_compressed() {
     let app = app().await;
-    let shell = app.get("/salla/embedded").send().await.unwrap().text().await.unwrap();
+    let shell = app
+        .get("/salla/embedded")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let urls = asset_urls(&shell);
     assert!(urls.len() >= 7, "{urls:?}");
     for url in &urls {
@@ -352,7 +433,10 @@ async fn assets_are_hashed_immutable_typed_and_compressed() {
             "public, max-age=31536000, immutable",
             "{url}"
         );
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let expected = match parts[0] {
             "js" => "text/javascript; charset=utf-8",
             "css" => "text/css; charset=utf-8",
@@ -375,7 +459,11 @@ async fn assets_are_hashed_immutable_typed_and_compressed() {
     let fonts = asset_urls(&css);
     assert!(fonts.len() >= 4, "{fonts:?}");
     for font in fonts {
-        assert_eq!(app.get(&font).send().await.unwrap().status(), StatusCode::OK, "{font}");
+        assert_eq!(
+            app.get(&font).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{font}"
+        );
     }
     // A stale or unknown hash is a JSON 404.
     let stale = app.get("/assets/app.0000000000.css").send().await.unwrap();
@@ -426,7 +514,10 @@ async fn a_cold_home_fits_the_size_budget() {
     let shop = store(&app, "Budget Store").await;
     exec(&shop.db, STORE_A).await;
     let bytes = cold_home_bytes(&app, &shop.key).await;
-    println!("cold Home, compressed: {bytes} bytes ({:.1} KB)", bytes as f64 / 1024.0);
+    println!(
+        "cold Home, compressed: {bytes} bytes ({:.1} KB)",
+        bytes as f64 / 1024.0
+    );
     assert!(bytes <= 250 * 1024, "cold Home is {bytes} bytes");
 }
 
@@ -450,9 +541,17 @@ async fn app_routes_answer_401_json_without_credentials_but_the_shell_is_public(
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unauthorized", "{path}: {body}");
     }
-    let posted = app.client.post(app.url("/app/settings")).send().await.unwrap();
+    let posted = app
+        .client
+        .post(app.url("/app/settings"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(posted.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.get("/salla/embedded").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/salla/embedded").send().await.unwrap().status(),
+        StatusCode::OK
+    );
     // Standalone sign-in is off without a publishable key.
     let sso = app.get("/sso?__clerk_ticket=abc").send().await.unwrap();
     assert_eq!(sso.status(), StatusCode::NOT_FOUND);
@@ -472,31 +571,60 @@ async fn sso_loads_clerk_js_from_the_instance_s_frontend_api_only() {
         env.push(("WOSOOL_CLERK__PUBLISHABLE_KEY".into(), key_for_env));
     })
     .await;
-    let response = app.get("/sso?__clerk_ticket=ticket_123").send().await.unwrap();
+    let response = app
+        .get("/sso?__clerk_ticket=ticket_123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self' https://clerk.wosool.test;"), "{csp}");
-    assert!(csp.contains("connect-src 'self' https://clerk.wosool.test;"), "{csp}");
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self' https://clerk.wosool.test;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("connect-src 'self' https://clerk.wosool.test;"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-eval"), "{csp}");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     let html = response.text().await.unwrap();
-    assert!(html.contains(
-        "src=\"https://clerk.wosool.test/npm/@clerk/clerk-js@5/dist/clerk.browser.js\""
-    ));
+    assert!(
+        html.contains(
+            "src=\"https://clerk.wosool.test/npm/@clerk/clerk-js@5/dist/clerk.browser.js\""
+        )
+    );
     assert!(html.contains(&format!("data-clerk-publishable-key=\"{key}\"")));
     assert!(html.contains("data-mode=\"ticket\""));
-    assert!(!html.contains("ticket_123"), "the ticket stays in the URL, not the page");
+    assert!(
+        !html.contains("ticket_123"),
+        "the ticket stays in the URL, not the page"
+    );
     // /app without a session shows Clerk's sign-in (mounted by sso.js) instead of a 401.
     let entry = app.get("/app").send().await.unwrap();
     assert_eq!(entry.status(), StatusCode::OK);
-    assert!(entry.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .contains("https://clerk.wosool.test"));
-    assert!(entry.text().await.unwrap().contains("data-mode=\"sign_in\""));
+    assert!(
+        entry.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("https://clerk.wosool.test")
+    );
+    assert!(
+        entry
+            .text()
+            .await
+            .unwrap()
+            .contains("data-mode=\"sign_in\"")
+    );
     // Screens still want credentials.
-    assert_eq!(app.get("/app/home").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get("/app/home").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -508,7 +636,10 @@ async fn a_tenant_never_sees_another_tenant_s_customers_or_orders() {
     exec(&b.db, STORE_B).await;
     for path in ["/app/customers", "/app/orders", "/app/carts", "/app/home"] {
         let html = ok_page(&app, &a.key, path).await;
-        assert!(!html.contains("Bader") && !html.contains("RB2001"), "{path}");
+        assert!(
+            !html.contains("Bader") && !html.contains("RB2001"),
+            "{path}"
+        );
     }
     for path in ["/app/customers/201", "/app/orders/2001"] {
         let (status, _, body) = page(&app, &a.key, path, true).await;
@@ -516,7 +647,11 @@ async fn a_tenant_never_sees_another_tenant_s_customers_or_orders() {
         assert!(body.contains("\"error\""), "{path}: JSON envelope: {body}");
     }
     // B sees its own.
-    assert!(ok_page(&app, &b.key, "/app/customers/201").await.contains("Bader"));
+    assert!(
+        ok_page(&app, &b.key, "/app/customers/201")
+            .await
+            .contains("Bader")
+    );
     assert_eq!(
         page(&app, &b.key, "/app/customers/101", false).await.0,
         StatusCode::NOT_FOUND
@@ -538,11 +673,18 @@ async fn settings_save_language_and_notifications_in_the_tenant() {
         .await
         .unwrap();
     assert_eq!(saved.status(), StatusCode::OK);
-    assert!(saved.headers()["hx-trigger"].to_str().unwrap().contains("wosool:toast"));
+    assert!(
+        saved.headers()["hx-trigger"]
+            .to_str()
+            .unwrap()
+            .contains("wosool:toast")
+    );
     let html = saved.text().await.unwrap();
     assert!(html.contains("data-testid=\"settings-saved\""));
-    let stored: serde_json::Value =
-        sqlx::query_scalar("SELECT extra -> 'app' FROM settings").fetch_one(&shop.db).await.unwrap();
+    let stored: serde_json::Value = sqlx::query_scalar("SELECT extra -> 'app' FROM settings")
+        .fetch_one(&shop.db)
+        .await
+        .unwrap();
     assert_eq!(stored["lang"], "en");
     assert_eq!(stored["notify_daily_summary"], true);
     assert_eq!(stored["notify_abandoned_carts"], false);
@@ -556,7 +698,11 @@ async fn settings_save_language_and_notifications_in_the_tenant() {
         .unwrap();
     let page_html = response.text().await.unwrap();
     assert!(page_html.contains("<html lang=\"en\" dir=\"ltr\""));
-    assert!(page_html.contains("name=\"notify_daily_summary\" data-testid=\"settings-notify-daily\" checked"));
+    assert!(
+        page_html.contains(
+            "name=\"notify_daily_summary\" data-testid=\"settings-notify-daily\" checked"
+        )
+    );
     // A language we do not have is refused, in the envelope.
     let bad = app
         .client
@@ -571,7 +717,12 @@ async fn settings_save_language_and_notifications_in_the_tenant() {
 }
 
 /// `POST path` with a URL-encoded form, as htmx sends it.
-async fn post_form(app: &TestApp, key: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+async fn post_form(
+    app: &TestApp,
+    key: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
     let body = {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in form {
@@ -614,20 +765,25 @@ async fn crm_notes_tasks_and_opportunities_are_created_and_edited_through_the_te
     .await;
     let a = store(&app, "CRM App A").await;
     let b = store(&app, "CRM App B").await;
-    let workspace_a: String = sqlx::query_scalar(
-        "SELECT workspace_id FROM crm_workspaces WHERE tenant_id = $1::uuid",
-    )
-    .bind(&a.id)
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let workspace_a: String =
+        sqlx::query_scalar("SELECT workspace_id FROM crm_workspaces WHERE tenant_id = $1::uuid")
+            .bind(&a.id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
 
     // Notes: the empty list, a create, the list showing it, stored in A's workspace.
     let empty = ok_page(&app, &a.key, "/app/crm/notes?lang=en").await;
     assert!(empty.contains("data-testid=\"crm-empty\""), "{empty}");
     let form = ok_page(&app, &a.key, "/app/crm/notes/new?customer=101").await;
     assert!(form.contains("name=\"customer\" inputmode=\"numeric\" value=\"101\""));
-    let (status, list) = post_form(&app, &a.key, "/app/crm/notes", &[("title", "اتصال بالعميلة"), ("body", "**طلبت** خصمًا")]).await;
+    let (status, list) = post_form(
+        &app,
+        &a.key,
+        "/app/crm/notes",
+        &[("title", "اتصال بالعميلة"), ("body", "**طلبت** خصمًا")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert!(list.contains("data-testid=\"crm-notice\""));
     assert!(list.contains("اتصال بالعميلة"));
@@ -640,36 +796,107 @@ async fn crm_notes_tasks_and_opportunities_are_created_and_edited_through_the_te
     let edit = ok_page(&app, &a.key, &format!("/app/crm/notes/{id}")).await;
     assert!(edit.contains("value=\"اتصال بالعميلة\""));
     assert!(edit.contains("**طلبت** خصمًا"));
-    let (status, list) = post_form(&app, &a.key, &format!("/app/crm/notes/{id}"), &[("title", "اتصال ثانٍ"), ("body", "تم")]).await;
+    let (status, list) = post_form(
+        &app,
+        &a.key,
+        &format!("/app/crm/notes/{id}"),
+        &[("title", "اتصال ثانٍ"), ("body", "تم")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert!(list.contains("اتصال ثانٍ"));
-    assert_eq!(twenty.lock().records(&workspace_a, "notes")[0]["title"], "اتصال ثانٍ");
+    assert_eq!(
+        twenty.lock().records(&workspace_a, "notes")[0]["title"],
+        "اتصال ثانٍ"
+    );
 
     // Tasks with a status and a due date; opportunities with an amount and a stage.
-    let (status, tasks) = post_form(&app, &a.key, "/app/crm/tasks?lang=en", &[("title", "Call back"), ("status", "IN_PROGRESS"), ("due_at", "2026-12-24")]).await;
+    let (status, tasks) = post_form(
+        &app,
+        &a.key,
+        "/app/crm/tasks?lang=en",
+        &[
+            ("title", "Call back"),
+            ("status", "IN_PROGRESS"),
+            ("due_at", "2026-12-24"),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{tasks}");
-    assert!(tasks.contains("Call back") && tasks.contains("In progress") && tasks.contains("24 Dec 2026"), "{tasks}");
-    let (status, opportunities) = post_form(&app, &a.key, "/app/crm/opportunities?lang=en", &[("title", "Wholesale"), ("amount", "1500.50"), ("currency", "SAR"), ("stage", "PROPOSAL")]).await;
+    assert!(
+        tasks.contains("Call back")
+            && tasks.contains("In progress")
+            && tasks.contains("24 Dec 2026"),
+        "{tasks}"
+    );
+    let (status, opportunities) = post_form(
+        &app,
+        &a.key,
+        "/app/crm/opportunities?lang=en",
+        &[
+            ("title", "Wholesale"),
+            ("amount", "1500.50"),
+            ("currency", "SAR"),
+            ("stage", "PROPOSAL"),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{opportunities}");
-    assert!(opportunities.contains("SAR 1500.5") && opportunities.contains("Proposal"), "{opportunities}");
+    assert!(
+        opportunities.contains("SAR 1500.5") && opportunities.contains("Proposal"),
+        "{opportunities}"
+    );
     let stored = twenty.lock().records(&workspace_a, "opportunities");
-    assert_eq!(stored[0]["amount"]["amountMicros"].as_i64(), Some(1_500_500_000));
+    assert_eq!(
+        stored[0]["amount"]["amountMicros"].as_i64(),
+        Some(1_500_500_000)
+    );
 
     // A refused input comes back as the form with the reason.
-    let (status, refused) = post_form(&app, &a.key, "/app/crm/opportunities", &[("title", "Bad"), ("amount", "lots")]).await;
+    let (status, refused) = post_form(
+        &app,
+        &a.key,
+        "/app/crm/opportunities",
+        &[("title", "Bad"), ("amount", "lots")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert!(refused.contains("data-testid=\"crm-error\"") && refused.contains("not an amount"), "{refused}");
+    assert!(
+        refused.contains("data-testid=\"crm-error\"") && refused.contains("not an amount"),
+        "{refused}"
+    );
 
     // B never reaches A's records.
     let (status, _, body) = page(&app, &b.key, &format!("/app/crm/notes/{id}"), true).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = post_form(&app, &b.key, &format!("/app/crm/notes/{id}"), &[("title", "hijack")]).await;
+    let (status, body) = post_form(
+        &app,
+        &b.key,
+        &format!("/app/crm/notes/{id}"),
+        &[("title", "hijack")],
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert!(!ok_page(&app, &b.key, "/app/crm/notes").await.contains("اتصال"));
-    assert_eq!(twenty.lock().records(&workspace_a, "notes")[0]["title"], "اتصال ثانٍ");
+    assert!(
+        !ok_page(&app, &b.key, "/app/crm/notes")
+            .await
+            .contains("اتصال")
+    );
+    assert_eq!(
+        twenty.lock().records(&workspace_a, "notes")[0]["title"],
+        "اتصال ثانٍ"
+    );
     // Unknown lists and ids are 404s.
-    assert_eq!(page(&app, &a.key, "/app/crm/people", true).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(page(&app, &a.key, "/app/crm/notes/not-a-uuid", true).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        page(&app, &a.key, "/app/crm/people", true).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        page(&app, &a.key, "/app/crm/notes/not-a-uuid", true)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 /// The screens on a store of 50k orders, 10k customers and 5k products (`benches/common/store.sql`, the

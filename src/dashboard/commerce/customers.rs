@@ -140,15 +140,17 @@ pub async fn list(
 }
 
 /// One page of customers for `params` (the merchant API and the merchant app's Customers screen).
-pub(crate) async fn fetch(pool: &PgPool, params: &ListCustomers) -> Result<Page<Customer>, ApiError> {
+pub(crate) async fn fetch(
+    pool: &PgPool,
+    params: &ListCustomers,
+) -> Result<Page<Customer>, ApiError> {
     let paging = Paging::parse(&params.limit, &params.cursor, &params.sort, SORTS)?;
     let search = Search::parse(&params.q)?;
     let dates = DateRange::parse(&params.from, &params.to)?;
     let segment = given(&params.segment)
         .map(|name| {
-            Segment::parse(name).ok_or_else(|| {
-                invalid("segment", "must be one of new, repeat, vip, at_risk")
-            })
+            Segment::parse(name)
+                .ok_or_else(|| invalid("segment", "must be one of new, repeat, vip, at_risk"))
         })
         .transpose()?;
     let date_column = match given(&params.date_field) {

@@ -156,7 +156,8 @@ pub async fn kpis(pool: &PgPool, days: i32) -> Result<Kpis, ApiError> {
         };
         window.orders = orders;
         window.sales = total;
-        window.average_order_value = (orders > 0).then(|| (total / Decimal::from(orders)).round_dp(2));
+        window.average_order_value =
+            (orders > 0).then(|| (total / Decimal::from(orders)).round_dp(2));
     }
     for (current, new, returning, repeaters, buyers) in people {
         let window = if current {

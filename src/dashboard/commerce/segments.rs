@@ -74,7 +74,9 @@ impl Segment {
         if orders_count >= 2 {
             segments.push(Self::Repeat);
         }
-        if total_spent >= rust_decimal::Decimal::from(VIP_MIN_SPENT) || orders_count >= VIP_MIN_ORDERS {
+        if total_spent >= rust_decimal::Decimal::from(VIP_MIN_SPENT)
+            || orders_count >= VIP_MIN_ORDERS
+        {
             segments.push(Self::Vip);
         }
         if orders_count >= 2 && days_since.is_some_and(|d| d >= AT_RISK_AFTER_DAYS) {
@@ -90,10 +92,26 @@ mod tests {
 
     #[test]
     fn the_sql_spells_out_the_constants() {
-        assert!(Segment::New.condition().contains(&format!("'{NEW_WITHIN_DAYS} days'")));
-        assert!(Segment::AtRisk.condition().contains(&format!("'{AT_RISK_AFTER_DAYS} days'")));
-        assert!(Segment::Vip.condition().contains(&format!(">= {VIP_MIN_SPENT}")));
-        assert!(Segment::Vip.condition().contains(&format!(">= {VIP_MIN_ORDERS}")));
+        assert!(
+            Segment::New
+                .condition()
+                .contains(&format!("'{NEW_WITHIN_DAYS} days'"))
+        );
+        assert!(
+            Segment::AtRisk
+                .condition()
+                .contains(&format!("'{AT_RISK_AFTER_DAYS} days'"))
+        );
+        assert!(
+            Segment::Vip
+                .condition()
+                .contains(&format!(">= {VIP_MIN_SPENT}"))
+        );
+        assert!(
+            Segment::Vip
+                .condition()
+                .contains(&format!(">= {VIP_MIN_ORDERS}"))
+        );
         for segment in Segment::ALL {
             assert_eq!(Segment::parse(segment.name()), Some(segment));
         }
