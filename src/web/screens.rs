@@ -289,18 +289,23 @@ pub async fn home(
             .await
             .map_err(|e| ApiError::internal(format!("reading the CRM workspace: {e}")))
     };
+    // Concurrent misses of one tenant and window compute once (moka coalesces the loads).
     let figures = async {
-        let key = (ctx.id(), days);
-        if let Some(hit) = FIGURES.get(&key).await {
-            return Ok(hit);
-        }
-        let (kpis, trend) = tokio::try_join!(
-            insights::kpis(&pool, days),
-            insights::trend(&pool, days, &tz)
-        )?;
-        let fresh = Arc::new((kpis, trend));
-        FIGURES.insert(key, fresh.clone()).await;
-        Ok::<_, ApiError>(fresh)
+        FIGURES
+            .try_get_with((ctx.id(), days), async {
+                let (kpis, trend) = tokio::try_join!(
+                    insights::kpis(&pool, days),
+                    insights::trend(&pool, days, &tz)
+                )?;
+                Ok::<_, ApiError>(Arc::new((kpis, trend)))
+            })
+            .await
+            // The loader's own error when this request ran it; waiters that shared it get a 500 naming it.
+            .map_err(|shared: Arc<ApiError>| {
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| {
+                    ApiError::internal(format!("computing Home's figures: {shared}"))
+                })
+            })
     };
     let (figures, resources, store, crm) =
         tokio::try_join!(figures, sync::progress(&pool), store, crm,)?;
