@@ -27,6 +27,7 @@ pub mod state;
 pub mod string_enum;
 pub mod telemetry;
 pub mod tenancy;
+pub mod web;
 
 mod app;
 

@@ -21,6 +21,7 @@ pub fn api(state: AppState) -> Router {
         .nest("/api", public())
         .nest("/api/admin", admin())
         .nest("/admin", admin())
+        .merge(web(&state))
         .fallback(http::not_found);
     // The CRM proxy comes after the server's body limit and timeout: it enforces its own
     // (`crm.proxy_body_limit_bytes`, `crm.proxy_timeout_secs`).
@@ -114,6 +115,41 @@ fn admin() -> Router<AppState> {
         .route("/webhooks/{id}/replay", post(webhooks::replay))
         .route("/salla/stores", get(stores::list))
         .route("/salla/stores/{merchant_id}", get(stores::show))
+}
+
+/// The merchant web app (`src/web/`, `docs/merchant-app.md`): the Salla embedded shell, the standalone entry
+/// and sign-in, the screens (each a full page, or an htmx fragment with `HX-Request`), and the hashed static
+/// files. Every page gets the app's CSP and Referrer-Policy.
+fn web(state: &AppState) -> Router<AppState> {
+    use crate::web::{assets, crm as app_crm, screens, shell};
+    let policies = crate::web::security::Policies::new(state.config());
+    Router::new()
+        .route("/salla/embedded", get(shell::embedded))
+        .route("/sso", get(shell::sso))
+        .route("/app", get(shell::entry))
+        .route("/app/home", get(screens::home))
+        .route("/app/sync/resync", post(screens::resync))
+        .route("/app/customers", get(screens::customers))
+        .route("/app/customers/{id}", get(screens::customer))
+        .route("/app/orders", get(screens::orders))
+        .route("/app/orders/{id}", get(screens::order))
+        .route("/app/carts", get(screens::carts))
+        .route("/app/crm/{kind}", get(app_crm::list).post(app_crm::create))
+        .route("/app/crm/{kind}/new", get(app_crm::new))
+        .route(
+            "/app/crm/{kind}/{id}",
+            get(app_crm::edit).post(app_crm::update),
+        )
+        .route(
+            "/app/settings",
+            get(screens::settings).post(screens::save_settings),
+        )
+        .route("/app/team", get(screens::team))
+        .layer(axum::middleware::from_fn_with_state(
+            policies,
+            crate::web::security_headers,
+        ))
+        .route("/assets/{file}", get(assets::serve))
 }
 
 /// The tenant's own Twenty workspace, its key injected; not under the server's body limit and timeout.

@@ -294,3 +294,34 @@ fn primary_email(user: &Value) -> Option<String> {
         .and_then(|e| e["email_address"].as_str())
         .map(str::to_lowercase)
 }
+
+/// A member as the merchant app's Team screen lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    /// `None` for Salla staff (Salla gives no email).
+    pub email: Option<String>,
+    /// `salla:{merchant}:{user}` for Salla staff.
+    pub external_id: Option<String>,
+    /// When the person last opened the app from Salla.
+    pub last_seen_at: Option<time::OffsetDateTime>,
+    pub display_name: Option<String>,
+    pub role_key: String,
+    /// The role's display name (`roles.name`).
+    pub role_name: String,
+    pub status: String,
+    pub created_at: time::OffsetDateTime,
+    pub updated_at: time::OffsetDateTime,
+}
+
+/// The tenant's members, owners first, then by when they joined (at most `limit`).
+pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.email, m.external_id, m.last_seen_at, m.display_name, m.role_key, r.name AS role_name, m.status, m.created_at, m.updated_at
+           FROM members m JOIN roles r ON r.key = m.role_key
+          ORDER BY (m.role_key = 'owner') DESC, m.created_at, m.id
+          LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -5,7 +5,7 @@ pub mod api;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
-mod members;
+pub mod members;
 
 pub mod routes;
 pub mod session;

@@ -4,6 +4,7 @@
 //! The defaults are `config/default.toml`, compiled in, so the file that documents every key is also the only
 //! place a default lives.
 
+mod app;
 mod clerk;
 mod crm;
 mod db;
@@ -25,6 +26,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
+pub use self::app::AppConfig;
 pub use self::clerk::ClerkConfig;
 pub use self::crm::{CrmConfig, CrmInstanceConfig, DEFAULT_CRM_INSTANCE};
 pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
@@ -62,6 +64,7 @@ pub struct Config {
     pub salla: SallaConfig,
     pub crm: CrmConfig,
     pub embedded: EmbeddedConfig,
+    pub app: AppConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -160,6 +163,7 @@ impl Config {
         self.salla.validate(&self.secrets, &mut problem);
         self.crm.validate(&self.secrets, &mut problem);
         self.embedded.validate(&mut problem);
+        self.app.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

@@ -1,6 +1,6 @@
 //! Extractors whose rejections are `ApiError`s, so malformed input gets the same JSON error as everything else.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -37,6 +37,30 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ApiError::PayloadTooLarge("The request body is larger than allowed.".into())
         }
         other => ApiError::bad_request("unreadable_body", other.body_text()),
+    }
+}
+
+/// A URL-encoded form body (the merchant app's forms). Wrong shape → 422 `invalid_body`, wrong content type
+/// → 415, too large → 413.
+pub struct Form<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Form<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::UnsupportedMediaType(
+                "Expected a body with `Content-Type: application/x-www-form-urlencoded`.".into(),
+            )),
+            Err(FormRejection::FailedToDeserializeForm(e)) => {
+                Err(ApiError::unprocessable("invalid_body", e.body_text()))
+            }
+            Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(
+                ApiError::PayloadTooLarge("The request body is larger than allowed.".into()),
+            ),
+            Err(other) => Err(ApiError::bad_request("unreadable_body", other.body_text())),
+        }
     }
 }
 

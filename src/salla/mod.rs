@@ -13,6 +13,7 @@ pub mod model;
 pub mod processing;
 pub mod routes;
 mod service;
+pub mod store_status;
 pub mod subscriptions;
 pub mod tokens;
 pub mod webhook;

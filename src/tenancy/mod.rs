@@ -26,7 +26,9 @@ pub use pools::{PoolError, TenantPool, TenantPools};
 pub use registry::RegistryError;
 pub use servers::{TenantServer, TenantServers};
 pub use status::{TenantStatus, UnknownStatus};
-pub use tenant_settings::{SettingsError, TenantSettings};
+pub use tenant_settings::{
+    AppPreferences, SettingsError, TenantSettings, app_preferences, save_app_preferences,
+};
 
 /// Keeps the `tenants{status}` gauge current (every replica reports the same registry-wide numbers).
 pub async fn run_status_gauges(

@@ -49,3 +49,50 @@ pub(super) async fn load(pools: &TenantPools, tenant: &Tenant) -> Result<Cached,
     .await?;
     Ok(settings.map(Arc::new))
 }
+
+/// The merchant app's preferences, kept in the tenant's `settings.extra` under `app` (the Settings screen
+/// writes them; nothing else does): the language pages open in and which notifications the merchant wants.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AppPreferences {
+    /// `ar` or `en`; `None`: follow the browser.
+    pub lang: Option<String>,
+    pub notify_daily_summary: bool,
+    pub notify_abandoned_carts: bool,
+    pub notify_sync_failures: bool,
+}
+
+impl Default for AppPreferences {
+    fn default() -> Self {
+        Self {
+            lang: None,
+            notify_daily_summary: false,
+            notify_abandoned_carts: true,
+            notify_sync_failures: true,
+        }
+    }
+}
+
+/// The tenant's app preferences (defaults when never saved, or when the stored value is not readable).
+pub async fn app_preferences(pool: &sqlx::PgPool) -> Result<AppPreferences, sqlx::Error> {
+    let stored: Option<Option<serde_json::Value>> =
+        sqlx::query_scalar("SELECT extra -> 'app' FROM settings")
+            .fetch_optional(pool)
+            .await?;
+    Ok(stored
+        .flatten()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces the tenant's app preferences.
+pub async fn save_app_preferences(
+    pool: &sqlx::PgPool,
+    preferences: &AppPreferences,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE settings SET extra = jsonb_set(extra, '{app}', $1), updated_at = now()")
+        .bind(sqlx::types::Json(preferences))
+        .execute(pool)
+        .await?;
+    Ok(())
+}

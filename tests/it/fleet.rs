@@ -13,28 +13,25 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration: staff members of the embedded app (`members.email` nullable, `external_id` with
-/// its unique constraint, `last_seen_at`, `clerk_link`, see its header). `UNDO_LATEST` removes all of it; a
-/// column of that name added beforehand makes the migration fail.
-const LATEST: i64 = 20261202100002;
-const LATEST_TABLE: &str = "members";
-const LATEST_COLUMN: &str = "external_id";
-const UNDO_LATEST: &str = "ALTER TABLE members DROP CONSTRAINT members_identified; \
+/// The newest tenant migration: the merchant app's indexes (`customers_created_at_idx`,
+/// `abandoned_carts_started_idx`, `orders_payment_method_idx`). `UNDO_LATEST` removes them; a table named like
+/// its last index, created beforehand, makes the migration fail (and roll back whole).
+const LATEST: i64 = 20261202100003;
+const LATEST_MARK: &str = "orders_payment_method_idx";
+const BREAK_LATEST: &str = "CREATE TABLE orders_payment_method_idx (x int)";
+const UNBREAK_LATEST: &str = "DROP TABLE orders_payment_method_idx";
+const UNDO_LATEST: &str = "DROP INDEX customers_created_at_idx; \
+     DROP INDEX abandoned_carts_started_idx; \
+     DROP INDEX orders_payment_method_idx;";
+/// The one before: staff members of the embedded app (`members.email` nullable, `external_id` with its unique
+/// constraint, `last_seen_at`, `clerk_link`, see its header).
+const PREVIOUS: i64 = 20261202100002;
+const UNDO_PREVIOUS: &str = "ALTER TABLE members DROP CONSTRAINT members_identified; \
      ALTER TABLE members DROP COLUMN clerk_link_error; \
      ALTER TABLE members DROP COLUMN clerk_link; \
      ALTER TABLE members DROP COLUMN last_seen_at; \
      ALTER TABLE members DROP COLUMN external_id; \
      ALTER TABLE members ALTER COLUMN email SET NOT NULL;";
-/// The one before: `orders.details_needed` (the order-details walk's mark), its index, the `order_details`
-/// progress row and `sync_state.items_per_minute`.
-const PREVIOUS: i64 = 20261202100001;
-const UNDO_PREVIOUS: &str = "DROP INDEX orders_details_needed_idx; \
-     ALTER TABLE orders DROP COLUMN details_needed; \
-     DELETE FROM sync_state WHERE resource = 'order_details'; \
-     ALTER TABLE sync_state DROP CONSTRAINT sync_state_resource_check; \
-     ALTER TABLE sync_state ADD CONSTRAINT sync_state_resource_check \
-       CHECK (resource IN ('customers', 'products', 'orders', 'abandoned_carts')); \
-     ALTER TABLE sync_state DROP COLUMN items_per_minute;";
 
 struct FleetTenant {
     id: TenantId,
@@ -87,30 +84,26 @@ async fn registry_row(app: &TestApp, tenant: &FleetTenant) -> (i64, Option<Strin
         .unwrap()
 }
 
-/// A column that takes the name of the latest migration's column, so that the migration fails.
+/// A table that takes the name of the latest migration's last index, so that the migration fails.
 async fn break_latest(tenant: &FleetTenant) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE {LATEST_TABLE} ADD COLUMN {LATEST_COLUMN} text"
-    )))
-    .execute(&tenant.db)
-    .await
-    .unwrap();
+    sqlx::raw_sql(BREAK_LATEST)
+        .execute(&tenant.db)
+        .await
+        .unwrap();
 }
 
 async fn unbreak_latest(tenant: &FleetTenant) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE {LATEST_TABLE} DROP COLUMN {LATEST_COLUMN}"
-    )))
-    .execute(&tenant.db)
-    .await
-    .unwrap();
+    sqlx::raw_sql(UNBREAK_LATEST)
+        .execute(&tenant.db)
+        .await
+        .unwrap();
 }
 
-/// Whether the tenant database has the latest migration's unique constraint's index and has recorded the
+/// Whether the tenant database has the latest migration's first index and has recorded the
 /// latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
     let (index, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('public.members_external_id_key') IS NOT NULL, \
+        "SELECT to_regclass('public.customers_created_at_idx') IS NOT NULL, \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)
@@ -178,7 +171,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].0, broken.id);
     assert!(
-        report.failed[0].1.contains(LATEST_COLUMN),
+        report.failed[0].1.contains(LATEST_MARK),
         "{}",
         report.failed[0].1
     );
@@ -214,7 +207,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                     (*tenant, slug.as_str(), *total),
                     (broken.id, broken.slug.as_str(), 4)
                 );
-                assert!(error.contains(LATEST_COLUMN), "{error}");
+                assert!(error.contains(LATEST_MARK), "{error}");
                 done_counts.push(*done);
             }
             FleetEvent::Started { .. } => panic!("started twice: {events:?}"),
@@ -235,7 +228,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
                 "a failed migration does not advance the version"
             );
             assert!(
-                error.as_deref().is_some_and(|e| e.contains(LATEST_COLUMN)),
+                error.as_deref().is_some_and(|e| e.contains(LATEST_MARK)),
                 "{error:?}"
             );
             assert!(!has_latest(tenant).await);
@@ -273,7 +266,7 @@ async fn a_fleet_migration_with_one_broken_tenant_migrates_the_others_and_a_reru
         json["failing"][0]["migration_error"]
             .as_str()
             .unwrap()
-            .contains(LATEST_COLUMN)
+            .contains(LATEST_MARK)
     );
     // Still broken: `migrate tenants` retries only the failing tenant, reports it, and exits non-zero.
     let (code, stdout, _) = wosool(&app, &["migrate", "tenants", "--concurrency", "2"]).await;

@@ -25,6 +25,7 @@ mod helpers;
 mod http_errors;
 mod jobs;
 mod merchant_api;
+mod merchant_app;
 mod metrics;
 mod salla_api;
 mod salla_data;

@@ -5,11 +5,12 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
-use super::params::{DateRange, Search, one_of};
+use super::params::{DateRange, Search, one_of, salla_id};
 use crate::commerce::read::{self, TableName};
 use crate::error::ApiError;
 use crate::http::TenantContext;
@@ -27,28 +28,28 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Cart {
     #[serde(skip)]
-    row_id: i64,
-    id: i64,
-    customer_id: Option<i64>,
-    customer_name: Option<String>,
-    customer_mobile: Option<String>,
-    customer_email: Option<String>,
-    total: Option<Money>,
-    subtotal: Option<Money>,
-    total_discount: Option<Money>,
-    currency: Option<String>,
-    items_count: Option<i32>,
-    checkout_url: Option<String>,
-    coupon_code: Option<String>,
-    status: Option<String>,
+    pub(crate) row_id: i64,
+    pub(crate) id: i64,
+    pub(crate) customer_id: Option<i64>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_mobile: Option<String>,
+    pub(crate) customer_email: Option<String>,
+    pub(crate) total: Option<Money>,
+    pub(crate) subtotal: Option<Money>,
+    pub(crate) total_discount: Option<Money>,
+    pub(crate) currency: Option<String>,
+    pub(crate) items_count: Option<i32>,
+    pub(crate) checkout_url: Option<String>,
+    pub(crate) coupon_code: Option<String>,
+    pub(crate) status: Option<String>,
     /// When the cart was started (Salla's created_at).
     #[serde(with = "time::serde::rfc3339::option")]
-    source_created_at: Option<OffsetDateTime>,
+    pub(crate) source_created_at: Option<OffsetDateTime>,
     /// The last activity on the cart.
     #[serde(with = "time::serde::rfc3339::option")]
-    source_updated_at: Option<OffsetDateTime>,
+    pub(crate) source_updated_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
-    synced_at: OffsetDateTime,
+    pub(crate) synced_at: OffsetDateTime,
 }
 
 impl Listed for Cart {
@@ -84,19 +85,20 @@ const SORTS: &[Sort<Cart>] = &[
     },
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListCarts {
-    limit: Option<String>,
-    cursor: Option<String>,
-    sort: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) sort: Option<String>,
     /// Part of the customer's name, mobile or email.
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Salla cart statuses, comma-separated.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) customer_id: Option<String>,
     /// Bounds on the last activity (`source_updated_at`).
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 pub async fn list(
@@ -104,10 +106,17 @@ pub async fn list(
     ctx: TenantContext,
     Query(params): Query<ListCarts>,
 ) -> Result<axum::Json<Page<Cart>>, ApiError> {
+    let pool = state.pools().get(&ctx.tenant).await?;
+    Ok(axum::Json(fetch(&pool, &params).await?))
+}
+
+/// One page of abandoned carts for `params` (the merchant API and the merchant app's Carts screen).
+pub(crate) async fn fetch(pool: &PgPool, params: &ListCarts) -> Result<Page<Cart>, ApiError> {
     let paging = Paging::parse(&params.limit, &params.cursor, &params.sort, SORTS)?;
     let search = Search::parse(&params.q)?;
     let statuses = one_of("status", &params.status)?;
     let dates = DateRange::parse(&params.from, &params.to)?;
+    let customer = salla_id("customer_id", &params.customer_id)?;
 
     let mut sql = listing(&SELECT);
     if let Some(search) = search {
@@ -122,8 +131,9 @@ pub async fn list(
     if let Some(statuses) = statuses {
         sql.push(" AND a.status = ANY(").bind(statuses).push(")");
     }
+    if let Some(customer) = customer {
+        sql.push(" AND a.customer_salla_id = ").bind(customer);
+    }
     dates.push(&mut sql, "a.source_updated_at");
-
-    let pool = state.pools().get(&ctx.tenant).await?;
-    Ok(axum::Json(paging.fetch(sql, &pool).await?))
+    paging.fetch(sql, pool).await
 }

@@ -6,11 +6,13 @@ use std::sync::LazyLock;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::money::Money;
 use super::paging::{Kind, Listed, Page, Paging, Sort, listing};
 use super::params::{DateRange, Search, given, invalid};
+use super::segments::Segment;
 use crate::commerce::read::{self, TableName, customer_orders};
 use crate::error::ApiError;
 use crate::http::TenantContext;
@@ -34,36 +36,36 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Customer {
     #[serde(skip)]
-    row_id: i64,
-    id: i64,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    name: Option<String>,
-    email: Option<String>,
-    mobile: Option<String>,
-    mobile_code: Option<String>,
-    gender: Option<String>,
+    pub(crate) row_id: i64,
+    pub(crate) id: i64,
+    pub(crate) first_name: Option<String>,
+    pub(crate) last_name: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) mobile: Option<String>,
+    pub(crate) mobile_code: Option<String>,
+    pub(crate) gender: Option<String>,
     /// `YYYY-MM-DD`.
-    birthday: Option<String>,
-    city: Option<String>,
-    country: Option<String>,
-    country_code: Option<String>,
-    currency: Option<String>,
-    location: Option<String>,
-    avatar: Option<String>,
-    groups: Value,
-    is_notifications_enabled: Option<bool>,
-    orders_count: i64,
-    total_spent: Money,
+    pub(crate) birthday: Option<String>,
+    pub(crate) city: Option<String>,
+    pub(crate) country: Option<String>,
+    pub(crate) country_code: Option<String>,
+    pub(crate) currency: Option<String>,
+    pub(crate) location: Option<String>,
+    pub(crate) avatar: Option<String>,
+    pub(crate) groups: Value,
+    pub(crate) is_notifications_enabled: Option<bool>,
+    pub(crate) orders_count: i64,
+    pub(crate) total_spent: Money,
     #[serde(with = "time::serde::rfc3339::option")]
-    last_order_at: Option<OffsetDateTime>,
+    pub(crate) last_order_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    source_updated_at: Option<OffsetDateTime>,
+    pub(crate) source_updated_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
-    synced_at: OffsetDateTime,
+    pub(crate) synced_at: OffsetDateTime,
     /// When we first imported the customer.
     #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
+    pub(crate) created_at: OffsetDateTime,
 }
 
 impl Listed for Customer {
@@ -111,19 +113,21 @@ const SORTS: &[Sort<Customer>] = &[
     },
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListCustomers {
-    limit: Option<String>,
-    cursor: Option<String>,
-    sort: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) sort: Option<String>,
     /// Part of the name, email or mobile.
-    q: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) q: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
     /// What `from`/`to` bound: `created_at` (default: when we first imported the customer) or
     /// `source_updated_at` (Salla's last update).
-    date_field: Option<String>,
+    pub(crate) date_field: Option<String>,
+    /// A customer segment (`new`, `repeat`, `vip`, `at_risk`; see `segments`).
+    pub(crate) segment: Option<String>,
 }
 
 pub async fn list(
@@ -131,9 +135,24 @@ pub async fn list(
     ctx: TenantContext,
     Query(params): Query<ListCustomers>,
 ) -> Result<axum::Json<Page<Customer>>, ApiError> {
+    let pool = state.pools().get(&ctx.tenant).await?;
+    Ok(axum::Json(fetch(&pool, &params).await?))
+}
+
+/// One page of customers for `params` (the merchant API and the merchant app's Customers screen).
+pub(crate) async fn fetch(
+    pool: &PgPool,
+    params: &ListCustomers,
+) -> Result<Page<Customer>, ApiError> {
     let paging = Paging::parse(&params.limit, &params.cursor, &params.sort, SORTS)?;
     let search = Search::parse(&params.q)?;
     let dates = DateRange::parse(&params.from, &params.to)?;
+    let segment = given(&params.segment)
+        .map(|name| {
+            Segment::parse(name)
+                .ok_or_else(|| invalid("segment", "must be one of new, repeat, vip, at_risk"))
+        })
+        .transpose()?;
     let date_column = match given(&params.date_field) {
         None | Some("created_at") => "c.created_at",
         Some("source_updated_at") => "c.source_updated_at",
@@ -155,7 +174,18 @@ pub async fn list(
             .push(")");
     }
     dates.push(&mut sql, date_column);
+    if let Some(segment) = segment {
+        sql.push(" AND ").push(segment.condition());
+    }
+    paging.fetch(sql, pool).await
+}
 
-    let pool = state.pools().get(&ctx.tenant).await?;
-    Ok(axum::Json(paging.fetch(sql, &pool).await?))
+/// One customer with its purchase aggregates; `None` when `id` names none (or is not a Salla id).
+pub(crate) async fn one(pool: &PgPool, id: &str) -> Result<Option<Customer>, ApiError> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    let mut sql = super::sql::Sql::new(&SELECT);
+    sql.push(" AND c.salla_id = ").bind(id);
+    sql.fetch_optional(pool).await
 }

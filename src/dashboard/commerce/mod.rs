@@ -8,11 +8,13 @@
 
 pub(crate) mod carts;
 pub(crate) mod customers;
-mod money;
+pub(crate) mod insights;
+pub(crate) mod money;
 pub(crate) mod orders;
 mod paging;
 mod params;
 pub(crate) mod products;
+pub(crate) mod segments;
 mod sql;
 pub(crate) mod stats;
 pub(crate) mod sync;

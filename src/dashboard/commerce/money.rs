@@ -11,6 +11,16 @@ use super::paging::Key;
 #[sqlx(transparent)]
 pub struct Money(Decimal);
 
+impl Money {
+    pub fn new(amount: Decimal) -> Self {
+        Self(amount)
+    }
+
+    pub fn amount(self) -> Decimal {
+        self.0
+    }
+}
+
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut amount = self.0;

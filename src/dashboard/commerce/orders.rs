@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::money::Money;
@@ -37,37 +38,37 @@ static ITEMS: LazyLock<String> = LazyLock::new(|| {
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Order {
     #[serde(skip)]
-    row_id: i64,
-    id: i64,
-    reference_id: Option<String>,
-    status_id: Option<i64>,
-    status_slug: Option<String>,
-    status_name: Option<String>,
-    customer_id: Option<i64>,
-    customer_name: Option<String>,
-    customer_mobile: Option<String>,
-    customer_email: Option<String>,
-    total: Option<Money>,
-    sub_total: Option<Money>,
-    shipping_cost: Option<Money>,
-    cash_on_delivery: Option<Money>,
-    discount: Option<Money>,
-    tax: Option<Money>,
-    currency: Option<String>,
-    payment_method: Option<String>,
-    items_count: Option<i32>,
-    source: Option<String>,
-    source_device: Option<String>,
-    shipping_country: Option<String>,
-    shipping_city: Option<String>,
+    pub(crate) row_id: i64,
+    pub(crate) id: i64,
+    pub(crate) reference_id: Option<String>,
+    pub(crate) status_id: Option<i64>,
+    pub(crate) status_slug: Option<String>,
+    pub(crate) status_name: Option<String>,
+    pub(crate) customer_id: Option<i64>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_mobile: Option<String>,
+    pub(crate) customer_email: Option<String>,
+    pub(crate) total: Option<Money>,
+    pub(crate) sub_total: Option<Money>,
+    pub(crate) shipping_cost: Option<Money>,
+    pub(crate) cash_on_delivery: Option<Money>,
+    pub(crate) discount: Option<Money>,
+    pub(crate) tax: Option<Money>,
+    pub(crate) currency: Option<String>,
+    pub(crate) payment_method: Option<String>,
+    pub(crate) items_count: Option<i32>,
+    pub(crate) source: Option<String>,
+    pub(crate) source_device: Option<String>,
+    pub(crate) shipping_country: Option<String>,
+    pub(crate) shipping_city: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    ordered_at: OffsetDateTime,
+    pub(crate) ordered_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    deleted_at: Option<OffsetDateTime>,
+    pub(crate) deleted_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    source_updated_at: Option<OffsetDateTime>,
+    pub(crate) source_updated_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
-    synced_at: OffsetDateTime,
+    pub(crate) synced_at: OffsetDateTime,
 }
 
 impl Listed for Order {
@@ -103,21 +104,23 @@ const SORTS: &[Sort<Order>] = &[
     },
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListOrders {
-    limit: Option<String>,
-    cursor: Option<String>,
-    sort: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) sort: Option<String>,
     /// Reference id (exact), or part of the customer's name, mobile or email.
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Status slugs, comma-separated.
-    status: Option<String>,
-    customer_id: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) customer_id: Option<String>,
     /// Bounds on `ordered_at`.
-    from: Option<String>,
-    to: Option<String>,
-    include_deleted: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) include_deleted: Option<String>,
+    /// Payment methods (Salla's slugs, e.g. `cod`, `mada`), comma-separated.
+    pub(crate) payment_method: Option<String>,
 }
 
 pub async fn list(
@@ -125,12 +128,19 @@ pub async fn list(
     ctx: TenantContext,
     Query(params): Query<ListOrders>,
 ) -> Result<axum::Json<Page<Order>>, ApiError> {
+    let pool = state.pools().get(&ctx.tenant).await?;
+    Ok(axum::Json(fetch(&pool, &params).await?))
+}
+
+/// One page of orders for `params` (the merchant API and the merchant app's Orders screen).
+pub(crate) async fn fetch(pool: &PgPool, params: &ListOrders) -> Result<Page<Order>, ApiError> {
     let paging = Paging::parse(&params.limit, &params.cursor, &params.sort, SORTS)?;
     let search = Search::parse(&params.q)?;
     let statuses = one_of("status", &params.status)?;
     let customer = salla_id("customer_id", &params.customer_id)?;
     let dates = DateRange::parse(&params.from, &params.to)?;
     let include_deleted = flag("include_deleted", &params.include_deleted)?;
+    let payments = one_of("payment_method", &params.payment_method)?;
 
     let mut sql = listing(&SELECT);
     if !include_deleted {
@@ -154,32 +164,35 @@ pub async fn list(
     if let Some(customer) = customer {
         sql.push(" AND o.customer_salla_id = ").bind(customer);
     }
+    if let Some(payments) = payments {
+        sql.push(" AND o.payment_method = ANY(")
+            .bind(payments)
+            .push(")");
+    }
     dates.push(&mut sql, "o.ordered_at");
-
-    let pool = state.pools().get(&ctx.tenant).await?;
-    Ok(axum::Json(paging.fetch(sql, &pool).await?))
+    paging.fetch(sql, pool).await
 }
 
 /// A line of an order.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct OrderItem {
-    id: i64,
-    product_id: Option<i64>,
-    name: String,
-    sku: Option<String>,
-    quantity: i32,
-    price: Option<Money>,
-    discount: Option<Money>,
-    tax: Option<Money>,
-    total: Option<Money>,
-    currency: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) product_id: Option<i64>,
+    pub(crate) name: String,
+    pub(crate) sku: Option<String>,
+    pub(crate) quantity: i32,
+    pub(crate) price: Option<Money>,
+    pub(crate) discount: Option<Money>,
+    pub(crate) tax: Option<Money>,
+    pub(crate) total: Option<Money>,
+    pub(crate) currency: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct OrderDetail {
     #[serde(flatten)]
-    order: Order,
-    items: Vec<OrderItem>,
+    pub(crate) order: Order,
+    pub(crate) items: Vec<OrderItem>,
 }
 
 /// One order, deleted or not (its `deleted_at` says so), with its lines.
@@ -188,19 +201,24 @@ pub async fn show(
     ctx: TenantContext,
     Path(id): Path<String>,
 ) -> Result<axum::Json<OrderDetail>, ApiError> {
+    let pool = state.pools().get(&ctx.tenant).await?;
+    Ok(axum::Json(detail(&pool, &id).await?))
+}
+
+/// One order and its lines; `404 order_not_found` when `id` names none (or is not a Salla id).
+pub(crate) async fn detail(pool: &PgPool, id: &str) -> Result<OrderDetail, ApiError> {
     let not_found = || ApiError::not_found("order_not_found", "No such order.");
     // Salla ids are numbers; anything else cannot name an order.
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let pool = state.pools().get(&ctx.tenant).await?;
     let mut sql = Sql::new(&SELECT);
     sql.push(" AND o.salla_id = ").bind(id);
     let order = sql
-        .fetch_optional::<Order>(&pool)
+        .fetch_optional::<Order>(pool)
         .await?
         .ok_or_else(not_found)?;
     let items = sqlx::query_as(ITEMS.as_str())
         .bind(id)
-        .fetch_all(&*pool)
+        .fetch_all(pool)
         .await?;
-    Ok(axum::Json(OrderDetail { order, items }))
+    Ok(OrderDetail { order, items })
 }

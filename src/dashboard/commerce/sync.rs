@@ -27,32 +27,32 @@ LEFT JOIN sync_state s ON s.resource = r.resource
 ORDER BY r.position";
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
-struct ResourceSync {
-    resource: String,
+pub(crate) struct ResourceSync {
+    pub(crate) resource: String,
     /// `idle`, `running`, `done` or `failed`.
-    status: String,
+    pub(crate) status: String,
     /// The Salla page a resumed full import fetches next.
-    next_page: Option<i32>,
-    items_synced: i64,
+    pub(crate) next_page: Option<i32>,
+    pub(crate) items_synced: i64,
     /// Salla's total of the last page read (details: done plus still to fetch); `null` until known.
-    total_expected: Option<i64>,
+    pub(crate) total_expected: Option<i64>,
     /// Items per minute this walk measured (smoothed).
-    items_per_minute: Option<f64>,
+    pub(crate) items_per_minute: Option<f64>,
     /// Still to sync, when the total is known.
     #[sqlx(skip)]
-    remaining: Option<i64>,
+    pub(crate) remaining: Option<i64>,
     /// Seconds until done at the measured rate, while the walk runs.
     #[sqlx(skip)]
-    eta_secs: Option<i64>,
+    pub(crate) eta_secs: Option<i64>,
     #[serde(with = "time::serde::rfc3339::option")]
-    started_at: Option<OffsetDateTime>,
+    pub(crate) started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    last_full_import_at: Option<OffsetDateTime>,
+    pub(crate) last_full_import_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    last_event_at: Option<OffsetDateTime>,
-    last_error: Option<String>,
+    pub(crate) last_event_at: Option<OffsetDateTime>,
+    pub(crate) last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
-    updated_at: Option<OffsetDateTime>,
+    pub(crate) updated_at: Option<OffsetDateTime>,
 }
 
 /// `POST /api/sync/resync` (admin role): starts a full re-scan of the store (every resource walks the Merchant
@@ -89,7 +89,13 @@ pub async fn show(
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
     let pool = state.pools().get(&ctx.tenant).await?;
-    let mut resources: Vec<ResourceSync> = sqlx::query_as(STATE).fetch_all(&*pool).await?;
+    let resources = progress(&pool).await?;
+    Ok(axum::Json(json!({ "resources": resources })))
+}
+
+/// Each resource's import progress (the merchant API's `/sync` and the merchant app's Home).
+pub(crate) async fn progress(pool: &sqlx::PgPool) -> Result<Vec<ResourceSync>, ApiError> {
+    let mut resources: Vec<ResourceSync> = sqlx::query_as(STATE).fetch_all(pool).await?;
     for resource in &mut resources {
         resource.remaining = resource
             .total_expected
@@ -106,5 +112,5 @@ pub async fn show(
             _ => None,
         };
     }
-    Ok(axum::Json(json!({ "resources": resources })))
+    Ok(resources)
 }
