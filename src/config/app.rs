@@ -67,6 +67,8 @@ fn valid_source(source: &str) -> bool {
         return false;
     }
     let host = rest.strip_prefix("*.").unwrap_or(rest);
+    // CSP's port wildcard (`http://localhost:*`): any port of that host.
+    let host = host.strip_suffix(":*").unwrap_or(host);
     !host.is_empty()
         && host
             .chars()
@@ -85,6 +87,7 @@ mod tests {
             "https://s.salla.sa",
             "https://*.salla.sa",
             "http://localhost:8080",
+            "http://localhost:*",
         ] {
             assert!(valid_source(ok), "{ok}");
         }

@@ -6,7 +6,7 @@ and what each tenant's screens must show. This script serves the fake Salla host
 on http://localhost:P, so the app on http://127.0.0.1:Q is framed cross-site and cookies behave as they do
 inside Salla, then drives Debian's Chromium through Playwright for Python (no browser download).
 
-Usage: python embedded_app.py SPEC.json SCENARIO...   (scenarios: happy refresh invalid isolation screens lcp)
+Usage: python embedded_app.py SPEC.json SCENARIO...   (happy refresh invalid isolation crm screens lcp)
 Prints one JSON line per scenario with what it measured; exits non-zero with the reason on the first failure.
 """
 
@@ -75,6 +75,10 @@ class Run:
             ],
         )
 
+    @staticmethod
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     def close(self):
         self.browser.close()
         self.server.shutdown()
@@ -105,7 +109,15 @@ class Run:
             )
 
         page.on("request", record)
-        page.goto(self.host_url(tokens, lang, theme))
+        # What the page said, for the failure message: console errors and refused requests.
+        page.on("console", lambda m: m.type in ("error", "warning") and self.log(f"console {m.type}: {m.text}"))
+        page.on("requestfailed", lambda r: self.log(f"request failed: {r.method} {r.url} {r.failure}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400
+            and self.log(f"response {r.status}: {r.request.method} {r.url} {r.headers.get('content-type')}"),
+        )
+        page.goto(self.host_url(tokens, lang, theme), wait_until="domcontentloaded")
         return context, page, requests
 
     def app_frame(self, page: Page) -> Frame:
@@ -115,7 +127,10 @@ class Run:
                 if frame.url.startswith(self.app):
                     return frame
             page.wait_for_timeout(50)
-        raise Failure("the app's frame never loaded")
+        raise Failure(
+            f"the app's frame never loaded: frames {[f.url for f in page.frames]}, "
+            f"loads {page.evaluate('window.__loads')}, events {self.events(page)}"
+        )
 
     def events(self, page: Page) -> list[str]:
         return [e["event"] for e in page.evaluate("window.__events")]
@@ -130,7 +145,11 @@ class Run:
 
     def testid(self, frame: Frame, testid: str):
         locator = frame.locator(f'[data-testid="{testid}"]').first
-        locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+        try:
+            locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+        except Exception as error:  # noqa: BLE001 - turned into a readable failure
+            body = frame.locator("body").inner_text()[:600] if not frame.is_detached() else "(detached)"
+            raise Failure(f"[data-testid={testid}] never appeared at {frame.url}; the page shows: {body!r}") from error
         return locator
 
     def expect(self, frame: Frame, expected: dict, who: str) -> None:
@@ -265,6 +284,44 @@ class Run:
                 context.close()
         return {"screenshots": len(taken), "folder": str(self.shots)}
 
+    def crm(self) -> dict:
+        """A note created and then edited through the CRM screen lands in the tenant's Twenty workspace."""
+        tenant = self.spec["tenants"]["a"]
+        context, page, requests = self.open([tenant["token"]])
+        frame = self.app_frame(page)
+        self.wait_event(page, "embedded::ready")
+        self.testid(frame, "nav-crm").click()
+        self.testid(frame, "screen-crm-notes")
+        title = f"متابعة العميل {int(time.time())}"
+        self.testid(frame, "crm-new").click()
+        self.testid(frame, "screen-crm-form")
+        self.testid(frame, "crm-title").fill(title)
+        self.testid(frame, "crm-body").fill("اتصل بالعميل بخصوص الطلب")
+        self.testid(frame, "crm-save").click()
+        self.testid(frame, "screen-crm-notes")
+        rows = frame.locator('[data-testid="crm-row-title"]')
+        frame.wait_for_function(
+            "t => [...document.querySelectorAll('[data-testid=crm-row-title]')].some(e => e.textContent.trim() === t)",
+            arg=title,
+            timeout=TIMEOUT_MS,
+        )
+        check(title in rows.all_inner_texts(), f"the new note is not listed: {rows.all_inner_texts()}")
+        edited = title + " (تم)"
+        frame.locator('[data-testid="crm-row"]', has_text=title).locator('[data-testid="crm-edit"]').click()
+        self.testid(frame, "screen-crm-form")
+        self.testid(frame, "crm-title").fill(edited)
+        self.testid(frame, "crm-save").click()
+        self.testid(frame, "screen-crm-notes")
+        frame.wait_for_function(
+            "t => [...document.querySelectorAll('[data-testid=crm-row-title]')].some(e => e.textContent.trim() === t)",
+            arg=edited,
+            timeout=TIMEOUT_MS,
+        )
+        frame.locator("body").screenshot(path=str(self.shots / "crm-note-edited-ar-light.png"))
+        self.assert_loopback_and_bearer(requests)
+        context.close()
+        return {"note": edited}
+
     def show(self, frame: Frame, screen: str, tenant: dict) -> None:
         """Navigates like a merchant would: the nav for top-level screens, a row's link for detail screens."""
         if screen == "customer":
@@ -277,7 +334,8 @@ class Run:
             frame.locator('[data-testid="order-row"] a').first.click()
         else:
             self.testid(frame, f"nav-{screen}").click()
-        self.testid(frame, f"screen-{screen}")
+        # The CRM screen opens on its notes tab.
+        self.testid(frame, "screen-crm-notes" if screen == "crm" else f"screen-{screen}")
         frame.wait_for_load_state("networkidle")
 
     def lcp(self) -> dict:
@@ -310,7 +368,7 @@ class Run:
 
 def main() -> int:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    scenarios = sys.argv[2:] or ["happy", "refresh", "invalid", "isolation", "screens"]
+    scenarios = sys.argv[2:] or ["happy", "refresh", "invalid", "isolation", "crm", "screens"]
     with sync_playwright() as playwright:
         run = Run(spec, playwright)
         try:

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 
 use crate::embedded_sessions::{World, world};
 use crate::fake_salla::{APP_ID, FakeStore, installer_user_id};
+use crate::fake_twenty::FakeTwentyServer;
 use crate::helpers::*;
 
 const STORE_A: u64 = 2_910_000_101;
@@ -96,8 +97,9 @@ fn screenshots() -> PathBuf {
     target.join("browser-screenshots").join("merchant_app")
 }
 
-/// Runs the browser script with `spec` for `scenarios`; its JSON lines, or the failure it reported.
-fn run_browser(spec: &Value, scenarios: &[&str]) -> Vec<Value> {
+/// Runs the browser script with `spec` for `scenarios`; its JSON lines, or the failure it reported. Awaited,
+/// never blocking: the app under test serves from this test's runtime.
+async fn run_browser(spec: &Value, scenarios: &[&str]) -> Vec<Value> {
     let python = std::env::var("WOSOOL_TEST_PYTHON").expect(
         "WOSOOL_TEST_PYTHON is not set: run the tests with scripts/test, which installs Chromium and Playwright",
     );
@@ -105,11 +107,13 @@ fn run_browser(spec: &Value, scenarios: &[&str]) -> Vec<Value> {
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, serde_json::to_vec_pretty(spec).unwrap()).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/embedded_app.py");
-    let output = std::process::Command::new(python)
+    let output = tokio::process::Command::new(python)
         .arg(script)
         .arg(&spec_path)
         .args(scenarios)
+        .kill_on_drop(true)
         .output()
+        .await
         .expect("run the browser script");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -138,8 +142,12 @@ async fn a_merchant_opens_the_app_from_salla_and_sees_their_store_in_arabic() {
         "the stores' figures tell them apart"
     );
 
-    // The host page is served on http://localhost:<any port>; the app on 127.0.0.1 (another site).
+    // The host page is served on http://localhost:<any port>; the app on 127.0.0.1 (another site). Each
+    // tenant gets its CRM workspace in the fake Twenty, so the CRM screens show records.
+    let twenty = FakeTwentyServer::start().await;
+    let twenty_env = twenty.env();
     let world = world(vec![store_a, store_b], |env| {
+        twenty_env(env);
         env.push((
             "WOSOOL_APP__FRAME_ANCESTORS".into(),
             "[\"http://localhost:*\"]".into(),
@@ -180,8 +188,9 @@ async fn a_merchant_opens_the_app_from_salla_and_sees_their_store_in_arabic() {
     });
     let results = run_browser(
         &spec,
-        &["happy", "refresh", "invalid", "isolation", "screens"],
-    );
+        &["happy", "refresh", "invalid", "isolation", "crm", "screens"],
+    )
+    .await;
     for result in &results {
         assert_eq!(result["ok"], true, "{result}");
     }
@@ -202,6 +211,24 @@ async fn a_merchant_opens_the_app_from_salla_and_sees_their_store_in_arabic() {
         .filter_map(|body| body["token"].as_str().map(str::to_owned))
         .collect();
     assert!(introspected.contains(&"a-token-salla-never-issued".to_owned()));
+    // The note the merchant wrote in the CRM screen is in their own Twenty workspace.
+    let note = results
+        .iter()
+        .find(|r| r["scenario"] == "crm")
+        .and_then(|r| r["note"].as_str())
+        .expect("the crm scenario ran")
+        .to_owned();
+    let workspace: String =
+        sqlx::query_scalar("SELECT workspace_id FROM crm_workspaces WHERE tenant_id = $1")
+            .bind(world.tenant(STORE_A))
+            .fetch_one(&world.app.db)
+            .await
+            .unwrap();
+    let stored = twenty.lock().records(&workspace, "notes");
+    assert!(
+        stored.iter().any(|n| n["title"] == note.as_str()),
+        "the note is not in Twenty: {stored:?}"
+    );
     eprintln!("screenshots: {}", folder.display());
 }
 
@@ -234,6 +261,6 @@ async fn bench_largest_contentful_paint_of_a_cold_home() {
         "lcp_runs": 7,
         "tenants": { "a": { "token": token, "expect": { "kpi-orders-value": expected.to_string() } } },
     });
-    let results = run_browser(&spec, &["lcp"]);
+    let results = run_browser(&spec, &["lcp"]).await;
     println!("{}", serde_json::to_string_pretty(&results).unwrap());
 }
