@@ -690,7 +690,9 @@ impl CrmRecords {
         let person = record_id(SyncObject::Person, &salla_customer_id.to_string());
         let mut found = Vec::with_capacity(2);
         for kind in [RecordKind::Note, RecordKind::Task] {
-            let (targets, record_field) = kind.targets().expect("notes and tasks have targets");
+            let Some((targets, record_field)) = kind.targets() else {
+                continue;
+            };
             let links = ws
                 .find(targets, &format!("personId[eq]:\"{person}\""), MAX_PAGE)
                 .await?;

@@ -15,28 +15,30 @@ use wosool::Role;
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::helpers::{get_with_key, tenant_db, tenant_row};
 
-/// A ready tenant: its API key and a connection to its database.
-struct Store {
-    key: String,
-    db: PgPool,
+/// A ready tenant: its id, its API key and a connection to its database (also the merchant app's tests').
+pub(crate) struct Store {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) db: PgPool,
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(Role::All, |_| {}).await
 }
 
-async fn store(app: &TestApp, name: &str) -> Store {
+pub(crate) async fn store(app: &TestApp, name: &str) -> Store {
     let registered = app.register_ready(name).await;
     let tenant_id = registered["tenant_id"].as_str().expect("tenant_id");
     let (_, db_name, _) = tenant_row(app, tenant_id).await;
     Store {
+        id: tenant_id.to_owned(),
         key: app.api_key(tenant_id).await,
         db: tenant_db(&db_name).await,
     }
 }
 
 /// Runs arrangement SQL (several statements allowed) in a tenant database.
-async fn exec(db: &PgPool, sql: &str) {
+pub(crate) async fn exec(db: &PgPool, sql: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(db)
         .await

@@ -6,38 +6,10 @@
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use sqlx::PgPool;
 use wosool::Role;
 
-use crate::helpers::{TestApp, spawn_app_with, tenant_db, tenant_row};
-
-struct Store {
-    id: String,
-    key: String,
-    db: PgPool,
-}
-
-async fn app() -> TestApp {
-    spawn_app_with(Role::All, |_| {}).await
-}
-
-async fn store(app: &TestApp, name: &str) -> Store {
-    let registered = app.register_ready(name).await;
-    let tenant_id = registered["tenant_id"].as_str().expect("tenant_id");
-    let (_, db_name, _) = tenant_row(app, tenant_id).await;
-    Store {
-        id: tenant_id.to_owned(),
-        key: app.api_key(tenant_id).await,
-        db: tenant_db(&db_name).await,
-    }
-}
-
-async fn exec(db: &PgPool, sql: &str) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(db)
-        .await
-        .expect("arrange rows");
-}
+use crate::helpers::{TestApp, spawn_app_with};
+use crate::merchant_api::{app, exec, store};
 
 /// A small store whose figures are known by hand. Last 30 days: orders 1001, 1002, 1005 (1004 is canceled)
 /// = 3 orders, 400.00 SAR, AOV 133.33; the 30 days before: 1003 = 1 order, 80.00. Sara's first purchase is
