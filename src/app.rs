@@ -237,6 +237,9 @@ impl Application {
                 crm_sync,
                 crm_records,
                 embedded,
+                trusted_proxies: crate::http::client_ip::TrustedProxies::parse(
+                    &config.server.trusted_proxies,
+                ),
             },
         );
         Ok(Self {

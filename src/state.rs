@@ -53,6 +53,8 @@ pub struct WebServices {
     pub crm_records: Option<CrmRecords>,
     /// The Salla embedded app: token introspection and its `wss_` sessions.
     pub embedded: Embedded,
+    /// `server.trusted_proxies`, parsed once: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::http::client_ip::TrustedProxies,
 }
 
 impl AppState {
@@ -89,6 +91,10 @@ impl AppState {
     /// Connection pools of tenant databases, under one budget.
     pub fn pools(&self) -> &TenantPools {
         self.0.core.pools()
+    }
+
+    pub fn trusted_proxies(&self) -> &crate::http::client_ip::TrustedProxies {
+        &self.0.web.trusted_proxies
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

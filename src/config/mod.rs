@@ -150,6 +150,7 @@ impl Config {
             }
         }
         self.server.validate_origins(&mut problem);
+        self.server.validate_proxies(&mut problem);
         self.db.validate(&mut problem);
         self.redis.validate(&mut problem);
         self.log.validate(&mut problem);

@@ -16,6 +16,7 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     pub shutdown_timeout_secs: u64,
     pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +50,18 @@ impl ServerConfig {
             ("server.request_timeout_secs", self.request_timeout_secs),
             ("server.body_limit_bytes", self.body_limit_bytes as u64),
         ]
+    }
+
+    pub(super) fn validate_proxies(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        for entry in &self.trusted_proxies {
+            if crate::http::client_ip::parse_net(entry).is_none() {
+                problem(
+                    "server.trusted_proxies",
+                    format!("{entry:?} is neither an IP address nor a CIDR block"),
+                    "addresses or blocks such as \"10.0.0.0/8\" or \"172.16.0.1\"",
+                );
+            }
+        }
     }
 
     pub(super) fn validate_origins(&self, problem: &mut impl FnMut(&str, String, &str)) {

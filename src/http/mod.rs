@@ -1,5 +1,6 @@
 //! Router assembly, the middleware stack, and serving with graceful shutdown.
 
+pub mod client_ip;
 mod envelope;
 pub mod extract;
 pub(crate) mod health;
@@ -135,7 +136,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let server = axum::serve(listener, router)
+    // The peer address travels with each request (`ConnectInfo`), for `ClientIp`.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .into_future();
     tokio::pin!(server);
