@@ -276,7 +276,7 @@ impl Application {
             metrics_listener,
             registry,
         } = self;
-        let drain = state.config().shutdown_timeout();
+        let serving = http::ServeOptions::from_config(&state.config().server);
         let mut tasks: JoinSet<Result<(), StartupError>> = JoinSet::new();
 
         let router = if role.runs_api() {
@@ -285,14 +285,14 @@ impl Application {
             crate::router::ops_only(state.clone())
         };
         tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, ?role, "HTTP server listening");
-        tasks.spawn(serve(listener, router, shutdown.clone(), drain));
+        tasks.spawn(serve(listener, router, shutdown.clone(), serving));
         if let Some(listener) = metrics_listener {
             tracing::info!(address = %listener.local_addr().map_err(StartupError::Serve)?, "metrics listening");
             tasks.spawn(serve(
                 listener,
                 crate::router::metrics_only(state.clone()),
                 shutdown.clone(),
-                drain,
+                serving,
             ));
         }
         if role.runs_worker() {
@@ -374,9 +374,9 @@ async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: CancellationToken,
-    drain: std::time::Duration,
+    options: http::ServeOptions,
 ) -> Result<(), StartupError> {
-    http::serve(listener, router, shutdown, drain)
+    http::serve(listener, router, shutdown, options)
         .await
         .map_err(StartupError::Serve)
 }

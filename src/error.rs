@@ -42,6 +42,12 @@ pub enum ApiError {
     Invalid {
         fields: std::collections::BTreeMap<String, String>,
     },
+    /// Text that cannot be stored (a NUL, a noncharacter; see `http::text`): 422 `invalid_text` with
+    /// `details.fields` naming each field (JSON pointer, parameter name).
+    #[error("invalid text in: {fields:?}")]
+    InvalidText {
+        fields: std::collections::BTreeMap<String, String>,
+    },
     /// The caller's tenant exists but cannot be served in its current status (DESIGN §5). `provisioning`
     /// is added next to `error` in the body while the tenant is being provisioned.
     #[error("{message}")]
@@ -102,7 +108,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid { .. } | Self::InvalidText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TenantUnavailable { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +131,13 @@ impl ApiError {
                     fields.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ),
+            Self::InvalidText { fields } => (
+                "invalid_text",
+                format!(
+                    "Text that cannot be stored in: {}.",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ),
             Self::Unauthorized(m) => ("unauthorized", m.clone()),
             Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
             Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
@@ -135,7 +148,9 @@ impl ApiError {
         };
         let details = match self {
             Self::Unavailable { details, .. } => details.clone(),
-            Self::Invalid { fields } => Some(serde_json::json!({ "fields": fields })),
+            Self::Invalid { fields } | Self::InvalidText { fields } => {
+                Some(serde_json::json!({ "fields": fields }))
+            }
             // Also beside `error` (see `provisioning` below), for clients that read only the error object.
             Self::TenantUnavailable {
                 provisioning: Some(provisioning),

@@ -86,6 +86,18 @@ fn describe_metrics() {
         "HTTP requests being handled right now"
     );
     describe_counter!(
+        "http_connections_refused_total",
+        "Connections closed at once on accept, by reason (per_ip_limit)"
+    );
+    describe_counter!(
+        "http_connections_closed_total",
+        "Connections closed for the client's slowness, by reason (header_timeout)"
+    );
+    describe_counter!(
+        "webhook_payloads_repaired_total",
+        "Webhook deliveries whose JSON jsonb cannot hold was stored repaired (raw bytes kept), by provider"
+    );
+    describe_counter!(
         "crm_proxy_requests_total",
         "Requests to /crm/*, by tenant plan and the status answered (Twenty's or the proxy's own)"
     );

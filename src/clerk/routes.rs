@@ -80,7 +80,9 @@ impl Provider for ClerkWebhooks<'_> {
             code: "malformed_json",
             message: format!("The body is not valid JSON: {e}"),
         })?;
-        let payload: Value = serde_json::from_str(text).map_err(|e| Refusal::Malformed {
+        // What jsonb cannot hold (`\u0000`, lone surrogates) is made storable; the inbox keeps the raw bytes.
+        let text = inbox::storable_json(text);
+        let payload: Value = serde_json::from_str(&text).map_err(|e| Refusal::Malformed {
             code: "malformed_json",
             message: format!("The body is not valid JSON: {e}"),
         })?;
@@ -109,7 +111,7 @@ impl Provider for ClerkWebhooks<'_> {
         Ok(Accepted::Event(Delivery {
             dedupe_key: delivery.id.to_owned(),
             event_type,
-            payload: text.to_owned(),
+            payload: text.into_owned(),
             headers: Value::Object(kept),
         }))
     }

@@ -151,6 +151,7 @@ impl Config {
         }
         self.server.validate_origins(&mut problem);
         self.server.validate_proxies(&mut problem);
+        self.server.validate_header_limits(&mut problem);
         self.db.validate(&mut problem);
         self.redis.validate(&mut problem);
         self.log.validate(&mut problem);

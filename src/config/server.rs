@@ -17,6 +17,14 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    /// A connection that has not sent complete request headers within this long is closed.
+    pub header_read_timeout_secs: u64,
+    /// Open connections per peer IP; 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// More request headers than this → 431 `headers_too_large`.
+    pub max_request_headers: usize,
+    /// Request headers larger than this in total (names, values) → 431 `headers_too_large`.
+    pub max_request_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,11 +53,33 @@ impl ServerConfig {
     }
 
     /// Settings that must not be 0 (checked with the other sections', in `Config::validate`).
-    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 2] {
+    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 3] {
         [
             ("server.request_timeout_secs", self.request_timeout_secs),
             ("server.body_limit_bytes", self.body_limit_bytes as u64),
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
         ]
+    }
+
+    /// Header limits so low that ordinary requests would be refused are a mistake, not a policy.
+    pub(super) fn validate_header_limits(&self, problem: &mut impl FnMut(&str, String, &str)) {
+        if self.max_request_headers < 16 {
+            problem(
+                "server.max_request_headers",
+                format!("is {}", self.max_request_headers),
+                "at least 16 (browsers send about 15 headers)",
+            );
+        }
+        if self.max_request_header_bytes < 4096 {
+            problem(
+                "server.max_request_header_bytes",
+                format!("is {}", self.max_request_header_bytes),
+                "at least 4096 (a session cookie alone may take 4 KiB)",
+            );
+        }
     }
 
     pub(super) fn validate_proxies(&self, problem: &mut impl FnMut(&str, String, &str)) {

@@ -5,7 +5,10 @@ mod envelope;
 pub mod extract;
 pub(crate) mod health;
 mod observe;
+pub mod request_id;
+mod serve;
 mod tenant_context;
+pub mod text;
 
 use std::any::Any;
 use std::time::Duration;
@@ -15,8 +18,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -29,6 +30,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 
 pub use observe::record_tenant;
+pub use serve::{ServeOptions, serve};
 pub use tenant_context::{
     Principal, TenantContext, gate, provisioning_progress, step_and_progress, verify_session,
 };
@@ -43,15 +45,21 @@ pub(crate) fn with_middleware<S: Clone + Send + Sync + 'static>(
     with_observability(with_limits(router, server), server)
 }
 
-/// Request id, span/log/metrics and error rendering, compression, CORS and panics: for every route.
+/// Request id, span/log/metrics and error rendering, header limits, compression, CORS and panics: for every
+/// route.
 pub(crate) fn with_observability<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     server: &ServerConfig,
 ) -> Router<S> {
+    let limits = observe::HeaderLimits::from_config(server);
     let stack = ServiceBuilder::new()
+        // A client's id only when it is acceptable; otherwise the next layer makes one.
+        .layer(request_id::SanitizeRequestIdLayer)
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(from_fn(observe::observe))
+        .layer(from_fn(move |request, next| {
+            observe::observe(limits, request, next)
+        }))
         .layer(CompressionLayer::new())
         .option_layer(cors_layer(&server.cors_allowed_origins))
         .layer(CatchPanicLayer::custom(panic_response));
@@ -126,32 +134,6 @@ pub(crate) async fn version() -> axum::Json<serde_json::Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "git_sha": option_env!("WOSOOL_GIT_SHA").unwrap_or("unknown"),
     }))
-}
-
-/// Serves until `shutdown` is cancelled, then stops accepting and lets in-flight requests finish for at most
-/// `drain`; connections still open after that are closed.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    drain: Duration,
-) -> std::io::Result<()> {
-    // The peer address travels with each request (`ConnectInfo`), for `ClientIp`.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        _ = shutdown.cancelled() => match tokio::time::timeout(drain, server).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!(drain_secs = drain.as_secs(), "requests still in flight after the drain timeout; closing");
-                Ok(())
-            }
-        },
-    }
 }
 
 #[cfg(test)]

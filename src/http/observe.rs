@@ -4,20 +4,50 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::{REQUEST_ID, envelope};
+use crate::error::ErrorBody;
 use crate::tenancy::TenantId;
 
 /// Label for requests that matched no route (404s of unknown paths).
 const UNMATCHED: &str = "unmatched";
 
-/// The outermost middleware of our own: opens the request span, renders error bodies (see `envelope`), records
-/// metrics and writes the access log line.
-pub async fn observe(request: Request, next: Next) -> Response {
+/// Most request headers we serve (`server.max_request_headers`, `server.max_request_header_bytes`). Checked
+/// here rather than by hyper, so the answer is the JSON envelope (hyper's own 431 has an empty body; its
+/// limits are set above these, see `super::serve`).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderLimits {
+    count: usize,
+    bytes: usize,
+}
+
+impl HeaderLimits {
+    pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        Self {
+            count: server.max_request_headers,
+            bytes: server.max_request_header_bytes,
+        }
+    }
+
+    /// Whether `headers` exceed the limits (every value counts, repeated names included).
+    fn exceeded(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers.len() > self.count
+            || headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 4)
+                .sum::<usize>()
+                > self.bytes
+    }
+}
+
+/// The outermost middleware of our own: opens the request span, refuses oversized headers, renders error
+/// bodies (see `envelope`), records metrics and writes the access log line.
+pub async fn observe(limits: HeaderLimits, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -41,7 +71,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
     );
 
     let in_flight = InFlight::enter();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = if limits.exceeded(request.headers()) {
+        headers_too_large(&limits)
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     drop(in_flight);
     envelope::render(&mut response, &request_id, &method, &uri);
 
@@ -66,6 +100,21 @@ pub async fn observe(request: Request, next: Next) -> Response {
     } else {
         tracing::info!(status, latency_ms, "request finished");
     }
+    response
+}
+
+fn headers_too_large(limits: &HeaderLimits) -> Response {
+    use axum::response::IntoResponse;
+    let mut response = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+    response.extensions_mut().insert(ErrorBody {
+        code: "headers_too_large".into(),
+        message: format!(
+            "The request headers are too large: at most {} headers and {} bytes are accepted.",
+            limits.count, limits.bytes
+        ),
+        details: None,
+        provisioning: None,
+    });
     response
 }
 

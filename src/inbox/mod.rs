@@ -10,12 +10,15 @@
 //! ```
 //!
 //! A 2xx answer therefore means the delivery is stored and will be processed; a redelivery with the same
-//! dedupe key is answered 2xx without storing or enqueueing anything. A new provider costs one [`Provider`]
+//! dedupe key is answered 2xx without storing or enqueueing anything. JSON that `jsonb` cannot hold (`\u0000`,
+//! lone surrogates) is made storable for processing ([`storable_json`]) and the bytes as received are kept
+//! beside it (`raw`, `payload_repaired`): every authenticated delivery is kept. A new provider costs one [`Provider`]
 //! implementation and one dispatch function.
 
 mod commit;
 mod process;
 mod receive;
+mod repair;
 mod store;
 
 use std::collections::BTreeMap;
@@ -28,6 +31,7 @@ use sqlx::PgPool;
 pub use commit::Committer;
 pub use process::{Outcome, process};
 pub use receive::receive;
+pub use repair::storable_json;
 pub use store::{
     Delivery, InboxFilter, InboxRow, PastEvent, Stored, events_about, events_with, get, list,
 };

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::repair::storable_text;
 use super::store::{self, Entry};
 use super::{Accepted, Inbox, Provider, Refusal};
 use crate::error::ApiError;
@@ -33,10 +34,19 @@ pub async fn receive(
             reason,
             headers,
         } => {
+            // The bytes as received, and a text copy for reading (which a NUL would make unstorable).
             let text = String::from_utf8_lossy(&body);
-            let stored =
-                store::insert_rejected(inbox.db(), name, &dedupe_key, &text, &reason, &headers)
-                    .await?;
+            let text = storable_text(&text);
+            let stored = store::insert_rejected(
+                inbox.db(),
+                name,
+                &dedupe_key,
+                &text,
+                &body,
+                &reason,
+                &headers,
+            )
+            .await?;
             let outcome = if stored { "rejected" } else { "duplicate" };
             metrics::counter!("webhook_deliveries_total", "provider" => name, "outcome" => outcome)
                 .increment(1);
@@ -50,11 +60,23 @@ pub async fn receive(
         }
     };
     let event_type = delivery.event_type.clone();
+    // The provider stores the body as it came, unless it had to be made storable (`storable_json`): then the
+    // bytes as received are kept too.
+    let raw = (delivery.payload.as_bytes() != body.as_ref()).then(|| body.clone());
+    if raw.is_some() {
+        metrics::counter!("webhook_payloads_repaired_total", "provider" => name).increment(1);
+        tracing::warn!(
+            provider = name,
+            event_type,
+            "delivery JSON holds text jsonb cannot store; stored with U+FFFD, raw bytes kept"
+        );
+    }
     let stored = inbox
         .committer
         .store(Entry {
             provider: name,
             delivery,
+            raw,
             job: provider.job(),
         })
         .await

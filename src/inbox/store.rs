@@ -14,7 +14,7 @@ pub struct Delivery {
     /// The provider's delivery id (Svix `svix-id`), or a digest of the body; redeliveries carry the same one.
     pub dedupe_key: String,
     pub event_type: String,
-    /// The body as received (valid JSON, stored as `jsonb`).
+    /// The body as received (valid JSON, stored as `jsonb`), or its storable form (`super::storable_json`).
     pub payload: String,
     /// Relevant non-secret headers (never signatures or credentials).
     pub headers: serde_json::Value,
@@ -45,6 +45,8 @@ impl Stored {
 pub(super) struct Entry {
     pub provider: &'static str,
     pub delivery: Delivery,
+    /// The bytes as received when `delivery.payload` is not them (it was repaired).
+    pub raw: Option<axum::body::Bytes>,
     pub job: JobFor,
 }
 
@@ -62,20 +64,22 @@ pub(super) async fn store_batch(
     let mut types = Vec::with_capacity(entries.len());
     let mut payloads = Vec::with_capacity(entries.len());
     let mut headers = Vec::with_capacity(entries.len());
+    let mut raws: Vec<Option<&[u8]>> = Vec::with_capacity(entries.len());
     for entry in entries {
         providers.push(entry.provider);
         keys.push(entry.delivery.dedupe_key.as_str());
         types.push(entry.delivery.event_type.as_str());
         payloads.push(entry.delivery.payload.as_str());
         headers.push(&entry.delivery.headers);
+        raws.push(entry.raw.as_deref());
     }
     let mut tx = pool.begin().await?;
     // In input order, so that of two deliveries with one key the first is stored.
     let inserted: Vec<(i64, String, String)> = sqlx::query_as(
-        "INSERT INTO webhook_inbox (provider, dedupe_key, event_type, payload, headers) \
-         SELECT provider, dedupe_key, event_type, payload::jsonb, headers \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[]) \
-              WITH ORDINALITY AS d(provider, dedupe_key, event_type, payload, headers, n) \
+        "INSERT INTO webhook_inbox (provider, dedupe_key, event_type, payload, headers, raw, payload_repaired) \
+         SELECT provider, dedupe_key, event_type, payload::jsonb, headers, raw, raw IS NOT NULL \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[]) \
+              WITH ORDINALITY AS d(provider, dedupe_key, event_type, payload, headers, raw, n) \
          ORDER BY n \
          ON CONFLICT (provider, dedupe_key) DO NOTHING \
          RETURNING id, provider, dedupe_key",
@@ -85,6 +89,7 @@ pub(super) async fn store_batch(
     .bind(&types)
     .bind(&payloads)
     .bind(&headers)
+    .bind(&raws)
     .fetch_all(&mut *tx)
     .await?;
     let new: std::collections::HashMap<(&str, &str), i64> = inserted
@@ -141,19 +146,21 @@ pub(super) async fn store_batch(
 }
 
 /// Stores an authenticated delivery that cannot be processed (its body is not a usable event) as `rejected`,
-/// with the body as text and `reason`, and no job. Returns false when the same body was already stored.
+/// with the bytes as received, a text copy for reading, and `reason`, and no job. Returns false when the same
+/// body was already stored.
 pub(super) async fn insert_rejected(
     pool: &PgPool,
     provider: &str,
     dedupe_key: &str,
     raw_body: &str,
+    raw: &[u8],
     reason: &str,
     headers: &serde_json::Value,
 ) -> Result<bool, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO webhook_inbox (provider, dedupe_key, event_type, payload, headers, status, last_error, \
-                                    raw_body, processed_at) \
-         VALUES ($1, $2, '', '{}'::jsonb, $3, 'rejected', $4, $5, now()) \
+                                    raw_body, raw, processed_at) \
+         VALUES ($1, $2, '', '{}'::jsonb, $3, 'rejected', $4, $5, $6, now()) \
          ON CONFLICT (provider, dedupe_key) DO NOTHING",
     )
     .bind(provider)
@@ -161,6 +168,7 @@ pub(super) async fn insert_rejected(
     .bind(headers)
     .bind(reason)
     .bind(raw_body)
+    .bind(raw)
     .execute(pool)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -186,6 +194,11 @@ pub struct InboxRow {
     /// The body of a `rejected` delivery (not JSON), as text.
     #[serde(skip)]
     pub raw_body: Option<String>,
+    /// The bytes as received, when `payload` is not them: a `rejected` delivery, or a repaired one.
+    #[serde(skip)]
+    pub raw: Option<Vec<u8>>,
+    /// Whether `payload` is a repaired copy of the delivery (`\u0000`, lone surrogates → U+FFFD).
+    pub payload_repaired: bool,
 }
 
 impl InboxRow {
@@ -196,7 +209,7 @@ impl InboxRow {
 }
 
 const COLUMNS: &str = "id, provider, dedupe_key, event_type, tenant_id, payload, headers, status, attempts, \
-     last_error, received_at, processed_at, raw_body";
+     last_error, received_at, processed_at, raw_body, raw, payload_repaired";
 
 /// The row, if it exists.
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<InboxRow>, sqlx::Error> {

@@ -92,7 +92,9 @@ impl Provider for SallaWebhooks<'_> {
             Ok(text) => text,
             Err(error) => return unusable(format!("not JSON: not UTF-8 ({error})")),
         };
-        let envelope: Envelope = match serde_json::from_str(text) {
+        // What jsonb cannot hold (`\u0000`, lone surrogates) is made storable; the inbox keeps the raw bytes.
+        let text = inbox::storable_json(text);
+        let envelope: Envelope = match serde_json::from_str(&text) {
             Ok(envelope) => envelope,
             Err(error) => return unusable(format!("not JSON: {error}")),
         };
@@ -111,7 +113,7 @@ impl Provider for SallaWebhooks<'_> {
         Ok(Accepted::Event(Delivery {
             dedupe_key,
             event_type: event,
-            payload: text.to_owned(),
+            payload: text.into_owned(),
             headers: kept,
         }))
     }

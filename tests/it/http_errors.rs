@@ -308,10 +308,10 @@ async fn version_reports_the_crate_version() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
 }
 
-/// Text PostgreSQL cannot store (a NUL character) is the client's error, answered as such wherever it reaches
-/// the database: never a 500.
+/// Text PostgreSQL cannot store (a NUL character) is the client's error, refused where the query is parsed
+/// (422 `invalid_text`), never a 500.
 #[tokio::test]
-async fn a_nul_character_reaching_the_database_is_400() {
+async fn a_nul_character_in_a_filter_is_422_before_the_database() {
     let app = spawn_app().await;
     for path in [
         "/admin/tenants?search=a%00b",
@@ -319,7 +319,35 @@ async fn a_nul_character_reaching_the_database_is_400() {
         "/admin/jobs?kind=x%00y",
     ] {
         let response = app.admin_get(path).send().await.unwrap();
-        let (code, _) = error_of(response, StatusCode::BAD_REQUEST).await;
+        let (code, _) = error_of(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(code, "invalid_text", "{path}");
     }
+}
+
+#[tokio::test]
+async fn text_that_cannot_be_stored_is_422_invalid_text() {
+    let app = spawn_app().await;
+    let response = post_jobs(&app)
+        .header("content-type", "application/json")
+        .body(r#"{"kind": "jobs.prune\u0000", "payload": {}}"#)
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = error_of(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(code, "invalid_text");
+}
+
+#[tokio::test]
+async fn too_many_headers_are_431_with_the_envelope() {
+    let app = spawn_app().await;
+    let mut request = app.get("/health/live");
+    for i in 0..120 {
+        request = request.header(format!("x-h-{i}"), "v");
+    }
+    let (code, _) = error_of(
+        request.send().await.unwrap(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(code, "headers_too_large");
 }

@@ -23,6 +23,7 @@ mod fleet;
 mod health;
 mod helpers;
 mod http_errors;
+mod hygiene;
 mod jobs;
 mod merchant_api;
 mod merchant_app;

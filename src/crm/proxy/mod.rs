@@ -183,6 +183,10 @@ impl CrmProxy {
             Target::Graphql => {
                 let body = read_body(body, inner.body_limit).await?;
                 policy::check_graphql_body(&body).map_err(refused)?;
+                // Twenty stores what it is sent in PostgreSQL too: refused text is turned away here, as at
+                // our own extractors (`crate::http::text`), not left to fail upstream.
+                crate::http::text::check_json(&body)
+                    .map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
                 Body::from(body)
             }
             Target::Rest => Body::new(LimitedBody {
