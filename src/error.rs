@@ -51,6 +51,13 @@ pub enum ApiError {
         message: String,
         provisioning: Option<serde_json::Value>,
     },
+    /// A rate limit refused the request (`crate::ratelimit`): 429 `rate_limited` naming the limit, with
+    /// `Retry-After` and `RateLimit-*` headers.
+    #[error("rate limited by the {limit} limit")]
+    RateLimited {
+        limit: &'static str,
+        decision: crate::ratelimit::Decision,
+    },
     /// Anything unexpected. The cause is logged; the client only learns that it happened.
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +111,7 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TenantUnavailable { status, .. } => *status,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +133,13 @@ impl ApiError {
                     fields.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ),
+            Self::RateLimited { limit, decision } => (
+                "rate_limited",
+                format!(
+                    "Too many requests (the {limit} limit); retry in {} s.",
+                    decision.retry_after_secs()
+                ),
+            ),
             Self::Unauthorized(m) => ("unauthorized", m.clone()),
             Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
             Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
@@ -136,6 +151,10 @@ impl ApiError {
         let details = match self {
             Self::Unavailable { details, .. } => details.clone(),
             Self::Invalid { fields } => Some(serde_json::json!({ "fields": fields })),
+            Self::RateLimited { limit, decision } => Some(serde_json::json!({
+                "limit": limit,
+                "retry_after_secs": decision.retry_after_secs(),
+            })),
             // Also beside `error` (see `provisioning` below), for clients that read only the error object.
             Self::TenantUnavailable {
                 provisioning: Some(provisioning),
@@ -238,6 +257,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "internal error");
         }
         let mut response = self.status().into_response();
+        if let Self::RateLimited { decision, .. } = &self {
+            crate::ratelimit::http::write_headers(decision, response.headers_mut());
+        }
         response.extensions_mut().insert(self.body());
         response
     }
