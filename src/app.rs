@@ -240,6 +240,7 @@ impl Application {
                 trusted_proxies: crate::http::client_ip::TrustedProxies::parse(
                     &config.server.trusted_proxies,
                 ),
+                rate_limiter: crate::ratelimit::RateLimiter::new(&config.rate_limits, redis),
             },
         );
         Ok(Self {

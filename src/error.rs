@@ -57,6 +57,13 @@ pub enum ApiError {
         message: String,
         provisioning: Option<serde_json::Value>,
     },
+    /// A rate limit refused the request (`crate::ratelimit`): 429 `rate_limited` naming the limit, with
+    /// `Retry-After` and `RateLimit-*` headers.
+    #[error("rate limited by the {limit} limit")]
+    RateLimited {
+        limit: &'static str,
+        decision: crate::ratelimit::Decision,
+    },
     /// Anything unexpected. The cause is logged; the client only learns that it happened.
     #[error("internal error: {0}")]
     Internal(String),
@@ -110,6 +117,7 @@ impl ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Invalid { .. } | Self::InvalidText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TenantUnavailable { status, .. } => *status,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -138,6 +146,13 @@ impl ApiError {
                     fields.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ),
+            Self::RateLimited { limit, decision } => (
+                "rate_limited",
+                format!(
+                    "Too many requests (the {limit} limit); retry in {} s.",
+                    decision.retry_after_secs()
+                ),
+            ),
             Self::Unauthorized(m) => ("unauthorized", m.clone()),
             Self::PayloadTooLarge(m) => ("payload_too_large", m.clone()),
             Self::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone()),
@@ -151,6 +166,10 @@ impl ApiError {
             Self::Invalid { fields } | Self::InvalidText { fields } => {
                 Some(serde_json::json!({ "fields": fields }))
             }
+            Self::RateLimited { limit, decision } => Some(serde_json::json!({
+                "limit": limit,
+                "retry_after_secs": decision.retry_after_secs(),
+            })),
             // Also beside `error` (see `provisioning` below), for clients that read only the error object.
             Self::TenantUnavailable {
                 provisioning: Some(provisioning),
@@ -253,6 +272,9 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, "internal error");
         }
         let mut response = self.status().into_response();
+        if let Self::RateLimited { decision, .. } = &self {
+            crate::ratelimit::http::write_headers(decision, response.headers_mut());
+        }
         response.extensions_mut().insert(self.body());
         response
     }

@@ -19,6 +19,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod outbound;
 pub mod provisioning;
+pub mod ratelimit;
 pub mod redis;
 pub mod router;
 pub mod salla;

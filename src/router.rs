@@ -2,11 +2,13 @@
 //! feature; the middleware stack and serving live in [`crate::http`].
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{any, delete, get, post};
 
 use crate::admin::{crm, jobs, salla as stores, tenants, webhooks};
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
+use crate::ratelimit;
 use crate::state::AppState;
 
 /// The full API: operations endpoints, webhooks, the public and merchant API, the admin API and the CRM
@@ -18,14 +20,17 @@ pub fn api(state: AppState) -> Router {
         // Providers calling back: authenticated on the raw bytes, stored durably, answered at once.
         .route("/webhooks/clerk", post(crate::clerk::routes::receive))
         .route("/webhooks/salla", post(crate::salla::routes::receive))
-        .nest("/api", public())
+        .nest("/api", public(&state))
         .nest("/api/admin", admin())
         .nest("/admin", admin())
         .merge(web(&state))
         .fallback(http::not_found);
     // The CRM proxy comes after the server's body limit and timeout: it enforces its own
     // (`crm.proxy_body_limit_bytes`, `crm.proxy_timeout_secs`).
-    let routes = http::with_limits(routes, server).merge(crm_proxy());
+    let routes = http::with_limits(routes, server)
+        .merge(crm_proxy())
+        // The tenant limit's decision (checked by `TenantContext`) onto the response as `RateLimit-*`.
+        .layer(axum::middleware::from_fn(ratelimit::http::response_headers));
     http::with_observability(routes, server).with_state(state)
 }
 
@@ -56,11 +61,23 @@ fn ops(with_metrics: bool) -> Router<AppState> {
 }
 
 /// Under `/api`: self-serve registration and its progress (public), then the caller's tenant and its store
-/// data (Clerk session or tenant API key).
-fn public() -> Router<AppState> {
+/// data (Clerk session or tenant API key). The public routes are limited per client IP.
+fn public(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/auth/register-organization", post(registration::register))
-        .route("/auth/provisioning-status/{id}", get(registration::status))
+        .route(
+            "/auth/register-organization",
+            post(registration::register).route_layer(from_fn_with_state(
+                state.clone(),
+                ratelimit::http::registration,
+            )),
+        )
+        .route(
+            "/auth/provisioning-status/{id}",
+            get(registration::status).route_layer(from_fn_with_state(
+                state.clone(),
+                ratelimit::http::provisioning_status,
+            )),
+        )
         .route("/me", get(me::show))
         .route("/tenant", get(tenant::show))
         .route(
@@ -78,11 +95,17 @@ fn public() -> Router<AppState> {
         .route("/sync/resync", post(commerce::sync::resync))
         .route(
             "/embedded/session",
-            post(crate::embedded::routes::create_session),
+            post(crate::embedded::routes::create_session).route_layer(from_fn_with_state(
+                state.clone(),
+                ratelimit::http::session_minting,
+            )),
         )
         .route(
             "/embedded/standalone",
-            post(crate::embedded::routes::standalone),
+            post(crate::embedded::routes::standalone).route_layer(from_fn_with_state(
+                state.clone(),
+                ratelimit::http::session_minting,
+            )),
         )
 }
 

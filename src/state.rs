@@ -55,6 +55,8 @@ pub struct WebServices {
     pub embedded: Embedded,
     /// `server.trusted_proxies`, parsed once: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: crate::http::client_ip::TrustedProxies,
+    /// Request limits per tenant and per client IP (`[rate_limits]`), shared through Redis.
+    pub rate_limiter: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {
@@ -95,6 +97,10 @@ impl AppState {
 
     pub fn trusted_proxies(&self) -> &crate::http::client_ip::TrustedProxies {
         &self.0.web.trusted_proxies
+    }
+
+    pub fn rate_limiter(&self) -> &crate::ratelimit::RateLimiter {
+        &self.0.web.rate_limiter
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

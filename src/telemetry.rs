@@ -107,6 +107,18 @@ fn describe_metrics() {
         "Time to Twenty's response headers through /crm/*, by tenant plan and status class"
     );
     describe_counter!(
+        "rate_limit_decisions_total",
+        "Rate limit checks, by scope (tenant, ip, global), rule (plan or route rule) and outcome"
+    );
+    describe_counter!(
+        "rate_limit_fallback_total",
+        "Rate limit checks decided in process because Redis was unavailable or slow"
+    );
+    describe_gauge!(
+        "rate_limit_redis_unavailable",
+        "1 while the rate limiter cannot reach Redis and each process enforces its local share"
+    );
+    describe_counter!(
         "jobs_enqueued_total",
         "Jobs inserted into the queue, by kind"
     );

@@ -21,7 +21,6 @@ pub struct CrmConfig {
     pub sync_batch_size: u32,
     pub proxy_timeout_secs: u64,
     pub proxy_body_limit_bytes: usize,
-    pub proxy_requests_per_minute: u32,
 }
 
 /// One Twenty instance (`[[crm.instances]]`).
@@ -177,10 +176,6 @@ impl CrmConfig {
             (
                 "crm.proxy_body_limit_bytes",
                 crm.proxy_body_limit_bytes as u64,
-            ),
-            (
-                "crm.proxy_requests_per_minute",
-                crm.proxy_requests_per_minute as u64,
             ),
         ] {
             if value == 0 {

@@ -11,6 +11,7 @@ mod db;
 mod embedded;
 mod jobs;
 mod log;
+mod ratelimit;
 mod salla;
 mod secret;
 mod secrets;
@@ -33,6 +34,7 @@ pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
 pub use self::embedded::EmbeddedConfig;
 pub use self::jobs::JobsConfig;
 pub use self::log::{LogConfig, LogFormat};
+pub use self::ratelimit::{DEFAULT_PLAN, RateLimitsConfig, RateRule};
 pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
 pub use self::secrets::SecretsConfig;
@@ -65,6 +67,7 @@ pub struct Config {
     pub crm: CrmConfig,
     pub embedded: EmbeddedConfig,
     pub app: AppConfig,
+    pub rate_limits: RateLimitsConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -166,6 +169,7 @@ impl Config {
         self.crm.validate(&self.secrets, &mut problem);
         self.embedded.validate(&mut problem);
         self.app.validate(&mut problem);
+        self.rate_limits.validate(&self.tenancy.plans, &mut problem);
 
         if problems.is_empty() {
             Ok(())

@@ -112,6 +112,7 @@ impl FromRequestParts<AppState> for TenantContext {
         }
         crate::http::record_tenant(tenant.id);
         gate(state.db(), &tenant).await?;
+        state.rate_limiter().check_tenant(&tenant).await?;
         Ok(Self {
             actor: format!("api_key:{}", &key[..12]),
             tenant,
@@ -162,6 +163,7 @@ async fn from_session(
         })?;
     crate::http::record_tenant(tenant.id);
     gate(state.db(), &tenant).await?;
+    state.rate_limiter().check_tenant(&tenant).await?;
     Ok(TenantContext {
         actor: format!("clerk:{}", claims.user_id()),
         tenant,
@@ -217,6 +219,7 @@ async fn from_app_session(
         .ok_or_else(session_expired)?;
     crate::http::record_tenant(tenant.id);
     gate(state.db(), &tenant).await?;
+    state.rate_limiter().check_tenant(&tenant).await?;
     Ok(TenantContext {
         actor: format!("app_session:{}", session.shown),
         tenant,

@@ -28,6 +28,7 @@ mod jobs;
 mod merchant_api;
 mod merchant_app;
 mod metrics;
+mod rate_limits;
 mod salla_api;
 mod salla_data;
 mod salla_install;

@@ -1,8 +1,6 @@
 //! The proxy's own answers (as opposed to Twenty's, which pass through): each a status and a stable code,
 //! rendered into the usual JSON error envelope by `http::envelope`.
 
-use std::time::Duration;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -23,7 +21,6 @@ pub enum ProxyError {
     MethodNotAllowed,
     UnsupportedMediaType,
     TooLarge(usize),
-    RateLimited(Duration),
     Timeout,
     Unavailable,
     CredentialsRejected,
@@ -76,12 +73,6 @@ impl ProxyError {
                 "payload_too_large",
                 format!("The request body is larger than {limit} bytes."),
             ),
-            Self::RateLimited(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "crm_rate_limited",
-                "Too many CRM requests for this organization; retry after the time in Retry-After."
-                    .into(),
-            ),
             Self::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "crm_timeout",
@@ -112,7 +103,6 @@ impl IntoResponse for ProxyError {
         let (status, code, message) = self.parts();
         let mut response = status.into_response();
         let retry_after = match &self {
-            Self::RateLimited(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
             Self::WaitingForCapacity => Some(WAITING_RETRY_AFTER_SECS),
             _ => None,
         };

@@ -5,7 +5,8 @@
 //! authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied).
 //! The caller's credentials are dropped and the tenant's own Twenty API key — which alone selects the
 //! workspace — is injected, so a tenant can only ever reach its own workspace. API keys, webhooks, roles and
-//! the metadata API stay out of reach (`policy`). Each tenant is rate limited in process (`limiter`).
+//! the metadata API stay out of reach (`policy`). Each tenant's requests count against its
+//! rate limit (`crate::ratelimit`, applied by `TenantContext`).
 //!
 //! Responses stream through, and so do REST request bodies, cut off past `crm.proxy_body_limit_bytes` (the
 //! limit this proxy enforces instead of `server.body_limit_bytes`). GraphQL bodies are read (up to the same
@@ -14,7 +15,6 @@
 mod error;
 mod graphql;
 mod headers;
-mod limiter;
 mod policy;
 mod upstream;
 
@@ -34,7 +34,6 @@ use moka::future::Cache;
 use sqlx::PgPool;
 
 use self::error::ProxyError;
-use self::limiter::RateLimiter;
 use self::policy::PolicyDenial;
 use self::upstream::{Upstream, UpstreamError};
 use super::workspace::{self, CredentialsError, WorkspaceState};
@@ -49,7 +48,7 @@ use crate::tenancy::TenantId;
 const CREDENTIALS_TTL: Duration = Duration::from_secs(60);
 const CREDENTIALS_CAPACITY: u64 = 10_000;
 
-/// One per process: the pooled client to Twenty, cached tenant credentials and the rate limiter.
+/// One per process: the pooled client to Twenty, cached tenant credentials.
 #[derive(Clone)]
 pub struct CrmProxy {
     inner: Arc<Inner>,
@@ -63,7 +62,6 @@ struct Inner {
     /// The instance and the `Authorization` value (`Bearer <tenant's Twenty API key>`, marked sensitive) of
     /// each tenant's workspace.
     credentials: Cache<TenantId, Route>,
-    limiter: RateLimiter,
     timeout: Duration,
     body_limit: usize,
 }
@@ -128,7 +126,6 @@ impl CrmProxy {
                     .max_capacity(CREDENTIALS_CAPACITY)
                     .time_to_live(CREDENTIALS_TTL)
                     .build(),
-                limiter: RateLimiter::per_minute(config.proxy_requests_per_minute),
                 timeout,
                 body_limit: config.proxy_body_limit_bytes,
             }),
@@ -143,11 +140,6 @@ impl CrmProxy {
         target: Target,
     ) -> Result<Response, ProxyError> {
         let inner = &self.inner;
-        inner
-            .limiter
-            .acquire(tenant)
-            .await
-            .map_err(ProxyError::RateLimited)?;
         let (parts, body) = request.into_parts();
         let path = match target {
             Target::Rest => {

@@ -141,7 +141,32 @@ pub fn test_env(database: &str) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(lenient_rate_limits())
     .collect()
+}
+
+/// Every test talks from 127.0.0.1 and polls hard: production limits would throttle tests about something
+/// else. Tests of the limits (`rate_limits.rs`) set their own on top.
+fn lenient_rate_limits() -> impl Iterator<Item = (String, String)> {
+    let rules = [
+        "PLANS__DEFAULT",
+        "PLANS__FREE",
+        "PLANS__STARTER",
+        "PLANS__GROWTH",
+        "PLANS__ENTERPRISE",
+        "REGISTRATION",
+        "REGISTRATION_GLOBAL",
+        "PROVISIONING_STATUS",
+        "SESSION_MINTING",
+    ];
+    rules.into_iter().flat_map(|rule| {
+        [("REQUESTS_PER_MINUTE", "1000000"), ("BURST", "100000")].map(|(field, value)| {
+            (
+                format!("WOSOOL_RATE_LIMITS__{rule}__{field}"),
+                value.to_owned(),
+            )
+        })
+    })
 }
 
 pub struct TestApp {
