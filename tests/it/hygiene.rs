@@ -505,3 +505,43 @@ async fn a_slow_body_still_gets_the_request_timeout() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+#[tokio::test]
+async fn merchant_app_forms_refuse_unstorable_text_without_a_5xx() {
+    let app = crate::merchant_api::app().await;
+    let shop = crate::merchant_api::store(&app, "Hygiene Store").await;
+    let post = |path: &str, body: &'static str| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(&shop.key)
+            .header("HX-Request", "true")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let cases = [
+        ("settings", post("/app/settings", "lang=en%00"), "lang"),
+        (
+            "CRM create",
+            post("/app/crm/notes", "title=Call&body=a%00b"),
+            "body",
+        ),
+        (
+            "CRM update",
+            post(
+                &format!("/app/crm/notes/{}", uuid::Uuid::new_v4()),
+                "title=%EF%BF%BF",
+            ),
+            "title",
+        ),
+        (
+            "form on a query string",
+            app.get("/app/customers?search=%00").bearer_auth(&shop.key),
+            "search",
+        ),
+    ];
+    for (what, request, field) in cases {
+        let response = request.send().await.expect(what);
+        assert!(!response.status().is_server_error(), "{what}");
+        assert_invalid_text(response, field, what).await;
+    }
+}
