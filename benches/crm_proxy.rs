@@ -54,7 +54,7 @@ async fn main() {
     let (_, api_key) = stack
         .core
         .directory()
-        .create_api_key(tenant, "bench", "bench")
+        .create_api_key(tenant, "bench", wosool::access::Scope::Write, "bench")
         .await
         .expect("API key");
     let keyring = Keyring::from_config(&config(&database_url, &[]).secrets).expect("keyring");

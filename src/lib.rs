@@ -3,6 +3,7 @@
 //! `main.rs` is a thin clap front end; everything lives here so integration tests boot the real application
 //! in-process ([`Application`]).
 
+pub mod access;
 pub mod admin;
 pub mod clerk;
 pub mod cli;

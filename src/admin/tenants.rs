@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AdminAuth;
-use crate::dashboard::check_key_name;
+use crate::dashboard::{check_key_name, check_key_scope};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query, RequestId};
 use crate::provisioning::RegistrationRequest;
@@ -231,6 +231,9 @@ pub async fn list_keys(
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     name: String,
+    /// `read` (the default), `write` or `admin`.
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 pub async fn create_key(
@@ -241,10 +244,11 @@ pub async fn create_key(
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = check_key_name(&body.name)?;
+    let scope = check_key_scope(body.scope.as_deref())?;
     let tenant = state.lifecycle().find(&id).await?;
     let (info, plain) = state
         .lifecycle()
-        .create_api_key(tenant.id, &name, &actor(&auth, request_id))
+        .create_api_key(tenant.id, &name, scope, &actor(&auth, request_id))
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -97,6 +97,9 @@ pub enum ApiKeyAction {
         tenant: String,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// What the key may do: read, write or admin.
+        #[arg(long, default_value = "read")]
+        scope: crate::access::Scope,
     },
     List {
         tenant: String,
@@ -280,10 +283,14 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
             );
         }
         TenantsAction::ApiKey { action } => match action {
-            ApiKeyAction::Create { tenant, name } => {
+            ApiKeyAction::Create {
+                tenant,
+                name,
+                scope,
+            } => {
                 let t = admin.find(&tenant).await.map_err(fail)?;
                 let (info, plain) = admin
-                    .create_api_key(t.id, &name, &actor)
+                    .create_api_key(t.id, &name, scope, &actor)
                     .await
                     .map_err(fail)?;
                 eprintln!("key {} created; it is shown only now:", info.id);

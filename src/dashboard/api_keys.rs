@@ -1,5 +1,7 @@
-//! A tenant's own API keys (admins of the organization, and API keys themselves). Every query is scoped by the caller's tenant id from `TenantContext`, so a key of
-//! another tenant is simply not found.
+//! A tenant's own API keys (organization admins, and admin-scoped keys: `api_keys.manage` in
+//! `crate::access::TABLE`, declared in `router.rs`). Every query is scoped by the caller's tenant id from
+//! `TenantContext`, so a key of another tenant is simply not found. A key is created with a scope (`read`
+//! by default) never wider than its creator's, so a leaked key cannot mint a more powerful one.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::access::Scope;
 use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::http::extract::{Json, Path, RequestId};
@@ -17,6 +20,15 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: String,
+    /// `read` (the default), `write` or `admin`.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert(field.to_owned(), message.to_owned());
+    ApiError::Invalid { fields }
 }
 
 /// Checks a key's display name: 1–100 characters, no control characters.
@@ -24,21 +36,25 @@ pub fn check_key_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
-        let mut fields = std::collections::BTreeMap::new();
-        fields.insert(
-            "name".to_owned(),
-            "must be 1 to 100 printable characters".to_owned(),
-        );
-        return Err(ApiError::Invalid { fields });
+        return Err(invalid("name", "must be 1 to 100 printable characters"));
     }
     Ok(name.to_owned())
+}
+
+/// A requested key scope: `read` when none is given; 422 naming `scope` for anything else than the three.
+pub fn check_key_scope(scope: Option<&str>) -> Result<Scope, ApiError> {
+    match scope {
+        None => Ok(Scope::Read),
+        Some(scope) => scope
+            .parse()
+            .map_err(|_| invalid("scope", "must be one of read, write, admin")),
+    }
 }
 
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<axum::Json<Value>, ApiError> {
-    ctx.require_admin()?;
     let keys = state.lifecycle().list_api_keys(ctx.id()).await?;
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
@@ -49,15 +65,24 @@ pub async fn create(
     RequestId(request_id): RequestId,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    ctx.require_admin()?;
     let name = check_key_name(&body.name)?;
+    let scope = check_key_scope(body.scope.as_deref())?;
+    let ceiling = ctx.role().max_scope();
+    if scope > ceiling {
+        return Err(ApiError::forbidden(
+            "scope_exceeds_caller",
+            format!(
+                "A {scope} key cannot be created by a caller that may create at most {ceiling} keys."
+            ),
+        ));
+    }
     let actor = Actor {
         name: ctx.actor.clone(),
         request_id,
     };
     let (info, plain) = state
         .lifecycle()
-        .create_api_key(ctx.id(), &name, &actor)
+        .create_api_key(ctx.id(), &name, scope, &actor)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -73,7 +98,6 @@ pub async fn revoke(
     RequestId(request_id): RequestId,
     Path(key_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    ctx.require_admin()?;
     let actor = Actor {
         name: ctx.actor.clone(),
         request_id,

@@ -4,6 +4,6 @@ pub(crate) mod api_keys;
 pub(crate) mod commerce;
 pub(crate) mod me;
 
-pub use api_keys::check_key_name;
+pub use api_keys::{check_key_name, check_key_scope};
 pub(crate) mod registration;
 pub(crate) mod tenant;

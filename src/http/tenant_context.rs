@@ -1,40 +1,60 @@
 //! `TenantContext`: the tenant a request acts for, established from a verified credential only — an embedded
 //! app session (`wss_…`), a Clerk session token (its active organization) or a tenant API key — resolved through
 //! the cached directory and passed through the status gate. A handler that takes a `TenantContext` can only ever see that tenant.
+//!
+//! One credential gives one answer: a repeated credential header, or two kinds at once, is 400
+//! `ambiguous_credentials`; an `X-Tenant-Id` naming another tenant is 403 `tenant_mismatch` whatever the
+//! credential. The caller's role (`crate::access::Role`) must reach the minimum of the permission the route
+//! declared in `router.rs` (403 `insufficient_role`); a route that declared none serves no tenant.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 
 use sqlx::PgPool;
 
+use crate::access::{Access, Action, Resource, Role, Scope};
 use crate::clerk::jwt::SessionClaims;
 use crate::clerk::session::{SessionVerifier, token_from_headers};
 use crate::embedded::session::{AppSession, SESSION_PREFIX, SessionError};
 use crate::error::ApiError;
 use crate::provisioning::steps;
 use crate::state::AppState;
-use crate::tenancy::{ApiKeyHash, LookupKey, Tenant, TenantId, TenantStatus, looks_like_key};
+use crate::tenancy::{ApiKeyHash, Tenant, TenantId, TenantStatus, looks_like_key};
 
 pub struct TenantContext {
     pub tenant: Arc<Tenant>,
     /// Who acts, for audit records (e.g. `api_key:wsl_3f9a1c2b`, `clerk:user_2g7…`).
     pub actor: String,
     pub principal: Principal,
+    /// What the caller may do (`crate::access::TABLE`), derived once from the credential.
+    role: Role,
 }
 
 /// The verified credential behind a request.
 #[derive(Debug, Clone)]
 pub enum Principal {
-    /// A tenant API key: a machine credential of the tenant, with admin rights on it.
-    ApiKey,
+    /// A tenant API key: a machine credential of the tenant, with the scope chosen when it was created.
+    ApiKey(Scope),
     /// A Clerk session of a member of the tenant's organization.
     Member(Arc<SessionClaims>),
     /// A session of the Salla embedded app (the store's owner or a staff member).
     AppSession(Arc<AppSession>),
+}
+
+impl Principal {
+    /// The role this credential acts with: the Clerk organization role, the app session's role, or the key's
+    /// scope. Unknown and missing roles are viewers.
+    pub fn role(&self) -> Role {
+        match self {
+            Self::ApiKey(scope) => Role::from_scope(*scope),
+            Self::Member(claims) => Role::from_clerk(claims.org_role()),
+            Self::AppSession(session) => Role::from_app_session(&session.role),
+        }
+    }
 }
 
 impl TenantContext {
@@ -42,33 +62,43 @@ impl TenantContext {
         self.tenant.id
     }
 
-    /// The member's role in the organization (`admin`, `member`, a custom role; `owner` or `member` for
-    /// embedded app sessions), `None` for API keys.
-    pub fn role(&self) -> Option<&str> {
-        match &self.principal {
-            Principal::ApiKey => None,
-            Principal::Member(claims) => claims.org_role(),
-            Principal::AppSession(session) => Some(&session.role),
-        }
+    /// The caller's role in the tenant.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The acting person's name for the UI, when known (embedded app sessions).
     pub fn display_name(&self) -> Option<&str> {
         match &self.principal {
             Principal::AppSession(session) => session.display_name.as_deref(),
-            Principal::ApiKey | Principal::Member(_) => None,
+            Principal::ApiKey(_) | Principal::Member(_) => None,
         }
     }
 
-    /// Admin actions (API keys, members, settings): API keys and organization admins; 403 for anyone else.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.role() {
-            None | Some("admin") | Some("owner") => Ok(()),
-            Some(other) => Err(ApiError::forbidden(
-                "insufficient_role",
-                format!("This needs the admin role in the organization; you are {other}."),
-            )),
+    /// Whether the caller may perform `action` on `resource` (for UI flags: the same table as the routes).
+    pub fn can(&self, resource: Resource, action: Action) -> bool {
+        crate::access::minimum(resource, action).is_some_and(|minimum| self.role >= minimum)
+    }
+
+    /// 403 `insufficient_role` unless the caller may perform `action` on `resource`. Routes declare their
+    /// pair in `router.rs` and need not call this; handlers whose pair depends on the request do.
+    pub fn require(&self, resource: Resource, action: Action) -> Result<(), ApiError> {
+        if self.can(resource, action) {
+            return Ok(());
         }
+        let needed = crate::access::minimum(resource, action).map_or_else(
+            || "a role no one has".to_owned(),
+            |r| format!("the {r} role"),
+        );
+        Err(ApiError::forbidden(
+            "insufficient_role",
+            format!(
+                "{}.{} needs {needed}; you act as {}.",
+                resource.as_str(),
+                action.as_str(),
+                self.role
+            ),
+        ))
     }
 }
 
@@ -79,46 +109,159 @@ impl FromRequestParts<AppState> for TenantContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // `Bearer wss_…`: an embedded app session.
-        if let Some(token) = bearer(parts)
-            && token.starts_with(SESSION_PREFIX)
-        {
-            return from_app_session(state, parts, token).await;
+        let required = declared_permission(parts)?;
+        let ctx = authenticate(parts, state).await?;
+        if let Some((resource, action)) = required {
+            ctx.require(resource, action)?;
         }
-        // A Bearer token that is not one of our `wsl_` keys (or the `__session` cookie) is a Clerk session.
-        if let Some(sessions) = state.sessions()
-            && let Some(token) = token_from_headers(&parts.headers)
-        {
-            let claims = verify_session(sessions, token).await?;
-            return from_session(state, claims).await;
+        Ok(ctx)
+    }
+}
+
+/// What the route declared in `router.rs` (a per-route extension): the permission to check, `None` when the
+/// handler checks per request. A route that declared no tenant access never serves a tenant: 403
+/// `access_undeclared` (a programming error, logged), not a silent pass.
+fn declared_permission(parts: &Parts) -> Result<Option<(Resource, Action)>, ApiError> {
+    match parts.extensions.get::<Access>() {
+        Some(Access::Tenant(resource, action)) => Ok(Some((*resource, *action))),
+        Some(Access::TenantDynamic) => Ok(None),
+        declared => {
+            tracing::error!(path = %parts.uri.path(), ?declared, "a tenant request on a route that declares no tenant access");
+            Err(ApiError::forbidden(
+                "access_undeclared",
+                "This route declares no tenant access, so it serves no tenant.",
+            ))
         }
-        let (key, claimed_tenant) = credentials(parts)?;
-        if !looks_like_key(&key) {
-            return Err(ApiError::Unauthorized("Invalid API key.".into()));
-        }
-        let tenant = state
-            .directory()
-            .resolve(&LookupKey::ApiKey(ApiKeyHash::of(&key)))
-            .await
-            .map_err(|e| ApiError::internal(format!("resolving an API key: {e}")))?
-            .ok_or_else(|| ApiError::Unauthorized("Invalid API key.".into()))?;
-        if let Some(claimed) = claimed_tenant
-            && claimed != tenant.id
-        {
-            return Err(ApiError::forbidden(
-                "tenant_mismatch",
-                "The API key does not belong to the tenant named in X-Tenant-Id.",
+    }
+}
+
+/// One credential, one tenant: the credential is verified, the tenant it names must be the one in
+/// `X-Tenant-Id` when that is sent, then the status gate applies.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<TenantContext, ApiError> {
+    let headers = &parts.headers;
+    let authorization = single(headers, AUTHORIZATION.as_str())?;
+    let api_key = single(headers, "x-api-key")?;
+    let claimed = single(headers, "x-tenant-id")?
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|t| t.trim().parse::<TenantId>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_tenant_id", "X-Tenant-Id is not a tenant id.")
+                })
+        })
+        .transpose()?;
+    let (tenant, actor, principal) = match (authorization, api_key) {
+        (Some(_), Some(_)) => {
+            return Err(ambiguous(
+                "Send one credential: Authorization or X-Api-Key, not both.",
             ));
         }
-        crate::http::record_tenant(tenant.id);
-        gate(state.db(), &tenant).await?;
-        state.rate_limiter().check_tenant(&tenant).await?;
-        Ok(Self {
-            actor: format!("api_key:{}", &key[..12]),
-            tenant,
-            principal: Principal::ApiKey,
-        })
+        (Some(value), None) => {
+            let token = bearer_token(value)?;
+            if token.starts_with(SESSION_PREFIX) {
+                from_app_session(state, token).await?
+            } else if token.starts_with(crate::clerk::session::API_KEY_PREFIX) {
+                from_api_key(state, token).await?
+            } else if let Some(sessions) = state.sessions() {
+                from_session(state, verify_session(sessions, token).await?).await?
+            } else {
+                return Err(ApiError::Unauthorized("Invalid API key.".into()));
+            }
+        }
+        (None, Some(key)) => {
+            if claimed.is_none() {
+                return Err(ApiError::Unauthorized(
+                    "X-Api-Key must come with X-Tenant-Id.".into(),
+                ));
+            }
+            let key = key
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized("Malformed X-Api-Key header.".into()))?;
+            from_api_key(state, key.trim()).await?
+        }
+        // Clerk's `__session` cookie (the standalone app in a browser).
+        (None, None) => match (state.sessions(), token_from_headers(headers)) {
+            (Some(sessions), Some(token)) => {
+                from_session(state, verify_session(sessions, token).await?).await?
+            }
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "Missing credentials: send `Authorization: Bearer wsl_…` or X-Tenant-Id and X-Api-Key."
+                        .into(),
+                ));
+            }
+        },
+    };
+    if let Some(claimed) = claimed
+        && claimed != tenant.id
+    {
+        return Err(ApiError::forbidden(
+            "tenant_mismatch",
+            "The credential does not belong to the tenant named in X-Tenant-Id.",
+        ));
     }
+    crate::http::record_tenant(tenant.id);
+    gate(state.db(), &tenant).await?;
+    state.rate_limiter().check_tenant(&tenant).await?;
+    let role = principal.role();
+    Ok(TenantContext {
+        tenant,
+        actor,
+        principal,
+        role,
+    })
+}
+
+/// The header's value, `None` when absent; a header sent twice is refused rather than one of its values
+/// picked (which would let a proxy and the server disagree on who is calling).
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a HeaderValue>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ambiguous(format!(
+            "The {name} header is sent more than once."
+        )));
+    }
+    Ok(first)
+}
+
+fn ambiguous(message: impl Into<String>) -> ApiError {
+    ApiError::bad_request("ambiguous_credentials", message)
+}
+
+/// The token of `Authorization: Bearer <token>` (the scheme in any case).
+fn bearer_token(value: &HeaderValue) -> Result<&str, ApiError> {
+    let expected = || ApiError::Unauthorized("Expected `Authorization: Bearer <token>`.".into());
+    let value = value.to_str().map_err(|_| expected())?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or_else(expected)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(expected());
+    }
+    Ok(token)
+}
+
+/// A tenant API key → its tenant and scope (through the cached directory; no gate yet).
+async fn from_api_key(
+    state: &AppState,
+    key: &str,
+) -> Result<(Arc<Tenant>, String, Principal), ApiError> {
+    if !looks_like_key(key) {
+        return Err(ApiError::Unauthorized("Invalid API key.".into()));
+    }
+    let (tenant, scope) = state
+        .directory()
+        .resolve_api_key(ApiKeyHash::of(key))
+        .await
+        .map_err(|e| ApiError::internal(format!("resolving an API key: {e}")))?
+        .ok_or_else(|| ApiError::Unauthorized("Invalid API key.".into()))?;
+    Ok((
+        tenant,
+        format!("api_key:{}", &key[..12]),
+        Principal::ApiKey(scope),
+    ))
 }
 
 /// A verified Clerk session, or the 401 (503 when signing keys cannot be obtained) that explains why not.
@@ -142,11 +285,11 @@ pub async fn verify_session(
     })
 }
 
-/// Active organization → tenant → gate.
+/// Active organization → tenant (no gate yet).
 async fn from_session(
     state: &AppState,
     claims: Arc<SessionClaims>,
-) -> Result<TenantContext, ApiError> {
+) -> Result<(Arc<Tenant>, String, Principal), ApiError> {
     let org = claims.org_id().ok_or_else(|| {
         ApiError::forbidden(
             "no_active_organization",
@@ -155,27 +298,17 @@ async fn from_session(
     })?;
     let tenant = state
         .directory()
-        .resolve(&LookupKey::ClerkOrg(org.to_owned()))
+        .resolve(&crate::tenancy::LookupKey::ClerkOrg(org.to_owned()))
         .await
         .map_err(|e| ApiError::internal(format!("resolving a Clerk organization: {e}")))?
         .ok_or_else(|| {
             ApiError::not_found("tenant_not_found", "The organization has no tenant.")
         })?;
-    crate::http::record_tenant(tenant.id);
-    gate(state.db(), &tenant).await?;
-    state.rate_limiter().check_tenant(&tenant).await?;
-    Ok(TenantContext {
-        actor: format!("clerk:{}", claims.user_id()),
+    Ok((
         tenant,
-        principal: Principal::Member(claims),
-    })
-}
-
-/// The token of `Authorization: Bearer <token>`, if any.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        format!("clerk:{}", claims.user_id()),
+        Principal::Member(claims),
+    ))
 }
 
 fn session_expired() -> ApiError {
@@ -185,12 +318,11 @@ fn session_expired() -> ApiError {
     }
 }
 
-/// An embedded app session → its tenant → gate. An `X-Tenant-Id` naming another tenant is refused.
+/// An embedded app session → its tenant (no gate yet).
 async fn from_app_session(
     state: &AppState,
-    parts: &Parts,
     token: &str,
-) -> Result<TenantContext, ApiError> {
+) -> Result<(Arc<Tenant>, String, Principal), ApiError> {
     let session = state
         .app_sessions()
         .verify(token)
@@ -199,69 +331,17 @@ async fn from_app_session(
             SessionError::Expired => session_expired(),
             SessionError::Db(error) => error.into(),
         })?;
-    if let Some(claimed) = parts.headers.get("x-tenant-id") {
-        let claimed = claimed
-            .to_str()
-            .ok()
-            .and_then(|t| t.trim().parse::<TenantId>().ok());
-        if claimed != Some(session.tenant_id) {
-            return Err(ApiError::forbidden(
-                "tenant_mismatch",
-                "The session does not belong to the tenant named in X-Tenant-Id.",
-            ));
-        }
-    }
     let tenant = state
         .directory()
         .get(session.tenant_id)
         .await
         .map_err(|e| ApiError::internal(format!("resolving a session's tenant: {e}")))?
         .ok_or_else(session_expired)?;
-    crate::http::record_tenant(tenant.id);
-    gate(state.db(), &tenant).await?;
-    state.rate_limiter().check_tenant(&tenant).await?;
-    Ok(TenantContext {
-        actor: format!("app_session:{}", session.shown),
+    Ok((
         tenant,
-        principal: Principal::AppSession(session),
-    })
-}
-
-/// The key, and the tenant id the caller claims (only with `X-Api-Key`).
-fn credentials(parts: &Parts) -> Result<(String, Option<TenantId>), ApiError> {
-    if let Some(value) = parts.headers.get(AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("Malformed Authorization header.".into()))?;
-        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::Unauthorized("Expected `Authorization: Bearer wsl_…`.".into())
-        })?;
-        return Ok((token.trim().to_owned(), None));
-    }
-    let key = parts.headers.get("x-api-key");
-    let tenant = parts.headers.get("x-tenant-id");
-    match (key, tenant) {
-        (Some(key), Some(tenant)) => {
-            let key = key
-                .to_str()
-                .map_err(|_| ApiError::Unauthorized("Malformed X-Api-Key header.".into()))?;
-            let tenant = tenant
-                .to_str()
-                .ok()
-                .and_then(|t| t.trim().parse::<TenantId>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_tenant_id", "X-Tenant-Id is not a tenant id.")
-                })?;
-            Ok((key.trim().to_owned(), Some(tenant)))
-        }
-        (Some(_), None) => Err(ApiError::Unauthorized(
-            "X-Api-Key must come with X-Tenant-Id.".into(),
-        )),
-        _ => Err(ApiError::Unauthorized(
-            "Missing credentials: send `Authorization: Bearer wsl_…` or X-Tenant-Id and X-Api-Key."
-                .into(),
-        )),
-    }
+        format!("app_session:{}", session.shown),
+        Principal::AppSession(session),
+    ))
 }
 
 /// Only `ready` tenants are served (DESIGN §5).
@@ -333,4 +413,77 @@ pub fn step_and_progress(records: &[steps::StepRecord]) -> (Option<String>, u8) 
         (done * 100 / records.len()) as u8
     };
     (current, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(access: Option<Access>) -> Parts {
+        let mut request = axum::http::Request::new(());
+        if let Some(access) = access {
+            request.extensions_mut().insert(access);
+        }
+        request.into_parts().0
+    }
+
+    fn refused(result: Result<Option<(Resource, Action)>, ApiError>) -> bool {
+        matches!(
+            result,
+            Err(ApiError::Forbidden {
+                code: "access_undeclared",
+                ..
+            })
+        )
+    }
+
+    #[test]
+    fn a_route_must_declare_tenant_access() {
+        assert!(refused(declared_permission(&parts(None))));
+        for access in [Access::Public, Access::Webhook, Access::Operator] {
+            assert!(
+                refused(declared_permission(&parts(Some(access)))),
+                "{access:?}"
+            );
+        }
+        assert!(matches!(
+            declared_permission(&parts(Some(Access::Tenant(Resource::Crm, Action::Write)))),
+            Ok(Some((Resource::Crm, Action::Write)))
+        ));
+        assert!(matches!(
+            declared_permission(&parts(Some(Access::TenantDynamic))),
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        for value in ["Bearer wsl_x", "bearer wsl_x", "BEARER  wsl_x "] {
+            assert_eq!(
+                bearer_token(&HeaderValue::from_static(value)).unwrap(),
+                "wsl_x"
+            );
+        }
+        for value in ["Basic wsl_x", "Bearer", "Bearer  ", "wsl_x"] {
+            assert!(
+                bearer_token(&HeaderValue::from_static(value)).is_err(),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_credential_headers_are_ambiguous() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-tenant-id", HeaderValue::from_static("a"));
+        assert!(single(&headers, "x-tenant-id").unwrap().is_some());
+        headers.append("x-tenant-id", HeaderValue::from_static("a"));
+        assert!(matches!(
+            single(&headers, "x-tenant-id"),
+            Err(ApiError::BadRequest {
+                code: "ambiguous_credentials",
+                ..
+            })
+        ));
+    }
 }

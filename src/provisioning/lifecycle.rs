@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::steps::{self, RunRecord, StepRecord};
 use super::{DeleteTenant, ProvisionError, Provisioner, Registered, ValidRegistration};
+use crate::access::Scope;
 use crate::jobs::{Enqueued, NewJob};
 use crate::tenancy::registry::{self, AuditEntry, RegistryError, TenantFilter};
 use crate::tenancy::{ApiKeyInfo, LookupKey, Slug, Tenant, TenantId, TenantStatus};
@@ -367,18 +368,19 @@ impl TenantLifecycle {
         &self,
         tenant: TenantId,
         name: &str,
+        scope: Scope,
         actor: &Actor,
     ) -> Result<(ApiKeyInfo, String), sqlx::Error> {
         let (info, plain) = self
             .provisioner
             .directory()
-            .create_api_key(tenant, name, &actor.name)
+            .create_api_key(tenant, name, scope, &actor.name)
             .await?;
         self.audit(
             actor,
             "api_key.created",
             Some(tenant),
-            serde_json::json!({ "key_id": info.id, "prefix": info.prefix, "name": name }),
+            serde_json::json!({ "key_id": info.id, "prefix": info.prefix, "name": name, "scope": scope }),
         )
         .await?;
         Ok((info, plain))

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -55,43 +55,16 @@ pub fn write_headers(decision: &Decision, headers: &mut HeaderMap) {
     }
 }
 
-/// Route layer of `POST /api/auth/register-organization`: per client IP and the global cap.
-pub async fn registration(
-    state: State<AppState>,
-    ip: ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
-    per_ip(state, IpRule::Registration, ip, request, next).await
-}
-
-/// Route layer of `GET /api/auth/provisioning-status/{id}`.
-pub async fn provisioning_status(
-    state: State<AppState>,
-    ip: ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
-    per_ip(state, IpRule::ProvisioningStatus, ip, request, next).await
-}
-
-/// Route layer of the embedded app's session minting (`POST /api/embedded/session`, `…/standalone`).
-pub async fn session_minting(
-    state: State<AppState>,
-    ip: ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
-    per_ip(state, IpRule::SessionMinting, ip, request, next).await
-}
-
-async fn per_ip(
-    State(state): State<AppState>,
-    rule: IpRule,
-    ClientIp(ip): ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Route layer of the public routes limited per client IP (`Routes::at_ip` in `router.rs`): the register,
+/// provisioning-status and session-minting routes. The state comes from the request's extensions (the router
+/// inserts it), because the route layers are built before the state exists.
+pub async fn per_ip(rule: IpRule, request: Request, next: Next) -> Response {
+    let Some(state) = request.extensions().get::<AppState>().cloned() else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let ClientIp(ip) = ClientIp::of(&parts, state.trusted_proxies());
+    let request = Request::from_parts(parts, body);
     match state.rate_limiter().check_ip(rule, ip).await {
         Ok(decision) => {
             let mut response = next.run(request).await;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::TenantId;
+use crate::access::Scope;
 
 pub const KEY_PREFIX: &str = "wsl_";
 const RANDOM_HEX_LEN: usize = 40;
@@ -73,6 +74,9 @@ pub struct ApiKeyInfo {
     pub tenant_id: TenantId,
     pub name: String,
     pub prefix: String,
+    /// What the key may do: `read`, `write` or `admin` (`crate::access::Role::from_scope`).
+    #[sqlx(try_from = "String")]
+    pub scope: Scope,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

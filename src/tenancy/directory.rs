@@ -13,16 +13,25 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::api_key::{ApiKeyInfo, GeneratedKey};
+use super::api_key::{ApiKeyHash, ApiKeyInfo, GeneratedKey};
 use super::l2::{INVALIDATION_CHANNEL, Invalidation, L2Cache};
 use super::registry::{self, RegistryError};
 use super::tenant_settings::{self, SettingsError, TenantSettings};
 use super::{LookupKey, Tenant, TenantId, TenantPools, TenantStatus};
+use crate::access::Scope;
 use crate::config::TenantCacheConfig;
 use crate::redis::Redis;
 
 /// A cached lookup: the tenant, or `None` for "no such tenant" (negative entry).
-type Cached = Option<Arc<Tenant>>;
+type Cached = Option<Entry>;
+
+/// What a key resolves to: the tenant, and for an API key its scope (so that a request never needs a second
+/// lookup to learn what the key may do).
+#[derive(Clone)]
+struct Entry {
+    tenant: Arc<Tenant>,
+    scope: Option<Scope>,
+}
 
 /// Called on every eviction of this process's L1 (local or from another replica): `Some(tenant)` when one
 /// tenant changed, `None` when everything may be stale. Caches of data that belongs to a tenant (e.g. embedded
@@ -99,6 +108,22 @@ impl TenantDirectory {
 
     /// The tenant behind `key`, or `None` when there is none. Concurrent misses of one key load it once.
     pub async fn resolve(&self, key: &LookupKey) -> Result<Option<Arc<Tenant>>, Arc<sqlx::Error>> {
+        Ok(self.lookup(key).await?.map(|entry| entry.tenant))
+    }
+
+    /// The tenant of an unrevoked API key, with the key's scope.
+    pub async fn resolve_api_key(
+        &self,
+        hash: ApiKeyHash,
+    ) -> Result<Option<(Arc<Tenant>, Scope)>, Arc<sqlx::Error>> {
+        Ok(self
+            .lookup(&LookupKey::ApiKey(hash))
+            .await?
+            // Every API key entry carries its scope (`load`); were one missing, the least scope applies.
+            .map(|entry| (entry.tenant, entry.scope.unwrap_or(Scope::Read))))
+    }
+
+    async fn lookup(&self, key: &LookupKey) -> Result<Cached, Arc<sqlx::Error>> {
         if let Some(cached) = self.inner.l1.get(key).await {
             self.inner.l1_hits.increment(1);
             return Ok(cached);
@@ -148,14 +173,19 @@ impl TenantDirectory {
     /// L2, then L3; fills L2 from L3.
     async fn load(&self, key: &LookupKey) -> Result<Cached, sqlx::Error> {
         let mut read_at = None;
+        let is_api_key = matches!(key, LookupKey::ApiKey(_));
         if let Some(l2) = &self.inner.l2 {
             let started = Instant::now();
             match l2.get(key).await {
-                Some((Some(tenant), _)) => {
+                // An API key entry written before scopes were cached is a miss: it is reloaded and rewritten.
+                Some((Some((tenant, scope)), _)) if scope.is_some() || !is_api_key => {
                     record_load("l2", "hit", started);
-                    return Ok(Some(Arc::new(tenant)));
+                    return Ok(Some(Entry {
+                        tenant: Arc::new(tenant),
+                        scope,
+                    }));
                 }
-                Some((None, generation)) => {
+                Some((_, generation)) => {
                     record_load("l2", "miss", started);
                     read_at = Some(generation);
                 }
@@ -163,12 +193,23 @@ impl TenantDirectory {
             }
         }
         let started = Instant::now();
-        let found = registry::find(&self.inner.db, key).await?;
+        let found = match key {
+            LookupKey::ApiKey(hash) => registry::find_api_key(&self.inner.db, *hash)
+                .await?
+                .map(|(tenant, scope)| (tenant, Some(scope))),
+            other => registry::find(&self.inner.db, other)
+                .await?
+                .map(|tenant| (tenant, None)),
+        };
         record_load("l3", if found.is_some() { "hit" } else { "miss" }, started);
-        if let (Some(tenant), Some(l2), Some(read_at)) = (&found, &self.inner.l2, read_at) {
-            l2.put(key, tenant, read_at).await;
+        if let (Some((tenant, scope)), Some(l2), Some(read_at)) = (&found, &self.inner.l2, read_at)
+        {
+            l2.put(key, tenant, *scope, read_at).await;
         }
-        Ok(found.map(Arc::new))
+        Ok(found.map(|(tenant, scope)| Entry {
+            tenant: Arc::new(tenant),
+            scope,
+        }))
     }
 
     /// Evicts `tenant` everywhere: this process's L1, L2, and (through pub/sub) every replica's L1. `extra`
@@ -207,7 +248,7 @@ impl TenantDirectory {
         let _ = self
             .inner
             .l1
-            .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|t| t.id == tenant));
+            .invalidate_entries_if(move |_, v| v.as_ref().is_some_and(|e| e.tenant.id == tenant));
         // Also drop the id entry at once (predicates apply lazily), so the next `get` reloads.
         self.inner.l1.invalidate(&LookupKey::Id(tenant)).await;
         self.inner.settings.invalidate(&tenant).await;
@@ -294,10 +335,12 @@ impl TenantDirectory {
         &self,
         tenant: TenantId,
         name: &str,
+        scope: Scope,
         created_by: &str,
     ) -> Result<(ApiKeyInfo, String), sqlx::Error> {
         let key = GeneratedKey::generate();
-        let info = registry::insert_api_key(&self.inner.db, tenant, name, &key, created_by).await?;
+        let info =
+            registry::insert_api_key(&self.inner.db, tenant, name, &key, scope, created_by).await?;
         // The key may have been presented before it existed and be cached as unknown.
         self.invalidate(tenant, &[LookupKey::ApiKey(key.hash)])
             .await;

@@ -13,6 +13,7 @@ use fred::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{LookupKey, Tenant, TenantId};
+use crate::access::Scope;
 use crate::config::TenantCacheConfig;
 use crate::redis::Redis;
 
@@ -128,9 +129,13 @@ impl L2Cache {
         }
     }
 
-    /// The cached tenant (`Some(None)`: not cached), with the invalidation generation read in the same round
-    /// trip: pass it to [`L2Cache::put`] when filling the entry from PostgreSQL. `None` when Redis failed.
-    pub async fn get(&self, key: &LookupKey) -> Option<(Option<Tenant>, Generation)> {
+    /// The cached tenant and, for an API key, its scope (`Some(None)`: not cached), with the invalidation
+    /// generation read in the same round trip: pass it to [`L2Cache::put`] when filling the entry from
+    /// PostgreSQL. `None` when Redis failed.
+    pub async fn get(
+        &self,
+        key: &LookupKey,
+    ) -> Option<(Option<(Tenant, Option<Scope>)>, Generation)> {
         let redis_key = self.inner.redis.key(&key.cache_key());
         let generation = self.generation_key();
         let raw: Option<(Option<String>, Option<u64>)> = self
@@ -141,7 +146,7 @@ impl L2Cache {
             .await;
         raw.map(|(value, generation)| {
             (
-                value.and_then(|json| serde_json::from_str(&json).ok()),
+                value.and_then(|json| decode(&json)),
                 Generation(generation.unwrap_or(0)),
             )
         })
@@ -152,8 +157,14 @@ impl L2Cache {
     /// back); so the fill reads the generation again after writing and deletes its own entry when an
     /// invalidation ran since `read_at`. Invalidations bump the generation before deleting, so either that
     /// deletion comes after this write, or this check sees the bump.
-    pub async fn put(&self, key: &LookupKey, tenant: &Tenant, read_at: Generation) {
-        let Ok(json) = serde_json::to_string(tenant) else {
+    pub async fn put(
+        &self,
+        key: &LookupKey,
+        tenant: &Tenant,
+        scope: Option<Scope>,
+        read_at: Generation,
+    ) {
+        let Some(json) = encode(tenant, scope) else {
             return;
         };
         let redis_key = self.inner.redis.key(&key.cache_key());
@@ -255,4 +266,25 @@ impl L2Cache {
             }
         }
     }
+}
+
+/// The field an API key entry adds to the tenant's JSON. Adding a field keeps the format readable both ways:
+/// older replicas ignore it, and an API key entry without it is treated as not cached (`TenantDirectory`).
+const SCOPE_FIELD: &str = "api_key_scope";
+
+fn encode(tenant: &Tenant, scope: Option<Scope>) -> Option<String> {
+    let mut value = serde_json::to_value(tenant).ok()?;
+    if let (Some(scope), Some(object)) = (scope, value.as_object_mut()) {
+        object.insert(SCOPE_FIELD.to_owned(), scope.as_str().into());
+    }
+    serde_json::to_string(&value).ok()
+}
+
+fn decode(json: &str) -> Option<(Tenant, Option<Scope>)> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let scope = value
+        .get(SCOPE_FIELD)
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| s.parse().ok());
+    Some((serde_json::from_value(value).ok()?, scope))
 }

@@ -11,6 +11,7 @@ use crate::db::violation::OnConstraint;
 
 use super::api_key::{ApiKeyHash, ApiKeyInfo, GeneratedKey};
 use super::{DbName, LookupKey, NewTenant, Tenant, TenantId, TenantStatus};
+use crate::access::Scope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -217,6 +218,30 @@ pub async fn find(pool: &PgPool, key: &LookupKey) -> Result<Option<Tenant>, sqlx
     query.fetch_optional(pool).await
 }
 
+/// The tenant of an unrevoked API key, with the key's scope.
+pub async fn find_api_key(
+    pool: &PgPool,
+    hash: ApiKeyHash,
+) -> Result<Option<(Tenant, Scope)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        tenant: Tenant,
+        #[sqlx(try_from = "String")]
+        api_key_scope: Scope,
+    }
+    let cols = TENANT_COLUMNS;
+    let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols}, k.scope AS api_key_scope \
+         FROM (SELECT tenant_id, scope FROM tenant_api_keys WHERE key_hash = $1 AND revoked_at IS NULL) k \
+         JOIN tenants ON tenants.id = k.tenant_id"
+    )))
+    .bind(hash.0.to_vec())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.tenant, r.api_key_scope)))
+}
+
 /// Moves a tenant to `to`, atomically checking that its current status allows it (and, when given, that it
 /// still has `expected_version`). Moving to the status it already has is a no-op that returns the tenant.
 /// `reason` is the suspension reason (to `suspended`) or the failure (to `failed`).
@@ -396,12 +421,13 @@ pub async fn insert_api_key(
     tenant: TenantId,
     name: &str,
     key: &GeneratedKey,
+    scope: Scope,
     created_by: &str,
 ) -> Result<ApiKeyInfo, sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO tenant_api_keys (id, tenant_id, name, prefix, key_hash, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         RETURNING id, tenant_id, name, prefix, created_by, created_at, revoked_at",
+        "INSERT INTO tenant_api_keys (id, tenant_id, name, prefix, key_hash, created_by, scope) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         RETURNING id, tenant_id, name, prefix, scope, created_by, created_at, revoked_at",
     )
     .bind(Uuid::now_v7())
     .bind(tenant)
@@ -409,6 +435,7 @@ pub async fn insert_api_key(
     .bind(&key.prefix)
     .bind(key.hash.0.to_vec())
     .bind(created_by)
+    .bind(scope.as_str())
     .fetch_one(pool)
     .await
 }
@@ -418,7 +445,7 @@ pub async fn list_api_keys(
     tenant: TenantId,
 ) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, tenant_id, name, prefix, created_by, created_at, revoked_at FROM tenant_api_keys \
+        "SELECT id, tenant_id, name, prefix, scope, created_by, created_at, revoked_at FROM tenant_api_keys \
          WHERE tenant_id = $1 ORDER BY created_at DESC",
     )
     .bind(tenant)

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::i18n::{self, Lang};
 use super::{Screen, View, render};
+use crate::access::{Action, Resource};
 use crate::crm::workspace::{self, WorkspaceState};
 use crate::dashboard::commerce::carts::{Cart, ListCarts};
 use crate::dashboard::commerce::customers::{Customer, ListCustomers};
@@ -337,7 +338,8 @@ pub async fn home(
                 .map(|p: &DayPoint| serde_json::json!(to_f64(p.sales))),
         ),
         trend_orders: json_list(trend.iter().map(|p| serde_json::json!(p.orders))),
-        can_resync: ctx.require_admin().is_ok() && ctx.tenant.salla_merchant_id.is_some(),
+        can_resync: ctx.can(Resource::Sync, Action::Manage)
+            && ctx.tenant.salla_merchant_id.is_some(),
         v: &v,
     };
     Ok(v.respond("home", "nav.home", render(&page)?))
@@ -390,7 +392,6 @@ pub async fn resync(
     State(state): State<AppState>,
     Screen { ctx, v, .. }: Screen,
 ) -> Result<Response, ApiError> {
-    ctx.require_admin()?;
     let Some(merchant) = ctx.tenant.salla_merchant_id else {
         return Err(ApiError::conflict(
             "no_salla_store",
@@ -934,7 +935,7 @@ async fn settings_page(
         reinstall_url: state.config().app.salla_app_url.clone(),
         sync: sync_rows(&v, resources),
         preferences,
-        can_edit: ctx.require_admin().is_ok(),
+        can_edit: ctx.can(Resource::Settings, Action::Manage),
         saved,
         crm: v.t(match crm {
             WorkspaceState::Ready(_) => "settings.crm.ready",
@@ -961,7 +962,6 @@ pub async fn save_settings(
     mut screen: Screen,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, ApiError> {
-    screen.ctx.require_admin()?;
     let lang = match form.lang.as_deref().map(str::trim) {
         None | Some("") | Some("auto") => None,
         Some(text) => Some(

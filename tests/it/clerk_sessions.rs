@@ -10,17 +10,17 @@ use wosool::Role;
 use crate::clerk_identity::{Shared, clerk_env, fake_clerk};
 use crate::helpers::{self, TestApp};
 
-const KID: &str = "ins_test_key_1";
-const ISSUER: &str = "https://clerk.wosool.test";
-const AZP: &str = "https://app.wosool.test";
+pub(crate) const KID: &str = "ins_test_key_1";
+pub(crate) const ISSUER: &str = "https://clerk.wosool.test";
+pub(crate) const AZP: &str = "https://app.wosool.test";
 /// The modulus of tests/fixtures/clerk-test-key.pem (base64url), for the JWKS.
 const KEY_N: &str = "tC6YNI7wgtC2jV20LTYjG_2zbqoPF0ohsU5BRxwg86r1RAHebZW5gnm-FrLRBI3ODygtWLDCIZeLUteGkqmS7QSZwsp9YlSauPoxsTWsI-xFCrPUlOVfi2bL1bPv_ATOt9kHnaApCSaOBvhbxkfTWmwBGK0iOVpY9TNTLCwhb3pKHNgEtI8-SIPunJSrOO7ZUqqYSiVM1ovf6pxKzXxyOviDKHzq6ONIUO3s1k90AtPxtv657U1o-rwCMw0uwVzHZL50DNE1950eSXMP8wf_4OBhxQBaV_BTMLkzXGgt65eMblVQB6ca49PqX8x0Q2aoEvFtojzCE34CqOIny5Ua8Q";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn sign(claims: &Value, kid: &str) -> String {
+pub(crate) fn sign(claims: &Value, kid: &str) -> String {
     use base64::Engine;
     let pem = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -53,7 +53,7 @@ fn v1_token(user: &str, org: Option<&str>, role: &str) -> String {
 }
 
 /// A v2 session token (compact `o` claim, unprefixed role).
-fn v2_token(user: &str, org: &str, role: &str) -> String {
+pub(crate) fn v2_token(user: &str, org: &str, role: &str) -> String {
     sign(
         &json!({
             "v": 2, "sub": user, "sid": "sess_2", "iss": ISSUER, "azp": AZP,
@@ -73,7 +73,7 @@ fn jwks(kids: &[&str]) -> Value {
 }
 
 /// An app with Clerk configured against the fake, and two ready tenants linked to Clerk organizations.
-async fn app_with_two_tenants() -> (TestApp, (String, String), (String, String)) {
+pub(crate) async fn app_with_two_tenants() -> (TestApp, (String, String), (String, String)) {
     let (app, a, b, _) = app_with_two_tenants_and_fake().await;
     (app, a, b)
 }
@@ -124,7 +124,7 @@ async fn a_session_reaches_exactly_the_tenant_of_its_active_organization() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["id"], json!(a_id));
-    // Naming the other tenant in a header changes nothing: the verified org decides.
+    // Naming the other tenant in a header is refused: the verified org decides, and a conflict is no answer.
     let response = app
         .get("/api/tenant")
         .bearer_auth(v2_token("user_a", &a_org, "admin"))
@@ -132,7 +132,10 @@ async fn a_session_reaches_exactly_the_tenant_of_its_active_organization() {
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "tenant_mismatch", "{body}");
+    let (_, body) = get(&app, "/api/tenant", &v2_token("user_a", &a_org, "admin")).await;
     assert_eq!(body["id"], json!(a_id), "v2 tokens resolve the same way");
     let (_, body) = get(&app, "/api/tenant", &v2_token("user_b", &b_org, "member")).await;
     assert_eq!(body["id"], json!(b_id));

@@ -1,6 +1,8 @@
 //! The one integration-test binary: real PostgreSQL and Redis (started by scripts/test), the real application
 //! booted in-process per test.
 
+mod access;
+mod attack_suite;
 mod browser;
 mod clerk_identity;
 mod clerk_sessions;

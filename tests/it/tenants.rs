@@ -680,7 +680,7 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
     let key_a = app.api_key(a_id).await;
     let key_b = app.api_key(b_id).await;
 
-    // Bearer: the key alone decides; an X-Tenant-Id header beside it changes nothing.
+    // Bearer: the key decides; an X-Tenant-Id header naming another tenant is refused (docs/security.md).
     let (status, body) = get_with_key(&app, "/api/tenant", &key_a).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], a_id);
@@ -690,11 +690,11 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
             app.get("/api/tenant")
                 .bearer_auth(&key_a)
                 .header("x-tenant-id", b_id),
-            StatusCode::OK,
+            StatusCode::FORBIDDEN,
         )
         .await;
-    assert_eq!(body["id"], a_id, "still tenant A");
-    assert_eq!(body["settings"]["organization_name"], "Tenant Alpha");
+    assert_eq!(body["error"]["code"], "tenant_mismatch");
+    assert!(!body.to_string().contains("Tenant Beta"));
 
     // X-Tenant-Id + X-Api-Key: the pair must agree.
     let pair = |tenant: &str, key: &str| {
@@ -723,13 +723,23 @@ async fn tenants_api_key_of_one_tenant_never_reaches_another() {
         "listings never show a key"
     );
 
-    // A key created with A's key belongs to A.
-    let created = app
+    // A key created with A's key belongs to A (naming B beside it is refused).
+    let refused = app
         .call(
             app.client
                 .post(app.url("/api/tenant/api-keys"))
                 .bearer_auth(&key_a)
                 .header("x-tenant-id", b_id)
+                .json(&json!({ "name": "ci" })),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "tenant_mismatch");
+    let created = app
+        .call(
+            app.client
+                .post(app.url("/api/tenant/api-keys"))
+                .bearer_auth(&key_a)
                 .json(&json!({ "name": "ci" })),
             StatusCode::CREATED,
         )

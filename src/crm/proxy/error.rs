@@ -17,6 +17,8 @@ pub enum ProxyError {
     /// No Twenty instance had room for the tenant's workspace yet (`crm::placement`).
     WaitingForCapacity,
     Forbidden(String),
+    /// The caller's role does not allow the operation (a viewer's mutation): `TenantContext::require`'s message.
+    InsufficientRole(String),
     InvalidRequest(String),
     MethodNotAllowed,
     UnsupportedMediaType,
@@ -51,6 +53,11 @@ impl ProxyError {
             Self::Forbidden(message) => (
                 StatusCode::FORBIDDEN,
                 "crm_operation_forbidden",
+                message.clone(),
+            ),
+            Self::InsufficientRole(message) => (
+                StatusCode::FORBIDDEN,
+                "insufficient_role",
                 message.clone(),
             ),
             Self::InvalidRequest(message) => (

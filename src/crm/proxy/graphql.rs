@@ -1,4 +1,4 @@
-//! Just enough of GraphQL to find the root fields of a document: a lexer (strings, block strings, comments
+//! Just enough of GraphQL to find the operations of a document, their type and root fields: a lexer (strings, block strings, comments
 //! and punctuators, so that braces inside them do not count) and a parser of top-level definitions that
 //! follows aliases, inline fragments and fragment spreads at the root. Arguments, variables, directives and
 //! nested selections are skipped as balanced token groups.
@@ -17,25 +17,60 @@ enum Token<'a> {
     Value,
 }
 
+/// The type of an operation: what it does to the data behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OperationKind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+/// One operation of a document: its type, its name (`None` for an anonymous one) and the root fields (not
+/// aliases) it selects, fragments resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub kind: OperationKind,
+    pub name: Option<String>,
+    pub fields: Vec<String>,
+}
+
 /// The root fields (not aliases) that the operations of `document` select, fragments resolved.
+#[cfg(test)]
 pub fn root_fields(document: &str) -> Result<Vec<String>, &'static str> {
+    Ok(operations(document)?
+        .into_iter()
+        .flat_map(|o| o.fields)
+        .collect())
+}
+
+/// The operations of `document`, in order (the shorthand `{ … }` is an anonymous query).
+pub fn operations(document: &str) -> Result<Vec<Operation>, &'static str> {
     let tokens = lex(document)?;
     let mut parser = Parser { tokens, at: 0 };
     let mut operations = Vec::new();
     let mut fragments = HashMap::new();
     while let Some(token) = parser.peek() {
         match token {
-            Token::Punct(b'{') => operations.push(parser.selection_set(0)?),
-            Token::Name("query" | "mutation" | "subscription") => {
+            Token::Punct(b'{') => {
+                operations.push((OperationKind::Query, None, parser.selection_set(0)?));
+            }
+            Token::Name(keyword @ ("query" | "mutation" | "subscription")) => {
+                let kind = match keyword {
+                    "query" => OperationKind::Query,
+                    "mutation" => OperationKind::Mutation,
+                    _ => OperationKind::Subscription,
+                };
                 parser.at += 1;
-                if let Some(Token::Name(_)) = parser.peek() {
+                let mut name = None;
+                if let Some(Token::Name(given)) = parser.peek() {
+                    name = Some(given);
                     parser.at += 1;
                 }
                 if parser.peek() == Some(Token::Punct(b'(')) {
                     parser.skip_group()?;
                 }
                 parser.directives()?;
-                operations.push(parser.selection_set(0)?);
+                operations.push((kind, name, parser.selection_set(0)?));
             }
             Token::Name("fragment") => {
                 parser.at += 1;
@@ -57,11 +92,17 @@ pub fn root_fields(document: &str) -> Result<Vec<String>, &'static str> {
     if operations.is_empty() {
         return Err("no operation");
     }
-    let mut fields = Vec::new();
-    for operation in &operations {
-        collect(operation, &fragments, &mut HashSet::new(), &mut fields)?;
+    let mut out = Vec::with_capacity(operations.len());
+    for (kind, name, selections) in &operations {
+        let mut fields = Vec::new();
+        collect(selections, &fragments, &mut HashSet::new(), &mut fields)?;
+        out.push(Operation {
+            kind: *kind,
+            name: name.map(str::to_owned),
+            fields,
+        });
     }
-    Ok(fields)
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -301,6 +342,22 @@ mod tests {
             fields("query { people { id } } mutation M { deletePerson(id: \"1\") { id } }"),
             ["people", "deletePerson"]
         );
+    }
+
+    #[test]
+    fn operations_have_their_type_and_name() {
+        let ops = operations("{ a } query Q { b } mutation M { c } subscription { d }").unwrap();
+        let kinds: Vec<_> = ops.iter().map(|o| (o.kind, o.name.as_deref())).collect();
+        assert_eq!(
+            kinds,
+            [
+                (OperationKind::Query, None),
+                (OperationKind::Query, Some("Q")),
+                (OperationKind::Mutation, Some("M")),
+                (OperationKind::Subscription, None),
+            ]
+        );
+        assert_eq!(ops[2].fields, ["c"]);
     }
 
     #[test]

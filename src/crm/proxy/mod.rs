@@ -2,7 +2,9 @@
 //!
 //! `/crm/rest/*` goes to `{instance}/rest/*` and `/crm/graphql` to `{instance}/graphql`, where `instance` is
 //! the Twenty instance the tenant's workspace lives on (`crm::placement`), for the tenant the caller
-//! authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied).
+//! authenticated as (`TenantContext`: Clerk session or tenant API key, status gate applied). What the caller
+//! may do is decided per request against `crm.read` / `crm.write` (`crate::access::TABLE`): REST `GET`,
+//! `HEAD` and `OPTIONS` read, other methods write; GraphQL queries read, mutations and subscriptions write.
 //! The caller's credentials are dropped and the tenant's own Twenty API key — which alone selects the
 //! workspace — is injected, so a tenant can only ever reach its own workspace. API keys, webhooks, roles and
 //! the metadata API stay out of reach (`policy`). Each tenant's requests count against its
@@ -37,6 +39,7 @@ use self::error::ProxyError;
 use self::policy::PolicyDenial;
 use self::upstream::{Upstream, UpstreamError};
 use super::workspace::{self, CredentialsError, WorkspaceState};
+use crate::access::{Action, Resource};
 use crate::core::Core;
 use crate::crm::CrmSetupError;
 use crate::http::TenantContext;
@@ -134,11 +137,11 @@ impl CrmProxy {
 
     async fn forward(
         &self,
-        tenant: TenantId,
-        plan: &str,
+        context: &TenantContext,
         request: Request,
         target: Target,
     ) -> Result<Response, ProxyError> {
+        let tenant = context.id();
         let inner = &self.inner;
         let (parts, body) = request.into_parts();
         let path = match target {
@@ -174,7 +177,8 @@ impl CrmProxy {
         let body = match target {
             Target::Graphql => {
                 let body = read_body(body, inner.body_limit).await?;
-                policy::check_graphql_body(&body).map_err(refused)?;
+                let action = policy::check_graphql_body(&body).map_err(refused)?;
+                permit(context, action)?;
                 // Twenty stores what it is sent in PostgreSQL too: refused text is turned away here, as at
                 // our own extractors (`crate::http::text`), not left to fail upstream.
                 crate::http::text::check_json(&body)
@@ -299,12 +303,18 @@ async fn handle(
     target: Target,
 ) -> Response {
     let plan = &context.tenant.plan;
-    let response = match proxy {
-        Some(proxy) => proxy
-            .forward(context.id(), plan, request, target)
+    // A REST request's method says whether it writes; a GraphQL body is read first (`forward`).
+    let allowed = match target {
+        Target::Rest => permit(context, rest_action(request.method())),
+        Target::Graphql => Ok(()),
+    };
+    let response = match (allowed, proxy) {
+        (Err(denied), _) => denied.into_response(),
+        (Ok(()), Some(proxy)) => proxy
+            .forward(context, request, target)
             .await
             .unwrap_or_else(IntoResponse::into_response),
-        None => ProxyError::NotConfigured.into_response(),
+        (Ok(()), None) => ProxyError::NotConfigured.into_response(),
     };
     metrics::counter!(
         "crm_proxy_requests_total",
@@ -313,6 +323,22 @@ async fn handle(
     )
     .increment(1);
     response
+}
+
+/// What a REST method does to the CRM: only the safe methods read.
+fn rest_action(method: &Method) -> Action {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        Action::Read
+    } else {
+        Action::Write
+    }
+}
+
+/// 403 `insufficient_role` unless the caller may perform `action` on CRM records.
+fn permit(context: &TenantContext, action: Action) -> Result<(), ProxyError> {
+    context
+        .require(Resource::Crm, action)
+        .map_err(|error| ProxyError::InsufficientRole(error.to_string()))
 }
 
 fn refused(denial: PolicyDenial) -> ProxyError {

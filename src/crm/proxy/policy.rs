@@ -3,7 +3,8 @@
 //! workspace: API keys, webhooks, roles and permissions, and the metadata API (reference §3.3, §3.4, §6).
 //! Everything here fails closed: what cannot be understood is refused.
 
-use super::graphql;
+use super::graphql::{self, OperationKind};
+use crate::access::Action;
 
 /// Why a request is refused before it reaches Twenty.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +47,10 @@ pub fn check_rest_path(tail: &str) -> Result<(), PolicyDenial> {
 }
 
 /// Checks a GraphQL request body: a JSON object `{"query": …}` or a batch (array) of them; every root field
-/// of every operation in every document must be allowed.
-pub fn check_graphql_body(body: &[u8]) -> Result<(), PolicyDenial> {
+/// of every operation in every document must be allowed. Answers what the body does to the CRM: `Read`
+/// when every operation that runs is a query, else `Write` (mutations, subscriptions). The operation that runs
+/// is the one `operationName` names when a document has several; without a name, all of them count.
+pub fn check_graphql_body(body: &[u8]) -> Result<Action, PolicyDenial> {
     let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| PolicyDenial::Invalid("The GraphQL request is not JSON.".into()))?;
     let requests = match &json {
@@ -57,6 +60,7 @@ pub fn check_graphql_body(body: &[u8]) -> Result<(), PolicyDenial> {
     if requests.is_empty() {
         return Err(PolicyDenial::Invalid("The GraphQL batch is empty.".into()));
     }
+    let mut action = Action::Read;
     for request in requests {
         let query = request
             .get("query")
@@ -64,16 +68,41 @@ pub fn check_graphql_body(body: &[u8]) -> Result<(), PolicyDenial> {
             .ok_or_else(|| {
                 PolicyDenial::Invalid("A GraphQL request has no query document.".into())
             })?;
-        let fields = graphql::root_fields(query).map_err(|why| {
+        let operations = graphql::operations(query).map_err(|why| {
             PolicyDenial::Invalid(format!("The GraphQL document cannot be checked: {why}."))
         })?;
-        if let Some(field) = fields.iter().find(|f| is_forbidden_name(f)) {
+        if let Some(field) = operations
+            .iter()
+            .flat_map(|o| &o.fields)
+            .find(|f| is_forbidden_name(f))
+        {
             return Err(PolicyDenial::Forbidden(format!(
                 "The GraphQL operation `{field}` is not available through the CRM proxy."
             )));
         }
+        let name = request
+            .get("operationName")
+            .and_then(serde_json::Value::as_str);
+        let runs: Vec<_> = match name {
+            Some(name) if operations.len() > 1 => {
+                let named: Vec<_> = operations
+                    .iter()
+                    .filter(|o| o.name.as_deref() == Some(name))
+                    .collect();
+                if named.is_empty() {
+                    return Err(PolicyDenial::Invalid(format!(
+                        "The GraphQL document has no operation named `{name}`."
+                    )));
+                }
+                named
+            }
+            _ => operations.iter().collect(),
+        };
+        if runs.iter().any(|o| o.kind != OperationKind::Query) {
+            action = Action::Write;
+        }
     }
-    Ok(())
+    Ok(action)
 }
 
 /// Names of API keys, webhooks, roles and permissions: `apiKeys`, `createApiKey`, `generateApiKeyToken`,
@@ -157,7 +186,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn forbidden(result: Result<(), PolicyDenial>) -> bool {
+    fn forbidden<T>(result: Result<T, PolicyDenial>) -> bool {
         matches!(result, Err(PolicyDenial::Forbidden(_)))
     }
 
@@ -220,15 +249,46 @@ mod tests {
     }
 
     #[test]
-    fn record_operations_pass() {
-        for query in [
-            "{ people { edges { node { id } } } }",
-            "query People($n: Int = 5) { people(first: $n) { edges { node { id roles: name } } } }",
-            "mutation { createPeople(data: [{name: {firstName: \"apiKeys\"}}], upsert: true) { id } }",
-            "query { ...F } fragment F on Query { companies { totalCount } }",
+    fn record_operations_pass_as_reads_or_writes() {
+        for (query, action) in [
+            ("{ people { edges { node { id } } } }", Action::Read),
+            (
+                "query People($n: Int = 5) { people(first: $n) { edges { node { id roles: name } } } }",
+                Action::Read,
+            ),
+            (
+                "mutation { createPeople(data: [{name: {firstName: \"apiKeys\"}}], upsert: true) { id } }",
+                Action::Write,
+            ),
+            ("subscription { onPeople { id } }", Action::Write),
+            (
+                "query { ...F } fragment F on Query { companies { totalCount } }",
+                Action::Read,
+            ),
+            (
+                "query A { people { id } } mutation B { deletePerson(id: \"1\") { id } }",
+                Action::Write,
+            ),
         ] {
-            assert_eq!(check_graphql_body(&body(query)), Ok(()), "{query}");
+            assert_eq!(check_graphql_body(&body(query)), Ok(action), "{query}");
         }
+    }
+
+    #[test]
+    fn the_named_operation_decides() {
+        let document = "query A { people { id } } mutation B { deletePerson(id: \"1\") { id } }";
+        let named = |name: &str| {
+            let body = serde_json::json!({ "query": document, "operationName": name });
+            check_graphql_body(body.to_string().as_bytes())
+        };
+        assert_eq!(named("A"), Ok(Action::Read));
+        assert_eq!(named("B"), Ok(Action::Write));
+        assert!(matches!(named("C"), Err(PolicyDenial::Invalid(_))));
+        let batch = serde_json::json!([{ "query": "{ people { id } }" }, { "query": "mutation { createNote { id } }" }]);
+        assert_eq!(
+            check_graphql_body(batch.to_string().as_bytes()),
+            Ok(Action::Write)
+        );
     }
 
     #[test]

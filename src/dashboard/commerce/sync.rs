@@ -55,13 +55,12 @@ pub(crate) struct ResourceSync {
     pub(crate) updated_at: Option<OffsetDateTime>,
 }
 
-/// `POST /api/sync/resync` (admin role): starts a full re-scan of the store (every resource walks the Merchant
+/// `POST /api/sync/resync` (`sync.manage`: admins): starts a full re-scan of the store (every resource walks the Merchant
 /// API again; rows are upserted idempotently). A walk already running is not started twice. 202.
 pub async fn resync(
     State(state): State<AppState>,
     ctx: TenantContext,
 ) -> Result<(axum::http::StatusCode, axum::Json<Value>), ApiError> {
-    ctx.require_admin()?;
     if !state.config().salla.enabled() {
         return Err(ApiError::Unavailable {
             code: "salla_not_configured",

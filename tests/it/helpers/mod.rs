@@ -252,11 +252,16 @@ impl TestApp {
         body
     }
 
-    /// Creates an API key for a tenant through the admin API; returns the plain key.
+    /// Creates an `admin`-scoped API key for a tenant through the admin API; returns the plain key.
     pub async fn api_key(&self, tenant_id: &str) -> String {
+        self.scoped_api_key(tenant_id, "admin").await
+    }
+
+    /// Creates an API key of `scope` (`read`, `write`, `admin`) through the admin API; returns the plain key.
+    pub async fn scoped_api_key(&self, tenant_id: &str, scope: &str) -> String {
         let body: serde_json::Value = self
             .admin_post(&format!("/api/admin/tenants/{tenant_id}/api-keys"))
-            .json(&serde_json::json!({ "name": "test" }))
+            .json(&serde_json::json!({ "name": "test", "scope": scope }))
             .send()
             .await
             .expect("create key")
