@@ -92,7 +92,10 @@ impl ClientIp {
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Self::of(parts, state.trusted_proxies()))
     }
 }
@@ -108,7 +111,10 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]);
-        assert_eq!(trusted.client(ip("203.0.113.9"), &["1.2.3.4"]), ip("203.0.113.9"));
+        assert_eq!(
+            trusted.client(ip("203.0.113.9"), &["1.2.3.4"]),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -118,6 +124,9 @@ mod tests {
         let client = trusted.client(ip("10.0.0.2"), &["1.2.3.4, 198.51.100.5", "192.0.2.7"]);
         assert_eq!(client, ip("198.51.100.5"));
         assert_eq!(trusted.client(ip("10.0.0.2"), &[]), ip("10.0.0.2"));
-        assert_eq!(trusted.client(ip("10.0.0.2"), &["junk, 10.1.1.1"]), ip("10.1.1.1"));
+        assert_eq!(
+            trusted.client(ip("10.0.0.2"), &["junk, 10.1.1.1"]),
+            ip("10.1.1.1")
+        );
     }
 }

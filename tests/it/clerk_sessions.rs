@@ -10,9 +10,9 @@ use wosool::Role;
 use crate::clerk_identity::{Shared, clerk_env, fake_clerk};
 use crate::helpers::{self, TestApp};
 
-const KID: &str = "ins_test_key_1";
-const ISSUER: &str = "https://clerk.wosool.test";
-const AZP: &str = "https://app.wosool.test";
+pub(crate) const KID: &str = "ins_test_key_1";
+pub(crate) const ISSUER: &str = "https://clerk.wosool.test";
+pub(crate) const AZP: &str = "https://app.wosool.test";
 /// The modulus of tests/fixtures/clerk-test-key.pem (base64url), for the JWKS.
 const KEY_N: &str = "tC6YNI7wgtC2jV20LTYjG_2zbqoPF0ohsU5BRxwg86r1RAHebZW5gnm-FrLRBI3ODygtWLDCIZeLUteGkqmS7QSZwsp9YlSauPoxsTWsI-xFCrPUlOVfi2bL1bPv_ATOt9kHnaApCSaOBvhbxkfTWmwBGK0iOVpY9TNTLCwhb3pKHNgEtI8-SIPunJSrOO7ZUqqYSiVM1ovf6pxKzXxyOviDKHzq6ONIUO3s1k90AtPxtv657U1o-rwCMw0uwVzHZL50DNE1950eSXMP8wf_4OBhxQBaV_BTMLkzXGgt65eMblVQB6ca49PqX8x0Q2aoEvFtojzCE34CqOIny5Ua8Q";
 
@@ -38,7 +38,7 @@ fn sign(claims: &Value, kid: &str) -> String {
 }
 
 /// A v1 session token (org_id / org_role / org_slug claims).
-fn v1_token(user: &str, org: Option<&str>, role: &str) -> String {
+pub(crate) fn v1_token(user: &str, org: Option<&str>, role: &str) -> String {
     let mut claims = json!({
         "sub": user, "sid": "sess_1", "iss": ISSUER, "azp": AZP,
         "iat": now() - 5, "nbf": now() - 10, "exp": now() + 60,
@@ -64,7 +64,7 @@ fn v2_token(user: &str, org: &str, role: &str) -> String {
     )
 }
 
-fn jwks(kids: &[&str]) -> Value {
+pub(crate) fn jwks(kids: &[&str]) -> Value {
     let keys: Vec<Value> = kids
         .iter()
         .map(|kid| json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": KEY_N, "e": "AQAB" }))
