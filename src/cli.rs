@@ -1,6 +1,8 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
 mod crm;
+mod output;
+mod secrets;
 mod tenants;
 
 use std::path::PathBuf;
@@ -27,6 +29,11 @@ pub struct Cli {
     /// TOML file overriding the built-in defaults (any subset of keys).
     #[arg(long, global = true, env = "WOSOOL_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Print the result as one JSON document on stdout instead of text (every command but `serve`, whose
+    /// logs follow log.format). Errors stay on stderr, with the same exit codes.
+    #[arg(long, global = true)]
+    pub json: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -58,10 +65,7 @@ pub enum Command {
         action: tenants::TenantsAction,
     },
     /// Fleet statistics: tenants by status and plan, provisioning p50/p95, queue depth.
-    Stats {
-        #[arg(long)]
-        json: bool,
-    },
+    Stats,
     /// Probe a running server's readiness: exit 0 when it answers 2xx, 1 otherwise.
     ///
     /// Used by the Docker HEALTHCHECK. Without --url it asks http://127.0.0.1:<port of server.listen>/health/ready.
@@ -88,6 +92,11 @@ pub enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Stored third-party credentials (Salla tokens, Twenty keys and passwords, Clerk owner passwords).
+    Secrets {
+        #[command(subcommand)]
+        action: secrets::SecretsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,10 +112,7 @@ pub enum MigrateTarget {
         tenant: Option<String>,
     },
     /// Tenants by schema version, template versions, and tenants whose last migration failed.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,27 +129,21 @@ pub enum CrmAction {
     },
     /// Each Twenty instance checked now (version, capabilities, reachable), its workspaces against its cap,
     /// and the tenants waiting for capacity.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Validate the configuration and print the effective values as TOML, secrets redacted.
-    /// Exits 2 with one line per problem when it is invalid.
+    /// Validate the configuration and print the effective values as TOML (with --json: {"valid", "config"}),
+    /// secrets redacted. Exits 2 with one line per problem on stderr when it is invalid (with --json, also
+    /// {"valid": false, "problems": [...]} on stdout).
     Check,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum JobsAction {
     /// Job counts by kind and state, and how long the oldest due job has waited.
-    Stats {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Stats,
 }
 
 /// Exit code for an invalid configuration (distinct from 1, a runtime failure).
@@ -151,18 +151,28 @@ const EXIT_CONFIG: u8 = 2;
 
 impl Cli {
     pub async fn execute(self) -> ExitCode {
+        let json = self.json;
         if let Command::Health {
             url: Some(url),
             timeout_secs,
         } = &self.command
         {
-            return health(url, *timeout_secs).await;
+            return health(url, *timeout_secs, json).await;
+        }
+        if json && matches!(self.command, Command::Serve { .. }) {
+            eprintln!("error: --json does not apply to serve (its logs follow log.format)");
+            return ExitCode::from(EXIT_CONFIG);
         }
         let config = match Config::load(self.config.as_deref()) {
             Ok(config) => config,
             Err(error) => {
                 for problem in &error.problems {
                     eprintln!("config error: {problem}");
+                }
+                if json && matches!(self.command, Command::Config { .. }) {
+                    output::print(
+                        &serde_json::json!({ "valid": false, "problems": error.problems }),
+                    );
                 }
                 return ExitCode::from(EXIT_CONFIG);
             }
@@ -174,7 +184,7 @@ impl Cli {
             }
             Command::Migrate { target: None } => {
                 telemetry::init_logging(&config.log);
-                report(migrate(&config).await)
+                report(migrate(&config, json).await)
             }
             Command::Migrate {
                 target:
@@ -182,12 +192,12 @@ impl Cli {
                         concurrency,
                         tenant,
                     }),
-            } => report(tenants::migrate_tenants(&config, concurrency, tenant).await),
+            } => report(tenants::migrate_tenants(&config, concurrency, tenant, json).await),
             Command::Migrate {
-                target: Some(MigrateTarget::Status { json }),
+                target: Some(MigrateTarget::Status),
             } => report(tenants::migrate_status(&config, json).await),
-            Command::Tenants { action } => report(tenants::run(&config, action).await),
-            Command::Stats { json } => report(tenants::stats(&config, json).await),
+            Command::Tenants { action } => report(tenants::run(&config, action, json).await),
+            Command::Stats => report(tenants::stats(&config, json).await),
             Command::Health {
                 url: None,
                 timeout_secs,
@@ -196,6 +206,7 @@ impl Cli {
                 health(
                     &format!("http://127.0.0.1:{port}/health/ready"),
                     timeout_secs,
+                    json,
                 )
                 .await
             }
@@ -203,12 +214,16 @@ impl Cli {
             Command::Config {
                 action: ConfigAction::Check,
             } => {
-                print!("{}", config.to_redacted_toml());
+                if json {
+                    output::print(&serde_json::json!({ "valid": true, "config": config }));
+                } else {
+                    print!("{}", config.to_redacted_toml());
+                }
                 eprintln!("config ok");
                 ExitCode::SUCCESS
             }
             Command::Jobs {
-                action: JobsAction::Stats { json },
+                action: JobsAction::Stats,
             } => report(jobs_stats(&config, json).await),
             Command::Crm {
                 action:
@@ -216,10 +231,11 @@ impl Cli {
                         concurrency,
                         tenant,
                     },
-            } => report(crm::apply_model(&config, concurrency, tenant).await),
+            } => report(crm::apply_model(&config, concurrency, tenant, json).await),
             Command::Crm {
-                action: CrmAction::Status { json },
+                action: CrmAction::Status,
             } => report(crm::status(&config, json).await),
+            Command::Secrets { action } => report(secrets::run(&config, action, json).await),
         }
     }
 }
@@ -242,40 +258,85 @@ enum MigrateError {
     Servers(#[from] crate::tenancy::servers::ServerError),
 }
 
-async fn migrate(config: &Config) -> Result<(), MigrateError> {
+async fn migrate(config: &Config, json: bool) -> Result<(), MigrateError> {
     let pool = db::connect_with_retry(&config.db).await?;
     db::migrate(&pool).await?;
     tracing::info!("global migrations applied");
     let servers = crate::tenancy::TenantServers::from_config(config)?;
     servers.ensure_templates(&pool).await?;
+    let templates: Vec<String> = servers.all().iter().map(|s| s.key.clone()).collect();
     servers.close().await;
     tracing::info!("tenant templates migrated");
+    if json {
+        output::print(&serde_json::json!({
+            "global": "migrated",
+            "tenant_templates": templates,
+        }));
+    } else {
+        println!(
+            "migrated: the global database and the tenant template on {}",
+            templates.join(", ")
+        );
+    }
     Ok(())
 }
 
-async fn health(url: &str, timeout_secs: u64) -> ExitCode {
+/// Probes `url`; with `json` the verdict is `{"healthy", "url", "status", "error"}` on stdout (the exit code is
+/// the same either way: 0 healthy, 1 not).
+async fn health(url: &str, timeout_secs: u64, json: bool) -> ExitCode {
+    let (healthy, status, error) = probe(url, timeout_secs).await;
+    if json {
+        output::print(&serde_json::json!({
+            "healthy": healthy,
+            "url": url,
+            "status": status.map(|s| s.as_u16()),
+            "error": error,
+        }));
+    } else if healthy {
+        println!(
+            "healthy: {url} answered {}",
+            status.map(|s| s.to_string()).unwrap_or_default()
+        );
+    } else {
+        match status {
+            Some(status) => eprintln!(
+                "unhealthy: {url} answered {status}: {}",
+                error.unwrap_or_default()
+            ),
+            None => eprintln!("unhealthy: {url}: {}", error.unwrap_or_default()),
+        }
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Whether `url` answers 2xx; its status when it answered; why not (the body of a non-2xx answer, or the
+/// transport error).
+async fn probe(
+    url: &str,
+    timeout_secs: u64,
+) -> (bool, Option<reqwest::StatusCode>, Option<String>) {
     let client = match crate::outbound::client("health", Duration::from_secs(timeout_secs)) {
         Ok(client) => client,
         Err(error) => {
-            eprintln!("unhealthy: cannot build HTTP client: {error}");
-            return ExitCode::FAILURE;
+            return (
+                false,
+                None,
+                Some(format!("cannot build HTTP client: {error}")),
+            );
         }
     };
     match client.get(url).send().await {
-        Ok(response) if response.status().is_success() => {
-            println!("healthy: {url} answered {}", response.status());
-            ExitCode::SUCCESS
-        }
+        Ok(response) if response.status().is_success() => (true, Some(response.status()), None),
         Ok(response) => {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            eprintln!("unhealthy: {url} answered {status}: {body}");
-            ExitCode::FAILURE
+            (false, Some(status), Some(body))
         }
-        Err(error) => {
-            eprintln!("unhealthy: {url}: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => (false, None, Some(error.to_string())),
     }
 }
 

@@ -70,6 +70,44 @@ pub struct ClerkUser {
     pub id: String,
     #[serde(default)]
     pub external_id: Option<String>,
+    #[serde(default)]
+    pub primary_email_address_id: Option<String>,
+    #[serde(default)]
+    pub email_addresses: Vec<ClerkEmail>,
+}
+
+/// One of a user's email addresses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClerkEmail {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub email_address: String,
+    #[serde(default)]
+    pub verification: Option<ClerkVerification>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClerkVerification {
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+impl ClerkUser {
+    /// The user's primary email address (the first one when none is marked primary), unless Clerk says it is
+    /// not verified: an address nobody proved to own must not become a tenant's owner email.
+    pub fn primary_email(&self) -> Option<&str> {
+        let primary = self
+            .email_addresses
+            .iter()
+            .find(|e| e.id.is_some() && e.id == self.primary_email_address_id)
+            .or_else(|| self.email_addresses.first())?;
+        let unverified = primary
+            .verification
+            .as_ref()
+            .and_then(|v| v.status.as_deref())
+            .is_some_and(|status| status != "verified");
+        (!unverified).then_some(primary.email_address.as_str())
+    }
 }
 
 /// A sign-in token (`POST /sign_in_tokens`): `token` is the ticket clerk-js signs in with (`__clerk_ticket`).
@@ -273,6 +311,21 @@ impl ClerkApi {
                 self.find_user_by_email(email).await?.ok_or(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// A user by id (`GET /users/{id}`); `None` when there is no such user.
+    pub async fn get_user(&self, id: &str) -> Result<Option<ClerkUser>, ClerkApiError> {
+        // Ids are `user_` + alphanumerics; anything else cannot name a user (and must not reach the path).
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Ok(None);
+        }
+        match self
+            .call(Method::GET, &format!("/users/{id}"), &[], None)
+            .await?
+        {
+            Some(value) => decode(value).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -35,7 +35,7 @@ pub struct ClerkIdentity {
 }
 
 /// Sealing context of a tenant's generated Clerk owner password.
-fn password_context(tenant: TenantId) -> String {
+pub fn password_context(tenant: TenantId) -> String {
     format!("clerk:{tenant}:owner_password")
 }
 
@@ -61,6 +61,9 @@ pub enum IdentityError {
     PasswordVanished,
     #[error("a Clerk organization with slug {0} exists and belongs to something else")]
     SlugTaken(Slug),
+    /// The Clerk user who registered the tenant themselves no longer exists.
+    #[error("the Clerk user {0} who registered the organization no longer exists")]
+    OwnerGone(String),
 }
 
 impl ClerkIdentity {
@@ -108,9 +111,17 @@ impl ClerkIdentity {
         ))))
     }
 
-    /// The owner user: found by email, else created without a password, else (password required) with the
+    /// The owner user: the Clerk user who registered the organization themselves (`tenancy.self_service =
+    /// "clerk"`); else found by email, else created without a password, else (password required) with the
     /// tenant's sealed generated password.
     async fn ensure_owner(&self, tenant: &Tenant) -> Result<ClerkUser, IdentityError> {
+        if let Some(user) = self.registering_user(tenant.id).await? {
+            return self
+                .api
+                .get_user(&user)
+                .await?
+                .ok_or(IdentityError::OwnerGone(user));
+        }
         let external_id = format!("wosool:{}", tenant.id);
         let stored = self.stored_password(tenant.id).await?;
         if stored.is_none() {
@@ -131,6 +142,16 @@ impl ClerkIdentity {
             .ensure_user(&tenant.owner_email, &external_id, Some(&password))
             .await
             .map_err(IdentityError::from)
+    }
+
+    /// Who registered `tenant` with their own Clerk session, if anyone (`tenant_owner_users`).
+    async fn registering_user(&self, tenant: TenantId) -> Result<Option<String>, IdentityError> {
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM tenant_owner_users WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_optional(&self.db)
+                .await?,
+        )
     }
 
     async fn stored_password(&self, tenant: TenantId) -> Result<Option<String>, IdentityError> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::tenants::{CliError, connect, fail};
+use super::tenants::{CliError, connect, fail, rollout_json};
 use crate::config::Config;
 use crate::crm::bridge::TwentyConnector;
 use crate::crm::model::{self, Manifest};
@@ -16,6 +16,7 @@ pub async fn apply_model(
     config: &Config,
     concurrency: usize,
     tenant: Option<String>,
+    json: bool,
 ) -> Result<(), CliError> {
     require_crm(config)?;
     let manifest = Arc::new(Manifest::load().map_err(fail)?);
@@ -34,21 +35,30 @@ pub async fn apply_model(
         only,
         concurrency.max(1),
         |event| {
-            println!(
-                "{}",
-                rollout::progress_line(&event, |total, version| {
-                    format!("applying data model v{version} to {total} workspace(s)")
-                })
-            )
+            if !json {
+                println!(
+                    "{}",
+                    rollout::progress_line(&event, |total, version| {
+                        format!("applying data model v{version} to {total} workspace(s)")
+                    })
+                )
+            }
         },
     )
     .await
     .map_err(fail)?;
-    println!(
-        "done: {} applied, {} failed (failed workspaces are retried on the next run)",
-        report.succeeded,
-        report.failed.len()
-    );
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rollout_json(&report)).map_err(fail)?
+        );
+    } else {
+        println!(
+            "done: {} applied, {} failed (failed workspaces are retried on the next run)",
+            report.succeeded,
+            report.failed.len()
+        );
+    }
     if report.failed.is_empty() {
         Ok(())
     } else {

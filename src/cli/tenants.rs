@@ -32,15 +32,9 @@ pub enum TenantsAction {
         created_before: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
-        #[arg(long)]
-        json: bool,
     },
     /// Everything about one tenant (by id or slug).
-    Show {
-        tenant: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { tenant: String },
     /// Register a tenant and start provisioning it.
     Create {
         #[arg(long)]
@@ -63,10 +57,9 @@ pub enum TenantsAction {
         /// Wait (up to 60 s) until the tenant is ready or failed; needs a running worker.
         #[arg(long)]
         wait: bool,
-        #[arg(long)]
-        json: bool,
     },
-    /// Suspend a tenant: its users get 403 with the reason.
+    /// Suspend a tenant: its users get 403 with the reason. Suspending a suspended tenant with another reason
+    /// replaces the reason.
     Suspend {
         tenant: String,
         #[arg(long)]
@@ -92,7 +85,7 @@ pub enum TenantsAction {
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyAction {
-    /// Create a key; it is printed once.
+    /// Create a key; it is printed once (with --json: {"api_key", "key"}).
     Create {
         tenant: String,
         #[arg(long, default_value = "cli")]
@@ -101,13 +94,10 @@ pub enum ApiKeyAction {
         #[arg(long, default_value = "read")]
         scope: crate::access::Scope,
     },
-    List {
-        tenant: String,
-    },
-    Revoke {
-        tenant: String,
-        key_id: Uuid,
-    },
+    /// The tenant's keys, revoked ones included (never the keys themselves).
+    List { tenant: String },
+    /// Revoke a key: requests with it get 401 at once.
+    Revoke { tenant: String, key_id: Uuid },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +126,15 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `{"tenant": …}` with `--json`, else `<slug> <status>` and an optional note.
+fn print_tenant(tenant: &Tenant, note: &str, json: bool) -> Result<(), CliError> {
+    if json {
+        return print_json(&serde_json::json!({ "tenant": tenant }));
+    }
+    println!("{} {}{note}", tenant.slug, tenant.status);
+    Ok(())
+}
+
 fn print_table(tenants: &[Tenant]) {
     println!(
         "{:<36}  {:<24}  {:<12}  {:<10}  {:>7}  {:<20}",
@@ -161,7 +160,7 @@ fn print_table(tenants: &[Tenant]) {
     }
 }
 
-pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError> {
+pub async fn run(config: &Config, action: TenantsAction, json: bool) -> Result<(), CliError> {
     let stack = connect(config).await?;
     let admin = &stack.lifecycle;
     let actor = Actor::cli();
@@ -173,7 +172,6 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
             created_after,
             created_before,
             limit,
-            json,
         } => {
             let filter = TenantFilter {
                 status: status
@@ -203,7 +201,7 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
                 print_table(&tenants);
             }
         }
-        TenantsAction::Show { tenant, json } => {
+        TenantsAction::Show { tenant } => {
             let details = admin.show(&tenant).await.map_err(fail)?;
             if json {
                 print_json(&details)?;
@@ -221,7 +219,6 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
             timezone,
             server,
             wait,
-            json,
         } => {
             let request = RegistrationRequest {
                 organization_name: name,
@@ -258,62 +255,117 @@ pub async fn run(config: &Config, action: TenantsAction) -> Result<(), CliError>
             }
         }
         TenantsAction::Suspend { tenant, reason } => {
-            let t = admin
-                .suspend(&tenant, &reason, &actor)
-                .await
-                .map_err(fail)?;
-            println!("{} {}", t.slug, t.status);
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(fail("--reason must be 1 to 500 characters"));
+            }
+            let t = admin.suspend(&tenant, reason, &actor).await.map_err(fail)?;
+            print_tenant(&t, "", json)?;
         }
         TenantsAction::Activate { tenant } => {
             let t = admin.activate(&tenant, &actor).await.map_err(fail)?;
-            println!("{} {}", t.slug, t.status);
+            print_tenant(&t, "", json)?;
         }
         TenantsAction::Retry { tenant } => {
             let (t, run) = admin.retry(&tenant, &actor).await.map_err(fail)?;
-            println!("{} {} (provisioning run {run})", t.slug, t.status);
+            if json {
+                print_json(&serde_json::json!({ "tenant": t, "provisioning_id": run }))?;
+            } else {
+                println!("{} {} (provisioning run {run})", t.slug, t.status);
+            }
         }
         TenantsAction::Delete { tenant, keep_data } => {
             let t = admin
                 .delete(&tenant, keep_data, &actor)
                 .await
                 .map_err(fail)?;
-            println!(
-                "{} {} (a worker dumps and drops the database)",
-                t.slug, t.status
-            );
+            print_tenant(&t, " (a worker dumps and drops the database)", json)?;
         }
-        TenantsAction::ApiKey { action } => match action {
-            ApiKeyAction::Create {
-                tenant,
-                name,
-                scope,
-            } => {
-                let t = admin.find(&tenant).await.map_err(fail)?;
-                let (info, plain) = admin
-                    .create_api_key(t.id, &name, scope, &actor)
-                    .await
-                    .map_err(fail)?;
+        TenantsAction::ApiKey { action } => api_key(admin, action, &actor, json).await?,
+    }
+    Ok(())
+}
+
+async fn api_key(
+    admin: &TenantLifecycle,
+    action: ApiKeyAction,
+    actor: &Actor,
+    json: bool,
+) -> Result<(), CliError> {
+    match action {
+        ApiKeyAction::Create {
+            tenant,
+            name,
+            scope,
+        } => {
+            let name = crate::dashboard::check_key_name(&name).map_err(fail)?;
+            let t = admin.find(&tenant).await.map_err(fail)?;
+            let (info, plain) = admin
+                .create_api_key(t.id, &name, scope, actor)
+                .await
+                .map_err(fail)?;
+            if json {
+                print_json(&serde_json::json!({ "api_key": info, "key": plain }))?;
+            } else {
                 eprintln!("key {} created; it is shown only now:", info.id);
                 println!("{plain}");
             }
-            ApiKeyAction::List { tenant } => {
-                let t = admin.find(&tenant).await.map_err(fail)?;
-                print_json(&admin.list_api_keys(t.id).await.map_err(fail)?)?;
+        }
+        ApiKeyAction::List { tenant } => {
+            let t = admin.find(&tenant).await.map_err(fail)?;
+            let keys = admin.list_api_keys(t.id).await.map_err(fail)?;
+            if json {
+                print_json(&serde_json::json!({ "api_keys": keys }))?;
+            } else {
+                print_keys(&keys);
             }
-            ApiKeyAction::Revoke { tenant, key_id } => {
-                let t = admin.find(&tenant).await.map_err(fail)?;
-                if !admin
-                    .revoke_api_key(t.id, key_id, &actor)
-                    .await
-                    .map_err(fail)?
-                {
-                    return Err(fail("no such API key"));
-                }
+        }
+        ApiKeyAction::Revoke { tenant, key_id } => {
+            let t = admin.find(&tenant).await.map_err(fail)?;
+            if !admin
+                .revoke_api_key(t.id, key_id, actor)
+                .await
+                .map_err(fail)?
+            {
+                return Err(fail("no such API key"));
+            }
+            if json {
+                print_json(&serde_json::json!({ "revoked": key_id }))?;
+            } else {
                 println!("revoked {key_id}");
             }
-        },
+        }
     }
     Ok(())
+}
+
+fn print_keys(keys: &[crate::tenancy::ApiKeyInfo]) {
+    println!(
+        "{:<36}  {:<14}  {:<24}  {:<20}  REVOKED",
+        "ID", "PREFIX", "NAME", "CREATED"
+    );
+    let time = |t: &time::OffsetDateTime| {
+        let text = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        text[..text.len().min(19)].to_owned()
+    };
+    for key in keys {
+        println!(
+            "{:<36}  {:<14}  {:<24}  {:<20}  {}",
+            key.id,
+            key.prefix,
+            key.name,
+            time(&key.created_at),
+            key.revoked_at
+                .as_ref()
+                .map(time)
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    if keys.is_empty() {
+        println!("(no API keys)");
+    }
 }
 
 async fn wait_until_settled(admin: &TenantLifecycle, id: &str) -> Result<Tenant, CliError> {
@@ -412,11 +464,13 @@ pub async fn stats(config: &Config, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `wosool migrate tenants`: prints one line per tenant; fails when any tenant failed.
+/// `wosool migrate tenants`: prints one line per tenant (with `json`, only the report at the end); fails when
+/// any tenant failed.
 pub async fn migrate_tenants(
     config: &Config,
     concurrency: usize,
     tenant: Option<String>,
+    json: bool,
 ) -> Result<(), CliError> {
     let stack = connect(config).await?;
     db::migrate(stack.provisioner.db()).await?;
@@ -427,20 +481,26 @@ pub async fn migrate_tenants(
     let report = stack
         .provisioner
         .migrate_fleet(concurrency, only, |event| {
-            println!(
-                "{}",
-                rollout::progress_line(&event, |total, target| {
-                    format!("migrating {total} tenant database(s) to version {target}")
-                })
-            )
+            if !json {
+                println!(
+                    "{}",
+                    rollout::progress_line(&event, |total, target| {
+                        format!("migrating {total} tenant database(s) to version {target}")
+                    })
+                )
+            }
         })
         .await
         .map_err(fail)?;
-    println!(
-        "done: {} migrated, {} failed (failed tenants are retried on the next run)",
-        report.succeeded,
-        report.failed.len()
-    );
+    if json {
+        print_json(&rollout_json(&report))?;
+    } else {
+        println!(
+            "done: {} migrated, {} failed (failed tenants are retried on the next run)",
+            report.succeeded,
+            report.failed.len()
+        );
+    }
     if report.failed.is_empty() {
         Ok(())
     } else {
@@ -449,6 +509,20 @@ pub async fn migrate_tenants(
             report.failed.len()
         )))
     }
+}
+
+/// A rollout report as `--json` prints it: `{"target", "succeeded", "failed": [{"tenant_id", "error"}]}`.
+pub(super) fn rollout_json(report: &rollout::RolloutReport) -> serde_json::Value {
+    let failed: Vec<serde_json::Value> = report
+        .failed
+        .iter()
+        .map(|(tenant, error)| serde_json::json!({ "tenant_id": tenant, "error": error }))
+        .collect();
+    serde_json::json!({
+        "target": report.target,
+        "succeeded": report.succeeded,
+        "failed": failed,
+    })
 }
 
 pub async fn migrate_status(config: &Config, json: bool) -> Result<(), CliError> {

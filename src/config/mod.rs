@@ -39,7 +39,7 @@ pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
 pub use self::secrets::SecretsConfig;
 pub use self::server::{AdminConfig, ServerConfig};
-pub use self::tenancy::{TenancyConfig, TenantCacheConfig, TenantPoolsConfig};
+pub use self::tenancy::{SelfService, TenancyConfig, TenantCacheConfig, TenantPoolsConfig};
 
 /// The documented defaults, embedded at build time.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -163,6 +163,8 @@ impl Config {
 
         self.db.validate_tenant_servers(&mut problem);
         self.tenancy.validate(&mut problem);
+        self.tenancy
+            .validate_self_service(&self.clerk, &mut problem);
         self.clerk.validate(&mut problem);
         self.secrets.validate(&mut problem);
         self.salla.validate(&self.secrets, &mut problem);

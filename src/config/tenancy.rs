@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct TenancyConfig {
     pub template_database: String,
     pub plans: Vec<String>,
+    /// The plan of a tenant whose registration names none; always the plan of a self-served tenant.
+    pub default_plan: String,
+    /// Who may call `POST /api/auth/register-organization`.
+    pub self_service: SelfService,
     pub default_locale: String,
     pub default_currency: String,
     pub default_timezone: String,
@@ -20,6 +24,29 @@ pub struct TenancyConfig {
     pub pg_dump_path: String,
     pub cache: TenantCacheConfig,
     pub pools: TenantPoolsConfig,
+}
+
+/// `tenancy.self_service`: who may register an organization through the public route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelfService {
+    /// Nobody: tenants are created by operators (admin API, CLI) and integrations (Clerk organizations, Salla
+    /// installs). The production default.
+    Off,
+    /// A caller holding a verified Clerk session; the new organization is theirs (they become its owner).
+    Clerk,
+    /// Anyone (local use), behind the public routes' rate limits.
+    Open,
+}
+
+impl SelfService {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Clerk => "clerk",
+            Self::Open => "open",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +119,13 @@ impl TenancyConfig {
                 "names of 1-32 characters of a-z, 0-9, _ and -",
             );
         }
+        if !tenancy.plans.contains(&tenancy.default_plan) {
+            problem(
+                "tenancy.default_plan",
+                format!("{:?} is not one of tenancy.plans", tenancy.default_plan),
+                "one of tenancy.plans",
+            );
+        }
         for (key, value, check) in [
             (
                 "tenancy.default_locale",
@@ -132,6 +166,21 @@ impl TenancyConfig {
                     tenancy.pools.total_connections, tenancy.pools.max_connections_per_tenant
                 ),
                 "a budget that fits at least one tenant pool",
+            );
+        }
+    }
+
+    /// `clerk` registration verifies Clerk sessions and reads the caller's Clerk user: Clerk must be configured.
+    pub(super) fn validate_self_service(
+        &self,
+        clerk: &super::ClerkConfig,
+        problem: &mut impl FnMut(&str, String, &str),
+    ) {
+        if self.self_service == SelfService::Clerk && !clerk.enabled() {
+            problem(
+                "tenancy.self_service",
+                "is \"clerk\" but Clerk is not configured (clerk.secret_key is empty)".into(),
+                "clerk.secret_key set, or \"off\" / \"open\"",
             );
         }
     }

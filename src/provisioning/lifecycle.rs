@@ -224,6 +224,8 @@ impl TenantLifecycle {
         ]))
     }
 
+    /// Suspends a ready tenant. A suspended tenant given another reason keeps its status and gets the new
+    /// reason (audited as `tenant.suspension_reason_changed`); the same reason again changes nothing.
     pub async fn suspend(
         &self,
         id_or_slug: &str,
@@ -231,6 +233,9 @@ impl TenantLifecycle {
         actor: &Actor,
     ) -> Result<Tenant, ProvisionError> {
         let tenant = self.find(id_or_slug).await?;
+        if tenant.status == TenantStatus::Suspended {
+            return self.change_suspension_reason(tenant, reason, actor).await;
+        }
         let updated = self
             .provisioner
             .directory()
@@ -242,6 +247,27 @@ impl TenantLifecycle {
             "tenant.suspended",
             Some(tenant.id),
             serde_json::json!({ "reason": reason }),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    async fn change_suspension_reason(
+        &self,
+        tenant: Tenant,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Tenant, ProvisionError> {
+        let directory = self.provisioner.directory();
+        let Some(updated) = directory.set_suspended_reason(tenant.id, reason).await? else {
+            // Same reason (or no longer suspended: a concurrent change), nothing to record.
+            return Ok(self.find(&tenant.id.to_string()).await?);
+        };
+        self.audit(
+            actor,
+            "tenant.suspension_reason_changed",
+            Some(tenant.id),
+            serde_json::json!({ "reason": reason, "previous_reason": tenant.suspended_reason }),
         )
         .await?;
         Ok(updated)
@@ -370,7 +396,8 @@ impl TenantLifecycle {
         name: &str,
         scope: Scope,
         actor: &Actor,
-    ) -> Result<(ApiKeyInfo, String), sqlx::Error> {
+    ) -> Result<(ApiKeyInfo, String), ApiKeyError> {
+        self.check_takes_api_keys(tenant).await?;
         let (info, plain) = self
             .provisioner
             .directory()
@@ -384,6 +411,20 @@ impl TenantLifecycle {
         )
         .await?;
         Ok((info, plain))
+    }
+
+    /// No new key for a tenant that is going away: 410 once deleted, 409 while being deleted. Pending,
+    /// provisioning, failed and suspended tenants may get keys: those work once the tenant is ready (again),
+    /// and until then the status gate answers for them.
+    async fn check_takes_api_keys(&self, tenant: TenantId) -> Result<(), ApiKeyError> {
+        let found = registry::find(self.provisioner.db(), &LookupKey::Id(tenant))
+            .await?
+            .ok_or(RegistryError::NotFound)?;
+        match found.status {
+            TenantStatus::Deleted => Err(ApiKeyError::Deleted),
+            TenantStatus::Deleting => Err(ApiKeyError::Deleting),
+            _ => Ok(()),
+        }
     }
 
     pub async fn list_api_keys(&self, tenant: TenantId) -> Result<Vec<ApiKeyInfo>, sqlx::Error> {
@@ -436,6 +477,39 @@ impl TenantLifecycle {
             open_tenant_connections: self.provisioner.pools().open_connections(),
             resident_tenant_pools: self.provisioner.pools().resident_count(),
         })
+    }
+}
+
+/// Why an API key was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("the tenant is deleted; it gets no API keys")]
+    Deleted,
+    #[error("the tenant is being deleted; it gets no new API keys")]
+    Deleting,
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<ApiKeyError> for crate::error::ApiError {
+    fn from(error: ApiKeyError) -> Self {
+        use crate::error::ApiError;
+        match error {
+            ApiKeyError::Deleted => ApiError::TenantUnavailable {
+                status: axum::http::StatusCode::GONE,
+                code: "tenant_deleted",
+                message: "The organization has been deleted; it gets no API keys.".into(),
+                provisioning: None,
+            },
+            ApiKeyError::Deleting => ApiError::conflict(
+                "tenant_deleting",
+                "The organization is being deleted; it gets no new API keys.",
+            ),
+            ApiKeyError::Registry(e) => e.into(),
+            ApiKeyError::Db(e) => e.into(),
+        }
     }
 }
 

@@ -143,6 +143,7 @@ impl Provisioner {
         actor: &str,
         request_id: Option<&str>,
     ) -> Result<Registered, ProvisionError> {
+        let owner_user = registration.owner_user_id;
         let mut new = registration.tenant;
         new.db_server = match server {
             Some(key) => self.inner.core.servers().get(key)?.key.clone(),
@@ -153,6 +154,14 @@ impl Provisioner {
         };
         let mut tx = self.inner.core.db().begin().await?;
         let tenant = registry::insert(&mut tx, &new).await?;
+        if let Some(user) = &owner_user {
+            // With the tenant, so the identity step, whenever it runs, finds who the owner is.
+            sqlx::query("INSERT INTO tenant_owner_users (tenant_id, user_id) VALUES ($1, $2)")
+                .bind(tenant.id)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
         let run_id = steps::create_run(&mut tx, tenant.id).await?;
         let job = self.provision_job(tenant.id, run_id)?;
         let job_id = self.inner.core.jobs().enqueue_in(&mut tx, job).await?.id();

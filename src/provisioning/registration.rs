@@ -14,6 +14,8 @@ use crate::tenancy::{NewTenant, Slug, TenantId};
 #[serde(deny_unknown_fields)]
 pub struct RegistrationRequest {
     pub organization_name: String,
+    /// Required, except in `clerk` self-service, where the owner's email is their Clerk user's.
+    #[serde(default)]
     pub admin_email: String,
     pub plan: Option<String>,
     pub slug: Option<String>,
@@ -53,7 +55,7 @@ impl RegistrationRequest {
         let plan = self
             .plan
             .clone()
-            .unwrap_or_else(|| config.plans.first().cloned().unwrap_or_default());
+            .unwrap_or_else(|| config.default_plan.clone());
         if !config.plans.contains(&plan) {
             errors.insert(
                 "plan".into(),
@@ -105,6 +107,7 @@ impl RegistrationRequest {
         let slug = slug.unwrap_or_else(|| generated_slug(name, id));
         Ok(ValidRegistration {
             slug_was_given: self.slug.is_some(),
+            owner_user_id: None,
             tenant: NewTenant {
                 id,
                 slug,
@@ -142,6 +145,9 @@ pub struct ValidRegistration {
     pub tenant: NewTenant,
     /// A chosen slug that is taken is a 409; a generated one is never taken (it carries random digits).
     pub slug_was_given: bool,
+    /// The identity provider's user who registered the organization themselves (`tenancy.self_service =
+    /// "clerk"`): recorded with the tenant, and the identity step makes that existing user the owner.
+    pub owner_user_id: Option<String>,
 }
 
 #[cfg(test)]

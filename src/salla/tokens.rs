@@ -84,7 +84,8 @@ pub struct TokenStore {
     window: time::Duration,
 }
 
-fn context(merchant: MerchantId, which: &str) -> String {
+/// Sealing context of a store's `access` or `refresh` token (also used by `wosool secrets rotate`).
+pub fn context(merchant: MerchantId, which: &str) -> String {
     format!("salla:{merchant}:{which}")
 }
 

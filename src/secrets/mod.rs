@@ -2,7 +2,10 @@
 //! (`secrets.encryption_keys`). A sealed value is `nonce (12 bytes) ‖ ciphertext+tag`, stored next to the id of
 //! the key that sealed it, so keys rotate without a flag day: new values use the first key, old ones still
 //! open with theirs. The associated data binds a ciphertext to where it belongs (e.g. `salla:<merchant>:access`),
-//! so a sealed value copied into another row or column does not open.
+//! so a sealed value copied into another row or column does not open. `wosool secrets rotate` ([`rotate`])
+//! re-seals every stored value with the active key, after which older keys can be removed.
+
+pub mod rotate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -173,6 +176,11 @@ impl Keyring {
         bytes: &[u8],
     ) -> Result<String, SecretsError> {
         String::from_utf8(self.open(context, key_id, bytes)?).map_err(|_| SecretsError::Corrupt)
+    }
+
+    /// The id of the key new values are sealed with, when one is configured.
+    pub fn active_key(&self) -> Option<&str> {
+        self.inner.active.as_deref()
     }
 
     /// Whether `key_id` is not the active key (the value should be re-sealed).

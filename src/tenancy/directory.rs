@@ -324,6 +324,19 @@ impl TenantDirectory {
         Ok(())
     }
 
+    /// A suspended tenant's new suspension reason (its users see it in the 403); `None` when nothing changed.
+    pub async fn set_suspended_reason(
+        &self,
+        id: TenantId,
+        reason: &str,
+    ) -> Result<Option<Tenant>, sqlx::Error> {
+        let updated = registry::set_suspended_reason(&self.inner.db, id, reason).await?;
+        if updated.is_some() {
+            self.invalidate(id, &[]).await;
+        }
+        Ok(updated)
+    }
+
     pub async fn set_clerk_org(&self, id: TenantId, org: &str) -> Result<(), RegistryError> {
         registry::set_clerk_org(&self.inner.db, id, org).await?;
         self.invalidate(id, &[LookupKey::ClerkOrg(org.to_owned())])

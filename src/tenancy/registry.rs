@@ -349,6 +349,24 @@ pub async fn rename(pool: &PgPool, id: TenantId, name: &str) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Replaces the reason of a suspended tenant; the updated tenant when it changed (`None`: not suspended, or
+/// already that reason).
+pub async fn set_suspended_reason(
+    pool: &PgPool,
+    id: TenantId,
+    reason: &str,
+) -> Result<Option<Tenant>, sqlx::Error> {
+    sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(format!(
+        "UPDATE tenants SET suspended_reason = $2, updated_at = now(), version = version + 1 \
+         WHERE id = $1 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $2 \
+         RETURNING {TENANT_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Links a tenant to its Clerk organization.
 pub async fn set_clerk_org(pool: &PgPool, id: TenantId, org: &str) -> Result<(), RegistryError> {
     sqlx::query(

@@ -6,7 +6,6 @@
 //! its tenant in every interleaving with the step's crash and retry.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -17,7 +16,7 @@ use serde_json::{Value, json};
 use wosool::Role;
 use wosool::provisioning::Step;
 
-use crate::helpers::{self, TestApp, eventually};
+use crate::helpers::{self, TestApp};
 
 pub(crate) const SECRET: &str = "sk_test_fake_clerk_secret";
 
@@ -172,6 +171,19 @@ async fn create_user(State(fake): State<Shared>, axum::Json(body): axum::Json<Va
     }
     fake.users.push(user.clone());
     axum::Json(user).into_response()
+}
+
+/// `GET /v1/users/{id}`.
+async fn get_user(State(fake): State<Shared>, Path(id): Path<String>) -> Response {
+    let fake = fake.lock().unwrap();
+    match fake.users.iter().find(|u| u["id"] == json!(id)) {
+        Some(user) => axum::Json(user.clone()).into_response(),
+        None => clerk_error(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            &format!("No user was found with id {id}"),
+        ),
+    }
 }
 
 /// `DELETE /v1/users/{id}`: the user and its memberships.
@@ -401,7 +413,7 @@ pub(crate) async fn fake_clerk() -> (String, Shared) {
     let router = Router::new()
         .route("/v1/jwks", get(jwks))
         .route("/v1/users", get(list_users).post(create_user))
-        .route("/v1/users/{id}", axum::routing::delete(delete_user))
+        .route("/v1/users/{id}", get(get_user).delete(delete_user))
         .route(
             "/v1/users/{id}/organization_memberships",
             get(user_memberships),
@@ -703,15 +715,8 @@ async fn the_echo_of_our_own_organization_never_makes_a_second_tenant() {
 async fn without_clerk_the_identity_step_is_skipped_and_registration_works() {
     let app = helpers::spawn_app_with(Role::All, |_| {}).await;
     let registered = app.register_ready("No Clerk Store").await;
-    let url = format!(
-        "/api/auth/provisioning-status/{}",
-        registered["provisioning_id"].as_str().unwrap()
-    );
-    let status: Value = eventually("status", Duration::from_secs(5), || async {
-        app.get(&url).send().await.ok()?.json().await.ok()
-    })
-    .await;
-    let identity = status["steps"]
+    let steps = helpers::run_steps(&app, registered["provisioning_id"].as_str().unwrap()).await;
+    let identity = steps
         .as_array()
         .unwrap()
         .iter()

@@ -38,7 +38,7 @@ pub(crate) fn sign(claims: &Value, kid: &str) -> String {
 }
 
 /// A v1 session token (org_id / org_role / org_slug claims).
-fn v1_token(user: &str, org: Option<&str>, role: &str) -> String {
+pub(crate) fn v1_token(user: &str, org: Option<&str>, role: &str) -> String {
     let mut claims = json!({
         "sub": user, "sid": "sess_1", "iss": ISSUER, "azp": AZP,
         "iat": now() - 5, "nbf": now() - 10, "exp": now() + 60,
@@ -64,7 +64,7 @@ pub(crate) fn v2_token(user: &str, org: &str, role: &str) -> String {
     )
 }
 
-fn jwks(kids: &[&str]) -> Value {
+pub(crate) fn jwks(kids: &[&str]) -> Value {
     let keys: Vec<Value> = kids
         .iter()
         .map(|kid| json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": KEY_N, "e": "AQAB" }))

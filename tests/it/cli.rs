@@ -185,3 +185,232 @@ async fn serve_drains_and_exits_0_on_sigterm() {
         .expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// --json on every printing command
+// ---------------------------------------------------------------------------------------------------------
+
+/// Runs `wosool` with `env` (an app's whole environment, as an operator's shell would have it); returns the
+/// exit code, stdout parsed as JSON (`Null` when it is not JSON) and stderr.
+async fn json_cli(
+    env: &[(String, String)],
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wosool"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .await
+        .expect("run wosool");
+    let stdout = text(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), json, text(&out.stderr))
+}
+
+/// `json_cli` that must succeed with a JSON document.
+async fn ok_json(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
+    let (code, json, stderr) = json_cli(env, args).await;
+    assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    assert!(!json.is_null(), "{args:?} printed JSON: {stderr}");
+    json
+}
+
+#[tokio::test]
+async fn every_tenant_command_prints_json_with_json() {
+    let app = spawn_app().await;
+    let env = crate::helpers::test_env(&app.database);
+
+    let created = ok_json(
+        &env,
+        &[
+            "tenants",
+            "create",
+            "--name",
+            "Json Store",
+            "--email",
+            "j@json.example",
+            "--json",
+        ],
+    )
+    .await;
+    let id = created["tenant"]["id"]
+        .as_str()
+        .expect("tenant id")
+        .to_owned();
+    let run: uuid::Uuid = created["provisioning_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Provisioned by hand (this app runs no worker).
+    let config = crate::helpers::test_config(&app.database, |_| {});
+    let stack = crate::helpers::tenancy_stack(&config).await;
+    stack
+        .provisioner
+        .execute(run, None)
+        .await
+        .expect("provisioned");
+
+    let listed = ok_json(&env, &["tenants", "list", "--json"]).await;
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    let shown = ok_json(&env, &["tenants", "show", &id, "--json"]).await;
+    assert_eq!(shown["status"], "ready", "{shown}");
+
+    // The global flag works before the subcommand too.
+    let key = ok_json(
+        &env,
+        &[
+            "--json", "tenants", "api-key", "create", &id, "--name", "ops",
+        ],
+    )
+    .await;
+    assert!(key["key"].as_str().unwrap().starts_with("wsl_"), "{key}");
+    let key_id = key["api_key"]["id"].as_str().unwrap().to_owned();
+    let keys = ok_json(&env, &["tenants", "api-key", "list", &id, "--json"]).await;
+    assert_eq!(keys["api_keys"][0]["id"], key_id.as_str(), "{keys}");
+    assert!(!keys.to_string().contains(key["key"].as_str().unwrap()));
+    let revoked = ok_json(
+        &env,
+        &["tenants", "api-key", "revoke", &id, &key_id, "--json"],
+    )
+    .await;
+    assert_eq!(revoked["revoked"], key_id.as_str());
+    // Without --json the listing is a table.
+    let (code, table, _) = json_cli(&env, &["tenants", "api-key", "list", &id]).await;
+    assert_eq!((code, table), (Some(0), serde_json::Value::Null));
+
+    let suspended = ok_json(
+        &env,
+        &["tenants", "suspend", &id, "--reason", "unpaid", "--json"],
+    )
+    .await;
+    assert_eq!(suspended["tenant"]["status"], "suspended");
+    assert_eq!(suspended["tenant"]["suspended_reason"], "unpaid");
+    let resuspended = ok_json(
+        &env,
+        &["tenants", "suspend", &id, "--reason", "fraud", "--json"],
+    )
+    .await;
+    assert_eq!(resuspended["tenant"]["suspended_reason"], "fraud");
+    let activated = ok_json(&env, &["tenants", "activate", &id, "--json"]).await;
+    assert_eq!(activated["tenant"]["status"], "ready");
+
+    let stats = ok_json(&env, &["stats", "--json"]).await;
+    assert_eq!(stats["tenants_by_status"]["ready"], 1, "{stats}");
+    let jobs = ok_json(&env, &["jobs", "stats", "--json"]).await;
+    assert!(jobs.is_array(), "{jobs}");
+    let status = ok_json(&env, &["migrate", "status", "--json"]).await;
+    assert!(status["latest_version"].is_i64(), "{status}");
+    let rollout = ok_json(&env, &["migrate", "tenants", "--json"]).await;
+    assert_eq!(rollout["failed"], serde_json::json!([]), "{rollout}");
+    assert!(rollout["succeeded"].is_u64(), "{rollout}");
+
+    // A failed tenant, retried.
+    let other = ok_json(
+        &env,
+        &[
+            "tenants",
+            "create",
+            "--name",
+            "Retried",
+            "--email",
+            "r@json.example",
+            "--json",
+        ],
+    )
+    .await;
+    let other_id = other["tenant"]["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE tenants SET status = 'failed' WHERE id = $1::uuid")
+        .bind(&other_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let retried = ok_json(&env, &["tenants", "retry", &other_id, "--json"]).await;
+    assert_eq!(retried["tenant"]["status"], "provisioning", "{retried}");
+    assert_eq!(retried["provisioning_id"], other["provisioning_id"]);
+
+    let deleted = ok_json(&env, &["tenants", "delete", &id, "--json"]).await;
+    assert_eq!(deleted["tenant"]["status"], "deleting");
+    // No key for a tenant being deleted, from the CLI either.
+    let (code, _, stderr) = json_cli(&env, &["tenants", "api-key", "create", &id, "--json"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("being deleted"), "{stderr}");
+}
+
+#[tokio::test]
+async fn health_config_and_migrate_print_json_with_json() {
+    let app = spawn_app().await;
+    let url = app.url("/health/ready");
+    let healthy = ok_json(&[], &["health", "--url", &url, "--json"]).await;
+    assert_eq!(healthy["healthy"], true);
+    assert_eq!(healthy["status"], 200);
+    let closed = format!("http://127.0.0.1:{}/health/ready", closed_port());
+    let (code, down, _) = json_cli(&[], &["health", "--url", &closed, "--json"]).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(down["healthy"], false);
+    assert!(down["error"].is_string(), "{down}");
+
+    let secret_env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            "postgres://app:hunter2-db@db.internal:5432/wosool".to_owned(),
+        ),
+        (
+            "WOSOOL_ADMIN__API_KEYS".to_owned(),
+            "[\"super-secret-admin-key-1\"]".to_owned(),
+        ),
+    ];
+    let checked = ok_json(&secret_env, &["config", "check", "--json"]).await;
+    assert_eq!(checked["valid"], true);
+    assert_eq!(checked["config"]["tenancy"]["self_service"], "off");
+    let printed = checked.to_string();
+    assert!(printed.contains("db.internal"));
+    assert!(
+        !printed.contains("hunter2-db") && !printed.contains("super-secret-admin-key-1"),
+        "{printed}"
+    );
+    let bad = vec![("WOSOOL_JOBS__CONCURRENCY".to_owned(), "0".to_owned())];
+    let (code, invalid, stderr) = json_cli(&bad, &["config", "check", "--json"]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(invalid["valid"], false);
+    assert!(
+        invalid["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("jobs.concurrency:"),
+        "{invalid}"
+    );
+    assert!(stderr.starts_with("config error: jobs.concurrency:"));
+
+    let env = crate::helpers::test_env(&app.database);
+    let migrated = ok_json(&env, &["migrate", "--json"]).await;
+    assert_eq!(migrated["global"], "migrated");
+    assert_eq!(migrated["tenant_templates"], serde_json::json!(["main"]));
+
+    // serve has no result to print: --json is refused rather than ignored.
+    let (code, _, stderr) = json_cli(&env, &["serve", "--json"]).await;
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--json"), "{stderr}");
+}
+
+#[test]
+fn help_shows_json_on_every_printing_command() {
+    for command in [
+        &["tenants", "suspend"][..],
+        &["tenants", "api-key", "list"],
+        &["health"],
+        &["config", "check"],
+        &["secrets", "rotate"],
+        &["stats"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = wosool(&args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("--json"), "{args:?} --help");
+    }
+    let rotate = text(&wosool(&["secrets", "rotate", "--help"], &[]).stdout);
+    assert!(rotate.contains("--dry-run") && rotate.contains("--batch-size"));
+}

@@ -54,12 +54,8 @@ async fn crm_status(app: &TestApp, tenant: &str) -> Value {
 
 /// The `crm` step of a tenant's provisioning run.
 async fn crm_step(app: &TestApp, registered: &Value) -> Value {
-    let url = format!(
-        "/api/auth/provisioning-status/{}",
-        registered["provisioning_id"].as_str().unwrap()
-    );
-    let progress: Value = app.get(&url).send().await.unwrap().json().await.unwrap();
-    progress["steps"]
+    crate::helpers::run_steps(app, registered["provisioning_id"].as_str().unwrap())
+        .await
         .as_array()
         .unwrap()
         .iter()

@@ -14,16 +14,12 @@ use wosool::secrets::Keyring;
 use wosool::tenancy::{Tenant, TenantId};
 
 use crate::fake_twenty::{DuplicateShape, FakeTwentyServer, Version};
-use crate::helpers::{self, TestApp, eventually};
+use crate::helpers::{self, TestApp};
 
 /// The step named `name` of a provisioning run, once the run is visible.
 async fn provisioning_step(app: &TestApp, provisioning_id: &str, name: &str) -> Value {
-    let url = format!("/api/auth/provisioning-status/{provisioning_id}");
-    let status: Value = eventually("status", Duration::from_secs(5), || async {
-        app.get(&url).send().await.ok()?.json().await.ok()
-    })
-    .await;
-    status["steps"]
+    helpers::run_steps(app, provisioning_id)
+        .await
         .as_array()
         .expect("steps")
         .iter()

@@ -401,3 +401,91 @@ fn dockerfile_is_multistage_non_root_with_binary_healthcheck() {
         .any(|l| !l.trim_start().starts_with('#') && l.contains("curl"));
     assert!(!installs_curl, "no curl in the image");
 }
+
+/// `/metrics` is served only on the metrics listener (port 9100 of api and worker, on the internal network),
+/// which no Traefik router reaches: the public API host answers 404 for it.
+#[test]
+fn metrics_are_served_only_on_the_internal_metrics_listener() {
+    let compose = compose();
+    for name in ["api", "worker"] {
+        let config = wosool::config::Config::load_from(None, wosool_env(service(&compose, name)))
+            .unwrap_or_else(|e| panic!("{name}: the compose defaults load: {e}"));
+        let metrics = &config.server.metrics_listen;
+        assert!(!metrics.is_empty(), "{name} sets server.metrics_listen");
+        let port = |address: &str| address.rsplit(':').next().unwrap().to_owned();
+        assert_ne!(
+            port(metrics),
+            port(&config.server.listen),
+            "{name}: metrics on their own port"
+        );
+        let service = service(&compose, name);
+        assert!(
+            service["ports"].is_null(),
+            "{name} publishes no port on the host"
+        );
+        let labels: Vec<&str> = service["labels"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            !labels.iter().any(|l| l.contains(&port(metrics))),
+            "{name}: no Traefik label mentions the metrics port: {labels:?}"
+        );
+        for label in labels
+            .iter()
+            .filter(|l| l.contains("loadbalancer.server.port="))
+        {
+            assert!(
+                label.ends_with(&format!("={}", port(&config.server.listen))),
+                "{name}: Traefik routes the API listener only: {label}"
+            );
+        }
+    }
+}
+
+/// What the compose settings mean at run time: with `server.metrics_listen` set, the API listener answers
+/// `/metrics` with 404 and the metrics listener serves it.
+#[tokio::test]
+async fn with_the_compose_metrics_setting_the_public_listener_has_no_metrics() {
+    let compose = compose();
+    let set = wosool_env(service(&compose, "api"))
+        .into_iter()
+        .any(|(k, _)| k == "WOSOOL_SERVER__METRICS_LISTEN");
+    assert!(set, "the api service sets WOSOOL_SERVER__METRICS_LISTEN");
+    let metrics_port = crate::helpers::closed_port();
+    let app = crate::helpers::spawn_app_with(wosool::Role::Api, |env| {
+        env.push((
+            "WOSOOL_SERVER__METRICS_LISTEN".into(),
+            format!("127.0.0.1:{metrics_port}"),
+        ));
+    })
+    .await;
+    let public = app.get("/metrics").send().await.unwrap();
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
+    let body: serde_json::Value = public.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_eq!(
+        app.get("/health/live").send().await.unwrap().status(),
+        reqwest::StatusCode::OK
+    );
+    let internal = app
+        .client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(internal.status(), reqwest::StatusCode::OK);
+}
+
+#[test]
+fn registration_is_off_unless_the_operator_opens_it() {
+    let compose = compose();
+    let config = wosool::config::Config::load_from(None, wosool_env(service(&compose, "api")))
+        .expect("the compose defaults load");
+    assert_eq!(
+        config.tenancy.self_service,
+        wosool::config::SelfService::Off
+    );
+}

@@ -11,8 +11,9 @@ use wosool::Role;
 use wosool::provisioning::{RunOutcome, Step};
 
 use crate::helpers::{
-    TestApp, WAIT, answer, database_count, eventually, get_with_key, register_ok, spawn_app_with,
-    spawn_driven, tenant_db, tenant_row, tenant_status, wait_for_run, wait_for_tenant, with_query,
+    TestApp, WAIT, answer, database_count, eventually, get_with_key, register_ok, run_steps,
+    spawn_app_with, spawn_driven, tenant_db, tenant_row, tenant_status, wait_for_run,
+    wait_for_tenant, with_query,
 };
 
 fn org(name: &str) -> Value {
@@ -188,10 +189,9 @@ async fn tenants_registration_provisions_a_seeded_database_at_the_latest_version
     let done = wait_for_run(&app, &run_id, "ready").await;
     assert_eq!(done["progress"], 100);
     assert!(done["step"].is_null(), "{done}");
-    assert_eq!(done["tenant_id"], tenant_id.as_str());
-    assert_eq!(done["slug"], registered["slug"]);
-    assert!(done["error"].is_null());
-    assert_all_steps_done(&done["steps"], &[]);
+    assert_eq!(done["message"], "Your organization is ready.");
+    assert_eq!(step_names(&done["steps"]), STEP_ORDER);
+    assert_all_steps_done(&run_steps(&app, &run_id).await, &[]);
 
     // The registry: ready, on the (only) server, at the newest tenant migration.
     let (db_server, db_name, schema_version, ready_at): (
@@ -275,6 +275,8 @@ async fn tenants_registration_overrides_land_in_the_registry_and_the_tenant_sett
     )
     .await;
     assert_eq!(registered["slug"], "dukkan-global");
+    // Everything but the plan: a self-served tenant gets tenancy.default_plan whatever it asks for.
+    assert_eq!(registered["plan"], "free");
     let tenant_id = s(&registered["tenant_id"]).to_owned();
     wait_for_run(&app, s(&registered["provisioning_id"]), "ready").await;
 
@@ -295,7 +297,7 @@ async fn tenants_registration_overrides_land_in_the_registry_and_the_tenant_sett
             owner.as_str()
         ),
         (
-            "growth",
+            "free",
             "en-US",
             "USD",
             "America/New_York",
@@ -316,7 +318,7 @@ async fn tenants_registration_overrides_land_in_the_registry_and_the_tenant_sett
     let (status, tenant) = get_with_key(&app, "/api/tenant", &key).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tenant["slug"], "dukkan-global");
-    assert_eq!(tenant["plan"], "growth");
+    assert_eq!(tenant["plan"], "free");
     assert_eq!(tenant["settings"]["locale"], "en-US");
     assert_eq!(tenant["settings"]["currency"], "USD");
     assert_eq!(tenant["settings"]["timezone"], "America/New_York");
@@ -400,7 +402,10 @@ async fn tenants_provisioning_resumes_after_a_crash_after_every_step_with_one_da
             .json()
             .await
             .unwrap();
-        let steps = progress["steps"].as_array().unwrap();
+        let public = step_names(&progress["steps"]);
+        assert_eq!(public, STEP_ORDER, "{progress}");
+        let steps = run_steps(app, &run_id.to_string()).await;
+        let steps = steps.as_array().unwrap();
         for (position, step) in steps.iter().enumerate() {
             if position <= index {
                 assert!(
@@ -435,8 +440,8 @@ async fn tenants_provisioning_resumes_after_a_crash_after_every_step_with_one_da
         let (status, _, version) = tenant_row(app, &tenant_id).await;
         assert_eq!(status, "ready", "after {}", crash_after.name());
         assert_eq!(version, latest);
-        let done = wait_for_run(app, &run_id.to_string(), "ready").await;
-        assert_all_steps_done(&done["steps"], &[]);
+        wait_for_run(app, &run_id.to_string(), "ready").await;
+        assert_all_steps_done(&run_steps(app, &run_id.to_string()).await, &[]);
         let run_status: String =
             sqlx::query_scalar("SELECT status FROM provisioning_runs WHERE id = $1")
                 .bind(run_id)
@@ -492,9 +497,10 @@ async fn tenants_provisioning_killed_inside_a_step_redoes_it_without_a_second_da
     assert_eq!(database_count(&db_name).await, 1);
     assert_eq!(tenant_status(app, &tenant_id).await, "ready");
 
-    let done = wait_for_run(app, &run_id.to_string(), "ready").await;
-    assert_all_steps_done(&done["steps"], &[("create_database", 2), ("seed", 2)]);
-    let create = &done["steps"][0];
+    wait_for_run(app, &run_id.to_string(), "ready").await;
+    let steps = run_steps(app, &run_id.to_string()).await;
+    assert_all_steps_done(&steps, &[("create_database", 2), ("seed", 2)]);
+    let create = &steps[0];
     assert!(
         s(&create["detail"]).contains("already existed"),
         "the second attempt found the database: {create}"
@@ -545,18 +551,31 @@ async fn tenants_failed_provisioning_marks_the_tenant_failed_and_admin_retry_fin
     // A worker replica picks the queued job up; it resumes at seed, fails, and gives up.
     let (stop_worker, worker) = driven.worker().await;
     let failed = wait_for_run(app, &run_id, "failed").await;
+    let failure: Option<String> =
+        sqlx::query_scalar("SELECT failure_reason FROM tenants WHERE id = $1::uuid")
+            .bind(&tenant_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
     assert!(
-        s(&failed["error"]).contains("seed"),
-        "the failure names the step: {failed}"
+        failure.as_deref().is_some_and(|f| f.contains("seed")),
+        "the failure names the step: {failure:?}"
     );
     assert_eq!(failed["step"], "seed");
-    let seed = &failed["steps"][2];
+    assert_eq!(failed["steps"][2]["status"], "failed");
+    // The registrant learns that it failed, not why (the error names tables of the tenant database).
+    assert!(
+        !failed.to_string().contains("roles") && failed.get("error").is_none(),
+        "{failed}"
+    );
+    let steps = run_steps(app, &run_id).await;
+    let seed = &steps[2];
     assert_eq!(seed["name"], "seed");
     assert_eq!(seed["status"], "failed");
     assert_eq!(seed["attempts"], 1);
     assert!(s(&seed["error"]).contains("roles"), "{seed}");
-    assert_eq!(failed["steps"][0]["attempts"], 1);
-    assert_eq!(failed["steps"][3]["status"], "pending");
+    assert_eq!(steps[0]["attempts"], 1);
+    assert_eq!(steps[3]["status"], "pending");
     let (status, body) = get_with_key(app, "/api/tenant", &key).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "tenant_failed");
@@ -591,9 +610,8 @@ async fn tenants_failed_provisioning_marks_the_tenant_failed_and_admin_retry_fin
         "{body}"
     );
 
-    let done = wait_for_run(app, &run_id, "ready").await;
-    assert_all_steps_done(&done["steps"], &[("seed", 2)]);
-    assert!(done["error"].is_null(), "{done}");
+    wait_for_run(app, &run_id, "ready").await;
+    assert_all_steps_done(&run_steps(app, &run_id).await, &[("seed", 2)]);
     assert_eq!(database_count(&db_name).await, 1);
     assert_seeded(&db_name, "owner@example.sa", "ar-SA", "SAR", "Asia/Riyadh").await;
     let (status, body) = get_with_key(app, "/api/tenant", &key).await;

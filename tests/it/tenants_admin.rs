@@ -542,7 +542,6 @@ async fn tenants_registration_refuses_invalid_fields_with_422_naming_them() {
         ),
         (json!({ "admin_email": "not-an-email" }), "admin_email"),
         (json!({ "admin_email": "a@b" }), "admin_email"),
-        (json!({ "plan": "platinum" }), "plan"),
         (json!({ "locale": "arabic" }), "locale"),
         (json!({ "currency": "riyal" }), "currency"),
         (
@@ -570,7 +569,9 @@ async fn tenants_registration_refuses_invalid_fields_with_422_naming_them() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let fields = body["error"]["details"]["fields"].as_object().unwrap();
-    assert_eq!(fields.len(), 4, "{body}");
+    // The plan is not the registrant's to choose: ignored, so not a problem either.
+    assert_eq!(fields.len(), 3, "{body}");
+    assert!(!fields.contains_key("plan"), "{body}");
 
     // None of that left a trace.
     let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
@@ -1129,4 +1130,114 @@ async fn tenants_tenant_endpoints_refuse_bad_credentials_and_paths() {
     // The tenant still has exactly the one key.
     let (_, listed) = get_with_key(&app, "/api/tenant/api-keys", &key).await;
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loose ends: re-suspension, keys of tenants going away
+// ---------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn tenants_admin_suspending_a_suspended_tenant_with_a_new_reason_updates_it() {
+    let app = spawn_app_with(Role::All, |_| {}).await;
+    let registered = app.register_ready("Twice Suspended").await;
+    let tenant_id = s(&registered["tenant_id"]);
+    let key = app.api_key(tenant_id).await;
+    let suspend = |reason: &str| {
+        app.admin_post(&format!("/api/admin/tenants/{tenant_id}/suspend"))
+            .json(&json!({ "reason": reason }))
+    };
+    let first = app.call(suspend("chargebacks"), StatusCode::OK).await;
+    assert_eq!(first["tenant"]["suspended_reason"], "chargebacks");
+
+    let second = app.call(suspend("fraud review"), StatusCode::OK).await;
+    assert_eq!(second["tenant"]["status"], "suspended");
+    assert_eq!(second["tenant"]["suspended_reason"], "fraud review");
+    // The tenant's callers see the new reason at once (the cached tenant was invalidated).
+    let (status, body) = get_with_key(&app, "/api/tenant", &key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        s(&body["error"]["message"]).contains("fraud review"),
+        "{body}"
+    );
+
+    // The same reason again: nothing changes, nothing more is recorded.
+    let third = app.call(suspend("fraud review"), StatusCode::OK).await;
+    assert_eq!(third["tenant"]["suspended_reason"], "fraud review");
+    assert_eq!(third["tenant"]["version"], second["tenant"]["version"]);
+
+    let audit: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT action, details FROM audit_log WHERE tenant_id = $1::uuid \
+         AND action LIKE 'tenant.suspen%' ORDER BY id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[0].0, "tenant.suspended");
+    assert_eq!(audit[1].0, "tenant.suspension_reason_changed");
+    assert_eq!(audit[1].1["reason"], "fraud review");
+    assert_eq!(audit[1].1["previous_reason"], "chargebacks");
+}
+
+#[tokio::test]
+async fn tenants_admin_no_api_key_for_a_tenant_being_deleted_or_deleted() {
+    // No worker: a deleted tenant stays `deleting` until the test finishes the deletion by hand.
+    let app = spawn_app().await;
+    let tenant = admin_create(
+        &app,
+        json!({ "organization_name": "Going Away", "admin_email": "g@away.example" }),
+    )
+    .await;
+    let tenant_id = s(&tenant["id"]).to_owned();
+    let create_key = || {
+        app.admin_post(&format!("/api/admin/tenants/{tenant_id}/api-keys"))
+            .json(&json!({ "name": "late" }))
+            .send()
+    };
+    // A pending tenant may get keys (they work once it is ready).
+    let (status, body) = answer(create_key().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    app.call(
+        app.admin_delete(&format!("/api/admin/tenants/{tenant_id}")),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let body = error_code(create_key().await.unwrap(), StatusCode::CONFLICT).await;
+    assert_eq!(body["error"]["code"], "tenant_deleting", "{body}");
+
+    sqlx::query("UPDATE tenants SET status = 'deleted', deleted_at = now() WHERE id = $1::uuid")
+        .bind(&tenant_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let body = error_code(create_key().await.unwrap(), StatusCode::GONE).await;
+    assert_eq!(body["error"]["code"], "tenant_deleted", "{body}");
+
+    // The service layer refuses the same way (the CLI and integrations go through it).
+    let config = crate::helpers::test_config(&app.database, |_| {});
+    let stack = crate::helpers::tenancy_stack(&config).await;
+    let refused = stack
+        .lifecycle
+        .create_api_key(
+            tenant_id.parse().unwrap(),
+            "direct",
+            &wosool::provisioning::lifecycle::Actor::cli(),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(wosool::provisioning::lifecycle::ApiKeyError::Deleted)
+        ),
+        "{refused:?}"
+    );
+    let keys: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenant_api_keys WHERE tenant_id = $1::uuid")
+            .bind(&tenant_id)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(keys, 1, "only the key made while the tenant was pending");
 }

@@ -125,6 +125,8 @@ pub fn test_env(database: &str) -> Vec<(String, String)> {
             format!("test-{}", uuid::Uuid::new_v4().simple()),
         ),
         ("WOSOOL_ADMIN__API_KEYS", format!("[\"{ADMIN_KEY}\"]")),
+        // Most tests register through the public route; tests of the other modes set their own.
+        ("WOSOOL_TENANCY__SELF_SERVICE", "open".into()),
         ("WOSOOL_JOBS__POLL_INTERVAL_MS", "50".into()),
         ("WOSOOL_LOG__LEVEL", "warn".into()),
         (

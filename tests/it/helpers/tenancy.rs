@@ -98,6 +98,16 @@ pub async fn wait_for_run(app: &TestApp, run_id: &str, want: &str) -> Value {
     .await
 }
 
+/// Every step record of a provisioning run, as operators see them (attempts, detail, error, durations): the
+/// public progress endpoint shows names and statuses only.
+pub async fn run_steps(app: &TestApp, run_id: &str) -> Value {
+    let run: uuid::Uuid = run_id.parse().expect("a run id");
+    let records = wosool::provisioning::steps::steps_of(&app.db, run)
+        .await
+        .expect("read the steps");
+    serde_json::to_value(records).expect("steps as JSON")
+}
+
 /// Polls the registry until the tenant has `want` status.
 pub async fn wait_for_tenant(app: &TestApp, tenant_id: &str, want: &str) {
     eventually(
