@@ -1,4 +1,4 @@
-//! Request rate limits (docs/rate-limits.md): per tenant on every tenant route, by plan (checked by
+//! Request rate limits (docs/security.md, "Rate limits"): per tenant on every tenant route, by plan (checked by
 //! `TenantContext`), and per client IP on the public routes (a route layer, `http.rs`).
 //!
 //! One GCRA (`gcra.rs`) in two stores: Redis (`redis_store.rs`, one atomic script, shared by every replica)

@@ -1,4 +1,4 @@
-//! Input hygiene, request ids and connection handling (docs/hardening.md): text PostgreSQL cannot store is
+//! Input hygiene, request ids and connection handling (docs/security.md): text PostgreSQL cannot store is
 //! refused with 422 where it is parsed, webhooks holding it are kept byte for byte and processed, forged
 //! request ids are replaced, and slow or greedy clients are cut off.
 

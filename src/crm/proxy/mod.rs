@@ -141,7 +141,7 @@ impl CrmProxy {
         request: Request,
         target: Target,
     ) -> Result<Response, ProxyError> {
-        let tenant = context.id();
+        let (tenant, plan) = (context.id(), context.tenant.plan.as_str());
         let inner = &self.inner;
         let (parts, body) = request.into_parts();
         let path = match target {
