@@ -19,6 +19,9 @@ use crate::tenancy::{MerchantId, TenantId};
 /// the row is reported busy and left for the next run.
 const LOCK_TIMEOUT: &str = "5s";
 
+/// The sealing context of a column's value, from its row's primary key (`None`: not a valid key).
+type ContextOf = fn(&str) -> Option<String>;
+
 /// One kind of stored credential.
 struct Kind {
     name: &'static str,
@@ -26,8 +29,8 @@ struct Kind {
     /// The primary key column and its SQL type.
     key: &'static str,
     key_type: &'static str,
-    /// The sealed columns, each with its sealing context for a row key (`None`: the key cannot be one).
-    columns: &'static [(&'static str, fn(&str) -> Option<String>)],
+    /// The sealed columns, each with its sealing context.
+    columns: &'static [(&'static str, ContextOf)],
 }
 
 fn salla(merchant: &str, which: &str) -> Option<String> {

@@ -262,19 +262,7 @@ async fn registration_clerk_makes_the_session_user_the_owner() {
         (owner_email.as_str(), plan.as_str(), recorded.as_str()),
         ("real@owner.example", "free", "user_owner1")
     );
-    let fake = fake.lock().unwrap();
-    assert_eq!(fake.users.len(), 1, "no Clerk user was created");
-    let org = fake.orgs.iter().find(|o| o["id"] == json!(org_id)).unwrap();
-    assert_eq!(org["created_by"], "user_owner1");
-    assert!(
-        fake.memberships
-            .iter()
-            .any(|(o, u, role)| *o == org_id && u == "user_owner1" && role == "org:admin"),
-        "the session's user is the organization's admin: {:?}",
-        fake.memberships
-    );
     // Whoever asked is recorded as the actor of the registration.
-    drop(fake);
     let actor: String = sqlx::query_scalar(
         "SELECT actor FROM audit_log WHERE tenant_id = $1::uuid AND action = 'tenant.registered'",
     )
@@ -283,6 +271,19 @@ async fn registration_clerk_makes_the_session_user_the_owner() {
     .await
     .unwrap();
     assert_eq!(actor, "clerk:user_owner1");
+    {
+        let fake = fake.lock().unwrap();
+        assert_eq!(fake.users.len(), 1, "no Clerk user was created");
+        let org = fake.orgs.iter().find(|o| o["id"] == json!(org_id)).unwrap();
+        assert_eq!(org["created_by"], "user_owner1");
+        assert!(
+            fake.memberships
+                .iter()
+                .any(|(o, u, role)| *o == org_id && u == "user_owner1" && role == "org:admin"),
+            "the session's user is the organization's admin: {:?}",
+            fake.memberships
+        );
+    }
 }
 
 #[test]

@@ -232,7 +232,8 @@ async fn secrets_rotate_reseals_everything_with_the_new_key_once_and_reports_wha
 
     // Everything that opened is on the new key now, opens with the new key alone, to the same plaintext.
     let new_only = keyring(&[NEW]);
-    let rows: Vec<(i64, String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+    type StoreRow = (i64, String, Vec<u8>, Vec<u8>, i64);
+    let rows: Vec<StoreRow> = sqlx::query_as(
         "SELECT merchant_id, key_id, access_token, refresh_token, token_version FROM salla_stores \
          WHERE merchant_id NOT IN (103, 105) ORDER BY merchant_id",
     )
