@@ -205,6 +205,7 @@ impl Application {
         };
         let embedded = crate::embedded::Embedded::build(&core)?;
         crate::embedded::register_jobs(&mut registry, &embedded)?;
+        crate::audit::retention::register_jobs(&mut registry, core.clone())?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }
@@ -239,6 +240,10 @@ impl Application {
                 embedded,
                 trusted_proxies: crate::http::client_ip::TrustedProxies::parse(
                     &config.server.trusted_proxies,
+                ),
+                maintenance: crate::maintenance::Maintenance::new(
+                    pool.clone(),
+                    &config.maintenance,
                 ),
             },
         );

@@ -1,5 +1,6 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
+mod audit;
 mod crm;
 mod tenants;
 
@@ -88,6 +89,8 @@ pub enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Read the audit log (global, or one tenant's with --tenant-log), newest first.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +223,7 @@ impl Cli {
             Command::Crm {
                 action: CrmAction::Status { json },
             } => report(crm::status(&config, json).await),
+            Command::Audit(args) => report(audit::run(&config, args).await),
         }
     }
 }

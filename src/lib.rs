@@ -4,6 +4,7 @@
 //! in-process ([`Application`]).
 
 pub mod admin;
+pub mod audit;
 pub mod clerk;
 pub mod cli;
 pub mod commerce;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod inbox;
 pub mod jobs;
+pub mod maintenance;
 pub mod outbound;
 pub mod provisioning;
 pub mod redis;

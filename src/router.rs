@@ -4,7 +4,9 @@
 use axum::Router;
 use axum::routing::{any, delete, get, post};
 
-use crate::admin::{crm, jobs, salla as stores, tenants, webhooks};
+use crate::admin::{
+    audit as admin_audit, crm, impersonation, jobs, maintenance, salla as stores, tenants, webhooks,
+};
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
 use crate::state::AppState;
@@ -76,6 +78,7 @@ fn public() -> Router<AppState> {
         .route("/stats", get(commerce::stats::show))
         .route("/sync", get(commerce::sync::show))
         .route("/sync/resync", post(commerce::sync::resync))
+        .route("/audit", get(crate::audit::routes::list))
         .route(
             "/embedded/session",
             post(crate::embedded::routes::create_session),
@@ -115,6 +118,16 @@ fn admin() -> Router<AppState> {
         .route("/webhooks/{id}/replay", post(webhooks::replay))
         .route("/salla/stores", get(stores::list))
         .route("/salla/stores/{merchant_id}", get(stores::show))
+        .route("/audit", get(admin_audit::list))
+        .route(
+            "/maintenance",
+            get(maintenance::show).post(maintenance::set),
+        )
+        .route("/tenants/{id}/read-only", post(maintenance::read_only))
+        .route(
+            "/tenants/{id}/impersonate",
+            post(impersonation::impersonate),
+        )
 }
 
 /// The merchant web app (`src/web/`, `docs/merchant-app.md`): the Salla embedded shell, the standalone entry
@@ -127,6 +140,7 @@ fn web(state: &AppState) -> Router<AppState> {
         .route("/salla/embedded", get(shell::embedded))
         .route("/sso", get(shell::sso))
         .route("/app", get(shell::entry))
+        .route("/app/impersonate", get(crate::web::impersonate::open))
         .route("/app/home", get(screens::home))
         .route("/app/sync/resync", post(screens::resync))
         .route("/app/customers", get(screens::customers))

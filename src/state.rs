@@ -55,6 +55,8 @@ pub struct WebServices {
     pub embedded: Embedded,
     /// `server.trusted_proxies`, parsed once: whose `X-Forwarded-For` names the client.
     pub trusted_proxies: crate::http::client_ip::TrustedProxies,
+    /// The global maintenance switch (cached briefly; see `crate::maintenance`).
+    pub maintenance: crate::maintenance::Maintenance,
 }
 
 impl AppState {
@@ -95,6 +97,10 @@ impl AppState {
 
     pub fn trusted_proxies(&self) -> &crate::http::client_ip::TrustedProxies {
         &self.0.web.trusted_proxies
+    }
+
+    pub fn maintenance(&self) -> &crate::maintenance::Maintenance {
+        &self.0.web.maintenance
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {
@@ -168,5 +174,12 @@ impl FromRef<AppState> for Option<CrmProxy> {
 impl FromRef<AppState> for Option<CrmRecords> {
     fn from_ref(state: &AppState) -> Self {
         state.crm_records().cloned()
+    }
+}
+
+// The CRM proxy writes its audit entries to the tenant's database.
+impl FromRef<AppState> for TenantPools {
+    fn from_ref(state: &AppState) -> Self {
+        state.pools().clone()
     }
 }

@@ -14,6 +14,7 @@ mod log;
 mod salla;
 mod secret;
 mod secrets;
+mod security;
 mod server;
 mod tenancy;
 
@@ -36,6 +37,7 @@ pub use self::log::{LogConfig, LogFormat};
 pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
 pub use self::secrets::SecretsConfig;
+pub use self::security::{AuditConfig, ImpersonationConfig, MaintenanceConfig};
 pub use self::server::{AdminConfig, ServerConfig};
 pub use self::tenancy::{TenancyConfig, TenantCacheConfig, TenantPoolsConfig};
 
@@ -65,6 +67,9 @@ pub struct Config {
     pub crm: CrmConfig,
     pub embedded: EmbeddedConfig,
     pub app: AppConfig,
+    pub audit: AuditConfig,
+    pub maintenance: MaintenanceConfig,
+    pub impersonation: ImpersonationConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -165,6 +170,9 @@ impl Config {
         self.crm.validate(&self.secrets, &mut problem);
         self.embedded.validate(&mut problem);
         self.app.validate(&mut problem);
+        self.audit.validate(&mut problem);
+        self.maintenance.validate(&mut problem);
+        self.impersonation.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

@@ -15,6 +15,7 @@ use crate::tenancy::LookupKey;
 
 /// Registers an organization and starts provisioning it: 202 with where to watch the progress.
 pub async fn register(
+    _: crate::maintenance::NotInMaintenance,
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     Json(request): Json<RegistrationRequest>,

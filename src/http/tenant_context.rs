@@ -79,8 +79,18 @@ impl FromRequestParts<AppState> for TenantContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // `Bearer wss_…`: an embedded app session.
-        if let Some(token) = bearer(parts)
+        let context = Self::authenticate(parts, state).await?;
+        // Maintenance (global) and read-only tenants, after the status gate.
+        crate::maintenance::check(state, &context.tenant, !parts.method.is_safe()).await?;
+        Ok(context)
+    }
+}
+
+impl TenantContext {
+    /// The credential → tenant → status gate.
+    async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // `Bearer wss_…`: an embedded app session (or an operator's impersonation cookie in the app).
+        if let Some(token) = bearer(parts).or_else(|| crate::web::impersonate::cookie(parts))
             && token.starts_with(SESSION_PREFIX)
         {
             return from_app_session(state, parts, token).await;
@@ -218,7 +228,7 @@ async fn from_app_session(
     crate::http::record_tenant(tenant.id);
     gate(state.db(), &tenant).await?;
     Ok(TenantContext {
-        actor: format!("app_session:{}", session.shown),
+        actor: session.actor(),
         tenant,
         principal: Principal::AppSession(session),
     })

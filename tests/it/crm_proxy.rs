@@ -32,14 +32,14 @@ const MB: usize = 1024 * 1024;
 /// A fake Twenty: `/rest/stream` sends 10 MB, waits for `release`, then 10 MB more; `/rest/slow` answers
 /// after 5 s; `/rest/revoked` is a 401; `/rest/cookies` sets cookies and hop-by-hop headers; anything else
 /// echoes the request as JSON.
-struct FakeTwenty {
-    url: String,
+pub(crate) struct FakeTwenty {
+    pub(crate) url: String,
     release: Arc<Notify>,
     /// TCP connections accepted so far.
     connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn fake_twenty() -> FakeTwenty {
+pub(crate) async fn fake_twenty() -> FakeTwenty {
     let release = Arc::new(Notify::new());
     let gate = release.clone();
     let router = Router::new()
@@ -128,24 +128,24 @@ async fn echo(request: Request) -> Response {
 }
 
 /// A ready tenant, its Wosool API key, and the Twenty key stored for it (if any).
-struct Tenant {
-    id: String,
-    key: String,
-    twenty_key: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) key: String,
+    pub(crate) twenty_key: String,
 }
 
-struct Setup {
+pub(crate) struct Setup {
     /// The app serving the proxy.
-    proxy: TestApp,
+    pub(crate) proxy: TestApp,
     /// The app tenants were registered with (no Twenty configured).
-    plain: TestApp,
-    tenants: Vec<Tenant>,
+    pub(crate) plain: TestApp,
+    pub(crate) tenants: Vec<Tenant>,
 }
 
 /// Registers `count` ready tenants (each with an API key); the first `with_workspace` of them get a
 /// `crm_workspaces` row with a sealed Twenty key. The proxy app points at `base_url` and is adjusted by
 /// `adjust`.
-async fn setup(
+pub(crate) async fn setup(
     count: usize,
     with_workspace: usize,
     base_url: &str,

@@ -1,6 +1,7 @@
 //! The one integration-test binary: real PostgreSQL and Redis (started by scripts/test), the real application
 //! booted in-process per test.
 
+mod audit;
 mod browser;
 mod clerk_identity;
 mod clerk_sessions;
@@ -23,7 +24,9 @@ mod fleet;
 mod health;
 mod helpers;
 mod http_errors;
+mod impersonation;
 mod jobs;
+mod maintenance;
 mod merchant_api;
 mod merchant_app;
 mod metrics;
