@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use wosool::Role;
 use wosool::audit::retention::PruneAudit;
 
-use crate::helpers::tenancy::{answer, tenant_db, tenant_row, with_query};
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
+use crate::helpers::{answer, tenant_db, tenant_row, with_query};
 
 const UA: &str = "audit-test/1.0 (integration)";
 
@@ -111,7 +111,8 @@ async fn audit_records_api_and_app_writes_with_origin_filters_and_pages() {
         .bearer_auth(&key_a)
         .header("user-agent", UA)
         .header("x-request-id", "req-audit-settings")
-        .form(&[("lang", "en"), ("notify_daily_summary", "on")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("lang=en&notify_daily_summary=on")
         .send()
         .await
         .unwrap();
@@ -160,7 +161,7 @@ async fn audit_records_api_and_app_writes_with_origin_filters_and_pages() {
     let only = only["entries"].as_array().unwrap();
     assert!(!only.is_empty() && only.iter().all(|e| e["action"] == "api_key.created"));
     let resource = format!("api_key:{key_id}");
-    let (_, by_resource) = tenant_audit(&app, &key_a, &[("resource", &resource)]).await;
+    let (_, by_resource) = tenant_audit(&app, &key_a, &[("resource", resource.as_str())]).await;
     assert_eq!(
         by_resource["entries"].as_array().unwrap().len(),
         2,
@@ -190,7 +191,7 @@ async fn audit_records_api_and_app_writes_with_origin_filters_and_pages() {
             .all(|e| e["tenant_id"] == b.as_str() && e["resource"] != resource.as_str()),
         "{page_b}"
     );
-    let (status, body) = tenant_audit(&app, &key_b, &[("tenant_id", &a)]).await;
+    let (status, body) = tenant_audit(&app, &key_b, &[("tenant_id", a.as_str())]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Paging: every entry exactly once, newest first, across pages of 3.
@@ -213,7 +214,7 @@ async fn audit_records_api_and_app_writes_with_origin_filters_and_pages() {
         .call(
             app.admin_get(&with_query(
                 "/api/admin/audit",
-                &[("tenant_id", &a), ("action", "api_key.revoked")],
+                &[("tenant_id", a.as_str()), ("action", "api_key.revoked")],
             )),
             StatusCode::OK,
         )

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use wosool::Role;
 
-use crate::helpers::tenancy::answer;
+use crate::helpers::answer;
 use crate::helpers::{TestApp, spawn_app_with};
 
 const WEBHOOK_SECRET: &str = "maintenance-test-webhook-secret";
@@ -266,8 +266,13 @@ async fn a_read_only_tenant_serves_reads_and_refuses_writes() {
 
     app.call(app.get("/api/tenant").bearer_auth(&key_a), StatusCode::OK)
         .await;
-    app.call(app.get("/app/home").bearer_auth(&key_a), StatusCode::OK)
-        .await;
+    let home = app
+        .get("/app/home")
+        .bearer_auth(&key_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
     let (status, body) = answer(create_key(&key_a).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "tenant_read_only");
@@ -281,7 +286,8 @@ async fn a_read_only_tenant_serves_reads_and_refuses_writes() {
         .client
         .post(app.url("/app/settings"))
         .bearer_auth(&key_a)
-        .form(&[("lang", "en")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("lang=en")
         .send()
         .await
         .unwrap();
