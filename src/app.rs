@@ -205,6 +205,7 @@ impl Application {
         };
         let embedded = crate::embedded::Embedded::build(&core)?;
         crate::embedded::register_jobs(&mut registry, &embedded)?;
+        crate::audit::retention::register_jobs(&mut registry, core.clone())?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }
@@ -241,6 +242,10 @@ impl Application {
                     &config.server.trusted_proxies,
                 ),
                 rate_limiter: crate::ratelimit::RateLimiter::new(&config.rate_limits, redis),
+                maintenance: crate::maintenance::Maintenance::new(
+                    pool.clone(),
+                    &config.maintenance,
+                ),
             },
         );
         Ok(Self {

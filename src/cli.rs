@@ -1,5 +1,6 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
+mod audit;
 mod crm;
 mod output;
 mod secrets;
@@ -97,6 +98,8 @@ pub enum Command {
         #[command(subcommand)]
         action: secrets::SecretsAction,
     },
+    /// Read the audit log (global, or one tenant's with --tenant-log), newest first.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +239,7 @@ impl Cli {
                 action: CrmAction::Status,
             } => report(crm::status(&config, json).await),
             Command::Secrets { action } => report(secrets::run(&config, action, json).await),
+            Command::Audit(args) => report(audit::run(&config, args).await),
         }
     }
 }

@@ -275,6 +275,19 @@ impl IntoResponse for ApiError {
         if let Self::RateLimited { decision, .. } = &self {
             crate::ratelimit::http::write_headers(decision, response.headers_mut());
         }
+        // A 503 that says when to come back (maintenance, read-only) carries it as `Retry-After` too.
+        if let Self::Unavailable {
+            details: Some(details),
+            ..
+        } = &self
+            && let Some(secs) = details
+                .get("retry_after_secs")
+                .and_then(serde_json::Value::as_u64)
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         response.extensions_mut().insert(self.body());
         response
     }

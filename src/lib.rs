@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod clerk;
 pub mod cli;
 pub mod commerce;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod http;
 pub mod inbox;
 pub mod jobs;
+pub mod maintenance;
 pub mod outbound;
 pub mod provisioning;
 pub mod ratelimit;

@@ -11,7 +11,9 @@ use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, any, on};
 
 use crate::access::{Access, Action, Resource, RouteInfo};
-use crate::admin::{crm, jobs, salla as stores, tenants, webhooks};
+use crate::admin::{
+    audit as admin_audit, crm, impersonation, jobs, maintenance, salla as stores, tenants, webhooks,
+};
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
 use crate::ratelimit;
@@ -150,6 +152,7 @@ fn public(r: Routes) -> Routes {
         .at(GET, "/stats", tenant(R::Commerce, Read), commerce::stats::show)
         .at(GET, "/sync", tenant(R::Sync, Read), commerce::sync::show)
         .at(POST, "/sync/resync", tenant(R::Sync, Manage), commerce::sync::resync)
+        .at(GET, "/audit", tenant(R::Audit, Read), crate::audit::routes::list)
         .at_ip(POST, "/embedded/session", Public, SessionMinting, embedded::create_session)
         .at_ip(POST, "/embedded/standalone", tenant(R::Tenant, Read), SessionMinting, embedded::standalone)
 }
@@ -181,6 +184,11 @@ fn admin(r: Routes) -> Routes {
         .at(POST, "/webhooks/{id}/replay", Operator, webhooks::replay)
         .at(GET, "/salla/stores", Operator, stores::list)
         .at(GET, "/salla/stores/{merchant_id}", Operator, stores::show)
+        .at(GET, "/audit", Operator, admin_audit::list)
+        .at(GET, "/maintenance", Operator, maintenance::show)
+        .at(POST, "/maintenance", Operator, maintenance::set)
+        .at(POST, "/tenants/{id}/read-only", Operator, maintenance::read_only)
+        .at(POST, "/tenants/{id}/impersonate", Operator, impersonation::impersonate)
 }
 
 /// The merchant web app (`src/web/`, `docs/merchant-app.md`): the Salla embedded shell, the standalone entry
@@ -192,6 +200,8 @@ fn web(r: Routes) -> Routes {
     r.at(GET, "/salla/embedded", Public, shell::embedded)
         .at(GET, "/sso", Public, shell::sso)
         .at(GET, "/app", tenant(R::Tenant, Read), shell::entry)
+        // The single-use ticket is the credential (an operator's impersonation link).
+        .at_ip(GET, "/app/impersonate", Public, ratelimit::IpRule::SessionMinting, crate::web::impersonate::open)
         .at(GET, "/app/home", tenant(R::Commerce, Read), screens::home)
         .at(POST, "/app/sync/resync", tenant(R::Sync, Manage), screens::resync)
         .at(GET, "/app/customers", tenant(R::Commerce, Read), screens::customers)

@@ -57,6 +57,8 @@ pub struct WebServices {
     pub trusted_proxies: crate::http::client_ip::TrustedProxies,
     /// Request limits per tenant and per client IP (`[rate_limits]`), shared through Redis.
     pub rate_limiter: crate::ratelimit::RateLimiter,
+    /// The global maintenance switch (cached briefly; see `crate::maintenance`).
+    pub maintenance: crate::maintenance::Maintenance,
 }
 
 impl AppState {
@@ -101,6 +103,10 @@ impl AppState {
 
     pub fn rate_limiter(&self) -> &crate::ratelimit::RateLimiter {
         &self.0.web.rate_limiter
+    }
+
+    pub fn maintenance(&self) -> &crate::maintenance::Maintenance {
+        &self.0.web.maintenance
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {
@@ -174,5 +180,12 @@ impl FromRef<AppState> for Option<CrmProxy> {
 impl FromRef<AppState> for Option<CrmRecords> {
     fn from_ref(state: &AppState) -> Self {
         state.crm_records().cloned()
+    }
+}
+
+// The CRM proxy writes its audit entries to the tenant's database.
+impl FromRef<AppState> for TenantPools {
+    fn from_ref(state: &AppState) -> Self {
+        state.pools().clone()
     }
 }

@@ -12,6 +12,8 @@ const HEADER: &str = "x-admin-key";
 pub struct AdminAuth {
     /// Names the key in the audit log without revealing it: `admin:` + 8 hex digits of its SHA-256.
     pub actor: String,
+    /// Where the request came from (request id, client IP, user agent), for the audit log.
+    pub origin: crate::audit::Origin,
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
@@ -41,6 +43,7 @@ impl FromRequestParts<AppState> for AdminAuth {
             let digest = sha2::Sha256::digest(given);
             Ok(AdminAuth {
                 actor: format!("admin:{}", hex::encode(&digest[..4])),
+                origin: crate::audit::Origin::of(parts, state.trusted_proxies()),
             })
         } else {
             Err(ApiError::Unauthorized("Invalid X-Admin-Key.".into()))

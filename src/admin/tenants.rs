@@ -20,6 +20,8 @@ fn actor(auth: &AdminAuth, request_id: Option<String>) -> Actor {
     Actor {
         name: auth.actor.clone(),
         request_id,
+        ip: auth.origin.ip,
+        user_agent: auth.origin.user_agent.clone(),
     }
 }
 

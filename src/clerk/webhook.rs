@@ -490,10 +490,7 @@ impl EventHandler {
                 )));
             }
         }
-        let actor = Actor {
-            name: "clerk".into(),
-            request_id: None,
-        };
+        let actor = Actor::system("clerk");
         match self
             .lifecycle
             .suspend(&tenant.id.to_string(), ORG_DELETED_REASON, &actor)

@@ -15,6 +15,7 @@ mod ratelimit;
 mod salla;
 mod secret;
 mod secrets;
+mod security;
 mod server;
 mod tenancy;
 
@@ -38,6 +39,7 @@ pub use self::ratelimit::{DEFAULT_PLAN, RateLimitsConfig, RateRule};
 pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
 pub use self::secrets::SecretsConfig;
+pub use self::security::{AuditConfig, ImpersonationConfig, MaintenanceConfig};
 pub use self::server::{AdminConfig, ServerConfig};
 pub use self::tenancy::{SelfService, TenancyConfig, TenantCacheConfig, TenantPoolsConfig};
 
@@ -68,6 +70,9 @@ pub struct Config {
     pub embedded: EmbeddedConfig,
     pub app: AppConfig,
     pub rate_limits: RateLimitsConfig,
+    pub audit: AuditConfig,
+    pub maintenance: MaintenanceConfig,
+    pub impersonation: ImpersonationConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -172,6 +177,9 @@ impl Config {
         self.embedded.validate(&mut problem);
         self.app.validate(&mut problem);
         self.rate_limits.validate(&self.tenancy.plans, &mut problem);
+        self.audit.validate(&mut problem);
+        self.maintenance.validate(&mut problem);
+        self.impersonation.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

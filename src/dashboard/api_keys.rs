@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::access::Scope;
+use crate::audit::{Event, Origin, Via};
 use crate::error::ApiError;
 use crate::http::TenantContext;
-use crate::http::extract::{Json, Path, RequestId};
+use crate::http::extract::{Json, Path};
 use crate::provisioning::lifecycle::Actor;
 use crate::state::AppState;
 
@@ -62,7 +63,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     ctx: TenantContext,
-    RequestId(request_id): RequestId,
+    origin: Origin,
     Json(body): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let name = check_key_name(&body.name)?;
@@ -76,14 +77,18 @@ pub async fn create(
             ),
         ));
     }
-    let actor = Actor {
-        name: ctx.actor.clone(),
-        request_id,
-    };
+    let actor = Actor::from_request(&ctx.actor, &origin);
     let (info, plain) = state
         .lifecycle()
         .create_api_key(ctx.id(), &name, scope, &actor)
         .await?;
+    let pool = state.pools().get(&ctx.tenant).await?;
+    Event::tenant(&ctx, Via::Api, "api_key.created")
+        .origin(&origin)
+        .resource(format!("api_key:{}", info.id))
+        .details(json!({ "key_id": info.id, "prefix": info.prefix, "name": name }))
+        .record_tenant(&pool)
+        .await;
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -95,18 +100,22 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     ctx: TenantContext,
-    RequestId(request_id): RequestId,
+    origin: Origin,
     Path(key_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let actor = Actor {
-        name: ctx.actor.clone(),
-        request_id,
-    };
+    let actor = Actor::from_request(&ctx.actor, &origin);
     if state
         .lifecycle()
         .revoke_api_key(ctx.id(), key_id, &actor)
         .await?
     {
+        let pool = state.pools().get(&ctx.tenant).await?;
+        Event::tenant(&ctx, Via::Api, "api_key.revoked")
+            .origin(&origin)
+            .resource(format!("api_key:{key_id}"))
+            .change(json!({ "revoked": false }), json!({ "revoked": true }))
+            .record_tenant(&pool)
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("api_key_not_found", "No such API key."))

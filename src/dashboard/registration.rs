@@ -22,6 +22,7 @@ use crate::tenancy::{LookupKey, TenantStatus};
 
 /// Registers an organization and starts provisioning it: 202 with where to watch the progress.
 pub async fn register(
+    _: crate::maintenance::NotInMaintenance,
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     headers: HeaderMap,

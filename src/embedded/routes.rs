@@ -65,6 +65,7 @@ fn introspect_error(error: IntrospectError) -> ApiError {
 /// `POST /api/embedded/session` `{"token": …}`: verifies the token with Salla, finds the store's tenant and the
 /// person, and mints a session. Never creates a tenant.
 pub async fn create_session(
+    _: crate::maintenance::NotInMaintenance,
     State(embedded): State<Embedded>,
     Json(request): Json<SessionRequest>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {

@@ -96,6 +96,32 @@ pub struct AppSession {
     pub expires_at: OffsetDateTime,
     /// `wss_` + 8 characters: names the session in audit records, never usable.
     pub shown: String,
+    /// The operator who opened the app as this member (impersonation), and why.
+    pub impersonation: Option<Impersonation>,
+}
+
+/// An operator acting as a member (`POST /api/admin/tenants/{id}/impersonate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Impersonation {
+    pub operator: String,
+    pub reason: String,
+}
+
+impl AppSession {
+    /// Who acts, for audit records: the session, or the operator *as* the member while impersonating.
+    pub fn actor(&self) -> String {
+        match &self.impersonation {
+            None => format!("app_session:{}", self.shown),
+            Some(by) => format!(
+                "{} as member:{} ({})",
+                by.operator,
+                self.member_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| self.person.clone()),
+                self.shown
+            ),
+        }
+    }
 }
 
 /// What a new session is for.
@@ -152,6 +178,8 @@ struct Row {
     role: String,
     expires_at: OffsetDateTime,
     last_seen_at: OffsetDateTime,
+    impersonated_by: Option<String>,
+    impersonation_reason: Option<String>,
 }
 
 /// Minting, verifying and revoking sessions (cheap to clone).
@@ -241,6 +269,41 @@ impl AppSessions {
         Ok(Minted { token, expires_at })
     }
 
+    /// Mints a session for an operator impersonating a member: the member's `role`, `ttl` long (bounded by
+    /// the caller), naming the operator and the reason.
+    pub async fn create_impersonated(
+        &self,
+        new: &NewSession,
+        role: &str,
+        ttl: Duration,
+        by: &Impersonation,
+    ) -> Result<Minted, sqlx::Error> {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let expires_at: OffsetDateTime = sqlx::query_scalar(
+            "INSERT INTO app_sessions (token_hash, tenant_id, person, kind, member_id, display_name, \
+               salla_merchant_id, salla_user_id, role, expires_at, impersonated_by, impersonation_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, $12) \
+             RETURNING expires_at",
+        )
+        .bind(hash(&token).as_slice())
+        .bind(new.tenant_id)
+        .bind(&new.person)
+        .bind(new.kind.as_str())
+        .bind(new.member_id)
+        .bind(&new.display_name)
+        .bind(new.merchant)
+        .bind(new.salla_user_id)
+        .bind(role)
+        .bind(ttl.min(self.inner.absolute).as_secs_f64())
+        .bind(&by.operator)
+        .bind(&by.reason)
+        .fetch_one(&self.inner.db)
+        .await?;
+        Ok(Minted { token, expires_at })
+    }
+
     /// The live session behind `token`, or [`SessionError::Expired`].
     pub async fn verify(&self, token: &str) -> Result<Arc<AppSession>, SessionError> {
         if !looks_like_session(token) {
@@ -275,7 +338,7 @@ impl AppSessions {
         let generation = self.inner.generation.load(Ordering::Acquire);
         let row: Option<Row> = sqlx::query_as(
             "SELECT tenant_id, person, kind, member_id, display_name, salla_merchant_id, salla_user_id, role, \
-                    expires_at, last_seen_at \
+                    expires_at, last_seen_at, impersonated_by, impersonation_reason \
                FROM app_sessions \
               WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > now() \
                 AND last_seen_at > now() - make_interval(secs => $2)",
@@ -304,6 +367,10 @@ impl AppSessions {
             role: row.role,
             expires_at: row.expires_at,
             shown: token[..SHOWN_LEN].to_owned(),
+            impersonation: row
+                .impersonated_by
+                .zip(row.impersonation_reason)
+                .map(|(operator, reason)| Impersonation { operator, reason }),
         });
         if let Some(cache) = &self.inner.cache {
             cache

@@ -114,6 +114,13 @@ impl FromRequestParts<AppState> for TenantContext {
         if let Some((resource, action)) = required {
             ctx.require(resource, action)?;
         }
+        // Maintenance (global) and read-only tenants, after the gate and the role: a write is what the route
+        // declared as one; on routes that decide per request (the CRM proxy), an unsafe method.
+        let is_write = match required {
+            Some((_, action)) => action != Action::Read,
+            None => !parts.method.is_safe(),
+        };
+        crate::maintenance::check(state, &ctx.tenant, is_write).await?;
         Ok(ctx)
     }
 }
@@ -182,6 +189,14 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<TenantContext, 
             from_api_key(state, key.trim()).await?
         }
         // Clerk's `__session` cookie (the standalone app in a browser).
+        // An operator's impersonation cookie, honoured only in the merchant app (where its `Path` sends it).
+        (None, None)
+            if parts.uri.path().starts_with("/app")
+                && let Some(token) = crate::web::impersonate::cookie(parts)
+                && token.starts_with(SESSION_PREFIX) =>
+        {
+            from_app_session(state, token).await?
+        }
         (None, None) => match (state.sessions(), token_from_headers(headers)) {
             (Some(sessions), Some(token)) => {
                 from_session(state, verify_session(sessions, token).await?).await?
@@ -337,11 +352,7 @@ async fn from_app_session(
         .await
         .map_err(|e| ApiError::internal(format!("resolving a session's tenant: {e}")))?
         .ok_or_else(session_expired)?;
-    Ok((
-        tenant,
-        format!("app_session:{}", session.shown),
-        Principal::AppSession(session),
-    ))
+    Ok((tenant, session.actor(), Principal::AppSession(session)))
 }
 
 /// Only `ready` tenants are served (DESIGN §5).

@@ -12,7 +12,7 @@ use super::steps::{self, RunRecord, StepRecord};
 use super::{DeleteTenant, ProvisionError, Provisioner, Registered, ValidRegistration};
 use crate::access::Scope;
 use crate::jobs::{Enqueued, NewJob};
-use crate::tenancy::registry::{self, AuditEntry, RegistryError, TenantFilter};
+use crate::tenancy::registry::{self, RegistryError, TenantFilter};
 use crate::tenancy::{ApiKeyInfo, LookupKey, Slug, Tenant, TenantId, TenantStatus};
 
 /// Who did something, for the audit log.
@@ -20,16 +20,49 @@ use crate::tenancy::{ApiKeyInfo, LookupKey, Slug, Tenant, TenantId, TenantStatus
 pub struct Actor {
     pub name: String,
     pub request_id: Option<String>,
+    /// The client's IP and user agent, when the action came over HTTP.
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
 }
 
 impl Actor {
     pub fn cli() -> Self {
         let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        Self::system(format!("cli:{user}"))
+    }
+
+    /// An actor with no request behind it (CLI, jobs, integrations).
+    pub fn system(name: impl Into<String>) -> Self {
         Self {
-            name: format!("cli:{user}"),
+            name: name.into(),
             request_id: None,
+            ip: None,
+            user_agent: None,
         }
     }
+
+    /// An actor acting through an HTTP request.
+    pub fn from_request(name: impl Into<String>, origin: &crate::audit::Origin) -> Self {
+        Self {
+            name: name.into(),
+            request_id: origin.request_id.clone(),
+            ip: origin.ip,
+            user_agent: origin.user_agent.clone(),
+        }
+    }
+
+    fn origin(&self) -> crate::audit::Origin {
+        crate::audit::Origin {
+            request_id: self.request_id.clone(),
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+/// The audited fields of a tenant's status.
+fn status_of(tenant: &Tenant) -> serde_json::Value {
+    serde_json::json!({ "status": tenant.status, "suspended_reason": tenant.suspended_reason })
 }
 
 /// A tenant as an operator sees it.
@@ -92,10 +125,7 @@ pub fn register_jobs(registry: &mut crate::jobs::Registry, admin: TenantLifecycl
             let tenant = admin.find(&job.tenant_id.to_string()).await;
             match tenant {
                 Ok(tenant) if tenant.status == TenantStatus::Suspended => {
-                    let actor = Actor {
-                        name: "system:grace-period".into(),
-                        request_id: None,
-                    };
+                    let actor = Actor::system("system:grace-period");
                     admin
                         .delete(&tenant.id.to_string(), false, &actor)
                         .await
@@ -133,18 +163,41 @@ impl TenantLifecycle {
         tenant: Option<TenantId>,
         details: serde_json::Value,
     ) -> Result<(), sqlx::Error> {
+        self.audit_change(actor, action, tenant, None, details, None)
+            .await
+    }
+
+    /// One global audit entry: `resource` defaults to the tenant, `change` is `(before, after)`.
+    async fn audit_change(
+        &self,
+        actor: &Actor,
+        action: &str,
+        tenant: Option<TenantId>,
+        resource: Option<String>,
+        details: serde_json::Value,
+        change: Option<(serde_json::Value, serde_json::Value)>,
+    ) -> Result<(), sqlx::Error> {
+        let via = if actor.name.starts_with("admin:") || actor.name.starts_with("cli:") {
+            crate::audit::Via::Operator
+        } else if actor.ip.is_some() {
+            crate::audit::Via::Api
+        } else {
+            crate::audit::Via::System
+        };
+        let mut event = crate::audit::Event::by(&actor.name, via, action)
+            .origin(&actor.origin())
+            .details(details);
+        if let Some(tenant) = tenant {
+            event = event.on_tenant(tenant).resource(format!("tenant:{tenant}"));
+        }
+        if let Some(resource) = resource {
+            event = event.resource(resource);
+        }
+        if let Some((before, after)) = change {
+            event = event.change(before, after);
+        }
         let mut conn = self.provisioner.db().acquire().await?;
-        registry::audit(
-            &mut conn,
-            AuditEntry {
-                actor: &actor.name,
-                action,
-                tenant_id: tenant,
-                request_id: actor.request_id.as_deref(),
-                details,
-            },
-        )
-        .await
+        event.write_global(&mut conn).await
     }
 
     /// A tenant by id or slug, straight from the registry (operators see the truth, not a cache).
@@ -242,11 +295,13 @@ impl TenantLifecycle {
             .transition(tenant.id, TenantStatus::Suspended, Some(reason), None)
             .await?;
         self.stop_serving(tenant.id, "suspended").await?;
-        self.audit(
+        self.audit_change(
             actor,
             "tenant.suspended",
             Some(tenant.id),
+            None,
             serde_json::json!({ "reason": reason }),
+            Some((status_of(&tenant), status_of(&updated))),
         )
         .await?;
         Ok(updated)
@@ -308,11 +363,13 @@ impl TenantLifecycle {
             .directory()
             .transition(tenant.id, TenantStatus::Ready, None, None)
             .await?;
-        self.audit(
+        self.audit_change(
             actor,
             "tenant.activated",
             Some(tenant.id),
+            None,
             serde_json::json!({}),
+            Some((status_of(&tenant), status_of(&updated))),
         )
         .await?;
         Ok(updated)
@@ -366,11 +423,13 @@ impl TenantLifecycle {
         .for_tenant(tenant.id)
         .unique_key("delete");
         let enqueued = self.provisioner.jobs().enqueue(job).await?;
-        self.audit(
+        self.audit_change(
             actor,
             "tenant.deletion_requested",
             Some(tenant.id),
+            None,
             serde_json::json!({ "keep_data": keep_data, "job_id": enqueued.id() }),
+            Some((status_of(&tenant), status_of(&deleting))),
         )
         .await?;
         Ok(deleting)
@@ -403,11 +462,16 @@ impl TenantLifecycle {
             .directory()
             .create_api_key(tenant, name, scope, &actor.name)
             .await?;
-        self.audit(
+        self.audit_change(
             actor,
             "api_key.created",
             Some(tenant),
+            Some(format!("api_key:{}", info.id)),
             serde_json::json!({ "key_id": info.id, "prefix": info.prefix, "name": name, "scope": scope }),
+            Some((
+                serde_json::Value::Null,
+                serde_json::json!({ "prefix": info.prefix, "name": name, "scope": scope }),
+            )),
         )
         .await?;
         Ok((info, plain))
@@ -443,11 +507,16 @@ impl TenantLifecycle {
             .revoke_api_key(tenant, key)
             .await?;
         if revoked {
-            self.audit(
+            self.audit_change(
                 actor,
                 "api_key.revoked",
                 Some(tenant),
+                Some(format!("api_key:{key}")),
                 serde_json::json!({ "key_id": key }),
+                Some((
+                    serde_json::json!({ "revoked": false }),
+                    serde_json::json!({ "revoked": true }),
+                )),
             )
             .await?;
         }

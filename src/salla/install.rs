@@ -45,10 +45,7 @@ pub fn ready_follow_up(tenant: &Tenant) -> Option<NewJob> {
 }
 
 fn system() -> Actor {
-    Actor {
-        name: "salla".into(),
-        request_id: None,
-    }
+    Actor::system("salla")
 }
 
 pub(super) async fn enqueue_onboard(salla: &Salla, merchant: MerchantId) -> Result<(), JobError> {

@@ -296,6 +296,20 @@ impl TenantDirectory {
         Ok(())
     }
 
+    /// Makes the tenant read-only (`Some(reason)`) or writable again (`None`) and invalidates its caches on
+    /// every replica; `None` when there is no such tenant.
+    pub async fn set_read_only(
+        &self,
+        id: TenantId,
+        reason: Option<&str>,
+    ) -> Result<Option<Tenant>, sqlx::Error> {
+        let tenant = registry::set_read_only(&self.inner.db, id, reason).await?;
+        if tenant.is_some() {
+            self.invalidate(id, &[]).await;
+        }
+        Ok(tenant)
+    }
+
     pub async fn rename(&self, id: TenantId, name: &str) -> Result<(), sqlx::Error> {
         registry::rename(&self.inner.db, id, name).await?;
         self.invalidate(id, &[]).await;

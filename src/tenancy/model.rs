@@ -37,6 +37,10 @@ pub struct Tenant {
     #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
     pub version: i64,
+    /// Why an operator made the tenant read-only (reads served, writes refused); `None`: writable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[sqlx(default)]
+    pub read_only_reason: Option<String>,
 }
 
 /// What registration needs to create a tenant (validated by the caller).

@@ -147,7 +147,7 @@ pub async fn count_by_plan(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Er
 /// The columns of `tenants`, in `Tenant`'s order.
 pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, plan, db_server, db_name, schema_version, \
     migration_error, clerk_org_id, salla_merchant_id, owner_email, locale, currency, timezone, \
-    suspended_reason, failure_reason, created_at, updated_at, ready_at, deleted_at, version";
+    suspended_reason, failure_reason, created_at, updated_at, ready_at, deleted_at, version, read_only_reason";
 
 pub async fn insert(conn: &mut PgConnection, new: &NewTenant) -> Result<Tenant, RegistryError> {
     let sql = format!(
@@ -316,6 +316,26 @@ pub async fn set_plan(pool: &PgPool, id: TenantId, plan: &str) -> Result<bool, s
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Makes a tenant read-only with `reason`, or writable again with `None`; the tenant as it is now, `None`
+/// when there is no such tenant.
+pub async fn set_read_only(
+    pool: &PgPool,
+    id: TenantId,
+    reason: Option<&str>,
+) -> Result<Option<Tenant>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE tenants SET read_only_reason = $2, \
+                read_only_at = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(read_only_at, now()) END, \
+                updated_at = now(), version = version + 1 \
+          WHERE id = $1 RETURNING {TENANT_COLUMNS}"
+    );
+    sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(reason)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Sets the owner email only while it is still `placeholder`; true when it changed.
@@ -513,15 +533,17 @@ pub struct AuditEntry<'a> {
 }
 
 pub async fn audit(conn: &mut PgConnection, entry: AuditEntry<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log (actor, action, tenant_id, request_id, details) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.tenant_id)
-    .bind(entry.request_id)
-    .bind(entry.details)
-    .execute(conn)
-    .await?;
-    Ok(())
+    // The global audit log's one home is `crate::audit::global`; this keeps the older callers' shape.
+    let via = if entry.actor.starts_with("admin:") || entry.actor.starts_with("cli:") {
+        crate::audit::Via::Operator
+    } else {
+        crate::audit::Via::System
+    };
+    let mut event = crate::audit::Event::by(entry.actor, via, entry.action).details(entry.details);
+    event.tenant = entry.tenant_id;
+    event.origin.request_id = entry.request_id.map(str::to_owned);
+    if let Some(tenant) = entry.tenant_id {
+        event = event.resource(format!("tenant:{tenant}"));
+    }
+    event.write_global(conn).await
 }

@@ -12,6 +12,7 @@ use time::{Date, OffsetDateTime, Time};
 use uuid::Uuid;
 
 use super::{Screen, View, render};
+use crate::audit::Origin;
 use crate::crm::records::{CrmRecord, CrmRecordsError, Money, RecordInput, RecordKind, TaskStatus};
 use crate::error::ApiError;
 use crate::http::TenantContext;
@@ -374,6 +375,7 @@ fn records(state: &AppState) -> Result<&crate::crm::records::CrmRecords, ApiErro
 pub async fn create(
     State(state): State<AppState>,
     screen: Screen,
+    origin: Origin,
     Path(kind): Path<String>,
     Form(f): Form<RecordForm>,
 ) -> Result<Response, ApiError> {
@@ -384,7 +386,10 @@ pub async fn create(
         Err(message) => return form_page(&screen.v, kind, plural, action, false, f, message),
     };
     match records(&state)?.create(screen.ctx.id(), kind, input).await {
-        Ok(_) => list_page(&state, &screen, kind, plural, None, "crm.created").await,
+        Ok(record) => {
+            audited(&screen, &origin, "created", kind, record.id).await;
+            list_page(&state, &screen, kind, plural, None, "crm.created").await
+        }
         Err(CrmRecordsError::Invalid(message)) => {
             form_page(&screen.v, kind, plural, action, false, f, message)
         }
@@ -439,6 +444,7 @@ pub async fn edit(
 pub async fn update(
     State(state): State<AppState>,
     screen: Screen,
+    origin: Origin,
     Path((kind, id)): Path<(String, String)>,
     Form(f): Form<RecordForm>,
 ) -> Result<Response, ApiError> {
@@ -453,10 +459,27 @@ pub async fn update(
         .update(screen.ctx.id(), kind, id, input)
         .await
     {
-        Ok(_) => list_page(&state, &screen, kind, plural, None, "crm.saved").await,
+        Ok(_) => {
+            audited(&screen, &origin, "updated", kind, id).await;
+            list_page(&state, &screen, kind, plural, None, "crm.saved").await
+        }
         Err(CrmRecordsError::Invalid(message)) => {
             form_page(&screen.v, kind, plural, action, true, f, message)
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// `crm.note.created`, `crm.task.updated`, …: who wrote which record (never its content) to the tenant's
+/// audit log.
+async fn audited(screen: &Screen, origin: &Origin, what: &str, kind: RecordKind, id: Uuid) {
+    crate::audit::Event::tenant(
+        &screen.ctx,
+        crate::audit::Via::App,
+        format!("crm.{kind}.{what}"),
+    )
+    .origin(origin)
+    .resource(format!("{kind}:{id}"))
+    .record_tenant(&screen.pool)
+    .await;
 }

@@ -11,6 +11,7 @@
 pub mod assets;
 pub mod crm;
 pub mod i18n;
+pub mod impersonate;
 pub mod screens;
 pub mod security;
 pub mod shell;
@@ -53,6 +54,16 @@ pub struct View {
     lang_given: bool,
     /// The store's clock for times shown (Salla stores keep Asia/Riyadh: UTC+3, no daylight saving).
     offset: UtcOffset,
+    /// Set while an operator views the app as a member: the banner on every screen.
+    pub impersonation: Option<Banner>,
+}
+
+/// "You are viewing as … — operator … — reason …", shown on every screen of an impersonated session.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub member: String,
+    pub operator: String,
+    pub reason: String,
 }
 
 impl View {
@@ -91,6 +102,7 @@ impl View {
             embedded: header(EMBEDDED_HEADER) == Some("1"),
             lang_given: from_query.is_some(),
             offset: UtcOffset::from_hms(3, 0, 0).unwrap_or(UtcOffset::UTC),
+            impersonation: None,
         }
     }
 
@@ -250,6 +262,7 @@ impl FromRequestParts<AppState> for Screen {
         let ctx = TenantContext::from_request_parts(parts, state).await?;
         let pool = state.pools().get(&ctx.tenant).await?;
         let mut v = View::from_parts(parts, &state.config().app);
+        v.impersonation = impersonate::banner(&ctx);
         if !v.lang_given {
             // The tenant's saved language beats the browser's; a failed read just keeps the browser's.
             if let Ok(preferences) = crate::tenancy::app_preferences(&pool).await

@@ -390,7 +390,8 @@ fn attention(
 /// `POST /app/sync/resync` (admin): starts a full re-scan, as `POST /api/sync/resync`; answers a notice.
 pub async fn resync(
     State(state): State<AppState>,
-    Screen { ctx, v, .. }: Screen,
+    Screen { ctx, v, pool }: Screen,
+    origin: crate::audit::Origin,
 ) -> Result<Response, ApiError> {
     let Some(merchant) = ctx.tenant.salla_merchant_id else {
         return Err(ApiError::conflict(
@@ -408,6 +409,11 @@ pub async fn resync(
     crate::salla::import::enqueue_full(state.jobs(), ctx.tenant.id, merchant)
         .await
         .map_err(|e| ApiError::internal(e.message()))?;
+    crate::audit::Event::tenant(&ctx, crate::audit::Via::App, "sync.resync_requested")
+        .origin(&origin)
+        .resource(format!("store:{merchant}"))
+        .record_tenant(&pool)
+        .await;
     Ok(notice(&v, "sync.resync_started"))
 }
 
@@ -960,6 +966,7 @@ pub struct SettingsForm {
 pub async fn save_settings(
     State(state): State<AppState>,
     mut screen: Screen,
+    origin: crate::audit::Origin,
     Form(form): Form<SettingsForm>,
 ) -> Result<Response, ApiError> {
     let lang = match form.lang.as_deref().map(str::trim) {
@@ -980,7 +987,17 @@ pub async fn save_settings(
         notify_abandoned_carts: on(&form.notify_abandoned_carts),
         notify_sync_failures: on(&form.notify_sync_failures),
     };
+    let before = crate::tenancy::app_preferences(&screen.pool).await.ok();
     crate::tenancy::save_app_preferences(&screen.pool, &preferences).await?;
+    crate::audit::Event::tenant(&screen.ctx, crate::audit::Via::App, "settings.saved")
+        .origin(&origin)
+        .resource("settings")
+        .change(
+            serde_json::to_value(&before).unwrap_or_default(),
+            serde_json::to_value(&preferences).unwrap_or_default(),
+        )
+        .record_tenant(&screen.pool)
+        .await;
     if let Some(lang) = lang.as_deref().and_then(Lang::parse) {
         screen.v.lang = lang;
     }

@@ -131,7 +131,7 @@ async fn echo(request: Request) -> Response {
 pub(crate) struct Tenant {
     pub(crate) id: String,
     pub(crate) key: String,
-    twenty_key: String,
+    pub(crate) twenty_key: String,
 }
 
 pub(crate) struct Setup {

@@ -13,25 +13,25 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration: the merchant app's indexes (`customers_created_at_idx`,
-/// `abandoned_carts_started_idx`, `orders_payment_method_idx`). `UNDO_LATEST` removes them; a table named like
-/// its last index, created beforehand, makes the migration fail (and roll back whole).
-const LATEST: i64 = 20261202100003;
-const LATEST_MARK: &str = "orders_payment_method_idx";
-const BREAK_LATEST: &str = "CREATE TABLE orders_payment_method_idx (x int)";
-const UNBREAK_LATEST: &str = "DROP TABLE orders_payment_method_idx";
-const UNDO_LATEST: &str = "DROP INDEX customers_created_at_idx; \
+/// The newest tenant migration: the audit log's origin columns (`via`, `ip`, `user_agent`, `before`, `after`)
+/// and its filter indexes (`audit_log_actor_id_idx`, `audit_log_action_id_idx`, `audit_log_subject_id_idx`).
+/// `UNDO_LATEST` removes them; a table named like its last index, created beforehand, makes the migration
+/// fail (and roll back whole).
+const LATEST: i64 = 20261203100002;
+const LATEST_MARK: &str = "audit_log_subject_id_idx";
+const BREAK_LATEST: &str = "CREATE TABLE audit_log_subject_id_idx (x int)";
+const UNBREAK_LATEST: &str = "DROP TABLE audit_log_subject_id_idx";
+const UNDO_LATEST: &str = "DROP INDEX audit_log_actor_id_idx; \
+     DROP INDEX audit_log_action_id_idx; \
+     DROP INDEX audit_log_subject_id_idx; \
+     ALTER TABLE audit_log DROP COLUMN via, DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN before, \
+     DROP COLUMN after;";
+/// The one before: the merchant app's indexes (`customers_created_at_idx`, `abandoned_carts_started_idx`,
+/// `orders_payment_method_idx`).
+const PREVIOUS: i64 = 20261202100003;
+const UNDO_PREVIOUS: &str = "DROP INDEX customers_created_at_idx; \
      DROP INDEX abandoned_carts_started_idx; \
      DROP INDEX orders_payment_method_idx;";
-/// The one before: staff members of the embedded app (`members.email` nullable, `external_id` with its unique
-/// constraint, `last_seen_at`, `clerk_link`, see its header).
-const PREVIOUS: i64 = 20261202100002;
-const UNDO_PREVIOUS: &str = "ALTER TABLE members DROP CONSTRAINT members_identified; \
-     ALTER TABLE members DROP COLUMN clerk_link_error; \
-     ALTER TABLE members DROP COLUMN clerk_link; \
-     ALTER TABLE members DROP COLUMN last_seen_at; \
-     ALTER TABLE members DROP COLUMN external_id; \
-     ALTER TABLE members ALTER COLUMN email SET NOT NULL;";
 
 struct FleetTenant {
     id: TenantId,
@@ -103,7 +103,7 @@ async fn unbreak_latest(tenant: &FleetTenant) {
 /// latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
     let (index, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('public.customers_created_at_idx') IS NOT NULL, \
+        "SELECT to_regclass('public.audit_log_actor_id_idx') IS NOT NULL, \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)

@@ -3,6 +3,7 @@
 
 mod access;
 mod attack_suite;
+mod audit;
 mod browser;
 mod clerk_identity;
 mod clerk_sessions;
@@ -26,7 +27,9 @@ mod health;
 mod helpers;
 mod http_errors;
 mod hygiene;
+mod impersonation;
 mod jobs;
+mod maintenance;
 mod merchant_api;
 mod merchant_app;
 mod metrics;

@@ -174,6 +174,7 @@ impl CrmProxy {
             return Err(ProxyError::TooLarge(inner.body_limit));
         }
         let exceeded = Arc::new(AtomicBool::new(false));
+        let mut mutation = None;
         let body = match target {
             Target::Graphql => {
                 let body = read_body(body, inner.body_limit).await?;
@@ -183,6 +184,7 @@ impl CrmProxy {
                 // our own extractors (`crate::http::text`), not left to fail upstream.
                 crate::http::text::check_json(&body)
                     .map_err(|e| ProxyError::InvalidRequest(e.to_string()))?;
+                mutation = crate::audit::proxy::graphql_mutation(&body);
                 Body::from(body)
             }
             Target::Rest => Body::new(LimitedBody {
@@ -242,6 +244,9 @@ impl CrmProxy {
         }
         let (mut parts, body) = response.into_parts();
         parts.headers = headers::downstream_response(&parts.headers);
+        if let Some(operation) = mutation {
+            parts.extensions.insert(GraphqlMutation(operation));
+        }
         Ok(Response::from_parts(parts, body))
     }
 
@@ -279,20 +284,65 @@ impl CrmProxy {
     }
 }
 
+/// The operation name of a GraphQL mutation Twenty answered (for the audit log).
+#[derive(Clone)]
+struct GraphqlMutation(String);
+
 pub(crate) async fn rest(
     State(proxy): State<Option<CrmProxy>>,
+    State(pools): State<crate::tenancy::TenantPools>,
     context: TenantContext,
+    origin: crate::audit::Origin,
     request: Request,
 ) -> Response {
-    handle(proxy.as_ref(), &context, request, Target::Rest).await
+    let write = (!request.method().is_safe()).then(|| {
+        (
+            request.method().to_string(),
+            request.uri().path().to_owned(),
+        )
+    });
+    let response = handle(proxy.as_ref(), &context, request, Target::Rest).await;
+    if let Some((method, path)) = write {
+        let status = response.status().as_u16();
+        audit_write(&pools, &context, &origin, &method, &path, status).await;
+    }
+    response
 }
 
 pub(crate) async fn graphql(
     State(proxy): State<Option<CrmProxy>>,
+    State(pools): State<crate::tenancy::TenantPools>,
     context: TenantContext,
+    origin: crate::audit::Origin,
     request: Request,
 ) -> Response {
-    handle(proxy.as_ref(), &context, request, Target::Graphql).await
+    let response = handle(proxy.as_ref(), &context, request, Target::Graphql).await;
+    if let Some(GraphqlMutation(operation)) =
+        response.extensions().get::<GraphqlMutation>().cloned()
+    {
+        let target = format!("graphql:{operation}");
+        let status = response.status().as_u16();
+        audit_write(&pools, &context, &origin, "POST", &target, status).await;
+    }
+    response
+}
+
+/// Records a write that reached Twenty (method, path or operation, status; never the body).
+async fn audit_write(
+    pools: &crate::tenancy::TenantPools,
+    context: &TenantContext,
+    origin: &crate::audit::Origin,
+    method: &str,
+    target: &str,
+    status: u16,
+) {
+    let event = crate::audit::proxy::forwarded(context, origin, method, target, status);
+    match pools.get(&context.tenant).await {
+        Ok(pool) => event.record_tenant(&pool).await,
+        Err(error) => {
+            tracing::error!(tenant_id = %context.id(), error = %error, "cannot reach the tenant database to audit a CRM write")
+        }
+    }
 }
 
 /// Forwards and counts the outcome, whoever produced it (Twenty or the proxy).

@@ -60,6 +60,7 @@ pub(crate) struct ResourceSync {
 pub async fn resync(
     State(state): State<AppState>,
     ctx: TenantContext,
+    origin: crate::audit::Origin,
 ) -> Result<(axum::http::StatusCode, axum::Json<Value>), ApiError> {
     if !state.config().salla.enabled() {
         return Err(ApiError::Unavailable {
@@ -77,6 +78,13 @@ pub async fn resync(
     let enqueued = crate::salla::import::enqueue_full(state.jobs(), ctx.tenant.id, merchant)
         .await
         .map_err(|e| ApiError::internal(e.message()))?;
+    let pool = state.pools().get(&ctx.tenant).await?;
+    crate::audit::Event::tenant(&ctx, crate::audit::Via::Api, "sync.resync_requested")
+        .origin(&origin)
+        .resource(format!("store:{merchant}"))
+        .details(json!({ "resources_started": enqueued }))
+        .record_tenant(&pool)
+        .await;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         axum::Json(json!({ "resync": "enqueued", "resources_started": enqueued })),

@@ -1,0 +1,125 @@
+//! Maintenance switches for operators: `GET`/`POST /api/admin/maintenance` (global, every replica within
+//! `maintenance.cache_secs`) and `POST /api/admin/tenants/{id}/read-only` (one tenant). Both are audited with
+//! before/after.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AdminAuth;
+use crate::audit::{Event, Origin};
+use crate::error::ApiError;
+use crate::http::extract::{Json, Path};
+use crate::state::AppState;
+
+fn invalid(field: &str, problem: &str) -> ApiError {
+    let mut fields = BTreeMap::new();
+    fields.insert(field.to_owned(), problem.to_owned());
+    ApiError::Invalid { fields }
+}
+
+/// Text an operator types: at most 500 printable characters.
+fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.chars().count() > 500 || text.chars().any(char::is_control) {
+        return Err(invalid(field, "must be at most 500 printable characters"));
+    }
+    Ok(())
+}
+
+pub async fn show(_: AdminAuth, State(state): State<AppState>) -> axum::Json<Value> {
+    let mode = state.maintenance().current().await;
+    axum::Json(json!({ "maintenance": *mode }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    enabled: bool,
+    message: Option<String>,
+    retry_after_secs: Option<u64>,
+}
+
+pub async fn set(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    origin: Origin,
+    Json(body): Json<SetBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let message = body.message.as_deref().map(str::trim).unwrap_or("");
+    check_text("message", message)?;
+    let retry_after = body
+        .retry_after_secs
+        .unwrap_or(state.config().maintenance.retry_after_secs);
+    if !(1..=86_400).contains(&retry_after) {
+        return Err(invalid("retry_after_secs", "must be 1 to 86400 seconds"));
+    }
+    let (before, after) = state
+        .maintenance()
+        .set(body.enabled, message, retry_after, &auth.actor)
+        .await?;
+    let action = if body.enabled {
+        "maintenance.enabled"
+    } else {
+        "maintenance.disabled"
+    };
+    let mut conn = state.db().acquire().await?;
+    Event::operator(&auth.actor, action)
+        .origin(&origin)
+        .resource("maintenance")
+        .change(
+            json!({ "enabled": before.enabled, "message": before.message, "retry_after_secs": before.retry_after_secs }),
+            json!({ "enabled": after.enabled, "message": after.message, "retry_after_secs": after.retry_after_secs }),
+        )
+        .write_global(&mut conn)
+        .await?;
+    Ok(axum::Json(json!({ "maintenance": after })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOnlyBody {
+    enabled: bool,
+    reason: Option<String>,
+}
+
+pub async fn read_only(
+    auth: AdminAuth,
+    State(state): State<AppState>,
+    origin: Origin,
+    Path(id): Path<String>,
+    Json(body): Json<ReadOnlyBody>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let reason = body.reason.as_deref().map(str::trim).unwrap_or("");
+    if body.enabled && reason.is_empty() {
+        return Err(invalid(
+            "reason",
+            "required when enabling: 1 to 500 characters",
+        ));
+    }
+    check_text("reason", reason)?;
+    let tenant = state.lifecycle().find(&id).await?;
+    let updated = state
+        .directory()
+        .set_read_only(tenant.id, body.enabled.then_some(reason))
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", "No such tenant."))?;
+    let mut conn = state.db().acquire().await?;
+    let action = if body.enabled {
+        "tenant.read_only_enabled"
+    } else {
+        "tenant.read_only_disabled"
+    };
+    Event::operator(&auth.actor, action)
+        .on_tenant(tenant.id)
+        .origin(&origin)
+        .resource(format!("tenant:{}", tenant.id))
+        .change(
+            json!({ "read_only_reason": tenant.read_only_reason }),
+            json!({ "read_only_reason": updated.read_only_reason }),
+        )
+        .write_global(&mut conn)
+        .await?;
+    Ok(axum::Json(json!({ "tenant": updated })))
+}
