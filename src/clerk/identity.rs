@@ -252,7 +252,9 @@ impl ClerkIdentity {
 
     /// Tenant deletion: the organization's members who belong to no other organization, then the
     /// organization (with its memberships and invitations). Users go first so that a crash in between still
-    /// finds them through the organization on the next attempt.
+    /// finds them through the organization on the next attempt. A user who registered the tenant with their
+    /// own Clerk account (`tenancy.self_service = "clerk"`) keeps it: we never created it, so it is not ours
+    /// to delete.
     async fn delete(&self, tenant: &Tenant) -> Result<StepOutcome, IdentityError> {
         let org = match &tenant.clerk_org_id {
             Some(id) => Some(id.clone()),
@@ -267,8 +269,12 @@ impl ClerkIdentity {
         let Some(org) = org else {
             return Ok(StepOutcome::Skipped("no Clerk organization".into()));
         };
+        let registering = self.registering_user(tenant.id).await?;
         let mut deleted_users = 0;
         for user in self.api.organization_member_ids(&org).await? {
+            if registering.as_deref() == Some(user.as_str()) {
+                continue;
+            }
             let elsewhere = self
                 .api
                 .user_memberships(&user)

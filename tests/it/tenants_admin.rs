@@ -536,10 +536,6 @@ async fn tenants_registration_refuses_invalid_fields_with_422_naming_them() {
             "organization_name",
         ),
         (json!({ "organization_name": "   " }), "organization_name"),
-        (
-            json!({ "organization_name": "bad\u{0000}name" }),
-            "organization_name",
-        ),
         (json!({ "admin_email": "not-an-email" }), "admin_email"),
         (json!({ "admin_email": "a@b" }), "admin_email"),
         (json!({ "locale": "arabic" }), "locale"),
@@ -561,6 +557,18 @@ async fn tenants_registration_refuses_invalid_fields_with_422_naming_them() {
         assert_eq!(fields.len(), 1, "only {field} is wrong: {body}");
         assert!(body["error"]["request_id"].is_string());
     }
+    // A NUL is refused where the body is parsed (before the field checks), naming the field by its pointer.
+    let (status, body) = app
+        .register(registration(
+            json!({ "organization_name": "bad\u{0000}name" }),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_text", "{body}");
+    assert!(
+        body["error"]["details"]["fields"]["/organization_name"].is_string(),
+        "{body}"
+    );
     // Every problem at once.
     let (status, body) = app
         .register(
@@ -1223,6 +1231,7 @@ async fn tenants_admin_no_api_key_for_a_tenant_being_deleted_or_deleted() {
         .create_api_key(
             tenant_id.parse().unwrap(),
             "direct",
+            wosool::access::Scope::Read,
             &wosool::provisioning::lifecycle::Actor::cli(),
         )
         .await;
