@@ -42,7 +42,12 @@ async fn main() {
     let (_, api_key) = stack
         .core
         .directory()
-        .create_api_key(registered.tenant.id, "bench", "bench")
+        .create_api_key(
+            registered.tenant.id,
+            "bench",
+            wosool::access::Scope::Read,
+            "bench",
+        )
         .await
         .expect("API key");
     let header = format!("Authorization: Bearer {api_key}");
