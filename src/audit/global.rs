@@ -45,19 +45,5 @@ pub async fn list(db: &PgPool, filter: &Filter) -> Result<Page, sqlx::Error> {
 
 /// Deletes entries older than `cutoff`, `batch` rows per statement; the number deleted.
 pub async fn prune(db: &PgPool, cutoff: OffsetDateTime, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(db)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < batch as u64 {
-            return Ok(total);
-        }
-    }
+    super::prune_audit_log(db, cutoff, batch).await
 }

@@ -186,3 +186,28 @@ impl Event {
         global::insert(conn, self).await
     }
 }
+
+/// Deletes `audit_log` entries older than `cutoff` from the database of `pool` (the global one or a tenant's:
+/// both logs have `id` and `at`), `batch` rows per statement so no statement holds locks for long; the number
+/// deleted.
+async fn prune_audit_log(
+    pool: &sqlx::PgPool,
+    cutoff: time::OffsetDateTime,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < batch as u64 {
+            return Ok(total);
+        }
+    }
+}

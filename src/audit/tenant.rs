@@ -42,19 +42,5 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page, sqlx::Error> {
 
 /// Deletes entries older than `cutoff`, `batch` rows per statement; the number deleted.
 pub async fn prune(pool: &PgPool, cutoff: OffsetDateTime, batch: i64) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < $1 LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < batch as u64 {
-            return Ok(total);
-        }
-    }
+    super::prune_audit_log(pool, cutoff, batch).await
 }

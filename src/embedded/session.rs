@@ -245,38 +245,29 @@ impl AppSessions {
 
     /// Mints a session for `new`; the plain token is returned once and never stored.
     pub async fn create(&self, new: &NewSession) -> Result<Minted, sqlx::Error> {
-        let mut bytes = [0u8; RANDOM_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
-        let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-        let expires_at: OffsetDateTime = sqlx::query_scalar(
-            "INSERT INTO app_sessions (token_hash, tenant_id, person, kind, member_id, display_name, \
-               salla_merchant_id, salla_user_id, role, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)) \
-             RETURNING expires_at",
-        )
-        .bind(hash(&token).as_slice())
-        .bind(new.tenant_id)
-        .bind(&new.person)
-        .bind(new.kind.as_str())
-        .bind(new.member_id)
-        .bind(&new.display_name)
-        .bind(new.merchant)
-        .bind(new.salla_user_id)
-        .bind(new.kind.role())
-        .bind(self.inner.absolute.as_secs_f64())
-        .fetch_one(&self.inner.db)
-        .await?;
-        Ok(Minted { token, expires_at })
+        self.mint(new, new.kind.role(), self.inner.absolute, None)
+            .await
     }
 
     /// Mints a session for an operator impersonating a member: the member's `role`, `ttl` long (bounded by
-    /// the caller), naming the operator and the reason.
+    /// the absolute lifetime), naming the operator and the reason.
     pub async fn create_impersonated(
         &self,
         new: &NewSession,
         role: &str,
         ttl: Duration,
         by: &Impersonation,
+    ) -> Result<Minted, sqlx::Error> {
+        self.mint(new, role, ttl.min(self.inner.absolute), Some(by))
+            .await
+    }
+
+    async fn mint(
+        &self,
+        new: &NewSession,
+        role: &str,
+        lifetime: Duration,
+        by: Option<&Impersonation>,
     ) -> Result<Minted, sqlx::Error> {
         let mut bytes = [0u8; RANDOM_BYTES];
         rand::rng().fill_bytes(&mut bytes);
@@ -296,9 +287,9 @@ impl AppSessions {
         .bind(new.merchant)
         .bind(new.salla_user_id)
         .bind(role)
-        .bind(ttl.min(self.inner.absolute).as_secs_f64())
-        .bind(&by.operator)
-        .bind(&by.reason)
+        .bind(lifetime.as_secs_f64())
+        .bind(by.map(|by| by.operator.as_str()))
+        .bind(by.map(|by| by.reason.as_str()))
         .fetch_one(&self.inner.db)
         .await?;
         Ok(Minted { token, expires_at })
