@@ -125,8 +125,17 @@ twenty_schema() {
   echo "$out"
 }
 
+# ensure_prometheus: Debian's Prometheus and Alertmanager (promtool checks the monitoring profile's rules,
+# and a real Prometheus scrapes the metrics listener in the tests).
+ensure_prometheus() {
+  command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null \
+    || apt_install prometheus prometheus-alertmanager
+  command -v promtool >/dev/null || die "promtool not found after installing prometheus"
+}
+
 # ensure_browser DIR: Debian's Chromium and Arabic-capable fonts (apt), and Playwright for Python pinned by
-# tests/browser/requirements.txt in a virtualenv under DIR (no browser download: the tests drive
+# tests/browser/requirements.txt in a virtualenv under DIR (with the Python fakes: moto's S3 server and the
+# aiosmtpd SMTP sink) (no browser download: the tests drive
 # /usr/bin/chromium). Prints the virtualenv's python.
 ensure_browser() {
   local dir=$1 req
