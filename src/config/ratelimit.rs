@@ -17,6 +17,11 @@ pub struct RateLimitsConfig {
     pub local_share: f64,
     /// Timeout of one limiter round trip to Redis; a slower answer falls back to the local limiter.
     pub redis_timeout_ms: u64,
+    /// Share of a tenant limit's burst one replica takes from Redis per round trip and then decides in
+    /// process (src/ratelimit/lease.rs); 0: every tenant request asks Redis.
+    pub lease_share: f64,
+    /// How long a replica may hold a lease before its unused requests go back to Redis.
+    pub lease_ms: u64,
     /// Per tenant, by `tenant.plan`; `default` for plans without a table.
     pub plans: BTreeMap<String, RateRule>,
     /// `POST /api/auth/register-organization`, per client IP.
@@ -65,6 +70,20 @@ impl RateLimitsConfig {
                 "rate_limits.redis_timeout_ms",
                 format!("is {}", self.redis_timeout_ms),
                 "1 to 5000 milliseconds",
+            );
+        }
+        if !(0.0..=0.5).contains(&self.lease_share) {
+            problem(
+                "rate_limits.lease_share",
+                format!("is {}", self.lease_share),
+                "0 (no leases) to 0.5 of a burst (e.g. 0.1)",
+            );
+        }
+        if self.lease_ms == 0 || self.lease_ms > 60_000 {
+            problem(
+                "rate_limits.lease_ms",
+                format!("is {}", self.lease_ms),
+                "1 to 60000 milliseconds",
             );
         }
         if !self.plans.contains_key(DEFAULT_PLAN) {

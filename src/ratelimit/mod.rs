@@ -9,6 +9,7 @@
 
 mod gcra;
 pub mod http;
+mod lease;
 mod local_store;
 mod redis_store;
 
@@ -21,8 +22,9 @@ use std::time::{Duration, Instant};
 use metrics::Counter;
 
 pub use self::gcra::{Decision, Quota};
+use self::lease::{Leases, Take};
 use self::local_store::LocalStore;
-use self::redis_store::RedisStore;
+use self::redis_store::{Ask, RedisStore};
 use crate::config::{DEFAULT_PLAN, RateLimitsConfig, RateRule};
 use crate::error::ApiError;
 use crate::redis::Redis;
@@ -123,6 +125,7 @@ struct Inner {
     provisioning_status: Limit,
     session_minting: Limit,
     redis: Option<RedisStore>,
+    leases: Leases,
     local: LocalStore,
     health: Health,
 }
@@ -191,6 +194,7 @@ impl RateLimiter {
             redis: redis.map(|redis| {
                 RedisStore::new(redis, Duration::from_millis(config.redis_timeout_ms))
             }),
+            leases: Leases::new(config.lease_share, Duration::from_millis(config.lease_ms)),
             local: local.unwrap_or_else(|| LocalStore::new(idle)),
             health,
         }))
@@ -207,9 +211,38 @@ impl RateLimiter {
             .plans
             .get(&tenant.plan)
             .unwrap_or(&self.0.default_plan);
-        let decision = self.decide(&[(LimitKey::Tenant(tenant.id), limit)]).await;
-        http::remember(decision.1);
-        decision.into_result()
+        let decided = Decided(limit.name, self.tenant_decision(tenant.id, limit).await);
+        limit.count(&decided.1);
+        http::remember(decided.1);
+        decided.into_result()
+    }
+
+    /// A tenant's request: from this replica's lease of the tenant's allowance when it holds one, else from
+    /// Redis (taking the next lease), else from the local store.
+    async fn tenant_decision(&self, tenant: TenantId, limit: &Limit) -> Decision {
+        let inner = &self.0;
+        if let Some(redis) = &inner.redis
+            && inner.health.should_try()
+        {
+            let quota = Quota::new(limit.rule, 1.0);
+            let ask = match inner.leases.take(tenant, &quota, Instant::now()) {
+                Take::Leased(decision) => return decision,
+                Take::Ask { want, refund } => Ask { want, refund },
+            };
+            match redis.check(&[(LimitKey::Tenant(tenant), quota, ask)]).await {
+                Ok(answer) => {
+                    inner.health.succeeded();
+                    let (decision, granted) = answer[0];
+                    return inner
+                        .leases
+                        .granted(tenant, &quota, granted, decision, Instant::now());
+                }
+                Err(error) => inner.health.failed(&error),
+            }
+        }
+        self.local_decisions(&[(LimitKey::Tenant(tenant), limit)])
+            .await
+            .remove(0)
     }
 
     /// Counts a request from `ip` against `rule` (and registrations against the global cap too). The
@@ -266,18 +299,27 @@ impl RateLimiter {
         if let Some(redis) = &inner.redis
             && inner.health.should_try()
         {
-            let quotas: Vec<(LimitKey, Quota)> = limits
+            let quotas: Vec<(LimitKey, Quota, Ask)> = limits
                 .iter()
-                .map(|(key, limit)| (key.clone(), Quota::new(limit.rule, 1.0)))
+                .map(|(key, limit)| (key.clone(), Quota::new(limit.rule, 1.0), Ask::ONE))
                 .collect();
             match redis.check(&quotas).await {
                 Ok(decisions) => {
                     inner.health.succeeded();
-                    return decisions;
+                    return decisions
+                        .into_iter()
+                        .map(|(decision, _)| decision)
+                        .collect();
                 }
                 Err(error) => inner.health.failed(&error),
             }
         }
+        self.local_decisions(limits).await
+    }
+
+    /// The local store's decisions, at `rate_limits.local_share` of each limit.
+    async fn local_decisions(&self, limits: &[(LimitKey, &Limit)]) -> Vec<Decision> {
+        let inner = &self.0;
         if inner.redis.is_some() {
             metrics::counter!("rate_limit_fallback_total").increment(1);
         }

@@ -27,6 +27,19 @@ pub enum StoreError {
     Malformed(usize),
 }
 
+/// What one key of a request asks of the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// Requests wanted: 1, or more for a lease (`lease.rs`).
+    pub want: u32,
+    /// Unused requests of an expired lease, credited back.
+    pub refund: u32,
+}
+
+impl Ask {
+    pub const ONE: Self = Self { want: 1, refund: 0 };
+}
+
 pub struct RedisStore {
     redis: Redis,
     /// The script's SHA-1, once SCRIPT LOAD has answered.
@@ -43,19 +56,30 @@ impl RedisStore {
         }
     }
 
-    /// Checks every key of one request, within the command timeout.
-    pub async fn check(&self, limits: &[(LimitKey, Quota)]) -> Result<Vec<Decision>, StoreError> {
+    /// Checks every key of one request, within the command timeout: for each key, the decision and how many
+    /// requests it granted (`ask.want` at most; 0 when refused).
+    pub async fn check(
+        &self,
+        limits: &[(LimitKey, Quota, Ask)],
+    ) -> Result<Vec<(Decision, u32)>, StoreError> {
         // A client that is reconnecting would queue the command; answer from the fallback at once instead.
         if !self.redis.client().is_connected() {
             return Err(StoreError::NotConnected);
         }
         let keys: Vec<String> = limits
             .iter()
-            .map(|(key, _)| self.redis.key(&key.redis_suffix()))
+            .map(|(key, _, _)| self.redis.key(&key.redis_suffix()))
             .collect();
         let args: Vec<i64> = limits
             .iter()
-            .flat_map(|(_, quota)| [quota.interval_us, quota.tolerance_us])
+            .flat_map(|(_, quota, ask)| {
+                [
+                    quota.interval_us,
+                    quota.tolerance_us,
+                    i64::from(ask.want),
+                    i64::from(ask.refund),
+                ]
+            })
             .collect();
         let answer = tokio::time::timeout(self.timeout, self.run(keys, args))
             .await
@@ -66,8 +90,12 @@ impl RedisStore {
         Ok(limits
             .iter()
             .zip(answer.chunks_exact(3))
-            .map(|((_, quota), values)| {
-                Decision::from_parts(quota, values[0] == 1, values[1], values[2])
+            .map(|((_, quota, _), values)| {
+                let granted = u32::try_from(values[0]).unwrap_or(0);
+                (
+                    Decision::from_parts(quota, granted > 0, values[1], values[2]),
+                    granted,
+                )
             })
             .collect())
     }

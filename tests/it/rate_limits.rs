@@ -199,6 +199,48 @@ async fn rate_limits_hold_across_two_replicas_sharing_redis() {
     }
 }
 
+/// Leases (`rate_limits.lease_share`): each replica takes a tenth of the burst per Redis round trip, yet the two
+/// replicas together allow exactly the burst; what one replica leased and did not use is still its own, and
+/// comes back through Redis once its lease has expired.
+#[tokio::test]
+async fn rate_limits_lease_a_share_per_replica_and_never_exceed_the_limit_together() {
+    let prefix = new_key_prefix();
+    let limits = |env: &mut Env| {
+        rule(env, "PLANS__FREE", 100);
+        env.push(("WOSOOL_RATE_LIMITS__LOCAL_SHARE".into(), "1.0".into()));
+        env.push(("WOSOOL_RATE_LIMITS__LEASE_SHARE".into(), "0.1".into()));
+        // Expired by the time the other replica has used up the rest.
+        env.push(("WOSOOL_RATE_LIMITS__LEASE_MS".into(), "1".into()));
+    };
+    let for_first = prefix.clone();
+    let first = spawn_app_with(Role::All, move |env| {
+        env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), for_first));
+        limits(env);
+    })
+    .await;
+    let second = spawn_replica(&first.database, &prefix, Role::Api, limits).await;
+    let (_, key) = tenant(&first, "Leased Store", "free").await;
+
+    // The first replica leases 10 and uses one: the remaining count includes the 9 it holds.
+    let (status, headers, body) = get(&first, "/api/tenant", &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(number(&headers, "ratelimit-remaining"), 99);
+    // The second sees the first's lease taken from Redis (90 left there): it leases 10 of those and uses one.
+    let (status, headers, body) = get(&second, "/api/tenant", &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(number(&headers, "ratelimit-remaining"), 89);
+    // It gets everything Redis has left (90 in all, ten per round trip), then is refused.
+    assert_eq!(allowed_of(&second, "/api/tenant", &key, 95).await, 89);
+    let (status, headers, body) = get(&second, "/api/tenant", &key).await;
+    assert_limited(status, &headers, &body, "tenant", 100);
+    // The first replica's 9 were never lost: its expired lease returns them and it takes them again.
+    assert_eq!(allowed_of(&first, "/api/tenant", &key, 12).await, 9);
+    for app in [&first, &second] {
+        let (status, headers, body) = get(app, "/api/tenant", &key).await;
+        assert_limited(status, &headers, &body, "tenant", 100);
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_fall_back_to_the_local_share_while_redis_is_down_and_never_5xx() {
     let redis = OwnRedis::start_on(closed_port()).await;
