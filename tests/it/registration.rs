@@ -284,6 +284,36 @@ async fn registration_clerk_makes_the_session_user_the_owner() {
             fake.memberships
         );
     }
+
+    // Deleting the tenant deletes its organization but never the owner's own Clerk account.
+    let response = app
+        .admin_delete(&format!("/api/admin/tenants/{tenant_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{:?}", response.status());
+    eventually("the tenant deleted", helpers::WAIT, || async {
+        let details: Value = app
+            .admin_get(&format!("/api/admin/tenants/{tenant_id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (details["status"] == "deleted").then_some(())
+    })
+    .await;
+    let fake = fake.lock().unwrap();
+    assert!(
+        !fake.orgs.iter().any(|o| o["id"] == json!(org_id)),
+        "the organization is deleted"
+    );
+    assert!(
+        fake.users.iter().any(|u| u["id"] == "user_owner1"),
+        "the owner's own account is kept: {:?}",
+        fake.users
+    );
 }
 
 #[test]
