@@ -31,7 +31,9 @@
       window.Wosool.onUnauthorized(error.code);
       return;
     }
-    notify(error.message || body.dataset.msgFailed || "Error", true);
+    // Maintenance and read-only answers are said in the page's language.
+    var localized = { maintenance: body.dataset.msgMaintenance, tenant_read_only: body.dataset.msgReadOnly };
+    notify(localized[error.code] || error.message || body.dataset.msgFailed || "Error", true);
   });
 
   document.addEventListener("wosool:toast", function (event) {

@@ -42,6 +42,10 @@ pub fn api(state: AppState) -> Router {
         .pages
         .router
         .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::unavailable::unavailable_page,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             policies,
             crate::web::security_headers,
         ));

@@ -12,6 +12,13 @@ use crate::error::ErrorBody;
 /// that is not already JSON. `method` and `uri` name the request in 404/405 messages.
 pub fn render(response: &mut Response, request_id: &str, method: &Method, uri: &Uri) {
     let status = response.status();
+    if response
+        .extensions()
+        .get::<crate::web::unavailable::RenderedPage>()
+        .is_some()
+    {
+        return;
+    }
     let body = match response.extensions_mut().remove::<ErrorBody>() {
         Some(body) => body,
         None if (status.is_client_error() || status.is_server_error()) && !is_json(response) => {

@@ -15,6 +15,7 @@ pub mod impersonate;
 pub mod screens;
 pub mod security;
 pub mod shell;
+pub mod unavailable;
 
 use askama::Template;
 use axum::extract::FromRequestParts;

@@ -113,6 +113,44 @@ async fn global_maintenance_refuses_tenant_routes_and_keeps_admin_health_and_web
         assert_eq!(body["error"]["code"], "maintenance", "{path}");
         assert_eq!(body["error"]["message"], "Database upgrade until 02:00 UTC");
     }
+    // A browser loading an app page gets a page in its language (not the envelope), same status and
+    // Retry-After, reloading itself once that time has passed.
+    let page = app
+        .get("/app/home?lang=ar")
+        .bearer_auth(&key)
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(page.headers()[RETRY_AFTER], "120");
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="ar" dir="rtl""#), "{html}");
+    assert!(html.contains("وصول قيد الصيانة"), "{html}");
+    assert!(html.contains("Database upgrade until 02:00 UTC"), "{html}");
+    assert!(
+        html.contains(r#"<meta http-equiv="refresh" content="120">"#),
+        "{html}"
+    );
+    // htmx requests keep the envelope (the screen says it in a line).
+    let fragment = app
+        .get("/app/home")
+        .bearer_auth(&key)
+        .header("accept", "text/html")
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(fragment).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "maintenance");
+
     let (status, body) = app
         .register(
             json!({ "organization_name": "During Maintenance", "admin_email": "m@example.sa" }),
@@ -292,6 +330,25 @@ async fn a_read_only_tenant_serves_reads_and_refuses_writes() {
         .await
         .unwrap();
     assert_eq!(settings.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // A form posted by a browser gets the read-only page, in English here, with the reason.
+    let settings = app
+        .client
+        .post(app.url("/app/settings?lang=en"))
+        .bearer_auth(&key_a)
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("lang=en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settings.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = settings.text().await.unwrap();
+    assert!(html.contains("Read-only for now"), "{html}");
+    assert!(html.contains("moving to a new server"), "{html}");
+    assert!(
+        !html.contains("http-equiv"),
+        "read-only lasts until lifted: {html}"
+    );
     // Others are unaffected.
     app.call(create_key(&key_b), StatusCode::CREATED).await;
 
