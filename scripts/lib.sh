@@ -43,6 +43,46 @@ as_pg() {
   fi
 }
 
+# pg_home DIR: the directory that really holds the cluster for DIR. Normally DIR itself. As root, the server
+# runs as 'postgres', which cannot reach DIR when an ancestor is closed to it (a clone under /root, mode 700):
+# then the cluster lives under /var/lib/wosool-pg/<hash of DIR> and DIR is a link to it, so the project's data
+# folder still shows where it is and a second run finds it again.
+pg_home() {
+  local dir=$1 parent home
+  if [ "$(id -u)" != 0 ]; then echo "$dir"; return; fi
+  if [ -L "$dir" ]; then readlink -f "$dir"; return; fi
+  parent=$(dirname "$dir")
+  mkdir -p "$parent"
+  if as_pg test -x "$parent" 2>/dev/null; then echo "$dir"; return; fi
+  if [ -e "$dir/PG_VERSION" ]; then
+    die "$dir holds a PostgreSQL cluster the 'postgres' user cannot reach (an ancestor directory is closed to it); move it or open the path (chmod o+x)"
+  fi
+  home=/var/lib/wosool-pg/$(printf '%s' "$dir" | sha256sum | cut -c1-16)
+  mkdir -p "$home"
+  rm -rf "$dir"
+  ln -s "$home" "$dir"
+  log "PostgreSQL data: the 'postgres' user cannot reach $parent, so the cluster lives in $home ($dir links to it)"
+  echo "$home"
+}
+
+# wosool_bin: builds the wosool binary (cargo's progress on stderr) and prints its path as cargo reports it, so
+# CARGO_TARGET_DIR, build.target-dir or a --target in cargo's config are all honoured. Run from the project root.
+wosool_bin() {
+  local out
+  out=$(cargo build --bin wosool --message-format=json-render-diagnostics "$@" \
+    2> >(grep --line-buffered -v '^ *Finished ' >&2)) || die "cargo build failed"
+  printf '%s\n' "$out" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "wosool" and msg.get("executable"):
+        print(msg["executable"])
+        break
+else:
+    sys.exit("cargo did not report the wosool executable")
+'
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -50,8 +90,10 @@ free_port() {
 # start_pg DATA_DIR PORT [extra postgres -c options...]: initialises the cluster on first use (superuser
 # 'postgres', trust auth on loopback only) and starts it. Idempotent.
 start_pg() {
-  local data=$1 port=$2; shift 2
+  local data port=$2
   find_pg_bin
+  data=$(pg_home "$1") || exit 1
+  shift 2
   mkdir -p "$data"
   [ "$(id -u)" = 0 ] && chown postgres "$data" 2>/dev/null
   chmod 700 "$data"
@@ -71,7 +113,10 @@ start_pg() {
 stop_pg() {
   local data=$1
   [ -n "${PG_BIN:-}" ] || find_pg_bin
-  [ -f "$data/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1
+  [ -L "$data" ] && data=$(readlink -f "$data")
+  if [ -f "$data/postmaster.pid" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || log "PostgreSQL in $data did not stop cleanly"
+  fi
   return 0
 }
 

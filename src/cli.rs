@@ -44,9 +44,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: the HTTP API, the job workers, or both.
     ///
-    /// Waits for PostgreSQL (db.startup_wait_secs), applies global migrations when db.migrate_on_start is
-    /// true, then serves until SIGTERM/SIGINT, when it stops accepting, drains in-flight requests and lets
-    /// running jobs finish (or hands them back to the queue) before exiting 0.
+    /// Waits for PostgreSQL (db.startup_wait_secs; every other command fails within 2 s naming
+    /// DATABASE_URL), applies global migrations when db.migrate_on_start is true, then serves until
+    /// SIGTERM/SIGINT, when it stops accepting, drains in-flight requests and lets running jobs finish (or
+    /// hands them back to the queue) before exiting 0.
     Serve {
         /// api: HTTP only; worker: jobs and periodic tasks only (plus /health and /metrics); all: both.
         #[arg(long, value_enum, default_value_t = Role::All)]
@@ -263,7 +264,7 @@ enum MigrateError {
 }
 
 async fn migrate(config: &Config, json: bool) -> Result<(), MigrateError> {
-    let pool = db::connect_with_retry(&config.db).await?;
+    let pool = db::connect_for_cli(&config.db).await?;
     db::migrate(&pool).await?;
     tracing::info!("global migrations applied");
     let servers = crate::tenancy::TenantServers::from_config(config)?;
@@ -355,7 +356,7 @@ enum StatsError {
 }
 
 async fn jobs_stats(config: &Config, json: bool) -> Result<(), StatsError> {
-    let pool = db::connect_with_retry(&config.db).await?;
+    let pool = db::connect_for_cli(&config.db).await?;
     let stats = JobQueue::new(pool, config.jobs.default_max_attempts)
         .stats()
         .await?;

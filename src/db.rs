@@ -19,6 +19,15 @@ pub enum DbError {
         waited: Duration,
         source: sqlx::Error,
     },
+    #[error(
+        "cannot reach the control-plane database at {url} within {waited:?}: {source}. Set DATABASE_URL \
+         (or WOSOOL_DB__URL) to it; for the local stack that scripts/run started, run the CLI as scripts/wosool"
+    )]
+    CliUnreachable {
+        url: String,
+        waited: Duration,
+        source: sqlx::Error,
+    },
     #[error("global migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -71,6 +80,31 @@ pub async fn connect_with_retry(config: &DbConfig) -> Result<PgPool, DbError> {
                 });
             }
         }
+    }
+}
+
+/// How long a CLI command waits for the database: an operator at a terminal wants the mistake named at once,
+/// not a minute of retries meant for a server starting beside its database.
+pub const CLI_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Connects for a one-shot CLI command: one attempt, bounded by [`CLI_CONNECT_TIMEOUT`], failing with a message
+/// that names `DATABASE_URL` (and `scripts/wosool` for the local stack).
+pub async fn connect_for_cli(config: &DbConfig) -> Result<PgPool, DbError> {
+    let started = Instant::now();
+    let unreachable = |source| DbError::CliUnreachable {
+        url: config.url.redacted(),
+        waited: started.elapsed(),
+        source,
+    };
+    match tokio::time::timeout(
+        CLI_CONNECT_TIMEOUT,
+        pool_options(config).connect(config.url.expose()),
+    )
+    .await
+    {
+        Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(source)) => Err(unreachable(source)),
+        Err(_) => Err(unreachable(sqlx::Error::PoolTimedOut)),
     }
 }
 

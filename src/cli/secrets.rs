@@ -33,7 +33,7 @@ pub async fn run(config: &Config, action: SecretsAction, json: bool) -> Result<(
         batch_size,
     } = action;
     let keyring = Keyring::from_config(&config.secrets).map_err(fail)?;
-    let pool = db::connect_with_retry(&config.db).await?;
+    let pool = db::connect_for_cli(&config.db).await?;
     let report = rotate(
         &pool,
         &keyring,

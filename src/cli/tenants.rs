@@ -114,7 +114,7 @@ pub(super) fn fail(e: impl std::fmt::Display) -> CliError {
 
 /// Connects to the registry (and Redis, so changes reach the servers' caches) and builds the services.
 pub(super) async fn connect(config: &Config) -> Result<TenancyStack, CliError> {
-    let pool = db::connect_with_retry(&config.db).await?;
+    let pool = db::connect_for_cli(&config.db).await?;
     let redis = crate::redis::Redis::connect(&config.redis)
         .await
         .map_err(|e| fail(format!("Redis: {e}")))?;

@@ -489,3 +489,51 @@ fn registration_is_off_unless_the_operator_opens_it() {
         wosool::config::SelfService::Off
     );
 }
+
+/// The image builds from what the crate compiles in: every directory `include_bytes!`, askama and
+/// `sqlx::migrate!` read is copied into the build stage, and the dependency layer's stubs cover every
+/// `[[bench]]` of Cargo.toml (cargo refuses a manifest whose targets are missing).
+#[test]
+fn dockerfile_copies_everything_the_crate_compiles_in_and_stubs_every_bench() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    for dir in ["src", "migrations", "config", "templates", "assets"] {
+        assert!(
+            std::path::Path::new(&format!("{root}/{dir}")).is_dir(),
+            "{dir} exists"
+        );
+        assert!(
+            dockerfile.contains(&format!("\nCOPY {dir} ./{dir}\n")),
+            "the build stage copies {dir}/"
+        );
+    }
+    let manifest: toml::Table = std::fs::read_to_string(format!("{root}/Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut benches: Vec<String> = manifest["bench"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    benches.sort();
+    // Run the Dockerfile's own stub loop (its command substitution) against Cargo.toml.
+    let start = dockerfile.find("for bench in $(").expect("a stub loop") + "for bench in $(".len();
+    let end = start
+        + dockerfile[start..]
+            .find("); do")
+            .expect("end of the substitution");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&dockerfile[start..end])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let mut stubbed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    stubbed.sort();
+    assert_eq!(stubbed, benches, "stubs for exactly the manifest's benches");
+}

@@ -22,6 +22,7 @@ mod deploy;
 mod embedded_sessions;
 mod fake_salla;
 mod fake_twenty;
+mod first_run;
 mod fleet;
 mod health;
 mod helpers;
