@@ -39,8 +39,6 @@ const EMITTED_UNDER_CONDITIONS: &[&str] = &[
     "http_connections_refused_total",
     "http_connections_closed_total",
     "rate_limit_fallback_total",
-    "tenant_pool_evictions_total",
-    "tenant_deletion_steps_total",
     "crm_proxy_requests_total",
     "crm_proxy_upstream_duration_seconds",
     "crm_sync_lag_seconds",
@@ -63,7 +61,6 @@ const EMITTED_UNDER_CONDITIONS: &[&str] = &[
     "salla_api_request_duration_seconds",
     "upstream_requests_total",
     "clerk_session_verifications_total",
-    "webhook_deliveries_total",
 ];
 
 fn repo(path: &str) -> PathBuf {
@@ -569,11 +566,34 @@ async fn dashboards_and_rules_query_only_metrics_the_binary_exports() {
             format!("127.0.0.1:{metrics_port}"),
         ));
         env.push(("WOSOOL_JOBS__STATS_INTERVAL_SECS".into(), "1".into()));
+        // Idle tenant pools are closed within a second (pool evictions).
+        env.push((
+            "WOSOOL_TENANCY__POOLS__IDLE_TIMEOUT_SECS".into(),
+            "1".into(),
+        ));
     })
     .await;
-    app.register_ready("Monitoring Store").await;
+    // Provisioning, a tenant request (a tenant pool), an operator request, a refused webhook (Salla is not
+    // configured here), a tenant deletion.
+    let tenant = app.register_ready("Monitoring Store").await;
+    let tenant_id = tenant["tenant_id"].as_str().unwrap().to_owned();
+    let key = app.api_key(&tenant_id).await;
+    let stats = app
+        .get("/api/stats")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(stats.status().is_success(), "{}", stats.status());
     app.admin_get("/api/admin/jobs").send().await.unwrap();
-    app.get("/api/tenant").send().await.unwrap();
+    let refused = app
+        .client
+        .post(app.url("/webhooks/salla"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error() || refused.status().is_server_error());
     let scrape = || async {
         app.client
             .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
@@ -584,19 +604,35 @@ async fn dashboards_and_rules_query_only_metrics_the_binary_exports() {
             .await
             .ok()
     };
-    // The sampled gauges appear within a sampling interval.
-    let text = eventually("sampled gauges", Duration::from_secs(20), || async {
-        let text = scrape().await?;
-        [
-            "jobs_oldest_due_age_seconds",
-            "process_resident_memory_bytes",
-            "salla_stores",
-            "redis_up",
-        ]
-        .iter()
-        .all(|m| text.contains(&format!("\n{m}")))
-        .then_some(text)
+    // The pool is closed once idle, then the tenant deleted; the sampled gauges appear within an interval.
+    eventually("the idle pool evicted", Duration::from_secs(20), || async {
+        scrape()
+            .await?
+            .contains("tenant_pool_evictions_total")
+            .then_some(())
     })
+    .await;
+    app.admin_delete(&format!("/api/admin/tenants/{tenant_id}"))
+        .send()
+        .await
+        .unwrap();
+    let text = eventually(
+        "sampled gauges and deletion steps",
+        Duration::from_secs(30),
+        || async {
+            let text = scrape().await?;
+            [
+                "tenant_deletion_steps_total",
+                "jobs_oldest_due_age_seconds",
+                "process_resident_memory_bytes",
+                "salla_stores",
+                "redis_up",
+            ]
+            .iter()
+            .all(|m| text.contains(&format!("\n{m}")))
+            .then_some(text)
+        },
+    )
     .await;
     let exported = exposed_names(&text);
 
