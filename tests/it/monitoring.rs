@@ -782,10 +782,10 @@ impl Prometheus {
     }
 }
 
-/// deploy/monitoring/prometheus.yml with the job `wosool-api` pointed at `target` instead of Docker's DNS
-/// (after checking that DNS discovery asks for the metrics port), other jobs dropped, intervals of a second and
-/// the rule files by absolute path.
-fn test_config(target: &str) -> Value {
+/// deploy/monitoring/prometheus.yml with the jobs `wosool-api` and `wosool-worker` given static targets instead
+/// of Docker's DNS (after checking that DNS discovery asks for the metrics port), the other jobs dropped,
+/// intervals of a second and the rule files by absolute path.
+fn test_config(api: &[String], worker: &[String]) -> Value {
     let mut config = yaml("deploy/monitoring/prometheus.yml");
     for key in ["scrape_interval", "evaluation_interval", "scrape_timeout"] {
         config["global"][key] = Value::from("1s");
@@ -804,49 +804,83 @@ fn test_config(target: &str) -> Value {
         })
         .collect();
     config["rule_files"] = Value::Sequence(files);
-    let mut api = config["scrape_configs"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|job| job["job_name"] == "wosool-api")
-        .expect("a wosool-api job")
-        .clone();
-    assert_eq!(api["dns_sd_configs"][0]["port"].as_u64(), Some(9100));
-    let job = api.as_mapping_mut().unwrap();
-    job.remove("dns_sd_configs");
-    job.insert(
-        Value::from("static_configs"),
-        serde_yaml_ng::from_str(&format!("[{{targets: ['{target}']}}]")).unwrap(),
-    );
-    config["scrape_configs"] = Value::Sequence(vec![api]);
+    let jobs = [("wosool-api", api), ("wosool-worker", worker)].map(|(name, targets)| {
+        let mut job = config["scrape_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|job| job["job_name"] == name)
+            .unwrap_or_else(|| panic!("a {name} job"))
+            .clone();
+        assert_eq!(job["dns_sd_configs"][0]["port"].as_u64(), Some(9100));
+        let job_map = job.as_mapping_mut().unwrap();
+        job_map.remove("dns_sd_configs");
+        let targets: Vec<Value> = targets.iter().map(|t| Value::from(t.as_str())).collect();
+        let mut static_config = serde_yaml_ng::Mapping::new();
+        static_config.insert(Value::from("targets"), Value::Sequence(targets));
+        job_map.insert(
+            Value::from("static_configs"),
+            Value::Sequence(vec![Value::Mapping(static_config)]),
+        );
+        job
+    });
+    config["scrape_configs"] = Value::Sequence(jobs.to_vec());
     config
 }
 
-/// A real Prometheus, configured from deploy/monitoring/ (its job and its rules), scrapes an in-process app's
-/// metrics listener, records a rule from what it scraped, and evaluates the alerts: the worker job it was not
-/// given shows as a pending `WosoolInstanceDown`.
+/// A real Prometheus, configured from deploy/monitoring/ (its jobs and its rules), scrapes the metrics listeners
+/// of an in-process api and worker, records a rule from what it scraped, and evaluates the alerts: a second
+/// worker replica that is gone shows as a pending `WosoolInstanceDown` with its instance.
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_metrics_listener_and_evaluates_the_rules() {
-    let metrics_port = closed_port();
-    let app = spawn_app_with(wosool::Role::All, |env| {
-        env.push((
-            "WOSOOL_SERVER__METRICS_LISTEN".into(),
-            format!("127.0.0.1:{metrics_port}"),
-        ));
-        env.push(("WOSOOL_JOBS__STATS_INTERVAL_SECS".into(), "1".into()));
+    let prefix = crate::helpers::new_key_prefix();
+    let (api_port, worker_port, gone_port) = (closed_port(), closed_port(), closed_port());
+    let listen = |port: u16| {
+        (
+            "WOSOOL_SERVER__METRICS_LISTEN".to_owned(),
+            format!("127.0.0.1:{port}"),
+        )
+    };
+    let stats = || {
+        (
+            "WOSOOL_JOBS__STATS_INTERVAL_SECS".to_owned(),
+            "1".to_owned(),
+        )
+    };
+    let api = spawn_app_with(wosool::Role::All, |env| {
+        env.extend([listen(api_port), stats()]);
+        env.push(("WOSOOL_REDIS__KEY_PREFIX".into(), prefix.clone()));
     })
     .await;
-    app.register_ready("Scraped Store").await;
-    let prometheus = Prometheus::start(&test_config(&format!("127.0.0.1:{metrics_port}"))).await;
+    let _worker =
+        crate::helpers::spawn_replica(&api.database, &prefix, wosool::Role::Worker, |env| {
+            env.extend([listen(worker_port), stats()]);
+        })
+        .await;
+    api.register_ready("Scraped Store").await;
+    let target = |port: u16| format!("127.0.0.1:{port}");
+    let prometheus = Prometheus::start(&test_config(
+        &[target(api_port)],
+        &[target(worker_port), target(gone_port)],
+    ))
+    .await;
     let wait = Duration::from_secs(60);
 
-    let instance = format!("127.0.0.1:{metrics_port}");
-    eventually("Prometheus scrapes the metrics listener", wait, || async {
-        let up = prometheus.query(r#"up{job="wosool-api"}"#).await;
-        let sample = up.first()?;
-        assert_eq!(sample["metric"]["instance"], instance.as_str());
-        (sample["value"][1] == "1").then_some(())
-    })
+    eventually(
+        "Prometheus scrapes both metrics listeners",
+        wait,
+        || async {
+            let up = prometheus.query(r#"up{job=~"wosool-.*"} == 1"#).await;
+            let mut instances: Vec<&str> = up
+                .iter()
+                .filter_map(|s| s["metric"]["instance"].as_str())
+                .collect();
+            instances.sort();
+            let mut expected = [target(api_port), target(worker_port)];
+            expected.sort();
+            (instances == expected.iter().map(String::as_str).collect::<Vec<_>>()).then_some(())
+        },
+    )
     .await;
     eventually(
         "the recording rule over the scraped tenants",
@@ -861,25 +895,32 @@ async fn a_real_prometheus_scrapes_the_metrics_listener_and_evaluates_the_rules(
     .await;
     eventually("the request counter by route template", wait, || async {
         let rate = prometheus
-            .query(r#"http_requests_total{route="/api/auth/register-organization"}"#)
+            .query(
+                r#"http_requests_total{job="wosool-api", route="/api/auth/register-organization"}"#,
+            )
             .await;
         (!rate.is_empty()).then_some(())
     })
     .await;
-    let alert = eventually(
-        "WosoolInstanceDown for the missing worker job",
-        wait,
-        || async {
-            let alerts = prometheus.get("/api/v1/alerts", &[]).await?;
-            alerts["alerts"]
-                .as_array()?
-                .iter()
-                .find(|a| a["labels"]["alertname"] == "WosoolInstanceDown")
-                .cloned()
-        },
-    )
+    let alerts = eventually("WosoolInstanceDown for the gone replica", wait, || async {
+        let alerts = prometheus.get("/api/v1/alerts", &[]).await?;
+        let down: Vec<Json> = alerts["alerts"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "WosoolInstanceDown")
+            .cloned()
+            .collect();
+        // Before the first scrapes the roles look absent; then only the gone replica stays down.
+        (down.len() == 1 && down[0]["labels"]["instance"].is_string()).then_some(down)
+    })
     .await;
+    let alert = &alerts[0];
     assert_eq!(alert["labels"]["job"], "wosool-worker", "{alert}");
+    assert_eq!(
+        alert["labels"]["instance"],
+        target(gone_port).as_str(),
+        "{alert}"
+    );
     assert_eq!(alert["state"], "pending", "for: 2m has not passed: {alert}");
     assert_eq!(
         alert["annotations"]["runbook_url"],
