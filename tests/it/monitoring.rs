@@ -953,3 +953,131 @@ async fn a_real_prometheus_scrapes_the_metrics_listener_and_evaluates_the_rules(
     );
     prometheus.stop().await;
 }
+
+/// An Alertmanager process of one test, on loopback without clustering; killed by pid when dropped.
+struct Alertmanager {
+    child: tokio::process::Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start(config: &Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, serde_yaml_ng::to_string(config).unwrap()).unwrap();
+        let address = format!("127.0.0.1:{}", closed_port());
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = tokio::process::Command::new(tool("WOSOOL_TEST_ALERTMANAGER"))
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start alertmanager");
+        Self {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running");
+        self.child
+            .kill()
+            .await
+            .unwrap_or_else(|e| panic!("kill alertmanager {pid}: {e}"));
+    }
+}
+
+/// The whole path of an alert: Prometheus evaluates the shipped rules against a replica that is gone, sends
+/// the alert to an Alertmanager running the shipped routing, which delivers it to the `operators` receiver
+/// (here a webhook, as docs/monitoring.md shows) with its runbook link.
+#[tokio::test]
+async fn an_alert_reaches_the_operators_receiver_through_alertmanager() {
+    // The webhook receiver: records every notification's body.
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Json>::new()));
+    let sink = received.clone();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Json>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    // The shipped Alertmanager configuration, with the receiver filled and its waits shortened.
+    let mut config = yaml("deploy/monitoring/alertmanager.yml");
+    config["receivers"][0]["webhook_configs"] =
+        serde_yaml_ng::from_str(&format!("[{{url: '{hook_url}', send_resolved: true}}]")).unwrap();
+    for key in ["group_wait", "group_interval"] {
+        config["route"][key] = Value::from("1s");
+    }
+    let alertmanager = Alertmanager::start(&config);
+
+    // The shipped rules with WosoolInstanceDown's `for` dropped, so that it fires at its first evaluation.
+    let dir = tempfile::tempdir().unwrap();
+    let mut alerts_file = yaml("deploy/monitoring/rules/alerts.yml");
+    for group in alerts_file["groups"].as_sequence_mut().unwrap() {
+        for rule in group["rules"].as_sequence_mut().unwrap() {
+            if rule["alert"] == "WosoolInstanceDown" {
+                rule.as_mapping_mut().unwrap().remove("for");
+            }
+        }
+    }
+    let alerts_path = dir.path().join("alerts.yml");
+    std::fs::write(
+        &alerts_path,
+        serde_yaml_ng::to_string(&alerts_file).unwrap(),
+    )
+    .unwrap();
+    let gone = format!("127.0.0.1:{}", closed_port());
+    let mut prometheus_config = test_config(&[gone.clone()], &[gone.clone()]);
+    prometheus_config["rule_files"] =
+        serde_yaml_ng::from_str(&format!("['{}']", alerts_path.display())).unwrap();
+    prometheus_config["alerting"] = serde_yaml_ng::from_str(&format!(
+        "{{alertmanagers: [{{static_configs: [{{targets: ['{}']}}]}}]}}",
+        alertmanager.address
+    ))
+    .unwrap();
+    let prometheus = Prometheus::start(&prometheus_config).await;
+
+    let notification = eventually(
+        "the alert delivered to the operators' webhook",
+        Duration::from_secs(60),
+        || async {
+            received
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|n| n["status"] == "firing")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(notification["receiver"], "operators", "{notification}");
+    let alert = &notification["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "WosoolInstanceDown");
+    assert_eq!(alert["labels"]["instance"], gone.as_str());
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "docs/runbooks.md#wosoolinstancedown"
+    );
+    prometheus.stop().await;
+    alertmanager.stop().await;
+}
