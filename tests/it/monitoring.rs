@@ -1046,7 +1046,8 @@ async fn an_alert_reaches_the_operators_receiver_through_alertmanager() {
     )
     .unwrap();
     let gone = format!("127.0.0.1:{}", closed_port());
-    let mut prometheus_config = test_config(&[gone.clone()], &[gone.clone()]);
+    let mut prometheus_config =
+        test_config(std::slice::from_ref(&gone), std::slice::from_ref(&gone));
     prometheus_config["rule_files"] =
         serde_yaml_ng::from_str(&format!("['{}']", alerts_path.display())).unwrap();
     prometheus_config["alerting"] = serde_yaml_ng::from_str(&format!(
