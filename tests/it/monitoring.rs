@@ -1082,3 +1082,84 @@ async fn an_alert_reaches_the_operators_receiver_through_alertmanager() {
     prometheus.stop().await;
     alertmanager.stop().await;
 }
+
+/// Runbook commands from branches not merged yet (`wosool backup …`); the lead removes this after merging.
+const PENDING_COMMANDS: &[&str] = &["backup"];
+
+/// The runbooks' commands work: every `wosool …` command line parses with the CLI's own definition, and every
+/// admin API query they show (GET) is answered by a running app with 200 (404 for a placeholder id).
+#[tokio::test]
+async fn the_runbooks_commands_and_queries_are_real() {
+    use clap::Parser;
+    let text = read("docs/runbooks.md");
+    let placeholder = |word: &str| -> String {
+        match word {
+            "<kind>" => "jobs.prune".into(),
+            w if w.starts_with('<') => uuid::Uuid::new_v4().to_string(),
+            w => w.to_owned(),
+        }
+    };
+    let mut commands = 0;
+    for span in text.split('`').skip(1).step_by(2) {
+        let Some(at) = span.find("wosool ") else {
+            continue;
+        };
+        // `wosool …` alone or run in a replica (`… exec api wosool …`), not `psql -U wosool`.
+        let before = span[..at].trim_end();
+        if !(before.is_empty() || before.ends_with("exec api") || before.ends_with("exec worker")) {
+            continue;
+        }
+        let args: Vec<String> = span[at + "wosool ".len()..]
+            .split_whitespace()
+            .map(placeholder)
+            .collect();
+        if args
+            .first()
+            .is_none_or(|a| a == "…" || PENDING_COMMANDS.contains(&a.as_str()))
+        {
+            continue;
+        }
+        let argv = std::iter::once("wosool".to_owned()).chain(args);
+        if let Err(error) = wosool::cli::Cli::try_parse_from(argv) {
+            panic!("docs/runbooks.md: `{span}` does not parse: {error}");
+        }
+        commands += 1;
+    }
+    assert!(commands >= 8, "{commands} commands checked");
+
+    let app = crate::helpers::spawn_app().await;
+    let mut queries = 0;
+    for line in text.lines() {
+        for (at, _) in line.match_indices("\"$API/") {
+            let rest = &line[at + "\"$API".len()..];
+            let path = &rest[..rest.find('"').unwrap()];
+            if line[..at].contains("-XPOST") {
+                continue;
+            }
+            let (route, query) = path.split_once('?').unwrap_or((path, ""));
+            let route: String = route
+                .split('/')
+                .map(placeholder)
+                .collect::<Vec<_>>()
+                .join("/");
+            let query: String = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, v)) => format!("{k}={}", placeholder(v)),
+                    None => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            let url = format!("/api/admin{route}?{query}");
+            let status = app.admin_get(&url).send().await.unwrap().status();
+            let expected = if path.split('?').next().unwrap().contains('<') {
+                reqwest::StatusCode::NOT_FOUND
+            } else {
+                reqwest::StatusCode::OK
+            };
+            assert_eq!(status, expected, "docs/runbooks.md: GET {url}");
+            queries += 1;
+        }
+    }
+    assert!(queries >= 6, "{queries} queries checked");
+}
