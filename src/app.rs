@@ -336,12 +336,14 @@ impl Application {
             Ok(())
         });
         let gauges_stop = shutdown.clone();
-        let (gauge_db, every) = (
-            state.db().clone(),
-            std::time::Duration::from_secs(state.config().jobs.stats_interval_secs),
-        );
+        let gauges = telemetry::fleet::FleetGauges {
+            db: state.db().clone(),
+            redis: state.redis().cloned(),
+            pools: state.pools().clone(),
+        };
+        let every = std::time::Duration::from_secs(state.config().jobs.stats_interval_secs);
         tasks.spawn(async move {
-            crate::tenancy::run_status_gauges(gauge_db, every, gauges_stop).await;
+            gauges.run(every, gauges_stop).await;
             Ok(())
         });
         let upkeep_stop = shutdown.clone();

@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+pub mod fleet;
+pub mod process;
+
 /// Latency buckets (seconds) shared by every `*_duration_seconds` histogram: 1 ms to 5 min.
 const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
@@ -56,7 +59,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Runs the recorder's housekeeping (histogram bucket rotation) until the token is cancelled.
+/// Runs the recorder's housekeeping (histogram bucket rotation) and samples the process's resources until the
+/// token is cancelled.
 pub async fn run_metrics_upkeep(
     handle: PrometheusHandle,
     stop: tokio_util::sync::CancellationToken,
@@ -65,7 +69,10 @@ pub async fn run_metrics_upkeep(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
+            _ = tick.tick() => {
+                handle.run_upkeep();
+                process::record();
+            }
         }
     }
 }
@@ -147,5 +154,65 @@ fn describe_metrics() {
     describe_gauge!(
         "jobs_queue_depth",
         "Jobs in the queue, by state (refreshed periodically)"
+    );
+    describe_gauge!(
+        "jobs_due",
+        "Jobs due to run and waiting for a worker, by kind (refreshed periodically)"
+    );
+    describe_gauge!(
+        "jobs_oldest_due_age_seconds",
+        Unit::Seconds,
+        "How long the oldest due job of each kind has waited for a worker (0 when none)"
+    );
+    describe_gauge!(
+        "jobs_longest_running_seconds",
+        Unit::Seconds,
+        "How long the longest running attempt of each kind has run (0 when none)"
+    );
+    describe_gauge!(
+        "tenants",
+        "Tenants in the registry, by status (refreshed periodically)"
+    );
+    describe_gauge!(
+        "salla_stores",
+        "Salla stores, by status; installed stores without tokens count as needs_reinstall"
+    );
+    describe_gauge!(
+        "redis_up",
+        "1 when this replica's last PING to Redis answered in time, 0 when not (absent without Redis)"
+    );
+    describe_gauge!(
+        "tenant_db_connections_budget",
+        "tenancy.pools.total_connections: tenant database connections this replica may hold"
+    );
+    describe_gauge!(
+        "tenant_db_connections_reserved",
+        "Part of the connection budget reserved by resident tenant pools"
+    );
+    describe_gauge!(
+        "process_cpu_seconds_total",
+        Unit::Seconds,
+        "User and system CPU time this process has used (a running total)"
+    );
+    describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of this process"
+    );
+    describe_gauge!(
+        "process_virtual_memory_bytes",
+        Unit::Bytes,
+        "Virtual memory of this process"
+    );
+    describe_gauge!("process_threads", "Threads of this process");
+    describe_gauge!("process_open_fds", "Open file descriptors of this process");
+    describe_gauge!(
+        "process_max_fds",
+        "Soft limit of open file descriptors of this process"
+    );
+    describe_gauge!(
+        "process_start_time_seconds",
+        Unit::Seconds,
+        "Start time of this process since the Unix epoch"
     );
 }

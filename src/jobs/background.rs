@@ -92,7 +92,7 @@ pub(super) async fn maintenance(shared: Arc<Shared>, stop: CancellationToken) {
         }
         if last_stats.is_none_or(|at| at.elapsed() >= shared.options.stats_interval) {
             last_stats = Some(Instant::now());
-            if let Err(error) = record_depth(&shared.pool).await {
+            if let Err(error) = record_depth(&shared.pool, &shared.registry.kinds()).await {
                 tracing::warn!(error = %error, "sampling queue depth failed");
             }
         }
@@ -191,7 +191,7 @@ async fn fire_periodic(shared: &Shared, queue: &JobQueue) -> Result<(), sqlx::Er
     Ok(())
 }
 
-async fn record_depth(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn record_depth(pool: &PgPool, kinds: &[String]) -> Result<(), sqlx::Error> {
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT s.state, count(j.id) FROM unnest(ARRAY['pending', 'running', 'discarded']) AS s(state) \
          LEFT JOIN jobs j ON j.state = s.state GROUP BY s.state",
@@ -200,6 +200,45 @@ async fn record_depth(pool: &PgPool) -> Result<(), sqlx::Error> {
     .await?;
     for (state, count) in counts {
         metrics::gauge!("jobs_queue_depth", "state" => state).set(count as f64);
+    }
+    record_kind_gauges(pool, kinds).await
+}
+
+/// Per kind: jobs due and waiting, how long the oldest of them has waited, and how long the longest running
+/// attempt has run. Ages are what the "stuck or old jobs" alerts watch (a depth alone cannot tell a busy queue
+/// from a stuck one). Every registered kind is reported, 0 when idle, so that a series never goes stale at its
+/// last non-zero value (a kind this build does not register, left over from a rename, keeps its last value
+/// once its jobs are gone).
+async fn record_kind_gauges(pool: &PgPool, kinds: &[String]) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+        "SELECT kind, \
+             count(*) FILTER (WHERE state = 'pending' AND run_at <= now()), \
+             coalesce(extract(epoch FROM now() - min(run_at) FILTER \
+                 (WHERE state = 'pending' AND run_at <= now()))::float8, 0), \
+             coalesce(extract(epoch FROM now() - min(started_at) FILTER (WHERE state = 'running'))::float8, 0) \
+         FROM jobs WHERE state IN ('pending', 'running') GROUP BY kind",
+    )
+    .fetch_all(pool)
+    .await?;
+    // The failure counters of every kind exist from the start at 0: `increase()` cannot see a counter's first
+    // increment when its series appears with it, so the first discarded job would not alert.
+    for kind in kinds {
+        for counter in [
+            "jobs_failed_total",
+            "jobs_retried_total",
+            "jobs_discarded_total",
+        ] {
+            metrics::counter!(counter, "kind" => kind.clone()).increment(0);
+        }
+    }
+    let idle = kinds
+        .iter()
+        .filter(|k| !rows.iter().any(|(kind, ..)| kind == *k))
+        .map(|k| (k.clone(), 0, 0.0, 0.0));
+    for (kind, due, oldest_due, longest_running) in rows.iter().cloned().chain(idle) {
+        metrics::gauge!("jobs_due", "kind" => kind.clone()).set(due as f64);
+        metrics::gauge!("jobs_oldest_due_age_seconds", "kind" => kind.clone()).set(oldest_due);
+        metrics::gauge!("jobs_longest_running_seconds", "kind" => kind).set(longest_running);
     }
     Ok(())
 }

@@ -30,33 +30,22 @@ pub use tenant_settings::{
     AppPreferences, SettingsError, TenantSettings, app_preferences, save_app_preferences,
 };
 
-/// Keeps the `tenants{status}` gauge current (every replica reports the same registry-wide numbers).
-pub async fn run_status_gauges(
-    db: sqlx::PgPool,
-    every: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        match sqlx::query_as::<_, (String, i64)>(
-            "SELECT status, count(*) FROM tenants GROUP BY status",
-        )
-        .fetch_all(&db)
+/// Refreshes the `tenants{status}` gauge (every replica reports the same registry-wide numbers), called by the
+/// fleet gauges' loop (`telemetry::fleet`).
+pub async fn record_status_gauges(db: &sqlx::PgPool) {
+    match sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM tenants GROUP BY status")
+        .fetch_all(db)
         .await
-        {
-            Ok(rows) => {
-                for status in TenantStatus::ALL {
-                    let count = rows
-                        .iter()
-                        .find(|(s, _)| s == status.as_str())
-                        .map_or(0, |(_, n)| *n);
-                    metrics::gauge!("tenants", "status" => status.as_str()).set(count as f64);
-                }
+    {
+        Ok(rows) => {
+            for status in TenantStatus::ALL {
+                let count = rows
+                    .iter()
+                    .find(|(s, _)| s == status.as_str())
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("tenants", "status" => status.as_str()).set(count as f64);
             }
-            Err(error) => tracing::debug!(error = %error, "cannot refresh tenant gauges"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
-        }
+        Err(error) => tracing::debug!(error = %error, "cannot refresh tenant gauges"),
     }
 }

@@ -77,6 +77,8 @@ struct Inner {
 
 impl TenantPools {
     pub fn new(servers: TenantServers, config: TenantPoolsConfig) -> Self {
+        // At 0 from the start, so that `increase()` sees the first refusal (an alert watches it).
+        metrics::counter!("tenant_pool_budget_exhausted_total").increment(0);
         Self {
             inner: Arc::new(Inner {
                 budget: Arc::new(Semaphore::new(config.total_connections as usize)),
@@ -269,7 +271,9 @@ impl TenantPools {
         self.lock().values().map(|r| r.pool.size()).sum()
     }
 
-    fn publish_gauges(&self) {
+    /// Resident pools, open connections, and the connection budget: its size and the part reserved by resident
+    /// pools (each holds `max_connections_per_tenant` permits), which the "budget exhausted" alert compares.
+    pub fn publish_gauges(&self) {
         let (count, open) = {
             let resident = self.lock();
             (
@@ -279,6 +283,10 @@ impl TenantPools {
         };
         metrics::gauge!("tenant_pools_resident").set(count as f64);
         metrics::gauge!("tenant_db_connections_open").set(open as f64);
+        let budget = self.inner.config.total_connections as usize;
+        let reserved = budget.saturating_sub(self.inner.budget.available_permits());
+        metrics::gauge!("tenant_db_connections_budget").set(budget as f64);
+        metrics::gauge!("tenant_db_connections_reserved").set(reserved as f64);
     }
 }
 

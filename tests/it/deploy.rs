@@ -537,3 +537,197 @@ fn dockerfile_copies_everything_the_crate_compiles_in_and_stubs_every_bench() {
     stubbed.sort();
     assert_eq!(stubbed, benches, "stubs for exactly the manifest's benches");
 }
+
+const MONITORING: [&str; 4] = ["prometheus", "alertmanager", "grafana", "node-exporter"];
+
+#[test]
+fn monitoring_is_an_optional_profile_with_health_checks_and_limits() {
+    let compose = compose();
+    for name in MONITORING {
+        let service = service(&compose, name);
+        assert_eq!(
+            service["profiles"],
+            serde_yaml_ng::from_str::<Value>("[monitoring]").unwrap(),
+            "{name} runs only with the monitoring profile"
+        );
+        assert!(
+            service["healthcheck"]["test"].is_sequence(),
+            "{name} has a health check"
+        );
+        assert!(
+            service["deploy"]["resources"]["limits"]["memory"].is_string(),
+            "{name} has a memory limit"
+        );
+        assert!(service["restart"].is_string(), "{name} restarts");
+        // Their pages are for operators: loopback of the host at most, never Traefik (checked for every
+        // service in `twenty_is_pinned_to_the_tested_version_and_never_routed_publicly`).
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name} publishes {port} beyond loopback"
+            );
+        }
+    }
+    for name in ["api", "worker", "postgres", "redis"] {
+        for dependency in MONITORING {
+            assert!(
+                service(&compose, name)["depends_on"]
+                    .get(dependency)
+                    .is_none(),
+                "{name} must start without {dependency}"
+            );
+        }
+    }
+    let env = env_of(service(&compose, "grafana"));
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "GF_SECURITY_ADMIN_PASSWORD" && v == "${GRAFANA_ADMIN_PASSWORD}"),
+        "{env:?}"
+    );
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "GF_USERS_ALLOW_SIGN_UP" && v == "false")
+    );
+}
+
+/// Every image other than Wosool's own names an exact version: a tag with a digit, never `latest`.
+#[test]
+fn every_third_party_image_is_pinned() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let image = service["image"].as_str().unwrap();
+        if ["api", "worker"].contains(&name) {
+            assert!(image.starts_with("${WOSOOL_IMAGE"), "{name}: {image}");
+            continue;
+        }
+        let (_, tag) = image
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("{name}: {image} has a tag"));
+        assert!(
+            tag != "latest" && tag.chars().any(|c| c.is_ascii_digit()),
+            "{name}: {image} is not pinned"
+        );
+    }
+    for (name, minimum_dots) in [
+        ("prometheus", 2),
+        ("alertmanager", 2),
+        ("grafana", 2),
+        ("node-exporter", 2),
+    ] {
+        let image = service(&compose, name)["image"].as_str().unwrap();
+        let tag = image.rsplit_once(':').unwrap().1;
+        assert!(
+            tag.matches('.').count() >= minimum_dots,
+            "{name}: a full version, {image}"
+        );
+    }
+}
+
+/// Docker's default json-file log grows without bound: every service rotates (size and count limits).
+#[test]
+fn every_service_rotates_its_logs() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    assert!(services.len() >= 11);
+    for (name, service) in services {
+        let logging = &service["logging"];
+        assert_eq!(logging["driver"], "json-file", "{name:?}");
+        let size = logging["options"]["max-size"].as_str().unwrap_or_default();
+        assert!(
+            size.ends_with('m') || size.ends_with('k'),
+            "{name:?}: max-size {size:?}"
+        );
+        let files: u32 = logging["options"]["max-file"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name:?}: max-file"));
+        assert!((1..=20).contains(&files), "{name:?}: max-file {files}");
+    }
+}
+
+/// Prometheus scrapes api and worker on the metrics listener the compose file gives them (every replica, via
+/// Docker's DNS), never on the public listener.
+#[test]
+fn prometheus_scrapes_the_metrics_port_of_every_replica() {
+    let compose = compose();
+    let config_text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/monitoring/prometheus.yml"
+    ))
+    .unwrap();
+    let prometheus: Value = serde_yaml_ng::from_str(&config_text).unwrap();
+    let jobs = prometheus["scrape_configs"].as_sequence().unwrap();
+    for (job_name, service_name) in [("wosool-api", "api"), ("wosool-worker", "worker")] {
+        let config =
+            wosool::config::Config::load_from(None, wosool_env(service(&compose, service_name)))
+                .unwrap();
+        let port = |address: &str| address.rsplit(':').next().unwrap().parse::<u64>().unwrap();
+        let job = jobs
+            .iter()
+            .find(|j| j["job_name"] == job_name)
+            .unwrap_or_else(|| panic!("job {job_name}"));
+        let dns = &job["dns_sd_configs"][0];
+        assert_eq!(
+            dns["names"][0], service_name,
+            "{job_name} resolves the service"
+        );
+        assert_eq!(dns["type"], "A", "{job_name}: one address per replica");
+        assert_eq!(
+            dns["port"].as_u64(),
+            Some(port(&config.server.metrics_listen)),
+            "{job_name} scrapes the metrics listener"
+        );
+        assert_ne!(
+            dns["port"].as_u64(),
+            Some(port(&config.server.listen)),
+            "{job_name} never scrapes the public port"
+        );
+        assert!(job["metrics_path"].is_null() || job["metrics_path"] == "/metrics");
+    }
+    assert!(
+        !config_text.contains(":8080"),
+        "no target on the public port"
+    );
+    // The files the compose file mounts exist, and the rule files Prometheus loads are among them.
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/");
+    for name in MONITORING {
+        for volume in service(&compose, name)["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let volume = volume.as_str().unwrap();
+            // `${VAR:-default}:target` mounts the default unless the operator sets VAR.
+            let source = match volume.strip_prefix("${ALERTMANAGER_CONFIG:-") {
+                Some(rest) => rest.split('}').next().unwrap(),
+                None => volume.split(':').next().unwrap(),
+            };
+            if let Some(relative) = source.strip_prefix("./") {
+                assert!(
+                    std::path::Path::new(deploy).join(relative).exists(),
+                    "{name} mounts {source}, which is missing"
+                );
+            }
+        }
+    }
+    for file in prometheus["rule_files"].as_sequence().unwrap() {
+        let file = file.as_str().unwrap();
+        assert!(
+            std::path::Path::new(deploy)
+                .join("monitoring")
+                .join(file)
+                .exists(),
+            "{file}"
+        );
+    }
+    let mounts: Vec<&str> = service(&compose, "prometheus")["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(mounts.contains(&"./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro"));
+    assert!(mounts.contains(&"./monitoring/rules:/etc/prometheus/rules:ro"));
+}

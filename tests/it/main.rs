@@ -34,6 +34,7 @@ mod maintenance;
 mod merchant_api;
 mod merchant_app;
 mod metrics;
+mod monitoring;
 mod rate_limits;
 mod registration;
 mod salla_api;
