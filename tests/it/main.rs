@@ -19,6 +19,7 @@ mod crm_proxy;
 mod crm_records;
 mod crm_sync;
 mod deploy;
+mod docs;
 mod embedded_sessions;
 mod fake_salla;
 mod fake_twenty;
