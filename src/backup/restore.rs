@@ -238,13 +238,9 @@ impl Backups {
         }
         let staging = self.staging("restore")?;
         let file = staging.file("restore.dump");
-        let stored = self.target.download(&entry.object, &file).await?;
-        if stored.sha256 != entry.sha256 {
-            return Err(BackupError::Invalid(format!(
-                "{} does not match its manifest checksum",
-                entry.object
-            )));
-        }
+        self.target
+            .download(&entry.object, &file, Some(&entry.sha256))
+            .await?;
         tenant_server.create_empty_database(name).await?;
         let endpoint = PgEndpoint::tenant(self.core.servers(), server, name)?;
         if let Err(error) = self.tools.restore(&file, &endpoint).await {
@@ -506,13 +502,9 @@ impl Backups {
         }
         let staging = self.staging("restore-global")?;
         let file = staging.file("global.dump");
-        let stored = self.target.download(&entry.object, &file).await?;
-        if stored.sha256 != entry.sha256 {
-            return Err(BackupError::Invalid(format!(
-                "{} does not match its manifest checksum",
-                entry.object
-            )));
-        }
+        self.target
+            .download(&entry.object, &file, Some(&entry.sha256))
+            .await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE \"{into}\" TEMPLATE template0"
         )))

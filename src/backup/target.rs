@@ -36,6 +36,12 @@ pub enum TargetError {
     Timeout { what: String, timeout: Duration },
     #[error("backup target: {0}")]
     Config(String),
+    #[error("checksum mismatch: {object} is {stored}, its manifest says {expected}")]
+    Checksum {
+        object: String,
+        stored: String,
+        expected: String,
+    },
 }
 
 /// What was stored: size and SHA-256 of the stored bytes, and the key that encrypted them.
@@ -54,6 +60,8 @@ pub struct Target {
     keys: EnvelopeKeys,
     timeout: Duration,
     description: String,
+    /// The local target's directory (its emptied set directories are removed after a prune).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Target {
@@ -79,6 +87,7 @@ impl Target {
                     keys,
                     timeout,
                     description: format!("local:{}", config.dir.display()),
+                    local_root: Some(config.dir.clone()),
                 })
             }
             BackupTarget::S3 => {
@@ -122,6 +131,7 @@ impl Target {
                     keys,
                     timeout,
                     description: format!("s3://{}/{}", s3.bucket, prefix),
+                    local_root: None,
                 })
             }
         }
@@ -215,8 +225,14 @@ impl Target {
     }
 
     /// Downloads `relative` into the file `dest` (decrypted when it is encrypted); returns the size and
-    /// SHA-256 of the stored bytes (before decryption), for comparison with the manifest.
-    pub async fn download(&self, relative: &str, dest: &FsPath) -> Result<Stored, TargetError> {
+    /// SHA-256 of the stored bytes (before decryption). With `expected`, a different SHA-256 is an error
+    /// ([`TargetError::Checksum`]), reported before anything the decryption found.
+    pub async fn download(
+        &self,
+        relative: &str,
+        dest: &FsPath,
+        expected: Option<&str>,
+    ) -> Result<Stored, TargetError> {
         self.bounded(format!("downloading {relative}"), async {
             let path = self.path(relative)?;
             let meta = self.store.head(&path).await?;
@@ -224,6 +240,7 @@ impl Target {
             let mut hasher = Sha256::new();
             let mut decryptor = None;
             let mut key_id = None;
+            let mut broken: Option<EnvelopeError> = None;
             let mut offset = 0u64;
             while offset < meta.size {
                 let end = (offset + READ).min(meta.size);
@@ -234,10 +251,28 @@ impl Target {
                 }
                 hasher.update(&bytes);
                 match &mut decryptor {
-                    Some(dec) => out.write_all(&dec.push(&bytes)?).await?,
+                    // Once the envelope is broken, only the checksum is still computed.
+                    Some(_) if broken.is_some() => {}
+                    Some(dec) => match dec.push(&bytes) {
+                        Ok(plain) => out.write_all(&plain).await?,
+                        Err(error) => broken = Some(error),
+                    },
                     None => out.write_all(&bytes).await?,
                 }
                 offset = end;
+            }
+            let sha256 = hex::encode(hasher.finalize());
+            if let Some(expected) = expected
+                && expected != sha256
+            {
+                return Err(TargetError::Checksum {
+                    object: relative.to_owned(),
+                    stored: sha256,
+                    expected: expected.to_owned(),
+                });
+            }
+            if let Some(error) = broken {
+                return Err(error.into());
             }
             if let Some(dec) = decryptor {
                 dec.finish()?;
@@ -245,7 +280,7 @@ impl Target {
             out.flush().await?;
             Ok(Stored {
                 size: meta.size,
-                sha256: hex::encode(hasher.finalize()),
+                sha256,
                 key_id,
             })
         })
@@ -305,6 +340,15 @@ impl Target {
                     deleted += 1;
                 }
                 pending.extend(listed.common_prefixes);
+            }
+            // Object stores have no directories; a local one keeps them empty, and they would still list.
+            if let Some(root) = &self.local_root {
+                match tokio::fs::remove_dir_all(root.join(id)).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(error.into());
+                    }
+                    _ => {}
+                }
             }
             Ok(deleted)
         })
