@@ -205,7 +205,7 @@ impl Decryptor {
             }
             let last = self.buffer[0] == 1;
             let len = u32::from_be_bytes(self.buffer[1..5].try_into().expect("4 bytes")) as usize;
-            if len < TAG_LEN || len > CHUNK + TAG_LEN {
+            if !(TAG_LEN..=CHUNK + TAG_LEN).contains(&len) {
                 return Err(EnvelopeError::Corrupt(self.counter));
             }
             if self.buffer.len() < 5 + len {

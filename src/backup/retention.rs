@@ -8,6 +8,13 @@ use time::OffsetDateTime;
 
 use crate::config::RetentionConfig;
 
+/// A period a set falls in: (year, day / ISO week / month).
+type Bucket = fn(&OffsetDateTime) -> (i32, u32);
+
+fn utc(at: &OffsetDateTime) -> OffsetDateTime {
+    at.to_offset(time::UtcOffset::UTC)
+}
+
 /// The ids of `sets` (id, start time) to keep under `policy`; every other one may be pruned.
 pub fn keep(sets: &[(String, OffsetDateTime)], policy: &RetentionConfig) -> BTreeSet<String> {
     let mut newest_first: Vec<&(String, OffsetDateTime)> = sets.iter().collect();
@@ -16,16 +23,15 @@ pub fn keep(sets: &[(String, OffsetDateTime)], policy: &RetentionConfig) -> BTre
     if let Some((id, _)) = newest_first.first() {
         kept.insert(id.clone());
     }
-    let utc = |at: &OffsetDateTime| at.to_offset(time::UtcOffset::UTC);
-    let buckets: [(u32, &dyn Fn(&OffsetDateTime) -> (i32, u32)); 3] = [
-        (policy.daily, &|at| {
+    let buckets: [(u32, Bucket); 3] = [
+        (policy.daily, |at| {
             (utc(at).year(), utc(at).ordinal() as u32)
         }),
-        (policy.weekly, &|at| {
+        (policy.weekly, |at| {
             let (year, week, _) = utc(at).to_iso_week_date();
             (year, week as u32)
         }),
-        (policy.monthly, &|at| {
+        (policy.monthly, |at| {
             (utc(at).year(), utc(at).month() as u32)
         }),
     ];
