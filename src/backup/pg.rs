@@ -26,6 +26,8 @@ pub enum PgToolError {
     },
     #[error("invalid database URL: {0}")]
     BadUrl(String),
+    #[error("{0}")]
+    Server(String),
 }
 
 /// Where a tool connects: host, port, role, password (environment only) and database.
@@ -74,7 +76,7 @@ impl PgEndpoint {
     pub fn tenant(servers: &TenantServers, server: &str, db: &str) -> Result<Self, PgToolError> {
         let found = servers
             .get(server)
-            .map_err(|e| PgToolError::BadUrl(e.to_string()))?;
+            .map_err(|e| PgToolError::Server(e.to_string()))?;
         let target = found.dump_target_named(db);
         Ok(Self {
             host: target.host,

@@ -226,9 +226,15 @@ impl Backups {
         let result: Result<(), BackupError> = async {
             let endpoint = endpoint?;
             self.tools.dump(&endpoint, &file).await?;
-            entry.toc_entries = self.tools.list(&file).await?;
             entry.dump_bytes = tokio::fs::metadata(&file).await?.len();
-            let stored = self.target.upload(&file, &entry.object, true).await?;
+            // The check and the upload read the same file at the same time; a dump that fails the check is
+            // recorded as failed (its object is never used: restores and verify take succeeded entries only).
+            let (listed, stored) = tokio::join!(
+                self.tools.list(&file),
+                self.target.upload(&file, &entry.object, true)
+            );
+            entry.toc_entries = listed?;
+            let stored = stored?;
             entry.size_bytes = stored.size;
             entry.sha256 = stored.sha256;
             entry.encrypted = stored.key_id.is_some();
