@@ -73,6 +73,8 @@ pub enum StartupError {
     HttpClient(#[from] ClientError),
     #[error("the CRM: {0}")]
     Crm(#[from] CrmSetupError),
+    #[error("backups: {0}")]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 /// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere on
@@ -206,6 +208,11 @@ impl Application {
         let embedded = crate::embedded::Embedded::build(&core)?;
         crate::embedded::register_jobs(&mut registry, &embedded)?;
         crate::audit::retention::register_jobs(&mut registry, core.clone())?;
+        // The backup target is opened (a local directory created) only when backups are on.
+        if config.backup.enabled {
+            let backups = crate::backup::Backups::new(&core)?;
+            crate::backup::jobs::register_jobs(&mut registry, backups)?;
+        }
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }

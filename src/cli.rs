@@ -1,6 +1,7 @@
 //! Command-line interface. Every subcommand loads the same configuration (see `config/default.toml`).
 
 mod audit;
+mod backup;
 mod crm;
 mod output;
 mod secrets;
@@ -101,6 +102,13 @@ pub enum Command {
     },
     /// Read the audit log (global, or one tenant's with --tenant-log), newest first.
     Audit(audit::AuditArgs),
+    /// Backups of the global, tenant and Twenty databases ([backup], docs/backups.md).
+    Backup {
+        #[command(subcommand)]
+        action: backup::BackupAction,
+    },
+    /// Restore a tenant from a backup set (then --confirm or --abort), or the global database (--global).
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +249,8 @@ impl Cli {
             } => report(crm::status(&config, json).await),
             Command::Secrets { action } => report(secrets::run(&config, action, json).await),
             Command::Audit(args) => report(audit::run(&config, args).await),
+            Command::Backup { action } => report(backup::run(&config, action, json).await),
+            Command::Restore(args) => report(backup::restore(&config, args, json).await),
         }
     }
 }

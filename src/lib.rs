@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod clerk;
 pub mod cli;
 pub mod commerce;

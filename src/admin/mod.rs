@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 mod auth;
+pub(crate) mod backups;
 pub(crate) mod crm;
 pub(crate) mod impersonation;
 pub(crate) mod jobs;

@@ -137,7 +137,10 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let details = state.lifecycle().show(&id).await?;
-    Ok(axum::Json(json!(details)))
+    let backup = super::backups::tenant_summary(&state, details.tenant.id).await?;
+    let mut body = json!(details);
+    body["backup"] = backup;
+    Ok(axum::Json(body))
 }
 
 #[derive(Debug, Deserialize)]

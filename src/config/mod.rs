@@ -5,6 +5,7 @@
 //! place a default lives.
 
 mod app;
+mod backup;
 mod clerk;
 mod crm;
 mod db;
@@ -29,6 +30,7 @@ use figment::value::Value;
 use serde::{Deserialize, Serialize};
 
 pub use self::app::AppConfig;
+pub use self::backup::{BackupConfig, BackupTarget, RetentionConfig, S3Config};
 pub use self::clerk::ClerkConfig;
 pub use self::crm::{CrmConfig, CrmInstanceConfig, DEFAULT_CRM_INSTANCE};
 pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
@@ -73,6 +75,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub maintenance: MaintenanceConfig,
     pub impersonation: ImpersonationConfig,
+    pub backup: BackupConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -180,6 +183,7 @@ impl Config {
         self.audit.validate(&mut problem);
         self.maintenance.validate(&mut problem);
         self.impersonation.validate(&mut problem);
+        self.backup.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use super::integrations::{StepError, StepOutcome};
 use super::pipeline::{ProvisionError, Provisioner};
 use super::steps::StepRecord;
+use crate::backup::pg::{PgEndpoint, PgToolError, PgTools};
 use crate::jobs::Job;
 use crate::string_enum::string_enum;
 use crate::tenancy::registry::{self, AuditEntry};
@@ -56,20 +57,8 @@ const DUMP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Why pg_dump did not write the dump (the `dump` step fails with it).
 #[derive(Debug, thiserror::Error)]
-enum DumpError {
-    #[error("pg_dump did not finish within {0:?}")]
-    Timeout(Duration),
-    #[error("cannot run {program}: {error}")]
-    Spawn {
-        program: String,
-        error: std::io::Error,
-    },
-    #[error("pg_dump exited with {status}: {stderr}")]
-    Failed {
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-}
+#[error(transparent)]
+struct DumpError(PgToolError);
 
 impl From<DumpError> for ProvisionError {
     fn from(error: DumpError) -> Self {
@@ -335,40 +324,10 @@ impl Provisioner {
         let stamp = OffsetDateTime::now_utc().unix_timestamp();
         let file = dir.join(format!("{}-{}-{stamp}.dump", tenant.slug, tenant.db_name));
         let partial = file.with_extension("dump.partial");
-        let server = self.servers().get(&tenant.db_server)?;
-        let target = server.dump_target(&tenant.db_name);
-        let mut command = tokio::process::Command::new(&self.config().pg_dump_path);
-        command
-            .arg("--format=custom")
-            .arg("--no-password")
-            .arg("--file")
-            .arg(&partial)
-            .arg("--host")
-            .arg(&target.host)
-            .arg("--port")
-            .arg(target.port.to_string())
-            .arg("--username")
-            .arg(&target.user)
-            .arg("--dbname")
-            .arg(&target.database)
-            .kill_on_drop(true);
-        if let Some(password) = self.servers().password(&tenant.db_server) {
-            command.env("PGPASSWORD", password);
-        }
-        let output = tokio::time::timeout(DUMP_TIMEOUT, command.output())
-            .await
-            .map_err(|_| DumpError::Timeout(DUMP_TIMEOUT))?
-            .map_err(|error| DumpError::Spawn {
-                program: self.config().pg_dump_path.clone(),
-                error,
-            })?;
-        if !output.status.success() {
-            return Err(DumpError::Failed {
-                status: output.status,
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            }
-            .into());
-        }
+        let source = PgEndpoint::tenant(self.servers(), &tenant.db_server, tenant.db_name.as_str())
+            .map_err(DumpError)?;
+        let tools = PgTools::new(self.config().pg_dump_path.clone(), "", DUMP_TIMEOUT);
+        tools.dump(&source, &partial).await.map_err(DumpError)?;
         // Only a complete dump gets the final name, so a file named *.dump is always usable.
         tokio::fs::rename(&partial, &file)
             .await

@@ -158,14 +158,35 @@ impl DbName {
     }
 }
 
+impl DbName {
+    /// The name of a database restored for the tenant whose database is `self`: the same base and
+    /// `_r<suffix>` (1-20 characters of a-z and 0-9), e.g. `t_<32 hex>_r1764740000`.
+    pub fn restored(&self, suffix: &str) -> Result<Self, NameError> {
+        Self::try_from(format!("{}_r{suffix}", &self.0[..34]))
+    }
+
+    /// The database name the tenant was created with (`t_<32 hex>`), without a restore suffix.
+    pub fn base(&self) -> &str {
+        &self.0[..34]
+    }
+}
+
 impl TryFrom<String> for DbName {
     type Error = NameError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let valid = value.len() == 34
+        let base_ok = value.len() >= 34
             && value.starts_with("t_")
-            && value[2..]
+            && value[2..34]
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        // A restored database: `_r` and 1-20 characters of a-z0-9 (the registry's CHECK says the same).
+        let suffix_ok = value.len() == 34
+            || value.get(34..36) == Some("_r")
+                && (37..=56).contains(&value.len())
+                && value[36..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        let valid = base_ok && suffix_ok;
         if valid {
             Ok(Self(value))
         } else {
@@ -242,7 +263,15 @@ mod tests {
         let id = TenantId::new();
         let name = DbName::for_tenant(id);
         assert_eq!(name.as_str().len(), 34);
-        assert_eq!(DbName::try_from(name.as_str().to_owned()), Ok(name));
+        assert_eq!(DbName::try_from(name.as_str().to_owned()), Ok(name.clone()));
         assert!(DbName::try_from("t_x\"; drop".to_owned()).is_err());
+        let restored = name.restored("1764740000").unwrap();
+        assert_eq!(restored.base(), name.as_str());
+        assert_eq!(
+            DbName::try_from(restored.as_str().to_owned()),
+            Ok(restored.clone())
+        );
+        assert!(name.restored("X;").is_err() && name.restored("").is_err());
+        assert!(DbName::try_from(format!("{name}_x1")).is_err());
     }
 }

@@ -30,6 +30,9 @@ pub enum PoolError {
 
 struct Resident {
     pool: PgPool,
+    /// Where the pool connects: a tenant whose registry row now names another server or database (a restore,
+    /// a move) gets a new pool on its next request, on every replica, once its cache entry is invalidated.
+    location: (String, String),
     /// Held by every handed-out [`TenantPool`]: a pool is evictable only when this is the last reference.
     lease: Arc<()>,
     last_used: Instant,
@@ -91,6 +94,19 @@ impl TenantPools {
 
     /// The pool of `tenant`'s database, creating it (within the budget) if it is not resident.
     pub async fn get(&self, tenant: &Tenant) -> Result<TenantPool, PoolError> {
+        let location = (tenant.db_server.clone(), tenant.db_name.as_str().to_owned());
+        let stale = {
+            let mut resident = self.lock();
+            match resident.get(&tenant.id) {
+                Some(r) if r.location != location => resident.remove(&tenant.id),
+                _ => None,
+            }
+        };
+        if let Some(stale) = stale {
+            // Requests still holding the old pool finish on it; it closes when they are done.
+            tokio::spawn(close(stale));
+            self.publish_gauges();
+        }
         if let Some(pool) = self.checkout(tenant.id) {
             return Ok(pool);
         }
@@ -145,6 +161,7 @@ impl TenantPools {
                     tenant.id,
                     Resident {
                         pool: pool.clone(),
+                        location,
                         lease: lease.clone(),
                         last_used: Instant::now(),
                         _permits: permits,

@@ -196,12 +196,45 @@ impl TenantServer {
 
     /// The connection URL parts pg_dump needs (host, port, user, password), for one tenant database.
     pub fn dump_target(&self, db: &DbName) -> DumpTarget {
+        self.dump_target_named(db.as_str())
+    }
+
+    /// [`Self::dump_target`] for any database of this server (restore and drill scratch databases).
+    pub fn dump_target_named(&self, database: &str) -> DumpTarget {
         DumpTarget {
             host: self.options.get_host().to_owned(),
             port: self.options.get_port(),
             user: self.options.get_username().to_owned(),
-            database: db.as_str().to_owned(),
+            database: database.to_owned(),
         }
+    }
+
+    /// Options to connect to any database of this server (`name` must be a checked identifier).
+    pub fn options_named(&self, name: &str) -> PgConnectOptions {
+        self.options.clone().database(name)
+    }
+
+    /// `CREATE DATABASE <name> TEMPLATE template0`: an empty database to restore a dump into. `name` must be
+    /// a plain identifier ([`super::is_valid_identifier`]).
+    pub async fn create_empty_database(&self, name: &str) -> Result<(), ServerError> {
+        debug_assert!(super::is_valid_identifier(name));
+        exec_pool(
+            &self.maintenance,
+            format!("CREATE DATABASE \"{name}\" TEMPLATE template0"),
+        )
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    /// `DROP DATABASE IF EXISTS <name> WITH (FORCE)` for any plain identifier (scratch databases).
+    pub async fn drop_database_named(&self, name: &str) -> Result<(), ServerError> {
+        debug_assert!(super::is_valid_identifier(name));
+        exec_pool(
+            &self.maintenance,
+            format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        )
+        .await
+        .map_err(|e| self.err(e))
     }
 
     pub fn maintenance_pool(&self) -> &PgPool {

@@ -4,6 +4,7 @@
 mod access;
 mod attack_suite;
 mod audit;
+mod backup;
 mod browser;
 mod clerk_identity;
 mod clerk_sessions;
