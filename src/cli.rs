@@ -2,6 +2,7 @@
 
 mod audit;
 mod crm;
+mod moves;
 mod output;
 mod secrets;
 mod tenants;
@@ -60,7 +61,7 @@ pub enum Command {
         #[command(subcommand)]
         target: Option<MigrateTarget>,
     },
-    /// Operate tenants: list, show, create, suspend, activate, retry, delete, API keys.
+    /// Operate tenants: list, show, create, suspend, activate, retry, delete, move, API keys.
     Tenants {
         #[command(subcommand)]
         action: tenants::TenantsAction,

@@ -12,7 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, any, on};
 
 use crate::access::{Access, Action, Resource, RouteInfo};
 use crate::admin::{
-    audit as admin_audit, crm, impersonation, jobs, maintenance, salla as stores, tenants, webhooks,
+    audit as admin_audit, crm, impersonation, jobs, maintenance, moves, salla as stores, tenants, webhooks,
 };
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
@@ -193,6 +193,10 @@ fn admin(r: Routes) -> Routes {
         .at(POST, "/maintenance", Operator, maintenance::set)
         .at(POST, "/tenants/{id}/read-only", Operator, maintenance::read_only)
         .at(POST, "/tenants/{id}/impersonate", Operator, impersonation::impersonate)
+        .at(POST, "/tenants/{id}/move", Operator, moves::start)
+        .at(GET, "/tenants/{id}/move", Operator, moves::latest)
+        .at(POST, "/tenants/{id}/move/abort", Operator, moves::abort)
+        .at(GET, "/moves/{move_id}", Operator, moves::show)
 }
 
 /// The merchant web app (`src/web/`, `docs/merchant-app.md`): the Salla embedded shell, the standalone entry

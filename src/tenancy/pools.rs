@@ -30,6 +30,9 @@ pub enum PoolError {
 
 struct Resident {
     pool: PgPool,
+    /// The server key and database the pool connects to: when the tenant's registry entry names another
+    /// (its database was moved), the pool is replaced on the next checkout.
+    location: (String, String),
     /// Held by every handed-out [`TenantPool`]: a pool is evictable only when this is the last reference.
     lease: Arc<()>,
     last_used: Instant,
@@ -89,7 +92,7 @@ impl TenantPools {
 
     /// The pool of `tenant`'s database, creating it (within the budget) if it is not resident.
     pub async fn get(&self, tenant: &Tenant) -> Result<TenantPool, PoolError> {
-        if let Some(pool) = self.checkout(tenant.id) {
+        if let Some(pool) = self.checkout(tenant) {
             return Ok(pool);
         }
         let per_pool = self.inner.config.max_connections_per_tenant;
@@ -128,7 +131,10 @@ impl TenantPools {
         let (checked_out, evicted) = {
             let mut resident = self.lock();
             // Another request may have created it meanwhile: use theirs, give our permits back.
-            if let Some(existing) = resident.get_mut(&tenant.id) {
+            if let Some(existing) = resident
+                .get_mut(&tenant.id)
+                .filter(|r| r.location == location_of(tenant))
+            {
                 existing.last_used = Instant::now();
                 (
                     TenantPool {
@@ -139,10 +145,15 @@ impl TenantPools {
                     Some(pool),
                 )
             } else {
+                // A pool to the tenant's previous location, replaced meanwhile: closed in the background.
+                if let Some(stale) = resident.remove(&tenant.id) {
+                    tokio::spawn(close(stale));
+                }
                 resident.insert(
                     tenant.id,
                     Resident {
                         pool: pool.clone(),
+                        location: location_of(tenant),
                         lease: lease.clone(),
                         last_used: Instant::now(),
                         _permits: permits,
@@ -170,13 +181,22 @@ impl TenantPools {
         Ok(checked_out)
     }
 
-    fn checkout(&self, tenant: TenantId) -> Option<TenantPool> {
+    /// The resident pool of `tenant`, if it still connects where the registry says the database is. A pool of
+    /// a moved tenant's old location is dropped here (closed in the background, once its connections return),
+    /// so every replica follows a move as soon as its cached tenant is refreshed.
+    fn checkout(&self, tenant: &Tenant) -> Option<TenantPool> {
         let mut resident = self.lock();
-        let entry = resident.get_mut(&tenant)?;
+        let entry = resident.get_mut(&tenant.id)?;
+        if entry.location != location_of(tenant) {
+            let stale = resident.remove(&tenant.id)?;
+            metrics::counter!("tenant_pool_evictions_total", "reason" => "moved").increment(1);
+            tokio::spawn(close(stale));
+            return None;
+        }
         entry.last_used = Instant::now();
         Some(TenantPool {
             pool: entry.pool.clone(),
-            tenant,
+            tenant: tenant.id,
             _lease: entry.lease.clone(),
         })
     }
@@ -280,6 +300,10 @@ impl TenantPools {
         metrics::gauge!("tenant_pools_resident").set(count as f64);
         metrics::gauge!("tenant_db_connections_open").set(open as f64);
     }
+}
+
+fn location_of(tenant: &Tenant) -> (String, String) {
+    (tenant.db_server.clone(), tenant.db_name.as_str().to_owned())
 }
 
 async fn close(resident: Resident) {
