@@ -12,7 +12,8 @@ use axum::routing::{MethodFilter, MethodRouter, any, on};
 
 use crate::access::{Access, Action, Resource, RouteInfo};
 use crate::admin::{
-    audit as admin_audit, crm, impersonation, jobs, maintenance, moves, salla as stores, tenants, webhooks,
+    audit as admin_audit, crm, impersonation, jobs, maintenance, moves, salla as stores, tenants,
+    webhooks,
 };
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};

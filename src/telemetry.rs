@@ -14,7 +14,9 @@ const DURATION_BUCKETS: &[f64] = &[
 ];
 
 /// Buckets (seconds) of `tenant_move_read_only_seconds`: a move's read-only window, target at most 10 s.
-const READ_ONLY_WINDOW_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+const READ_ONLY_WINDOW_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
 
 /// Installs the global tracing subscriber. `RUST_LOG`, when set, overrides `log.level`.
 /// Calling it twice is harmless (the second call keeps the first subscriber), which in-process tests rely on.

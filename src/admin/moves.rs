@@ -85,9 +85,7 @@ pub async fn abort(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let aborted = moves(&state)
-        .abort(&id, &actor(&auth, request_id))
-        .await?;
+    let aborted = moves(&state).abort(&id, &actor(&auth, request_id)).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "move": aborted }))))
 }
 

@@ -83,7 +83,8 @@ pub async fn run(stack: &TenancyStack, args: MoveArgs, json: bool) -> Result<(),
 
 fn print(record: &TenantMove, json: bool) -> Result<(), CliError> {
     if json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "move": record })).map_err(fail)?;
+        let text =
+            serde_json::to_string_pretty(&serde_json::json!({ "move": record })).map_err(fail)?;
         println!("{text}");
         return Ok(());
     }

@@ -90,7 +90,10 @@ impl TenancyConfig {
     /// Settings that must not be 0 (checked with the other sections', in `Config::validate`).
     pub(super) fn positive_settings(&self) -> [(&'static str, u64); 10] {
         [
-            ("tenancy.moves.copy_timeout_secs", self.moves.copy_timeout_secs),
+            (
+                "tenancy.moves.copy_timeout_secs",
+                self.moves.copy_timeout_secs,
+            ),
             ("tenancy.cache.max_entries", self.cache.max_entries),
             ("tenancy.cache.ttl_secs", self.cache.ttl_secs),
             (

@@ -57,7 +57,11 @@ async fn exec(pool: &PgPool, statement: String) -> Result<(), sqlx::Error> {
 /// Why sessions, not the cache: the tenant's read-only flag reaches other replicas through the tenant cache
 /// (pub/sub, or `tenancy.cache.ttl_secs` when a message is lost), and background jobs do not look at it.
 /// The database itself refusing writes does not depend on any of them.
-pub async fn freeze(server: &TenantServer, db: &DbName, drain: Duration) -> Result<(), DbStepError> {
+pub async fn freeze(
+    server: &TenantServer,
+    db: &DbName,
+    drain: Duration,
+) -> Result<(), DbStepError> {
     let pool = server.maintenance_pool();
     exec(
         pool,
@@ -304,11 +308,10 @@ pub async fn census(server: &TenantServer, db: &DbName) -> Result<Census, DbStep
         let mut rows = BTreeMap::new();
         for table in tables {
             // The names come from the catalog, quoted by format('%I').
-            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {table}"
-            )))
-            .fetch_one(&mut conn)
-            .await?;
+            let count: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                    .fetch_one(&mut conn)
+                    .await?;
             rows.insert(table, count);
         }
         let schema_version = if rows.contains_key("public._sqlx_migrations") {
@@ -336,7 +339,9 @@ pub fn differences(source: &Census, target: &Census) -> Vec<String> {
     for (table, count) in &source.rows {
         match target.rows.get(table) {
             Some(copied) if copied == count => {}
-            Some(copied) => found.push(format!("{table}: {count} rows on the source, {copied} on the target")),
+            Some(copied) => found.push(format!(
+                "{table}: {count} rows on the source, {copied} on the target"
+            )),
             None => found.push(format!("{table}: missing on the target")),
         }
     }

@@ -186,7 +186,9 @@ impl TenantMoves {
     async fn find_tenant(&self, id_or_slug: &str) -> Result<Tenant, MoveError> {
         let key = match id_or_slug.parse::<TenantId>() {
             Ok(id) => LookupKey::Id(id),
-            Err(_) => LookupKey::Slug(Slug::parse(id_or_slug).map_err(|_| MoveError::TenantNotFound)?),
+            Err(_) => {
+                LookupKey::Slug(Slug::parse(id_or_slug).map_err(|_| MoveError::TenantNotFound)?)
+            }
         };
         registry::find(self.db(), &key)
             .await?
@@ -213,10 +215,7 @@ impl TenantMoves {
         if tenant.db_server == target {
             return Err(MoveError::SameServer(target.to_owned()));
         }
-        if !matches!(
-            tenant.status,
-            TenantStatus::Ready | TenantStatus::Suspended
-        ) {
+        if !matches!(tenant.status, TenantStatus::Ready | TenantStatus::Suspended) {
             return Err(MoveError::NotMovable(tenant.status));
         }
         let id = Uuid::new_v4();
@@ -315,7 +314,9 @@ impl TenantMoves {
     /// The `tenant.move` job: runs the move from its recorded state to the switch, or rolls it back.
     pub async fn run(&self, ctx: &JobContext, move_id: Uuid) -> Result<(), JobError> {
         let Some(first) = self.get(move_id).await? else {
-            return Err(JobError::permanent(format!("move {move_id} does not exist")));
+            return Err(JobError::permanent(format!(
+                "move {move_id} does not exist"
+            )));
         };
         let Some(_lock) = TenantLock::acquire(self.db(), first.tenant_id).await? else {
             return Err(JobError::defer(
@@ -361,6 +362,23 @@ impl TenantMoves {
         }
     }
 
+    /// Runs the steps of a move until it reaches `until` (or is no longer before its switch) and stops there,
+    /// as a crash after that step would: its job then resumes it. For tests and for stepping through a move by
+    /// hand. A failed step is returned, not rolled back (the job rolls it back).
+    pub async fn advance_to(&self, move_id: Uuid, until: MoveState) -> Result<TenantMove, String> {
+        loop {
+            let record = self
+                .get(move_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such move")?;
+            if record.state == until || !record.state.is_before_switch() {
+                return Ok(record);
+            }
+            self.step(&record).await.map_err(|e| e.to_string())?;
+        }
+    }
+
     /// One step from `record.state`; returns the state reached.
     async fn step(&self, record: &TenantMove) -> Result<MoveState, StepFailure> {
         let servers = self.core.servers();
@@ -380,10 +398,7 @@ impl TenantMoves {
                         tenant.db_server, record.source_server
                     )));
                 }
-                if !matches!(
-                    tenant.status,
-                    TenantStatus::Ready | TenantStatus::Suspended
-                ) {
+                if !matches!(tenant.status, TenantStatus::Ready | TenantStatus::Suspended) {
                     return Err(StepFailure::Refused(format!(
                         "the tenant is {}",
                         tenant.status
@@ -435,8 +450,7 @@ impl TenantMoves {
                 MoveState::Copied
             }
             MoveState::Copied => {
-                let (on_source, on_target) =
-                    tokio::join!(census(source, &db), census(target, &db));
+                let (on_source, on_target) = tokio::join!(census(source, &db), census(target, &db));
                 let (on_source, on_target) = (on_source?, on_target?);
                 let differences = database::differences(&on_source, &on_target);
                 if !differences.is_empty() {
