@@ -128,7 +128,7 @@ fn database_url(server: &str, database: &str) -> String {
 
 /// A store with raw Salla payloads, grown until the database holds at least 100 MB; returns its size.
 async fn fill(tenant: &PgPool) -> i64 {
-    common::fill_store(tenant, 100_000, 30_000, 5_000).await;
+    common::fill_store(tenant, 50_000, 20_000, 5_000).await;
     let mut size = size_of(tenant).await;
     let mut round = 0;
     while size < TARGET_BYTES && round < 20 {

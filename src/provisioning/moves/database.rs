@@ -156,7 +156,33 @@ pub async fn thaw(server: &TenantServer, db: &DbName) -> Result<(), DbStepError>
     end_sessions(server, db, thawed_at).await
 }
 
-/// An empty database for the copy, replacing what an interrupted attempt left.
+/// An empty database for the copy: created when missing, kept when it holds no table yet (made before the
+/// read-only window, so the window does not pay for it), recreated when an interrupted attempt filled it.
+pub async fn ensure_empty(server: &TenantServer, db: &DbName) -> Result<(), DbStepError> {
+    if server
+        .database_exists(db.as_str())
+        .await
+        .map_err(|e| DbStepError::Copy(e.to_string()))?
+    {
+        let mut conn = PgConnection::connect_with(&server.tenant_options(db))
+            .await
+            .map_err(sql(server))?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(sql(server))?;
+        let _ = conn.close().await;
+        if tables == 0 {
+            return Ok(());
+        }
+    }
+    recreate(server, db).await
+}
+
+/// A new empty database, replacing whatever had the name.
 pub async fn recreate(server: &TenantServer, db: &DbName) -> Result<(), DbStepError> {
     drop_database(server, db).await?;
     exec(

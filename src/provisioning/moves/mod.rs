@@ -10,7 +10,8 @@
 //!    `tenancy.moves.drain_timeout_ms`, every older session ended. From then on nothing can write to the
 //!    source: not a replica with a stale cache, not a background job (their writes fail with SQLSTATE 25006,
 //!    which the API answers as 503 `tenant_read_only` and the job queue defers without counting an attempt).
-//! 2. `read_only` → `copied`: the target database is (re)created empty and filled by `pg_dump | pg_restore`.
+//! 2. `read_only` → `copied`: the target database (created empty before the window) is filled by
+//!    `pg_dump | pg_restore`.
 //! 3. `copied` → `verified`: exact row counts of every table, and the tenant migration version, are equal on
 //!    both servers.
 //! 4. `verified` → `switched`: in one registry transaction the tenant points at the target and its read-only
@@ -404,6 +405,9 @@ impl TenantMoves {
                         tenant.status
                     )));
                 }
+                // The target's empty database is made before the window (a leftover of an earlier move is
+                // replaced).
+                database::recreate(target, &db).await?;
                 // The tenant's own read-only reason is kept once, before the move replaces it (a resumed
                 // step finds the move's reason there and must not keep that).
                 sqlx::query(
@@ -430,7 +434,7 @@ impl TenantMoves {
                 MoveState::ReadOnly
             }
             MoveState::ReadOnly => {
-                database::recreate(target, &db).await?;
+                database::ensure_empty(target, &db).await?;
                 let copied = database::copy(
                     servers,
                     source,
@@ -582,7 +586,11 @@ impl TenantMoves {
                 .await?;
         }
         let mut leftover = None;
-        if record.state != MoveState::Prepared {
+        // Never the tenant's live database: only when the registry does not place the tenant on the target.
+        let lives_on_target = registry::find(self.db(), &LookupKey::Id(record.tenant_id))
+            .await?
+            .is_some_and(|t| t.db_server == record.target_server);
+        if !lives_on_target {
             let target = servers.get(&record.target_server)?;
             if let Err(error) = database::drop_database(target, &db).await {
                 // notify: a failed move left a database behind on the target server (operator notice)
