@@ -139,6 +139,19 @@ async fn audit_actions(
     .expect("audit entries")
 }
 
+/// Runs the `wosool` binary with the app's environment (what an operator's shell would have).
+async fn cli(driven: &Driven, args: &[&str]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wosool"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in &driven.env {
+        command.env(k, v);
+    }
+    command.output().await.expect("run wosool")
+}
+
 async fn provisioned(driven: &Driven, name: &str) -> (String, String, String) {
     let registered = driven.app.register_ready(name).await;
     let tenant = registered["tenant_id"]
@@ -376,6 +389,14 @@ async fn an_abort_rolls_back_and_bad_targets_are_refused_clearly() {
         message.contains("nowhere") && message.contains("one, two"),
         "{unknown}"
     );
+    // The CLI says the same, naming the servers there are.
+    let out = cli(&driven, &["tenants", "move", &tenant, "--to", "nowhere"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown tenant server \"nowhere\"") && stderr.contains("one, two"),
+        "{stderr}"
+    );
     let same = app
         .call(
             app.admin_post(&path).json(&json!({ "to": "one" })),
@@ -436,6 +457,15 @@ async fn an_abort_rolls_back_and_bad_targets_are_refused_clearly() {
         (response.status() == StatusCode::CREATED).then_some(())
     })
     .await;
+    let out = cli(&driven, &["tenants", "move", &tenant, "--status", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(shown["move"]["state"], "aborted");
+    assert_eq!(shown["move"]["id"], move_id.to_string());
     let again = app
         .call(
             app.admin_post(&format!("{path}/abort")),
@@ -455,5 +485,62 @@ async fn an_abort_rolls_back_and_bad_targets_are_refused_clearly() {
             "tenant.move_abort_requested",
             "tenant.move_aborted"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_copy_rolls_the_move_back_and_says_why() {
+    let mut settings = two_servers();
+    for (key, value) in &mut settings {
+        if *key == "WOSOOL_TENANCY__MOVES__PG_RESTORE_PATH" {
+            *value = "/nonexistent/pg_restore".into();
+        }
+    }
+    let extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driven = spawn_driven(Role::All, &extra).await;
+    let app = &driven.app;
+    let (tenant, _key, db_name) = provisioned(&driven, "Broken Pipe").await;
+    app.call(
+        app.admin_post(&format!("/api/admin/tenants/{tenant}/move"))
+            .json(&json!({ "to": "two" })),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let failed = eventually("the move fails", WAIT, || async {
+        let body: Value = app
+            .admin_get(&format!("/api/admin/tenants/{tenant}/move"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (body["move"]["state"] == "failed").then_some(body["move"].clone())
+    })
+    .await;
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("read_only:") && error.contains("/nonexistent/pg_restore"),
+        "{failed}"
+    );
+    let (server, _, read_only) = location(&driven, &tenant).await;
+    assert_eq!((server.as_str(), read_only), ("one", None));
+    assert!(
+        !database_exists("two", &db_name).await,
+        "the target is dropped"
+    );
+    let direct = tenant_pool("one", &db_name).await;
+    seed_customers(&direct, 1).await;
+    direct.close().await;
+    let actions: Vec<String> = audit_actions(&driven, &tenant)
+        .await
+        .into_iter()
+        .map(|(a, _, _)| a)
+        .collect();
+    assert_eq!(actions, ["tenant.move_requested", "tenant.move_failed"]);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("tenant_moves_total{outcome=\"failed\"}"),
+        "{metrics}"
     );
 }
