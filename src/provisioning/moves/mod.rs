@@ -593,7 +593,7 @@ impl TenantMoves {
         if !lives_on_target {
             let target = servers.get(&record.target_server)?;
             if let Err(error) = database::drop_database(target, &db).await {
-                // notify: a failed move left a database behind on the target server (operator notice)
+                // notify: a rolled-back move could not drop its copy on the target server; drop it by hand (Notice::TenantMoveFailed)
                 tracing::error!(tenant_id = %record.tenant_id, move_id = %record.id, server = %record.target_server, error = %error, "could not drop the half-made copy of a failed tenant move; drop it by hand");
                 leftover = Some(error.to_string());
             }
@@ -636,7 +636,7 @@ impl TenantMoves {
         }
         metrics::counter!("tenant_moves_total", "outcome" => outcome.as_str()).increment(1);
         if failed {
-            // notify: tenant move failed and was rolled back, with its reason (operator notice)
+            // notify: tenant move failed and was rolled back; the tenant stays on its server, reason in `error` (Notice::TenantMoveFailed)
             tracing::error!(tenant_id = %record.tenant_id, move_id = %record.id, from = %record.source_server, to = %record.target_server, error = record.error.as_deref().unwrap_or_default(), "tenant move failed; rolled back, the tenant stays on its server");
         } else {
             tracing::info!(tenant_id = %record.tenant_id, move_id = %record.id, actor, "tenant move aborted; rolled back");
