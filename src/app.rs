@@ -188,6 +188,10 @@ impl Application {
         jobs::register_builtin(&mut registry, pool.clone(), &config.jobs)?;
         provisioning::register_jobs(&mut registry, tenancy.provisioner.clone())?;
         crate::provisioning::lifecycle::register_jobs(&mut registry, tenancy.lifecycle.clone());
+        crate::provisioning::moves::register_jobs(
+            &mut registry,
+            crate::provisioning::moves::TenantMoves::new(core.clone()),
+        );
         crate::clerk::webhook::register_jobs(
             &mut registry,
             tenancy.provisioner.clone(),

@@ -3,6 +3,7 @@
 mod audit;
 mod backup;
 mod crm;
+mod moves;
 mod output;
 mod secrets;
 mod tenants;
@@ -62,7 +63,7 @@ pub enum Command {
         #[command(subcommand)]
         target: Option<MigrateTarget>,
     },
-    /// Operate tenants: list, show, create, suspend, activate, retry, delete, API keys.
+    /// Operate tenants: list, show, create, suspend, activate, retry, delete, move, API keys.
     Tenants {
         #[command(subcommand)]
         action: tenants::TenantsAction,

@@ -160,6 +160,21 @@ pub mod violation {
         }
     }
 
+    /// SQLSTATE `read_only_sql_transaction`: a write to a database made read-only, such as the source of a tenant
+    /// move during its read-only window (`ALTER DATABASE … SET default_transaction_read_only`).
+    const READ_ONLY: &str = "25006";
+
+    /// Whether `error` is a write refused because the database is read-only.
+    pub fn is_read_only(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some(READ_ONLY))
+    }
+
+    /// The same from an error's text, for errors kept as text only (job errors): PostgreSQL's message is
+    /// "cannot execute <statement> in a read-only transaction".
+    pub fn says_read_only(message: &str) -> bool {
+        message.contains("in a read-only transaction")
+    }
+
     /// Whether `error` says the input held text PostgreSQL cannot store.
     pub fn is_unstorable_text(error: &sqlx::Error) -> bool {
         matches!(error, sqlx::Error::Database(db)

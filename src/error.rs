@@ -204,6 +204,16 @@ impl From<sqlx::Error> for ApiError {
         if violation::unique_constraint(&error).is_some() {
             return Self::conflict("conflict", "This would duplicate an existing record.");
         }
+        // The tenant database itself refuses writes while the tenant is being moved; a replica whose cached
+        // tenant does not say read-only yet answers what an up-to-date one would.
+        if violation::is_read_only(&error) {
+            return Self::Unavailable {
+                code: "tenant_read_only",
+                message: "The organization is read-only for now: its data is being moved; try again shortly."
+                    .into(),
+                details: Some(serde_json::json!({ "retry_after_secs": 5 })),
+            };
+        }
         match &error {
             sqlx::Error::PoolTimedOut => Self::Unavailable {
                 code: "database_busy",

@@ -12,8 +12,8 @@ use axum::routing::{MethodFilter, MethodRouter, any, on};
 
 use crate::access::{Access, Action, Resource, RouteInfo};
 use crate::admin::{
-    audit as admin_audit, backups, crm, impersonation, jobs, maintenance, salla as stores, tenants,
-    webhooks,
+    audit as admin_audit, backups, crm, impersonation, jobs, maintenance, moves, salla as stores,
+    tenants, webhooks,
 };
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
@@ -196,6 +196,10 @@ fn admin(r: Routes) -> Routes {
         .at(POST, "/tenants/{id}/impersonate", Operator, impersonation::impersonate)
         .at(GET, "/backups", Operator, backups::list)
         .at(GET, "/backups/{set}", Operator, backups::show)
+        .at(POST, "/tenants/{id}/move", Operator, moves::start)
+        .at(GET, "/tenants/{id}/move", Operator, moves::latest)
+        .at(POST, "/tenants/{id}/move/abort", Operator, moves::abort)
+        .at(GET, "/moves/{move_id}", Operator, moves::show)
 }
 
 /// The merchant web app (`src/web/`, `docs/merchant-app.md`): the Salla embedded shell, the standalone entry

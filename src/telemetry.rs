@@ -16,6 +16,11 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// Buckets (seconds) of `tenant_move_read_only_seconds`: a move's read-only window, target at most 10 s.
+const READ_ONLY_WINDOW_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+];
+
 /// Installs the global tracing subscriber. `RUST_LOG`, when set, overrides `log.level`.
 /// Calling it twice is harmless (the second call keeps the first subscriber), which in-process tests rely on.
 pub fn init_logging(config: &LogConfig) {
@@ -46,6 +51,11 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Suffix("_duration_seconds".into()),
                     DURATION_BUCKETS,
+                )
+                .expect("bucket list is non-empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("tenant_move_read_only_seconds".into()),
+                    READ_ONLY_WINDOW_BUCKETS,
                 )
                 .expect("bucket list is non-empty")
                 .build_recorder();
@@ -79,6 +89,19 @@ pub async fn run_metrics_upkeep(
 
 fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "tenant_move_read_only_seconds",
+        Unit::Seconds,
+        "How long a tenant being moved to another database server could not be written to"
+    );
+    describe_counter!(
+        "tenant_moves_total",
+        "Tenant moves between database servers that ended, by outcome (succeeded, failed, aborted)"
+    );
+    describe_counter!(
+        "jobs_deferred_total",
+        "Job attempts put off without counting (their tenant database was read-only during a move), by kind"
+    );
     describe_counter!(
         "http_requests_total",
         "HTTP requests answered, by method, route template and status"

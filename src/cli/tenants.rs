@@ -76,6 +76,10 @@ pub enum TenantsAction {
         #[arg(long)]
         keep_data: bool,
     },
+    /// Move a tenant's database to another tenant server: read-only while it is copied (pg_dump | pg_restore),
+    /// row counts verified, switched on every replica, the old database dropped after
+    /// tenancy.moves.drop_source_after_secs. Runs on a worker; --wait follows it. See docs/moves.md.
+    Move(super::moves::MoveArgs),
     /// Manage a tenant's API keys.
     ApiKey {
         #[command(subcommand)]
@@ -282,6 +286,7 @@ pub async fn run(config: &Config, action: TenantsAction, json: bool) -> Result<(
             print_tenant(&t, " (a worker dumps and drops the database)", json)?;
         }
         TenantsAction::ApiKey { action } => api_key(admin, action, &actor, json).await?,
+        TenantsAction::Move(args) => super::moves::run(&stack, args, json).await?,
     }
     Ok(())
 }

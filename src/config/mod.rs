@@ -43,7 +43,9 @@ pub use self::secret::Secret;
 pub use self::secrets::SecretsConfig;
 pub use self::security::{AuditConfig, ImpersonationConfig, MaintenanceConfig};
 pub use self::server::{AdminConfig, ServerConfig};
-pub use self::tenancy::{SelfService, TenancyConfig, TenantCacheConfig, TenantPoolsConfig};
+pub use self::tenancy::{
+    SelfService, TenancyConfig, TenantCacheConfig, TenantMovesConfig, TenantPoolsConfig,
+};
 
 /// The documented defaults, embedded at build time.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

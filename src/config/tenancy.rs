@@ -24,6 +24,22 @@ pub struct TenancyConfig {
     pub pg_dump_path: String,
     pub cache: TenantCacheConfig,
     pub pools: TenantPoolsConfig,
+    pub moves: TenantMovesConfig,
+}
+
+/// `[tenancy.moves]`: moving a tenant's database to another tenant server (`wosool tenants move`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantMovesConfig {
+    /// Seconds between the switch and the drop of the source database (a delayed job).
+    pub drop_source_after_secs: u64,
+    /// How long transactions already running on the source get to finish once it is read-only, before their
+    /// sessions are terminated.
+    pub drain_timeout_ms: u64,
+    /// The dump-and-restore of one tenant must finish within this; then the move fails and rolls back.
+    pub copy_timeout_secs: u64,
+    /// The pg_restore program (a name on PATH or a full path), of the same major version as pg_dump.
+    pub pg_restore_path: String,
 }
 
 /// `tenancy.self_service`: who may register an organization through the public route.
@@ -72,8 +88,12 @@ pub struct TenantPoolsConfig {
 
 impl TenancyConfig {
     /// Settings that must not be 0 (checked with the other sections', in `Config::validate`).
-    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 9] {
+    pub(super) fn positive_settings(&self) -> [(&'static str, u64); 10] {
         [
+            (
+                "tenancy.moves.copy_timeout_secs",
+                self.moves.copy_timeout_secs,
+            ),
             ("tenancy.cache.max_entries", self.cache.max_entries),
             ("tenancy.cache.ttl_secs", self.cache.ttl_secs),
             (
@@ -156,6 +176,25 @@ impl TenancyConfig {
                 "tenancy.provision_max_attempts",
                 format!("is {}", tenancy.provision_max_attempts),
                 "at least 1",
+            );
+        }
+        // Replicas whose invalidation message was lost keep reading a moved tenant from its old server until
+        // their cached tenant expires: the old database must outlive that.
+        if tenancy.moves.drop_source_after_secs < tenancy.cache.ttl_secs {
+            problem(
+                "tenancy.moves.drop_source_after_secs",
+                format!(
+                    "{} is below tenancy.cache.ttl_secs ({})",
+                    tenancy.moves.drop_source_after_secs, tenancy.cache.ttl_secs
+                ),
+                "at least tenancy.cache.ttl_secs",
+            );
+        }
+        if tenancy.moves.pg_restore_path.trim().is_empty() {
+            problem(
+                "tenancy.moves.pg_restore_path",
+                "is empty".into(),
+                "a program name such as \"pg_restore\" or a full path",
             );
         }
         if tenancy.pools.total_connections < tenancy.pools.max_connections_per_tenant {

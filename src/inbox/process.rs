@@ -48,7 +48,8 @@ where
             store::finish(db, inbox_id, InboxStatus::Ignored, tenant, Some(&why)).await?;
         }
         Err(error) => {
-            if error.is_permanent() || ctx.attempt >= ctx.max_attempts {
+            // A deferred delivery (its tenant's database is read-only while it moves) does not use up an attempt.
+            if !error.is_deferred() && (error.is_permanent() || ctx.attempt >= ctx.max_attempts) {
                 tracing::error!(inbox_id, provider, event_type, error = %error, "delivery failed for good");
                 store::finish(
                     db,

@@ -128,17 +128,26 @@ pub struct JobContext {
     pub shutdown: CancellationToken,
 }
 
+/// How long a deferred job waits before it runs again (a tenant move's read-only window lasts seconds).
+pub const DEFER_DELAY: Duration = Duration::from_secs(5);
+
 /// Why an attempt failed, and whether trying again can help.
 pub struct JobError {
     message: String,
     permanent: bool,
+    /// Try again later without counting the attempt: the work could not be done *yet*.
+    deferred: bool,
 }
 
 impl JobError {
-    /// A failure worth retrying (network, lock timeout, upstream 5xx...).
+    /// A failure worth retrying (network, lock timeout, upstream 5xx...). A write refused because the tenant
+    /// database is read-only (a tenant move's window, SQLSTATE 25006) is [`Self::defer`]red instead: the job
+    /// waits for the window to end without using up its attempts.
     pub fn retry(cause: impl fmt::Display) -> Self {
+        let message = cause.to_string();
         Self {
-            message: cause.to_string(),
+            deferred: crate::db::violation::says_read_only(&message),
+            message,
             permanent: false,
         }
     }
@@ -148,11 +157,26 @@ impl JobError {
         Self {
             message: cause.to_string(),
             permanent: true,
+            deferred: false,
+        }
+    }
+
+    /// Work that cannot be done yet (e.g. its tenant is read-only while moving): run again after
+    /// [`DEFER_DELAY`], the attempt not counted.
+    pub fn defer(cause: impl fmt::Display) -> Self {
+        Self {
+            message: cause.to_string(),
+            permanent: false,
+            deferred: true,
         }
     }
 
     pub fn is_permanent(&self) -> bool {
         self.permanent
+    }
+
+    pub fn is_deferred(&self) -> bool {
+        self.deferred && !self.permanent
     }
 
     pub fn message(&self) -> &str {

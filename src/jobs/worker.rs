@@ -316,12 +316,17 @@ async fn execute(shared: &Arc<Shared>, mut job: Claimed) {
 }
 
 async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobError) {
-    let discard = error.is_permanent() || job.attempts >= job.max_attempts;
-    let delay = retry_delay(
-        job.attempts,
-        shared.options.retry_base,
-        shared.options.retry_max,
-    );
+    let deferred = error.is_deferred();
+    let discard = !deferred && (error.is_permanent() || job.attempts >= job.max_attempts);
+    let delay = if deferred {
+        super::job::DEFER_DELAY
+    } else {
+        retry_delay(
+            job.attempts,
+            shared.options.retry_base,
+            shared.options.retry_max,
+        )
+    };
     let message: String = format!("attempt {}: {}", job.attempts, error.message())
         .chars()
         .take(4000)
@@ -331,6 +336,7 @@ async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobEr
              state = CASE WHEN $3 THEN 'discarded' ELSE 'pending' END, \
              run_at = CASE WHEN $3 THEN run_at ELSE now() + $4 * interval '1 millisecond' END, \
              finished_at = CASE WHEN $3 THEN now() END, \
+             attempts = CASE WHEN $6 THEN greatest(attempts - 1, 0) ELSE attempts END, \
              last_error = $2, locked_by = NULL, locked_until = NULL \
          WHERE id = $1 AND locked_by = $5 AND state = 'running'",
     )
@@ -339,6 +345,7 @@ async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobEr
     .bind(discard)
     .bind(delay.as_millis() as i64)
     .bind(&shared.options.id)
+    .bind(deferred)
     .execute(&shared.pool)
     .await;
     match recorded {
@@ -350,6 +357,10 @@ async fn record_failure(shared: &Shared, job: &Claimed, kind: &str, error: JobEr
         Ok(_) if discard => {
             metrics::counter!("jobs_discarded_total", "kind" => kind.to_string()).increment(1);
             tracing::error!(error = %message, "job discarded");
+        }
+        Ok(_) if deferred => {
+            metrics::counter!("jobs_deferred_total", "kind" => kind.to_string()).increment(1);
+            tracing::info!(error = %message, retry_in_ms = delay.as_millis() as u64, "job deferred; attempt not counted");
         }
         Ok(_) => {
             metrics::counter!("jobs_retried_total", "kind" => kind.to_string()).increment(1);

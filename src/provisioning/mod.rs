@@ -1,10 +1,11 @@
 //! Provisioning: turning a registered tenant into a ready one (database from the template, tenant migrations,
-//! seed, identity, CRM workspace, finalize) as a durable, resumable job; fleet migrations; deletion.
+//! seed, identity, CRM workspace, finalize) as a durable, resumable job; fleet migrations; deletion; moves between tenant servers.
 
 mod deprovision;
 mod fleet;
 pub mod integrations;
 pub mod lifecycle;
+pub mod moves;
 mod pipeline;
 mod registration;
 mod seed;

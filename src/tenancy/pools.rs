@@ -30,8 +30,8 @@ pub enum PoolError {
 
 struct Resident {
     pool: PgPool,
-    /// Where the pool connects: a tenant whose registry row now names another server or database (a restore,
-    /// a move) gets a new pool on its next request, on every replica, once its cache entry is invalidated.
+    /// The server key and database the pool connects to: when the tenant's registry entry names another
+    /// (its database was moved), the pool is replaced on the next checkout.
     location: (String, String),
     /// Held by every handed-out [`TenantPool`]: a pool is evictable only when this is the last reference.
     lease: Arc<()>,
@@ -94,20 +94,7 @@ impl TenantPools {
 
     /// The pool of `tenant`'s database, creating it (within the budget) if it is not resident.
     pub async fn get(&self, tenant: &Tenant) -> Result<TenantPool, PoolError> {
-        let location = (tenant.db_server.clone(), tenant.db_name.as_str().to_owned());
-        let stale = {
-            let mut resident = self.lock();
-            match resident.get(&tenant.id) {
-                Some(r) if r.location != location => resident.remove(&tenant.id),
-                _ => None,
-            }
-        };
-        if let Some(stale) = stale {
-            // Requests still holding the old pool finish on it; it closes when they are done.
-            tokio::spawn(close(stale));
-            self.publish_gauges();
-        }
-        if let Some(pool) = self.checkout(tenant.id) {
+        if let Some(pool) = self.checkout(tenant) {
             return Ok(pool);
         }
         let per_pool = self.inner.config.max_connections_per_tenant;
@@ -146,7 +133,10 @@ impl TenantPools {
         let (checked_out, evicted) = {
             let mut resident = self.lock();
             // Another request may have created it meanwhile: use theirs, give our permits back.
-            if let Some(existing) = resident.get_mut(&tenant.id) {
+            if let Some(existing) = resident
+                .get_mut(&tenant.id)
+                .filter(|r| r.location == location_of(tenant))
+            {
                 existing.last_used = Instant::now();
                 (
                     TenantPool {
@@ -157,11 +147,15 @@ impl TenantPools {
                     Some(pool),
                 )
             } else {
+                // A pool to the tenant's previous location, replaced meanwhile: closed in the background.
+                if let Some(stale) = resident.remove(&tenant.id) {
+                    tokio::spawn(close(stale));
+                }
                 resident.insert(
                     tenant.id,
                     Resident {
                         pool: pool.clone(),
-                        location,
+                        location: location_of(tenant),
                         lease: lease.clone(),
                         last_used: Instant::now(),
                         _permits: permits,
@@ -189,13 +183,22 @@ impl TenantPools {
         Ok(checked_out)
     }
 
-    fn checkout(&self, tenant: TenantId) -> Option<TenantPool> {
+    /// The resident pool of `tenant`, if it still connects where the registry says the database is. A pool of
+    /// a moved tenant's old location is dropped here (closed in the background, once its connections return),
+    /// so every replica follows a move as soon as its cached tenant is refreshed.
+    fn checkout(&self, tenant: &Tenant) -> Option<TenantPool> {
         let mut resident = self.lock();
-        let entry = resident.get_mut(&tenant)?;
+        let entry = resident.get_mut(&tenant.id)?;
+        if entry.location != location_of(tenant) {
+            let stale = resident.remove(&tenant.id)?;
+            metrics::counter!("tenant_pool_evictions_total", "reason" => "moved").increment(1);
+            tokio::spawn(close(stale));
+            return None;
+        }
         entry.last_used = Instant::now();
         Some(TenantPool {
             pool: entry.pool.clone(),
-            tenant,
+            tenant: tenant.id,
             _lease: entry.lease.clone(),
         })
     }
@@ -305,6 +308,10 @@ impl TenantPools {
         metrics::gauge!("tenant_db_connections_budget").set(budget as f64);
         metrics::gauge!("tenant_db_connections_reserved").set(reserved as f64);
     }
+}
+
+fn location_of(tenant: &Tenant) -> (String, String) {
+    (tenant.db_server.clone(), tenant.db_name.as_str().to_owned())
 }
 
 async fn close(resident: Resident) {

@@ -338,6 +338,32 @@ pub async fn set_read_only(
         .await
 }
 
+/// A move's switch, in the caller's transaction: points the tenant at server `to` and gives it back
+/// `read_only_reason` (what it was before the move). `None` when the tenant is no longer on `from` or no longer
+/// served (deleting, deleted): then nothing changed.
+pub async fn switch_server(
+    conn: &mut sqlx::PgConnection,
+    id: TenantId,
+    from: &str,
+    to: &str,
+    read_only_reason: Option<&str>,
+) -> Result<Option<Tenant>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE tenants SET db_server = $3, read_only_reason = $4, \
+                read_only_at = CASE WHEN $4::text IS NULL THEN NULL ELSE coalesce(read_only_at, now()) END, \
+                updated_at = now(), version = version + 1 \
+          WHERE id = $1 AND db_server = $2 AND status NOT IN ('deleting', 'deleted') \
+          RETURNING {TENANT_COLUMNS}"
+    );
+    sqlx::query_as::<_, Tenant>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(read_only_reason)
+        .fetch_optional(conn)
+        .await
+}
+
 /// Sets the owner email only while it is still `placeholder`; true when it changed.
 pub async fn replace_owner_email(
     pool: &PgPool,

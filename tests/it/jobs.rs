@@ -166,6 +166,44 @@ async fn a_job_that_keeps_failing_is_discarded_after_max_attempts() {
 }
 
 #[tokio::test]
+async fn a_write_refused_by_a_read_only_tenant_database_is_deferred_without_using_an_attempt() {
+    let pool = test_pool().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut registry = Registry::new();
+    let counter = Arc::clone(&calls);
+    registry.register(move |_, _: Probe| {
+        let counter = Arc::clone(&counter);
+        async move {
+            // The first run meets a tenant database frozen by a move (SQLSTATE 25006, as text after wrapping).
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(JobError::retry(
+                    "writing orders: error returned from database: cannot execute INSERT in a read-only transaction",
+                ));
+            }
+            Ok(())
+        }
+    });
+    let worker = RunningWorker::start(&pool, registry, options("w1"));
+    // One attempt only: a counted retry would discard it.
+    let id = JobQueue::new(pool.clone(), 5)
+        .enqueue(probe("frozen").max_attempts(1))
+        .await
+        .unwrap()
+        .id();
+    eventually("the job is deferred", Duration::from_secs(10), || async {
+        let row = job(&pool, id).await;
+        (row.state == "pending" && row.last_error.is_some()).then_some(())
+    })
+    .await;
+    let deferred = job(&pool, id).await;
+    assert_eq!(deferred.attempts, 0, "the attempt is not counted");
+    let row = wait_for_state(&pool, id, "succeeded").await;
+    assert_eq!(row.attempts, 1);
+    worker.stop().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn a_permanent_error_discards_at_once() {
     let pool = test_pool().await;
     let mut registry = Registry::new();

@@ -47,6 +47,7 @@ mod secrets_rotate;
 mod shutdown;
 mod tenant_cache;
 mod tenant_deletion;
+mod tenant_moves;
 mod tenant_pools;
 mod tenants;
 mod tenants_admin;
