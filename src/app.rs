@@ -73,6 +73,8 @@ pub enum StartupError {
     HttpClient(#[from] ClientError),
     #[error("the CRM: {0}")]
     Crm(#[from] CrmSetupError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifierError),
 }
 
 /// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere on
@@ -206,6 +208,7 @@ impl Application {
         let embedded = crate::embedded::Embedded::build(&core)?;
         crate::embedded::register_jobs(&mut registry, &embedded)?;
         crate::audit::retention::register_jobs(&mut registry, core.clone())?;
+        crate::notify::register_jobs(&mut registry, crate::notify::Notifier::build(&core)?)?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod crm;
+mod notifications;
 mod output;
 mod secrets;
 mod tenants;
@@ -100,6 +101,11 @@ pub enum Command {
     },
     /// Read the audit log (global, or one tenant's with --tenant-log), newest first.
     Audit(audit::AuditArgs),
+    /// Notifications sent to merchants and operators (email, operator webhook): what, to whom, and how it went.
+    Notifications {
+        #[command(subcommand)]
+        action: notifications::NotificationsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,6 +246,9 @@ impl Cli {
             } => report(crm::status(&config, json).await),
             Command::Secrets { action } => report(secrets::run(&config, action, json).await),
             Command::Audit(args) => report(audit::run(&config, args).await),
+            Command::Notifications { action } => {
+                report(notifications::run(&config, action, json).await)
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod db;
 mod embedded;
 mod jobs;
 mod log;
+mod notify;
 mod ratelimit;
 mod salla;
 mod secret;
@@ -35,6 +36,7 @@ pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
 pub use self::embedded::EmbeddedConfig;
 pub use self::jobs::JobsConfig;
 pub use self::log::{LogConfig, LogFormat};
+pub use self::notify::{NotifyConfig, SmtpTls};
 pub use self::ratelimit::{DEFAULT_PLAN, RateLimitsConfig, RateRule};
 pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
@@ -73,6 +75,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub maintenance: MaintenanceConfig,
     pub impersonation: ImpersonationConfig,
+    pub notify: NotifyConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -180,6 +183,7 @@ impl Config {
         self.audit.validate(&mut problem);
         self.maintenance.validate(&mut problem);
         self.impersonation.validate(&mut problem);
+        self.notify.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())
