@@ -75,6 +75,8 @@ pub enum StartupError {
     Crm(#[from] CrmSetupError),
     #[error("backups: {0}")]
     Backup(#[from] crate::backup::BackupError),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifierError),
 }
 
 /// The tenancy services every entry point needs (server, CLI, benchmarks), wired the same way everywhere on
@@ -217,6 +219,7 @@ impl Application {
             let backups = crate::backup::Backups::new(&core)?;
             crate::backup::jobs::register_jobs(&mut registry, backups)?;
         }
+        crate::notify::register_jobs(&mut registry, crate::notify::Notifier::build(&core)?)?;
         if let Some(salla) = crate::salla::build(&core, tenancy.lifecycle.clone())? {
             crate::salla::register_jobs(&mut registry, salla)?;
         }

@@ -4,6 +4,7 @@ mod audit;
 mod backup;
 mod crm;
 mod moves;
+mod notifications;
 mod output;
 mod secrets;
 mod tenants;
@@ -110,6 +111,11 @@ pub enum Command {
     },
     /// Restore a tenant from a backup set (then --confirm or --abort), or the global database (--global).
     Restore(backup::RestoreArgs),
+    /// Notifications sent to merchants and operators (email, operator webhook): what, to whom, and how it went.
+    Notifications {
+        #[command(subcommand)]
+        action: notifications::NotificationsAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +258,9 @@ impl Cli {
             Command::Audit(args) => report(audit::run(&config, args).await),
             Command::Backup { action } => report(backup::run(&config, action, json).await),
             Command::Restore(args) => report(backup::restore(&config, args, json).await),
+            Command::Notifications { action } => {
+                report(notifications::run(&config, action, json).await)
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod http;
 pub mod inbox;
 pub mod jobs;
 pub mod maintenance;
+pub mod notify;
 pub mod outbound;
 pub mod provisioning;
 pub mod ratelimit;

@@ -12,8 +12,8 @@ use axum::routing::{MethodFilter, MethodRouter, any, on};
 
 use crate::access::{Access, Action, Resource, RouteInfo};
 use crate::admin::{
-    audit as admin_audit, backups, crm, impersonation, jobs, maintenance, moves, salla as stores,
-    tenants, webhooks,
+    audit as admin_audit, backups, crm, impersonation, jobs, maintenance, moves, notifications,
+    salla as stores, tenants, webhooks,
 };
 use crate::dashboard::{api_keys, commerce, me, registration, tenant};
 use crate::http::{self, health};
@@ -190,6 +190,7 @@ fn admin(r: Routes) -> Routes {
         .at(GET, "/salla/stores", Operator, stores::list)
         .at(GET, "/salla/stores/{merchant_id}", Operator, stores::show)
         .at(GET, "/audit", Operator, admin_audit::list)
+        .at(GET, "/notifications", Operator, notifications::list)
         .at(GET, "/maintenance", Operator, maintenance::show)
         .at(POST, "/maintenance", Operator, maintenance::set)
         .at(POST, "/tenants/{id}/read-only", Operator, maintenance::read_only)

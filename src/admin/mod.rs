@@ -8,6 +8,7 @@ pub(crate) mod impersonation;
 pub(crate) mod jobs;
 pub(crate) mod maintenance;
 pub(crate) mod moves;
+pub(crate) mod notifications;
 pub(crate) mod salla;
 pub(crate) mod tenants;
 pub mod webhooks;

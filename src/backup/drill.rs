@@ -128,7 +128,18 @@ impl Backups {
         .await?;
         if report.outcome == "failed" {
             tracing::error!(tenant_id = ?report.tenant_id, set_id = ?report.set_id, error = ?report.error, "restore drill failed");
-            // notify: backup failed (Notice::BackupFailed): the restore drill failed
+            let notice = crate::notify::Notice::BackupFailed {
+                set_id: report.set_id.clone().unwrap_or_else(|| "drill".to_owned()),
+                scope: "restore_drill".to_owned(),
+                tenant_id: report.tenant_id,
+                error: report
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the restore drill failed".to_owned()),
+            };
+            if let Err(error) = crate::notify::enqueue(db, &notice).await {
+                tracing::warn!(%error, "could not raise the backup_failed notice of the drill");
+            }
         } else {
             tracing::info!(tenant_id = ?report.tenant_id, outcome = %report.outcome, differences = report.differences.len(), "restore drill finished");
         }

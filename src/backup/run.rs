@@ -130,7 +130,7 @@ impl Backups {
         };
         if failures > 0 {
             tracing::error!(set_id = %report.set_id, failures, failed = ?report.failed, "backup run finished with failures");
-            // notify: backup failed (Notice::BackupFailed)
+            notify_failure(db, &report).await;
         } else {
             tracing::info!(set_id = %report.set_id, databases = report.databases, bytes, "backup run finished");
         }
@@ -279,5 +279,40 @@ pub async fn refresh_failing_gauge(db: &sqlx::PgPool) {
         Err(error) => {
             tracing::warn!(error = %error, "counting tenants with failing backups failed")
         }
+    }
+}
+
+/// Tells the operators about a run with failed databases: one notice per set (deduplicated per set and scope),
+/// naming the first failures. A notice that cannot be raised is logged, never fails the run.
+async fn notify_failure(db: &sqlx::PgPool, report: &RunReport) {
+    let mut scopes: Vec<&str> = report.failed.iter().map(|f| f.scope.as_str()).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let mut error = format!(
+        "{} of {} databases failed: ",
+        report.failed.len(),
+        report.databases
+    );
+    let listed: Vec<String> = report
+        .failed
+        .iter()
+        .take(5)
+        .map(|f| format!("{} {}: {}", f.scope.as_str(), f.name, f.error))
+        .collect();
+    error.push_str(&listed.join("; "));
+    if report.failed.len() > listed.len() {
+        error.push_str(&format!(
+            "; and {} more",
+            report.failed.len() - listed.len()
+        ));
+    }
+    let notice = crate::notify::Notice::BackupFailed {
+        set_id: report.set_id.clone(),
+        scope: scopes.join(","),
+        tenant_id: None,
+        error,
+    };
+    if let Err(error) = crate::notify::enqueue(db, &notice).await {
+        tracing::warn!(set_id = %report.set_id, %error, "could not raise the backup_failed notice");
     }
 }

@@ -12,6 +12,7 @@ mod db;
 mod embedded;
 mod jobs;
 mod log;
+mod notify;
 mod ratelimit;
 mod salla;
 mod secret;
@@ -37,6 +38,7 @@ pub use self::db::{DbConfig, RedisConfig, TenantServerConfig};
 pub use self::embedded::EmbeddedConfig;
 pub use self::jobs::JobsConfig;
 pub use self::log::{LogConfig, LogFormat};
+pub use self::notify::{NotifyConfig, SmtpTls};
 pub use self::ratelimit::{DEFAULT_PLAN, RateLimitsConfig, RateRule};
 pub use self::salla::{SallaConfig, SallaStrategy};
 pub use self::secret::Secret;
@@ -78,6 +80,7 @@ pub struct Config {
     pub maintenance: MaintenanceConfig,
     pub impersonation: ImpersonationConfig,
     pub backup: BackupConfig,
+    pub notify: NotifyConfig,
 }
 
 /// Everything that went wrong while loading, one human line per problem.
@@ -186,6 +189,7 @@ impl Config {
         self.maintenance.validate(&mut problem);
         self.impersonation.validate(&mut problem);
         self.backup.validate(&mut problem);
+        self.notify.validate(&mut problem);
 
         if problems.is_empty() {
             Ok(())

@@ -395,7 +395,11 @@ pub async fn gate(db: &PgPool, tenant: &Tenant) -> Result<(), ApiError> {
         TenantStatus::Failed => Err(unavailable(
             StatusCode::SERVICE_UNAVAILABLE,
             "tenant_failed",
-            "Setting up the organization failed; support has been notified.".into(),
+            // True in every configuration: the failure is recorded with the tenant, and a
+            // `provisioning_failed` notice goes to whichever operator channels `[notify]` configures.
+            "Setting up the organization failed. It is recorded for the operators, who can resume it \
+             once the cause is fixed."
+                .into(),
             None,
         )),
     }

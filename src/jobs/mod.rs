@@ -17,7 +17,7 @@ mod worker;
 
 pub use job::{Job, JobContext, JobError, JobId, JobRow, JobState, NewJob};
 pub use maintenance::{PruneFinishedJobs, register_builtin};
-pub use queue::{Enqueued, JobFilter, JobQueue, KindStats};
+pub use queue::{Enqueued, JobFilter, JobQueue, KindStats, enqueue_on};
 pub use registry::{PeriodicJob, Registry};
 pub use worker::{Worker, WorkerError, WorkerOptions};
 

@@ -74,47 +74,7 @@ impl JobQueue {
         conn: &mut PgConnection,
         job: NewJob,
     ) -> Result<Enqueued, sqlx::Error> {
-        // The live duplicate can finish between our INSERT and our look-up; then inserting again is right.
-        for _ in 0..3 {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "WITH inserted AS ( \
-                     INSERT INTO jobs (kind, payload, tenant_id, unique_key, run_at, max_attempts, priority) \
-                     VALUES ($1, $2, $3, $4, coalesce($5, now()), $6, $7) \
-                     ON CONFLICT (kind, tenant_id, unique_key) \
-                         WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') \
-                     DO NOTHING \
-                     RETURNING id) \
-                 SELECT id FROM inserted, pg_notify('wosool_jobs', '')",
-            )
-            .bind(&job.kind)
-            .bind(&job.payload)
-            .bind(job.tenant_id)
-            .bind(&job.unique_key)
-            .bind(job.run_at)
-            .bind(job.max_attempts.unwrap_or(self.default_max_attempts))
-            .bind(job.priority)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(id) = inserted {
-                metrics::counter!("jobs_enqueued_total", "kind" => job.kind.clone()).increment(1);
-                return Ok(Enqueued::Inserted(JobId(id)));
-            }
-            let existing: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE kind = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND unique_key = $3 \
-                 AND state IN ('pending', 'running')",
-            )
-            .bind(&job.kind)
-            .bind(job.tenant_id)
-            .bind(&job.unique_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(id) = existing {
-                return Ok(Enqueued::Duplicate(JobId(id)));
-            }
-        }
-        Err(sqlx::Error::Protocol(
-            "unique job kept finishing while being enqueued".into(),
-        ))
+        insert(conn, job, self.default_max_attempts).await
     }
 
     /// Inserts many jobs in one statement (bulk work such as an import fan-out). Jobs with a unique key that is
@@ -284,4 +244,63 @@ impl JobQueue {
             .fetch_one(&self.pool)
             .await
     }
+}
+
+/// Enqueues on `conn` without a [`JobQueue`] handle, for modules that hold only a connection (such as
+/// `notify::enqueue`, which joins its caller's transaction). The job's own `max_attempts` (from
+/// `Job::MAX_ATTEMPTS` or [`NewJob::max_attempts`]) applies; without one, `fallback_max_attempts`.
+pub async fn enqueue_on(
+    conn: &mut PgConnection,
+    job: NewJob,
+    fallback_max_attempts: i32,
+) -> Result<Enqueued, sqlx::Error> {
+    insert(conn, job, fallback_max_attempts).await
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    job: NewJob,
+    default_max_attempts: i32,
+) -> Result<Enqueued, sqlx::Error> {
+    // The live duplicate can finish between our INSERT and our look-up; then inserting again is right.
+    for _ in 0..3 {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "WITH inserted AS ( \
+                 INSERT INTO jobs (kind, payload, tenant_id, unique_key, run_at, max_attempts, priority) \
+                 VALUES ($1, $2, $3, $4, coalesce($5, now()), $6, $7) \
+                 ON CONFLICT (kind, tenant_id, unique_key) \
+                     WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') \
+                 DO NOTHING \
+                 RETURNING id) \
+             SELECT id FROM inserted, pg_notify('wosool_jobs', '')",
+        )
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.tenant_id)
+        .bind(&job.unique_key)
+        .bind(job.run_at)
+        .bind(job.max_attempts.unwrap_or(default_max_attempts))
+        .bind(job.priority)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = inserted {
+            metrics::counter!("jobs_enqueued_total", "kind" => job.kind.clone()).increment(1);
+            return Ok(Enqueued::Inserted(JobId(id)));
+        }
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE kind = $1 AND tenant_id IS NOT DISTINCT FROM $2 AND unique_key = $3 \
+             AND state IN ('pending', 'running')",
+        )
+        .bind(&job.kind)
+        .bind(job.tenant_id)
+        .bind(&job.unique_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = existing {
+            return Ok(Enqueued::Duplicate(JobId(id)));
+        }
+    }
+    Err(sqlx::Error::Protocol(
+        "unique job kept finishing while being enqueued".into(),
+    ))
 }

@@ -250,6 +250,16 @@ impl Provisioner {
                     },
                 )
                 .await?;
+                // Keyed by the tenant: a finalize re-run after a crash tells the operators once.
+                super::pipeline::notify(
+                    &mut conn,
+                    &crate::notify::Notice::DeletionFinished {
+                        tenant_id: tenant.id,
+                        keep_data: job.keep_data,
+                        backup: backup.clone(),
+                    },
+                )
+                .await;
                 // Recorded before the status changes, so whoever sees `deleted` sees every step finished.
                 sqlx::query(
                     "UPDATE tenant_deletion_steps SET status = 'succeeded', finished_at = now() \

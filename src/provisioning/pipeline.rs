@@ -15,6 +15,7 @@ use super::steps::{self, Step};
 use crate::config::TenancyConfig;
 use crate::core::Core;
 use crate::jobs::{Enqueued, Job, JobContext, JobError, JobId, JobQueue, NewJob};
+use crate::notify::Notice;
 use crate::tenancy::registry::{self, AuditEntry, RegistryError};
 use crate::tenancy::servers::{self, ServerError};
 use crate::tenancy::{
@@ -441,6 +442,13 @@ impl Provisioner {
             },
         )
         .await?;
+        notify(
+            &mut conn,
+            &Notice::TenantReady {
+                tenant_id: ready.id,
+            },
+        )
+        .await;
         // The lifecycle event: one structured line other systems (and operators) can follow.
         tracing::info!(event = "tenant.ready", tenant_id = %ready.id, slug = %ready.slug, "tenant is ready");
         for follow_up in &self.inner.follow_ups {
@@ -487,6 +495,16 @@ impl Provisioner {
             },
         )
         .await?;
+        // After the last attempt only (this is called then): the operators hear of it once.
+        notify(
+            &mut conn,
+            &Notice::ProvisioningFailed {
+                tenant_id: tenant,
+                run_id,
+                error: error.to_owned(),
+            },
+        )
+        .await;
         tracing::error!(event = "tenant.failed", tenant_id = %tenant, error, "tenant provisioning failed");
         Ok(())
     }
@@ -528,5 +546,13 @@ impl Provisioner {
             .enqueue(self.provision_job(tenant, run)?)
             .await?;
         Ok((run, enqueued))
+    }
+}
+
+/// Raises a notice; a failure to record it is logged, never a reason to fail the step that raised it (the
+/// tenant's state is what matters, and it is already committed).
+pub(super) async fn notify(conn: &mut sqlx::PgConnection, notice: &Notice) {
+    if let Err(error) = crate::notify::enqueue_in(conn, notice).await {
+        tracing::error!(tenant_id = ?notice.tenant(), kind = notice.kind(), error = %error, "cannot raise the notification");
     }
 }

@@ -141,7 +141,10 @@ pub(super) async fn run(
         }
         if let Some(error) = walked.transient {
             let message = format!("order details: {error}");
-            let _ = sqlx::query("UPDATE sync_state SET last_error = $2 WHERE resource = $1")
+            let _ = sqlx::query(
+                "UPDATE sync_state SET last_error = $2, failing_since = coalesce(failing_since, now()) \
+                 WHERE resource = $1",
+            )
                 .bind(RESOURCE)
                 .bind(&message)
                 .execute(&*pool)
@@ -156,8 +159,8 @@ pub(super) async fn run(
         }
     }
     sqlx::query(
-        "UPDATE sync_state SET status = 'done', last_full_import_at = now(), updated_at = now() \
-         WHERE resource = $1",
+        "UPDATE sync_state SET status = 'done', last_full_import_at = now(), failing_since = NULL, \
+         updated_at = now() WHERE resource = $1",
     )
     .bind(RESOURCE)
     .execute(&*pool)

@@ -241,7 +241,8 @@ pub(super) async fn run(
             Err(error) => {
                 let message = format!("page {page}: {error}");
                 let _ = sqlx::query(
-                    "UPDATE sync_state SET last_error = $2, updated_at = now() WHERE resource = $1",
+                    "UPDATE sync_state SET last_error = $2, failing_since = coalesce(failing_since, now()), \
+                     updated_at = now() WHERE resource = $1",
                 )
                 .bind(name)
                 .bind(&message)
@@ -272,7 +273,7 @@ pub(super) async fn run(
              status = CASE WHEN $5 THEN 'done' ELSE 'running' END, \
              last_full_import_at = CASE WHEN $5 THEN now() ELSE last_full_import_at END, \
              items_per_minute = coalesce(items_per_minute * 0.7 + $6 * 0.3, $6), \
-             last_error = NULL, updated_at = now() WHERE resource = $1",
+             last_error = NULL, failing_since = NULL, updated_at = now() WHERE resource = $1",
         )
         .bind(name)
         .bind(if last { None } else { Some(page as i32 + 1) })

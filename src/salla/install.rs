@@ -127,7 +127,7 @@ pub(super) async fn app_event(
                 TrialChange::Expired => "expired",
                 TrialChange::Canceled => "canceled",
             };
-            record_subscription(salla, merchant, status, info).await
+            record_subscription(salla, merchant, "trial", status, info).await
         }
         EventKind::Subscription { change, info } => {
             let status = match change {
@@ -135,15 +135,17 @@ pub(super) async fn app_event(
                 SubscriptionChange::Expired => "expired",
                 SubscriptionChange::Canceled => "canceled",
             };
-            record_subscription(salla, merchant, status, info).await
+            record_subscription(salla, merchant, "subscription", status, info).await
         }
         _ => Ok(Outcome::Ignored(None, "not an app event".into())),
     }
 }
 
+/// Records a trial or subscription change; when it ended (expired or canceled), tells the merchant.
 async fn record_subscription(
     salla: &Salla,
     merchant: MerchantId,
+    plan_kind: &str,
     status: &str,
     info: &super::events::Subscription,
 ) -> Result<Outcome, JobError> {
@@ -164,6 +166,21 @@ async fn record_subscription(
     let tenant = tenant_of(salla, merchant).await?;
     if let (Some(tenant), Some(plan)) = (&tenant, tenant_plan(salla, info.plan_name.as_deref())) {
         salla.directory().set_plan(tenant.id, &plan).await?;
+    }
+    if let Some(tenant) = &tenant
+        && matches!(status, "expired" | "canceled")
+    {
+        // Keyed by the end date: a redelivered event tells the merchant once.
+        let notice = crate::notify::Notice::PlanEnding {
+            tenant_id: tenant.id,
+            plan_kind: plan_kind.to_owned(),
+            change: status.to_owned(),
+            plan_name: info.plan_name.clone(),
+            ends_at: info.end_date,
+        };
+        crate::notify::enqueue(salla.db(), &notice)
+            .await
+            .map_err(JobError::retry)?;
     }
     Ok(Outcome::Processed(tenant.map(|t| t.id)))
 }

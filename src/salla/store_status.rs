@@ -46,3 +46,15 @@ pub async fn of(db: &PgPool, merchant: MerchantId) -> Result<Option<StoreStatus>
     .fetch_optional(db)
     .await
 }
+
+/// Ready tenants whose store has the app installed (their sync is expected to run): what the notifications'
+/// sync check walks.
+pub async fn installed_tenants(db: &PgPool) -> Result<Vec<crate::tenancy::TenantId>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT s.tenant_id FROM salla_stores s WHERE s.status = 'installed' AND s.tenant_id IS NOT NULL AND ",
+        crate::tenancy::registry::tenant_sql!(ready "s.tenant_id"),
+        " ORDER BY s.tenant_id"
+    ))
+        .fetch_all(db)
+        .await
+}

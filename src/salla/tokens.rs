@@ -280,6 +280,21 @@ impl TokenStore {
                     },
                 )
                 .await?;
+                if let Some(tenant_id) = tenant {
+                    // With the status change, so the merchant hears of it iff it is recorded; in a savepoint,
+                    // so a notice that cannot be raised never undoes the status change.
+                    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+                    let notice = crate::notify::Notice::StoreNeedsReinstall {
+                        tenant_id,
+                        merchant_id: merchant,
+                    };
+                    match crate::notify::enqueue_in(&mut savepoint, &notice).await {
+                        Ok(_) => savepoint.commit().await?,
+                        Err(error) => {
+                            tracing::error!(tenant_id = %tenant_id, error = %error, "cannot raise store_needs_reinstall");
+                        }
+                    }
+                }
                 tx.commit().await?;
                 metrics::counter!("salla_token_refreshes_total", "outcome" => "invalid_grant")
                     .increment(1);

@@ -37,6 +37,7 @@ mod merchant_api;
 mod merchant_app;
 mod metrics;
 mod monitoring;
+mod notify;
 mod rate_limits;
 mod registration;
 mod salla_api;

@@ -93,7 +93,9 @@ impl ProxyError {
             Self::CredentialsRejected => (
                 StatusCode::BAD_GATEWAY,
                 "crm_unavailable",
-                "The CRM refused this organization's workspace credentials; support has been notified."
+                // Logged as an error with the tenant id (crm/proxy/mod.rs); no notice is sent for it.
+                "The CRM refused this organization's workspace credentials; the error is logged for the \
+                 operators."
                     .into(),
             ),
             Self::Internal => (

@@ -593,7 +593,7 @@ impl TenantMoves {
         if !lives_on_target {
             let target = servers.get(&record.target_server)?;
             if let Err(error) = database::drop_database(target, &db).await {
-                // notify: a rolled-back move could not drop its copy on the target server; drop it by hand (Notice::TenantMoveFailed)
+                // The operators hear of it with the move's notice below.
                 tracing::error!(tenant_id = %record.tenant_id, move_id = %record.id, server = %record.target_server, error = %error, "could not drop the half-made copy of a failed tenant move; drop it by hand");
                 leftover = Some(error.to_string());
             }
@@ -635,8 +635,25 @@ impl TenantMoves {
             metrics::histogram!("tenant_move_read_only_seconds").record(seconds);
         }
         metrics::counter!("tenant_moves_total", "outcome" => outcome.as_str()).increment(1);
+        if failed || leftover.is_some() {
+            let mut error = record.error.clone().unwrap_or_else(|| "aborted".to_owned());
+            if let Some(left) = &leftover {
+                error.push_str(&format!(
+                    "; its copy on {} could not be dropped ({left}): drop database {} there by hand",
+                    record.target_server, record.db_name
+                ));
+            }
+            let notice = crate::notify::Notice::TenantMoveFailed {
+                tenant_id: record.tenant_id,
+                from_server: record.source_server.clone(),
+                to_server: record.target_server.clone(),
+                error,
+            };
+            if let Err(error) = crate::notify::enqueue(self.db(), &notice).await {
+                tracing::warn!(tenant_id = %record.tenant_id, %error, "could not raise the tenant_move_failed notice");
+            }
+        }
         if failed {
-            // notify: tenant move failed and was rolled back; the tenant stays on its server, reason in `error` (Notice::TenantMoveFailed)
             tracing::error!(tenant_id = %record.tenant_id, move_id = %record.id, from = %record.source_server, to = %record.target_server, error = record.error.as_deref().unwrap_or_default(), "tenant move failed; rolled back, the tenant stays on its server");
         } else {
             tracing::info!(tenant_id = %record.tenant_id, move_id = %record.id, actor, "tenant move aborted; rolled back");
