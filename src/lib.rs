@@ -20,6 +20,7 @@ pub mod http;
 pub mod inbox;
 pub mod jobs;
 pub mod maintenance;
+pub mod openapi;
 pub mod outbound;
 pub mod provisioning;
 pub mod ratelimit;
