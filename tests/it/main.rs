@@ -33,6 +33,7 @@ mod maintenance;
 mod merchant_api;
 mod merchant_app;
 mod metrics;
+mod openapi;
 mod rate_limits;
 mod registration;
 mod salla_api;
