@@ -239,7 +239,7 @@ impl Cli {
                 action: CrmAction::Status,
             } => report(crm::status(&config, json).await),
             Command::Secrets { action } => report(secrets::run(&config, action, json).await),
-            Command::Audit(args) => report(audit::run(&config, args).await),
+            Command::Audit(args) => report(audit::run(&config, args, json).await),
         }
     }
 }

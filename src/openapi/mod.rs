@@ -256,7 +256,7 @@ fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
             scheme::ADMIN_KEY,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Admin-Key",
-                "The operators' key (`server.admin_api_key`): every /api/admin route.",
+                "An operators' key (`admin.api_keys`): every /api/admin route.",
             ))),
         ),
         (
@@ -335,7 +335,7 @@ fn finish(operation: &mut Operation, method: &Method, path: &str, access: Option
             "Operators only: `X-Admin-Key`.".into(),
             &[
                 ("401", "Missing or wrong `X-Admin-Key`."),
-                ("403", "The admin API is disabled (no `server.admin_api_key`)."),
+                ("403", "`admin_api_disabled`: no `admin.api_keys` are configured."),
             ],
         ),
         Some(Access::Tenant(resource, action)) => (

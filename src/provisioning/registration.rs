@@ -12,7 +12,7 @@ use crate::tenancy::{NewTenant, Slug, TenantId};
 /// The request body of `POST /api/auth/register-organization` (and `POST /api/admin/tenants`).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"organization_name": "Nour Store", "admin_email": "owner@nour.example", "locale": "ar"}))]
+#[schema(example = json!({"organization_name": "Nour Store", "admin_email": "owner@nour.example", "locale": "ar-SA"}))]
 pub struct RegistrationRequest {
     /// 1–200 printable characters.
     pub organization_name: String,
@@ -23,7 +23,7 @@ pub struct RegistrationRequest {
     pub plan: Option<String>,
     /// Derived from the name when absent: 3–48 of `[a-z0-9-]`.
     pub slug: Option<String>,
-    /// `ar` or `en`.
+    /// e.g. `ar-SA` (default `tenancy.default_locale`).
     pub locale: Option<String>,
     /// ISO 4217, e.g. `SAR`.
     pub currency: Option<String>,
