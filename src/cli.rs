@@ -255,7 +255,7 @@ impl Cli {
                 action: CrmAction::Status,
             } => report(crm::status(&config, json).await),
             Command::Secrets { action } => report(secrets::run(&config, action, json).await),
-            Command::Audit(args) => report(audit::run(&config, args).await),
+            Command::Audit(args) => report(audit::run(&config, args, json).await),
             Command::Backup { action } => report(backup::run(&config, action, json).await),
             Command::Restore(args) => report(backup::restore(&config, args, json).await),
             Command::Notifications { action } => {

@@ -22,6 +22,7 @@ pub mod inbox;
 pub mod jobs;
 pub mod maintenance;
 pub mod notify;
+pub mod openapi;
 pub mod outbound;
 pub mod provisioning;
 pub mod ratelimit;

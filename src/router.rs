@@ -108,6 +108,9 @@ struct Groups {
 fn groups(with_metrics: bool) -> Groups {
     let main = ops(Routes::new(""), with_metrics)
         .at(GET, "/api/version", Public, http::version)
+        // The API reference (`crate::openapi`): the OpenAPI document and its readable page.
+        .at(GET, "/api/openapi.json", Public, crate::openapi::json)
+        .at(GET, "/api/docs", Public, crate::openapi::docs)
         // Providers calling back: authenticated on the raw bytes, stored durably, answered at once.
         .at(POST, "/webhooks/clerk", Webhook, crate::clerk::routes::receive)
         .at(POST, "/webhooks/salla", Webhook, crate::salla::routes::receive);

@@ -10,6 +10,19 @@ use crate::http::extract::Query;
 use crate::state::AppState;
 use axum::extract::State;
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/audit",
+    tag = "admin-audit",
+    summary = "The global audit log, or one tenant's",
+    description = "Newest first. `scope=tenant` with `tenant_id` reads that tenant's own log (its database).",
+    params(Params),
+    responses(
+        (status = 200, description = "A page of entries.", body = Page),
+        (status = 400, description = "`invalid_query`, naming the filter."),
+        (status = 404, description = "`tenant_not_found`."),
+    ),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,

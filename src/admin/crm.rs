@@ -10,7 +10,44 @@ use crate::error::ApiError;
 use crate::http::extract::Path;
 use crate::state::AppState;
 
+/// `GET /api/admin/tenants/{id}/crm`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct TenantCrm {
+    /// The workspace (state, instance, provisioning step, data-model version) and the sync's outbox.
+    #[schema(value_type = Object)]
+    crm: Value,
+}
+
+/// `GET /api/admin/crm`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `instances`")]
+pub struct CrmInstances {
+    /// The Twenty version this build speaks.
+    pinned_version: String,
+    /// Each instance: version and capabilities as last checked, workspaces against its cap, room.
+    #[schema(value_type = Vec<Object>)]
+    instances: Vec<Value>,
+    /// Workspaces that still fit, over every instance.
+    room: i64,
+    /// Tenants waiting for capacity, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    waiting_for_capacity: Vec<Value>,
+}
+
 /// `GET /admin/tenants/{id}/crm`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants/{id}/crm",
+    tag = "admin-crm",
+    summary = "A tenant's CRM workspace and sync",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 200, description = "The workspace and its sync.", body = TenantCrm),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 503, description = "`crm_not_configured`."),
+    ),
+)]
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -26,6 +63,16 @@ pub async fn show(
 
 /// `GET /admin/crm`: every Twenty instance (version and capabilities as last checked, workspaces against its
 /// cap, room) and the tenants waiting for capacity, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/crm",
+    tag = "admin-crm",
+    summary = "Twenty instances, their capacity and waiting tenants",
+    responses(
+        (status = 200, description = "The instances.", body = CrmInstances),
+        (status = 503, description = "`crm_not_configured`."),
+    ),
+)]
 pub async fn instances(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -27,13 +27,31 @@ use crate::tenancy::{TenantId, TenantStatus};
 
 const TICKET_PREFIX: &str = "wsi_";
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/tenants/{id}/impersonate`: the member by id or email, and why.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "owner@nour.example", "reason": "Ticket 4821: orders missing"}))]
 pub struct ImpersonateBody {
     member_id: Option<Uuid>,
     email: Option<String>,
+    /// Required: recorded in the audit log and shown in the app's banner.
     reason: Option<String>,
+    /// The session's lifetime; default and maximum from `impersonation.*`.
     ttl_secs: Option<u64>,
+}
+
+/// `POST /api/admin/tenants/{id}/impersonate`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `impersonate`")]
+pub struct ImpersonationLink {
+    /// `/app/impersonate?ticket=wsi_…`: works once, within `impersonation.ticket_ttl_secs`.
+    url: String,
+    ticket_expires_at: Option<time::OffsetDateTime>,
+    session_ttl_secs: u64,
+    /// `id`, `name`, `role`.
+    #[schema(value_type = Object)]
+    member: serde_json::Value,
+    note: String,
 }
 
 /// The member an operator will act as.
@@ -112,6 +130,19 @@ fn invalid(field: &str, problem: &str) -> ApiError {
     ApiError::Invalid { fields }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/impersonate",
+    tag = "admin-tenants",
+    summary = "A single-use link to open the merchant app as a member",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    request_body = ImpersonateBody,
+    responses(
+        (status = 201, description = "The link.", body = ImpersonationLink),
+        (status = 404, description = "`tenant_not_found` or no such member."),
+        (status = 422, description = "`validation_failed`."),
+    ),
+)]
 pub async fn impersonate(
     auth: AdminAuth,
     State(state): State<AppState>,

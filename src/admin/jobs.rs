@@ -13,18 +13,51 @@ use crate::jobs::{Enqueued, JobFilter, JobId, JobRow, JobState, KindStats, NewJo
 use crate::state::AppState;
 use crate::tenancy::TenantId;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `pending`, `running`, `succeeded`, `discarded` or `cancelled`.
     state: Option<String>,
+    /// A job kind, e.g. `salla.import_resource`.
     kind: Option<String>,
     tenant_id: Option<TenantId>,
     /// Page backwards: jobs with an id below this one.
     before: Option<i64>,
+    /// 1–500, default 50.
     limit: Option<i64>,
 }
 
+/// `GET /api/admin/jobs`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `list`")]
+pub struct JobList {
+    jobs: Vec<JobRow>,
+    /// The `before` of the next page; `null` on the last.
+    next_before: Option<JobId>,
+}
+
+/// `POST /api/admin/jobs`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `enqueue`")]
+pub struct EnqueuedJob {
+    job: JobRow,
+    /// The unique key was taken: `job` is the live duplicate (status 200).
+    duplicate: bool,
+}
+
 /// `GET /admin/jobs`: newest first, filtered by state, kind and tenant.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs",
+    tag = "admin-jobs",
+    summary = "Jobs, newest first",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of jobs.", body = JobList),
+        (status = 400, description = "`invalid_query`."),
+    ),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -58,6 +91,13 @@ pub async fn list(
 }
 
 /// `GET /admin/jobs/stats`: counts by kind and state.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/stats",
+    tag = "admin-jobs",
+    summary = "Job counts by kind and state",
+    responses((status = 200, description = "One entry per kind.", body = Vec<KindStats>)),
+)]
 pub async fn stats(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -66,6 +106,17 @@ pub async fn stats(
 }
 
 /// `GET /admin/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/jobs/{id}",
+    tag = "admin-jobs",
+    summary = "One job",
+    params(("id" = i64, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job.", body = JobRow),
+        (status = 404, description = "`job_not_found`."),
+    ),
+)]
 pub async fn get(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -74,22 +125,42 @@ pub async fn get(
     job_json(&state, id).await
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/jobs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "jobs.prune_finished", "payload": {}}))]
 pub struct EnqueueRequest {
+    /// A registered job kind (422 `unknown_job_kind` lists them).
     kind: String,
+    /// The kind's payload (default `{}`), checked against it (422 `invalid_payload`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
     tenant_id: Option<TenantId>,
+    /// While a live job holds this key, enqueueing again answers that job (200, `duplicate`).
     unique_key: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     run_at: Option<OffsetDateTime>,
+    /// 1–100.
     max_attempts: Option<i32>,
     priority: Option<i16>,
 }
 
 /// `POST /admin/jobs`: run a registered job kind now or later (e.g. trigger a periodic task by hand).
 /// 201 with the new job, or 200 with the live duplicate when the unique key is taken.
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs",
+    tag = "admin-jobs",
+    summary = "Enqueue a job",
+    description = "Run a registered job kind now or later (e.g. trigger a periodic task by hand).",
+    request_body = EnqueueRequest,
+    responses(
+        (status = 201, description = "The new job.", body = EnqueuedJob),
+        (status = 200, description = "The live duplicate holding `unique_key`.", body = EnqueuedJob),
+        (status = 422, description = "`unknown_job_kind`, `invalid_payload` or `invalid_body`."),
+    ),
+)]
 pub async fn enqueue(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -156,6 +227,18 @@ pub async fn enqueue(
 }
 
 /// `POST /admin/jobs/{id}/retry`: a discarded or cancelled job runs again with fresh attempts.
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs/{id}/retry",
+    tag = "admin-jobs",
+    summary = "Retry a discarded or cancelled job",
+    params(("id" = i64, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job, pending again.", body = JobRow),
+        (status = 404, description = "`job_not_found`."),
+        (status = 409, description = "`invalid_job_state`."),
+    ),
+)]
 pub async fn retry(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -173,6 +256,18 @@ pub async fn retry(
 }
 
 /// `POST /admin/jobs/{id}/cancel`: a pending job will not run.
+#[utoipa::path(
+    post,
+    path = "/api/admin/jobs/{id}/cancel",
+    tag = "admin-jobs",
+    summary = "Cancel a pending job",
+    params(("id" = i64, Path, description = "The job's id.")),
+    responses(
+        (status = 200, description = "The job, cancelled.", body = JobRow),
+        (status = 404, description = "`job_not_found`."),
+        (status = 409, description = "`invalid_job_state`."),
+    ),
+)]
 pub async fn cancel(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -28,19 +28,57 @@ fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The maintenance switch, in an answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answers of `show` and `set`")]
+pub struct MaintenanceAnswer {
+    maintenance: crate::maintenance::Mode,
+}
+
+/// `POST /api/admin/tenants/{id}/read-only`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `read_only`")]
+pub struct ReadOnlyAnswer {
+    /// The tenant, `read_only_reason` set while read-only.
+    tenant: crate::tenancy::Tenant,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/maintenance",
+    tag = "admin-maintenance",
+    summary = "The global maintenance switch",
+    responses((status = 200, description = "The switch.", body = MaintenanceAnswer)),
+)]
 pub async fn show(_: AdminAuth, State(state): State<AppState>) -> axum::Json<Value> {
     let mode = state.maintenance().current().await;
     axum::Json(json!({ "maintenance": *mode }))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/maintenance`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "message": "Upgrading the database", "retry_after_secs": 300}))]
 pub struct SetBody {
     enabled: bool,
+    /// Shown to callers; at most 500 printable characters.
     message: Option<String>,
+    /// 1–86400; default `maintenance.retry_after_secs`.
     retry_after_secs: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/maintenance",
+    tag = "admin-maintenance",
+    summary = "Turn maintenance mode on or off",
+    description = "Every replica follows within `maintenance.cache_secs`; audited with before and after.",
+    request_body = SetBody,
+    responses(
+        (status = 200, description = "The switch as set.", body = MaintenanceAnswer),
+        (status = 422, description = "`validation_failed`: `message` or `retry_after_secs`."),
+    ),
+)]
 pub async fn set(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -77,13 +115,29 @@ pub async fn set(
     Ok(axum::Json(json!({ "maintenance": after })))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/tenants/{id}/read-only`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": true, "reason": "Moving to another server"}))]
 pub struct ReadOnlyBody {
     enabled: bool,
+    /// Required when enabling: 1–500 printable characters.
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/read-only",
+    tag = "admin-maintenance",
+    summary = "Make one tenant read-only, or writable again",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    request_body = ReadOnlyBody,
+    responses(
+        (status = 200, description = "The tenant.", body = ReadOnlyAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 422, description = "`validation_failed`: `reason`."),
+    ),
+)]
 pub async fn read_only(
     auth: AdminAuth,
     State(state): State<AppState>,

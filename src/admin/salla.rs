@@ -12,15 +12,37 @@ use crate::inbox::{self, InboxFilter};
 use crate::state::AppState;
 use crate::tenancy::{MerchantId, TenantId};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// The store's install status, e.g. `installed`, `needs_reinstall`, `uninstalled`.
     status: Option<String>,
+    /// 1–1000, default 100.
     limit: Option<i64>,
 }
 
-#[derive(Debug, sqlx::FromRow, serde::Serialize)]
-struct StoreRow {
+/// `GET /api/admin/salla/stores`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `list`")]
+pub struct StoreList {
+    stores: Vec<StoreRow>,
+}
+
+/// `GET /api/admin/salla/stores/{merchant_id}`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct StoreAnswer {
+    store: StoreRow,
+    /// The last delivery from this store (`id`, `event_type`, `status`, `received_at`); `null` if none.
+    #[schema(value_type = Option<Object>)]
+    last_webhook: Option<Value>,
+}
+
+/// A Salla store as operators see it (never its tokens).
+#[derive(Debug, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SallaStore)]
+pub(crate) struct StoreRow {
     merchant_id: MerchantId,
     tenant_id: Option<TenantId>,
     status: String,
@@ -71,6 +93,14 @@ const COLUMNS: &str = "merchant_id, tenant_id, status, access_token IS NOT NULL 
     webhooks_checked_at, webhook_drift";
 
 /// `GET /admin/salla/stores`: stores, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/admin/salla/stores",
+    tag = "admin-salla",
+    summary = "Installed Salla stores, most recently active first",
+    params(ListParams),
+    responses((status = 200, description = "The stores.", body = StoreList)),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -88,6 +118,17 @@ pub async fn list(
 }
 
 /// `GET /admin/salla/stores/{merchant_id}`: the store, its token status and its last webhook.
+#[utoipa::path(
+    get,
+    path = "/api/admin/salla/stores/{merchant_id}",
+    tag = "admin-salla",
+    summary = "One store, its token status and last webhook",
+    params(("merchant_id" = i64, Path, description = "Salla's merchant id.")),
+    responses(
+        (status = 200, description = "The store.", body = StoreAnswer),
+        (status = 404, description = "`store_not_found`."),
+    ),
+)]
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,

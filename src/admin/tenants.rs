@@ -25,16 +25,44 @@ fn actor(auth: &AdminAuth, request_id: Option<String>) -> Actor {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// A tenant status, e.g. `ready`.
     status: Option<String>,
     plan: Option<String>,
+    /// Part of the name, slug or owner email (at most 100 characters).
     search: Option<String>,
+    /// RFC 3339.
     created_after: Option<String>,
+    /// RFC 3339.
     created_before: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
+    /// 1–200, default 50.
     limit: Option<i64>,
+}
+
+/// `GET /api/admin/tenants`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `list`")]
+pub struct TenantList {
+    tenants: Vec<crate::tenancy::Tenant>,
+    next_cursor: Option<String>,
+}
+
+/// An answer naming one tenant.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answers naming a tenant")]
+pub struct TenantAnswer {
+    tenant: crate::tenancy::Tenant,
+    /// The provisioning run started (create, retry).
+    #[schema(required = false)]
+    provisioning_id: Option<Uuid>,
+    /// The provisioning job (create).
+    #[schema(required = false)]
+    job_id: Option<crate::jobs::JobId>,
 }
 
 /// The opaque cursor: `<unix nanos>.<tenant id>` of the last tenant of the previous page.
@@ -48,6 +76,17 @@ fn decode_cursor(raw: &str) -> Option<(time::OffsetDateTime, TenantId)> {
     Some((at, id.parse().ok()?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants",
+    tag = "admin-tenants",
+    summary = "The tenant fleet, newest first",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of tenants.", body = TenantList),
+        (status = 400, description = "`invalid_query`."),
+    ),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -100,13 +139,28 @@ pub async fn list(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// Place the tenant database on this server instead of the least loaded one.
     server: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants",
+    tag = "admin-tenants",
+    summary = "Create a tenant",
+    description = "Any plan of `tenancy.plans`; provisioning runs as a job.",
+    params(CreateParams),
+    request_body = RegistrationRequest,
+    responses(
+        (status = 202, description = "Provisioning started.", body = TenantAnswer),
+        (status = 409, description = "The slug is taken."),
+        (status = 422, description = "`validation_failed`."),
+    ),
+)]
 pub async fn create(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -131,6 +185,17 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants/{id}",
+    tag = "admin-tenants",
+    summary = "One tenant with its runs, keys and row counts",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 200, description = "The tenant as an operator sees it.", body = crate::provisioning::lifecycle::TenantDetails),
+        (status = 404, description = "`tenant_not_found`."),
+    ),
+)]
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -143,12 +208,28 @@ pub async fn show(
     Ok(axum::Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/tenants/{id}/suspend`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendBody {
+    /// 1–500 characters.
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/suspend",
+    tag = "admin-tenants",
+    summary = "Suspend a ready tenant",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    request_body = SuspendBody,
+    responses(
+        (status = 200, description = "Suspended.", body = TenantAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 409, description = "Not in a status that can be suspended."),
+        (status = 422, description = "`validation_failed`: `reason`."),
+    ),
+)]
 pub async fn suspend(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -169,6 +250,18 @@ pub async fn suspend(
     Ok(axum::Json(json!({ "tenant": tenant })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/activate",
+    tag = "admin-tenants",
+    summary = "Reactivate a suspended tenant",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 200, description = "Ready again.", body = TenantAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 409, description = "Not suspended."),
+    ),
+)]
 pub async fn activate(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -182,6 +275,18 @@ pub async fn activate(
     Ok(axum::Json(json!({ "tenant": tenant })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/retry",
+    tag = "admin-tenants",
+    summary = "Retry a failed provisioning",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 202, description = "Provisioning restarted.", body = TenantAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 409, description = "Not failed."),
+    ),
+)]
 pub async fn retry(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -198,13 +303,28 @@ pub async fn retry(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteParams {
+    /// Keep the tenant database (and its dump) instead of dropping it.
     #[serde(default)]
     keep_data: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/tenants/{id}",
+    tag = "admin-tenants",
+    summary = "Delete a tenant",
+    description = "Dumps the database, drops it, removes the CRM workspace and identity, then marks it deleted.",
+    params(("id" = String, Path, description = "The tenant's id or slug."), DeleteParams),
+    responses(
+        (status = 202, description = "Deletion started (a job): the tenant is `deleting`.", body = TenantAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 409, description = "A ready tenant is suspended first."),
+    ),
+)]
 pub async fn delete(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -222,6 +342,17 @@ pub async fn delete(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants/{id}/api-keys",
+    tag = "admin-tenants",
+    summary = "A tenant's API keys",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 200, description = "Every key.", body = crate::dashboard::api_keys::ApiKeyList),
+        (status = 404, description = "`tenant_not_found`."),
+    ),
+)]
 pub async fn list_keys(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -232,15 +363,31 @@ pub async fn list_keys(
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/admin/tenants/{id}/api-keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminCreateKey, example = json!({"name": "Integration", "scope": "admin"}))]
 pub struct CreateKey {
+    /// 1–100 printable characters.
     name: String,
     /// `read` (the default), `write` or `admin`.
     #[serde(default)]
     scope: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/api-keys",
+    tag = "admin-tenants",
+    summary = "Create an API key for a tenant",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, shown once.", body = crate::dashboard::api_keys::CreatedKey),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 422, description = "`validation_failed`: `name` or `scope`."),
+    ),
+)]
 pub async fn create_key(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -261,6 +408,17 @@ pub async fn create_key(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/admin/tenants/{id}/api-keys/{key_id}",
+    tag = "admin-tenants",
+    summary = "Revoke a tenant's API key",
+    params(("id" = String, Path, description = "The tenant's id or slug."), ("key_id" = Uuid, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "`tenant_not_found` or `api_key_not_found`."),
+    ),
+)]
 pub async fn revoke_key(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -279,6 +437,15 @@ pub async fn revoke_key(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/stats",
+    tag = "admin-tenants",
+    summary = "Fleet figures",
+    responses(
+        (status = 200, description = "Tenants by status and plan, provisioning times, queue depth, pools.", body = crate::provisioning::lifecycle::FleetStats),
+    ),
+)]
 pub async fn stats(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -13,18 +13,63 @@ use crate::inbox::{self, InboxFilter, InboxRow, InboxStatus};
 use crate::state::AppState;
 use crate::tenancy::{MerchantId, TenantId};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `salla` or `clerk`.
     provider: Option<String>,
+    /// `pending`, `processed`, `failed`, `rejected`…
     status: Option<String>,
+    /// e.g. `order.created`.
     event_type: Option<String>,
     tenant_id: Option<TenantId>,
     /// Salla store id (`merchant` of the payload).
     merchant_id: Option<MerchantId>,
     /// Page backwards: deliveries with an id below this one.
     before: Option<i64>,
+    /// 1–500, default 50.
     limit: Option<i64>,
+}
+
+/// A stored delivery, credentials redacted.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `render`")]
+pub struct Delivery {
+    id: i64,
+    provider: String,
+    dedupe_key: String,
+    event_type: Option<String>,
+    tenant_id: Option<TenantId>,
+    status: InboxStatus,
+    attempts: i32,
+    last_error: Option<String>,
+    received_at: Option<OffsetDateTime>,
+    processed_at: Option<OffsetDateTime>,
+    #[schema(value_type = Object)]
+    headers: Value,
+    /// The body with every credential value replaced by `"[redacted]"`.
+    #[schema(value_type = Object)]
+    payload: Value,
+    /// A rejected body's size (it is not JSON, so it is not shown).
+    raw_body_bytes: Option<i64>,
+}
+
+/// `GET /api/admin/webhooks`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `list`")]
+pub struct DeliveryList {
+    deliveries: Vec<Delivery>,
+    /// The `before` of the next page; `null` on the last.
+    next_before: Option<i64>,
+}
+
+/// `POST /api/admin/webhooks/{id}/replay`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `replay`")]
+pub struct Replayed {
+    replayed: bool,
+    job_id: crate::jobs::JobId,
 }
 
 /// Keys whose values are credentials, wherever they appear in a body.
@@ -86,6 +131,17 @@ fn render(row: InboxRow) -> Value {
 }
 
 /// `GET /admin/webhooks`: stored deliveries, newest first, filtered.
+#[utoipa::path(
+    get,
+    path = "/api/admin/webhooks",
+    tag = "admin-webhooks",
+    summary = "Stored webhook deliveries, newest first",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = DeliveryList),
+        (status = 400, description = "`invalid_status`."),
+    ),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -119,6 +175,17 @@ pub async fn list(
 }
 
 /// `GET /admin/webhooks/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/webhooks/{id}",
+    tag = "admin-webhooks",
+    summary = "One stored delivery",
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses(
+        (status = 200, description = "The delivery.", body = Delivery),
+        (status = 404, description = "`delivery_not_found`."),
+    ),
+)]
 pub async fn get(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -131,6 +198,18 @@ pub async fn get(
 }
 
 /// `POST /admin/webhooks/{id}/replay`: processes a stored delivery again (see [`inbox::Inbox::replay`]).
+#[utoipa::path(
+    post,
+    path = "/api/admin/webhooks/{id}/replay",
+    tag = "admin-webhooks",
+    summary = "Process a stored delivery again",
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses(
+        (status = 200, description = "Enqueued.", body = Replayed),
+        (status = 404, description = "`delivery_not_found`."),
+        (status = 409, description = "A rejected delivery cannot be replayed."),
+    ),
+)]
 pub async fn replay(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -15,16 +15,25 @@ pub const MAX_LIMIT: i64 = 200;
 const MAX_FILTER_CHARS: usize = 200;
 
 /// The query string of `GET /api/audit` and `GET /api/admin/audit` (`tenant_id` only for operators).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// Exact actor, e.g. `api_key:wsl_3f9a1c2b`.
     pub actor: Option<String>,
+    /// Exact action, e.g. `api_key.created`.
     pub action: Option<String>,
+    /// Exact resource, e.g. `tenant:<id>`.
     pub resource: Option<String>,
+    /// Operators only.
     pub tenant_id: Option<String>,
+    /// RFC 3339.
     pub since: Option<String>,
+    /// RFC 3339.
     pub until: Option<String>,
+    /// 1–200, default 50.
     pub limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// Operators only: `global` (default) or `tenant` (that tenant's own log, with `tenant_id`).
     pub scope: Option<String>,
@@ -130,7 +139,8 @@ fn decode_cursor(raw: &str) -> Option<i64> {
 }
 
 /// One audit entry as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct Entry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -149,7 +159,8 @@ pub struct Entry {
 }
 
 /// A page of entries and the cursor of the next one (`None` on the last page).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditPage)]
 pub struct Page {
     pub entries: Vec<Entry>,
     pub next_cursor: Option<String>,

@@ -9,6 +9,18 @@ use crate::http::TenantContext;
 use crate::http::extract::Query;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "tenant",
+    summary = "The tenant's audit log",
+    description = "Newest first. `tenant_id` and `scope` are refused here (the log is the caller's tenant's).",
+    params(Params),
+    responses(
+        (status = 200, description = "A page of entries.", body = Page),
+        (status = 400, description = "`invalid_query`, naming the filter."),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,

@@ -19,6 +19,24 @@ use crate::jobs::NewJob;
 /// Answers 200 `{"received": true, "duplicate": bool}` once the delivery is durably stored (or was already);
 /// 401 `invalid_signature` with nothing stored when the signature, headers or timestamp do not verify;
 /// 400 when the verified body is not a JSON event; 503 `clerk_webhooks_not_configured` without a secret.
+#[utoipa::path(
+    post,
+    path = "/webhooks/clerk",
+    tag = "webhooks",
+    summary = "Clerk events (Svix-signed)",
+    params(
+        ("svix-id" = String, Header, description = "The message id (the dedupe key); or `webhook-id`."),
+        ("svix-timestamp" = String, Header, description = "Unix seconds, within the tolerance of now; or `webhook-timestamp`."),
+        ("svix-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>` of `id.timestamp.body`; or `webhook-signature`."),
+    ),
+    request_body(content = Object, description = "A Clerk event, verified on the raw bytes.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before).", body = crate::inbox::Received),
+        (status = 400, description = "The verified body is not a JSON event."),
+        (status = 401, description = "`invalid_signature`: nothing is stored."),
+        (status = 503, description = "`clerk_webhooks_not_configured`: no signing secret."),
+    ),
+)]
 pub async fn receive(
     State(inbox): State<Inbox>,
     State(config): State<Arc<Config>>,

@@ -30,16 +30,16 @@ pub struct AuditArgs {
     /// Entries before this RFC 3339 time.
     #[arg(long)]
     until: Option<String>,
+    /// Entries per page, 1 to 200.
     #[arg(long, default_value_t = 50)]
     limit: i64,
     /// The `next_cursor` of a previous page.
     #[arg(long)]
     cursor: Option<String>,
-    #[arg(long)]
-    json: bool,
 }
 
-pub async fn run(config: &Config, args: AuditArgs) -> Result<(), CliError> {
+/// Prints a page as a table, or with `json` (the global `--json`) the API's page shape.
+pub async fn run(config: &Config, args: AuditArgs, json: bool) -> Result<(), CliError> {
     let stack = connect(config).await?;
     let tenant = match &args.tenant {
         Some(t) => Some(stack.lifecycle.find(t).await.map_err(fail)?),
@@ -74,7 +74,7 @@ pub async fn run(config: &Config, args: AuditArgs) -> Result<(), CliError> {
             .await
             .map_err(fail)?,
     };
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&page).map_err(fail)?);
     } else {
         print_table(&page);

@@ -18,8 +18,10 @@ use crate::{TenancyStack, db};
 pub enum TenantsAction {
     /// List tenants, newest first.
     List {
+        /// Only this status: pending, provisioning, ready, failed, suspended, deleting or deleted.
         #[arg(long)]
         status: Option<String>,
+        /// Only this plan (one of tenancy.plans).
         #[arg(long)]
         plan: Option<String>,
         /// Substring of slug, name or owner email.
@@ -28,27 +30,39 @@ pub enum TenantsAction {
         /// RFC 3339 time, e.g. 2026-11-01T00:00:00Z.
         #[arg(long)]
         created_after: Option<String>,
+        /// RFC 3339 time: only tenants created before it.
         #[arg(long)]
         created_before: Option<String>,
+        /// Most tenants listed, 1 to 200.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// Everything about one tenant (by id or slug).
-    Show { tenant: String },
+    Show {
+        /// The tenant's id or slug.
+        tenant: String,
+    },
     /// Register a tenant and start provisioning it.
     Create {
+        /// The organization's name (1 to 200 characters).
         #[arg(long)]
         name: String,
+        /// The owner's email.
         #[arg(long)]
         email: String,
+        /// URL-safe name (3 to 48 of a-z, 0-9, -); derived from the name when absent.
         #[arg(long)]
         slug: Option<String>,
+        /// One of tenancy.plans (default tenancy.default_plan).
         #[arg(long)]
         plan: Option<String>,
+        /// Locale, e.g. ar-SA (default tenancy.default_locale).
         #[arg(long)]
         locale: Option<String>,
+        /// ISO 4217 currency, e.g. SAR.
         #[arg(long)]
         currency: Option<String>,
+        /// IANA time zone, e.g. Asia/Riyadh.
         #[arg(long)]
         timezone: Option<String>,
         /// Tenant server key (default: the one with the fewest tenants).
@@ -61,16 +75,25 @@ pub enum TenantsAction {
     /// Suspend a tenant: its users get 403 with the reason. Suspending a suspended tenant with another reason
     /// replaces the reason.
     Suspend {
+        /// The tenant's id or slug.
         tenant: String,
+        /// Why (1 to 500 characters): shown to its users.
         #[arg(long)]
         reason: String,
     },
     /// Reactivate a suspended tenant.
-    Activate { tenant: String },
+    Activate {
+        /// The tenant's id or slug.
+        tenant: String,
+    },
     /// Resume a failed provisioning from its failed step.
-    Retry { tenant: String },
+    Retry {
+        /// The tenant's id or slug.
+        tenant: String,
+    },
     /// Delete a tenant: dump its database to tenancy.backup_dir, drop it, mark the tenant deleted.
     Delete {
+        /// The tenant's id or slug.
         tenant: String,
         /// Dump but do not drop the database.
         #[arg(long)]
@@ -91,7 +114,9 @@ pub enum TenantsAction {
 pub enum ApiKeyAction {
     /// Create a key; it is printed once (with --json: {"api_key", "key"}).
     Create {
+        /// The tenant's id or slug.
         tenant: String,
+        /// The key's display name (1 to 100 characters).
         #[arg(long, default_value = "cli")]
         name: String,
         /// What the key may do: read, write or admin.
@@ -99,9 +124,17 @@ pub enum ApiKeyAction {
         scope: crate::access::Scope,
     },
     /// The tenant's keys, revoked ones included (never the keys themselves).
-    List { tenant: String },
+    List {
+        /// The tenant's id or slug.
+        tenant: String,
+    },
     /// Revoke a key: requests with it get 401 at once.
-    Revoke { tenant: String, key_id: Uuid },
+    Revoke {
+        /// The tenant's id or slug.
+        tenant: String,
+        /// The key's id (from `api-key list`).
+        key_id: Uuid,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

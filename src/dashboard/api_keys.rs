@@ -17,9 +17,12 @@ use crate::http::extract::{Json, Path};
 use crate::provisioning::lifecycle::Actor;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /api/tenant/api-keys` (and the admin API's).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Reporting", "scope": "read"}))]
 pub struct CreateKey {
+    /// 1–100 printable characters.
     pub name: String,
     /// `read` (the default), `write` or `admin`.
     #[serde(default)]
@@ -52,6 +55,33 @@ pub fn check_key_scope(scope: Option<&str>) -> Result<Scope, ApiError> {
     }
 }
 
+/// A list of API keys (never the keys themselves).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of the key lists")]
+pub struct ApiKeyList {
+    api_keys: Vec<crate::tenancy::ApiKeyInfo>,
+}
+
+/// A created API key: the only time `key` is shown.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `create`")]
+pub struct CreatedKey {
+    api_key: crate::tenancy::ApiKeyInfo,
+    /// The key itself (`wsl_` and 40 hex digits): send it as `Authorization: Bearer <key>`.
+    #[schema(example = "wsl_3f9a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c")]
+    key: String,
+    /// `Store the key now: it is not shown again.` (the tenant API only).
+    #[schema(required = false)]
+    note: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/tenant/api-keys",
+    tag = "tenant",
+    summary = "The tenant's API keys",
+    responses((status = 200, description = "Every key, revoked ones included.", body = ApiKeyList)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,
@@ -60,6 +90,19 @@ pub async fn list(
     Ok(axum::Json(json!({ "api_keys": keys })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tenant/api-keys",
+    tag = "tenant",
+    summary = "Create an API key",
+    description = "The scope (`read` by default) is never wider than the caller's own (403 \
+                   `scope_exceeds_caller`).",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "The key, shown once.", body = CreatedKey),
+        (status = 422, description = "`validation_failed`: `name` or `scope`."),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     ctx: TenantContext,
@@ -97,6 +140,17 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/tenant/api-keys/{key_id}",
+    tag = "tenant",
+    summary = "Revoke an API key",
+    params(("key_id" = Uuid, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "`api_key_not_found` (also another tenant's key)."),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     ctx: TenantContext,

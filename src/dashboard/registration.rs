@@ -20,7 +20,60 @@ use crate::provisioning::{RegistrationRequest, ValidRegistration};
 use crate::state::AppState;
 use crate::tenancy::{LookupKey, TenantStatus};
 
+/// `POST /api/auth/register-organization`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `register`")]
+pub struct Registered {
+    tenant_id: crate::tenancy::TenantId,
+    slug: crate::tenancy::Slug,
+    plan: String,
+    provisioning_id: Uuid,
+    status: TenantStatus,
+    /// Where to watch the progress: `/api/auth/provisioning-status/{provisioning_id}`.
+    status_url: String,
+}
+
+/// `GET /api/auth/provisioning-status/{id}`'s answer: progress only, fit for the registrant.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `status`")]
+pub struct ProvisioningProgress {
+    provisioning_id: Uuid,
+    status: TenantStatus,
+    /// The current step, if any.
+    step: Option<String>,
+    /// 0–100.
+    progress: i64,
+    message: String,
+    steps: Vec<StepProgress>,
+}
+
+/// One provisioning step.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `status`")]
+pub struct StepProgress {
+    name: String,
+    status: String,
+}
+
 /// Registers an organization and starts provisioning it: 202 with where to watch the progress.
+#[utoipa::path(
+    post,
+    path = "/api/auth/register-organization",
+    tag = "registration",
+    summary = "Register an organization",
+    description = "Who may register is `tenancy.self_service`: `off` (403 `self_service_disabled`), `clerk` (a \
+                   signed-in Clerk session, who becomes the owner; their email is used) or `open`. The plan is \
+                   always `tenancy.default_plan`. Limited per client IP.",
+    request_body = RegistrationRequest,
+    responses(
+        (status = 202, description = "Provisioning started.", body = Registered),
+        (status = 401, description = "`clerk` mode without a valid session."),
+        (status = 403, description = "`self_service_disabled`, or `email_required`."),
+        (status = 409, description = "The slug is taken."),
+        (status = 422, description = "`validation_failed`: `details.fields` names each field."),
+        (status = 429, description = "Too many registrations from this IP."),
+    ),
+)]
 pub async fn register(
     _: crate::maintenance::NotInMaintenance,
     State(state): State<AppState>,
@@ -128,6 +181,18 @@ async fn clerk_owner(state: &AppState, headers: &HeaderMap) -> Result<ClerkOwner
 /// Progress of a provisioning run, by its id (unguessable; returned only to whoever registered). Progress
 /// only: the status, the current step, a percentage and a message fit for the registrant — never the tenant's
 /// id, database, server or the steps' internal details and errors (operators see those in the admin API).
+#[utoipa::path(
+    get,
+    path = "/api/auth/provisioning-status/{id}",
+    tag = "registration",
+    summary = "Progress of a registration",
+    params(("id" = Uuid, Path, description = "The `provisioning_id` returned by the registration.")),
+    responses(
+        (status = 200, description = "The progress.", body = ProvisioningProgress),
+        (status = 404, description = "`provisioning_not_found`."),
+        (status = 429, description = "Too many requests from this IP."),
+    ),
+)]
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,

@@ -7,6 +7,28 @@ use crate::error::ApiError;
 use crate::http::TenantContext;
 use crate::state::AppState;
 
+/// `GET /api/tenant`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct TenantView {
+    id: crate::tenancy::TenantId,
+    slug: crate::tenancy::Slug,
+    name: String,
+    status: crate::tenancy::TenantStatus,
+    plan: String,
+    created_at: Option<time::OffsetDateTime>,
+    ready_at: Option<time::OffsetDateTime>,
+    /// From the tenant's own database; `null` until it is seeded.
+    settings: Option<crate::tenancy::TenantSettings>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/tenant",
+    tag = "tenant",
+    summary = "The caller's tenant",
+    responses((status = 200, description = "The tenant, its status and settings.", body = TenantView)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,

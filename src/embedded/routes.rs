@@ -20,9 +20,35 @@ const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Lifetime of a standalone sign-in ticket.
 const SIGN_IN_TOKEN_SECS: u64 = 60;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/embedded/session`.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SessionRequest {
+    /// The token the Salla embedded SDK gives the app (`embedded.auth.getToken()`), at most 8 KiB.
     token: String,
+}
+
+/// `POST /api/embedded/session`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `create_session`")]
+pub struct SessionCreated {
+    /// The session (`wss_…`): send it as `Authorization: Bearer <session>`.
+    session: String,
+    expires_at: time::OffsetDateTime,
+    idle_timeout_secs: u64,
+    /// `id`, `name`.
+    #[schema(value_type = Object)]
+    tenant: Value,
+    /// `kind` (`owner` or `staff`), `name`, `role`.
+    #[schema(value_type = Object)]
+    user: Value,
+}
+
+/// `POST /api/embedded/standalone`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `standalone`")]
+pub struct StandaloneLink {
+    /// `/sso?__clerk_ticket=…`, valid for a minute.
+    url: String,
 }
 
 impl std::fmt::Debug for SessionRequest {
@@ -64,6 +90,23 @@ fn introspect_error(error: IntrospectError) -> ApiError {
 
 /// `POST /api/embedded/session` `{"token": …}`: verifies the token with Salla, finds the store's tenant and the
 /// person, and mints a session. Never creates a tenant.
+#[utoipa::path(
+    post,
+    path = "/api/embedded/session",
+    tag = "embedded",
+    summary = "A merchant app session from a Salla embedded token",
+    description = "Verifies the token with Salla, finds the store's tenant and the person, and mints a session. \
+                   Limited per client IP.",
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "The session.", body = SessionCreated),
+        (status = 401, description = "`token_expired` or `invalid_token`."),
+        (status = 403, description = "`wrong_app`, or the person may not use the app."),
+        (status = 404, description = "No tenant for this store."),
+        (status = 409, description = "`tenant_not_ready`: `provisioning` beside `error`."),
+        (status = 503, description = "`salla_unavailable`, or the embedded app is not configured."),
+    ),
+)]
 pub async fn create_session(
     _: crate::maintenance::NotInMaintenance,
     State(embedded): State<Embedded>,
@@ -202,6 +245,18 @@ async fn owner_clerk_user(embedded: &Embedded, tenant: crate::tenancy::TenantId)
 
 /// `POST /api/embedded/standalone` (a `wss_` session): a Clerk sign-in ticket for the person, to continue in a
 /// new tab outside Salla at `/sso?__clerk_ticket=…`.
+#[utoipa::path(
+    post,
+    path = "/api/embedded/standalone",
+    tag = "embedded",
+    summary = "A sign-in link to continue outside Salla",
+    description = "Needs a merchant app session (`wss_…`). Limited per client IP.",
+    responses(
+        (status = 200, description = "The link.", body = StandaloneLink),
+        (status = 404, description = "`standalone_disabled`."),
+        (status = 409, description = "`no_clerk_user`."),
+    ),
+)]
 pub async fn standalone(
     State(embedded): State<Embedded>,
     ctx: TenantContext,

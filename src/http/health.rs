@@ -14,12 +14,57 @@ use crate::state::AppState;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up and serving.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves requests.", body = Live)),
+)]
 pub async fn live() -> axum::Json<Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
+/// `GET /health/live`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `live`")]
+pub struct Live {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// `GET /health/ready`'s answer: each check is `ok`, `failing` (with `error`) or `not_configured`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `ready`")]
+pub struct Ready {
+    #[schema(example = "ready")]
+    status: String,
+    #[schema(example = json!({"database": {"status": "ok"}, "migrations": {"status": "ok"}, "redis": {"status": "not_configured"}}))]
+    checks: std::collections::BTreeMap<String, Check>,
+}
+
+/// One readiness check.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `ready`")]
+pub struct Check {
+    /// `ok`, `failing` or `not_configured`.
+    status: String,
+    #[schema(required = false)]
+    error: Option<String>,
+}
+
 /// Ready to take traffic: the global database answers, its migrations are applied, and Redis answers when it
 /// is configured. Otherwise 503 naming the failing checks.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "Every check passes.", body = Ready),
+        (status = 503, description = "`not_ready`: `details.checks` names the failing checks."),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
     let (database, migrations) = match tokio::time::timeout(
         CHECK_TIMEOUT,
@@ -78,6 +123,14 @@ pub async fn ready(State(state): State<AppState>) -> Result<axum::Json<Value>, A
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Served here only when `server.metrics_listen` is empty; otherwise on that listener alone.",
+    responses((status = 200, description = "The text exposition format.", content_type = "text/plain", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

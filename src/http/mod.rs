@@ -128,6 +128,25 @@ pub(crate) async fn not_found() -> StatusCode {
     StatusCode::NOT_FOUND
 }
 
+/// `GET /api/version`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `version`")]
+pub struct Version {
+    #[schema(example = "wosool")]
+    name: String,
+    #[schema(example = "0.1.0")]
+    version: String,
+    /// The commit built, or `unknown`.
+    git_sha: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/version",
+    tag = "operations",
+    summary = "The running version",
+    responses((status = 200, description = "Name, version and commit.", body = Version)),
+)]
 pub(crate) async fn version() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "name": env!("CARGO_PKG_NAME"),

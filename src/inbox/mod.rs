@@ -30,7 +30,7 @@ use sqlx::PgPool;
 
 pub use commit::Committer;
 pub use process::{Outcome, process};
-pub use receive::receive;
+pub use receive::{Received, receive};
 pub use repair::storable_json;
 pub use store::{
     Delivery, InboxFilter, InboxRow, PastEvent, Stored, events_about, events_with, get, list,

@@ -14,6 +14,20 @@ use super::store::{self, Entry};
 use super::{Accepted, Inbox, Provider, Refusal};
 use crate::error::ApiError;
 
+/// The answer to a webhook delivery (`POST /webhooks/*`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `receive`")]
+pub struct Received {
+    /// Always `true`: the delivery is stored durably (or was before).
+    received: bool,
+    /// The same delivery was stored before (a redelivery).
+    #[schema(required = false)]
+    duplicate: Option<bool>,
+    /// Authenticated but not a usable event: kept as `rejected` for inspection.
+    #[schema(required = false)]
+    rejected: Option<bool>,
+}
+
 pub async fn receive(
     inbox: &Inbox,
     provider: &dyn Provider,

@@ -208,7 +208,7 @@ impl fmt::Display for JobError {
 }
 
 /// A job as stored, for inspection (admin API, CLI, tests).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobRow {
     pub id: JobId,
     pub kind: String,

@@ -42,7 +42,7 @@ pub struct JobFilter {
 }
 
 /// Counts of one kind by state.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct KindStats {
     pub kind: String,
     pub by_state: BTreeMap<String, i64>,

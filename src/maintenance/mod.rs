@@ -23,12 +23,14 @@ use crate::state::AppState;
 use crate::tenancy::Tenant;
 
 /// The global switch as callers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = MaintenanceMode)]
 pub struct Mode {
     pub enabled: bool,
     pub message: String,
     pub retry_after_secs: u64,
     /// `config` (no operator switched it yet) or `runtime`.
+    #[schema(value_type = String)]
     pub source: &'static str,
     pub updated_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]

@@ -66,7 +66,7 @@ fn status_of(tenant: &Tenant) -> serde_json::Value {
 }
 
 /// A tenant as an operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantDetails {
     #[serde(flatten)]
     pub tenant: Tenant,
@@ -82,14 +82,14 @@ pub struct TenantDetails {
     pub deletion: Vec<StepRecord>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunWithSteps {
     #[serde(flatten)]
     pub run: RunRecord,
     pub steps: Vec<StepRecord>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FleetStats {
     pub tenants_by_status: BTreeMap<String, i64>,
     pub tenants_by_plan: BTreeMap<String, i64>,
@@ -99,7 +99,7 @@ pub struct FleetStats {
     pub resident_tenant_pools: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProvisioningStats {
     pub runs: i64,
     pub p50_ms: Option<f64>,

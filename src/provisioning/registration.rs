@@ -9,18 +9,25 @@ use crate::config::TenancyConfig;
 use crate::tenancy::settings::{self, InvalidSetting, check_email};
 use crate::tenancy::{NewTenant, Slug, TenantId};
 
-/// The request body of `POST /api/auth/register-organization`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The request body of `POST /api/auth/register-organization` (and `POST /api/admin/tenants`).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"organization_name": "Nour Store", "admin_email": "owner@nour.example", "locale": "ar-SA"}))]
 pub struct RegistrationRequest {
+    /// 1–200 printable characters.
     pub organization_name: String,
     /// Required, except in `clerk` self-service, where the owner's email is their Clerk user's.
     #[serde(default)]
     pub admin_email: String,
+    /// One of `tenancy.plans` (admin API only: self-service always gets `tenancy.default_plan`).
     pub plan: Option<String>,
+    /// Derived from the name when absent: 3–48 of `[a-z0-9-]`.
     pub slug: Option<String>,
+    /// e.g. `ar-SA` (default `tenancy.default_locale`).
     pub locale: Option<String>,
+    /// ISO 4217, e.g. `SAR`.
     pub currency: Option<String>,
+    /// IANA, e.g. `Asia/Riyadh`.
     pub timezone: Option<String>,
 }
 

@@ -31,7 +31,7 @@ impl Step {
 }
 
 /// One step as recorded.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StepRecord {
     pub name: String,
     pub status: String,
@@ -51,7 +51,7 @@ impl StepRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: Uuid,
     pub tenant_id: TenantId,

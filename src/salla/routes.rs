@@ -22,6 +22,23 @@ use crate::jobs::NewJob;
 /// 200 `{"received": true, "duplicate": bool}` once the delivery is durable; 401 with nothing stored when it
 /// does not authenticate; 200 `{"received": true, "rejected": true}` for an authenticated body that is not a
 /// JSON event (kept as `rejected` for inspection: Salla would only send it again); 503 without a secret.
+#[utoipa::path(
+    post,
+    path = "/webhooks/salla",
+    tag = "webhooks",
+    summary = "Salla events",
+    params(
+        ("X-Salla-Signature" = Option<String>, Header, description = "Lowercase-hex HMAC-SHA256 of the raw body (the `signature` strategy)."),
+        ("Authorization" = Option<String>, Header, description = "The webhook secret itself (the `token` strategy)."),
+        ("X-Salla-Security-Strategy" = Option<String>, Header, description = "`signature` or `token`."),
+    ),
+    request_body(content = Object, description = "A Salla event (`event`, `merchant`, `data`), authenticated on the raw bytes.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before), or `rejected` when authenticated but not an event.", body = crate::inbox::Received),
+        (status = 401, description = "Not authenticated: nothing is stored."),
+        (status = 503, description = "`salla_not_configured`: no webhook secret."),
+    ),
+)]
 pub async fn receive(
     State(inbox): State<Inbox>,
     State(config): State<Arc<Config>>,

@@ -68,7 +68,7 @@ pub fn looks_like_key(candidate: &str) -> bool {
 }
 
 /// An API key as listed (never with the key itself).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: Uuid,
     pub tenant_id: TenantId,

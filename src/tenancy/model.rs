@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{DbName, MerchantId, Slug, TenantId, TenantStatus};
 
 /// One row of `tenants`. Cached (L1/L2) as a whole, so it is also (de)serialisable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     #[sqlx(try_from = "String")]

@@ -11,7 +11,7 @@ use moka::future::Cache;
 use super::model::Tenant;
 use super::{PoolError, TenantId, TenantPools};
 
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TenantSettings {
     pub organization_name: String,
     pub locale: String,

@@ -414,3 +414,109 @@ fn help_shows_json_on_every_printing_command() {
     let rotate = text(&wosool(&["secrets", "rotate", "--help"], &[]).stdout);
     assert!(rotate.contains("--dry-run") && rotate.contains("--batch-size"));
 }
+
+/// Every subcommand path of the CLI (`["tenants", "api-key", "create"]`, …) with its clap definition.
+fn subcommands() -> Vec<(Vec<String>, clap::Command)> {
+    fn walk(
+        path: Vec<String>,
+        command: &clap::Command,
+        out: &mut Vec<(Vec<String>, clap::Command)>,
+    ) {
+        // clap's generated `help` subcommands are not ours.
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut path = path.clone();
+            path.push(sub.get_name().to_owned());
+            out.push((path.clone(), sub.clone()));
+            walk(path, sub, out);
+        }
+    }
+    let mut root = <wosool::cli::Cli as clap::CommandFactory>::command();
+    root.build();
+    let mut out = Vec::new();
+    walk(Vec::new(), &root, &mut out);
+    out
+}
+
+/// The CLI's help says what every command and flag does: each subcommand has an about line that its own
+/// `--help` prints, and each argument a help text.
+#[test]
+fn cli_help_describes_every_command_and_flag() {
+    let mut problems = Vec::new();
+    let commands = subcommands();
+    assert!(commands.len() > 20, "{} subcommands", commands.len());
+    for (path, command) in &commands {
+        let name = path.join(" ");
+        let Some(about) = command.get_about().map(|a| a.to_string()) else {
+            problems.push(format!("`wosool {name}` has no about line"));
+            continue;
+        };
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") || arg.is_global_set() {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                problems.push(format!("`wosool {name}`: argument `{id}` has no help"));
+            }
+        }
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = wosool(&args, &[]);
+        let help = text(&out.stdout);
+        let first_line = about.lines().next().unwrap_or_default();
+        if !out.status.success() || !help.contains(first_line) {
+            problems.push(format!(
+                "`wosool {name} --help` does not show its about line: {help}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The command list of the README ("Commands and roles") names only commands clap has, and every top-level
+/// command clap has.
+#[test]
+fn readme_command_list_matches_the_cli() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("## Commands and roles")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the README's command block");
+    let commands = subcommands();
+    let known: std::collections::HashSet<String> =
+        commands.iter().map(|(path, _)| path.join(" ")).collect();
+    let mut listed_top = std::collections::HashSet::new();
+    for line in block.lines().filter(|l| l.starts_with("wosool ")) {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let top = words[0];
+        assert!(
+            known.contains(top),
+            "README lists `wosool {top}`, which the CLI lacks"
+        );
+        listed_top.insert(top.to_owned());
+        // `wosool tenants list|show|…`: each alternative is a subcommand.
+        if let Some(second) = words
+            .get(1)
+            .filter(|w| w.chars().next().is_some_and(char::is_alphabetic))
+        {
+            for alternative in second.split('|') {
+                let path = format!("{top} {alternative}");
+                assert!(
+                    known.contains(&path),
+                    "README lists `wosool {path}`, which the CLI lacks"
+                );
+            }
+        }
+    }
+    for (path, _) in commands
+        .iter()
+        .filter(|(path, _)| path.len() == 1 && path[0] != "help")
+    {
+        assert!(
+            listed_top.contains(&path[0]),
+            "`wosool {}` is not in the README's command list",
+            path[0]
+        );
+    }
+}

@@ -38,6 +38,7 @@ mod merchant_app;
 mod metrics;
 mod monitoring;
 mod notify;
+mod openapi;
 mod rate_limits;
 mod registration;
 mod salla_api;

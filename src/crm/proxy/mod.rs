@@ -284,10 +284,40 @@ impl CrmProxy {
     }
 }
 
+/// A GraphQL request, as documented (the proxy reads it as raw bytes).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the body `graphql` forwards")]
+pub struct GraphqlRequest {
+    query: String,
+    #[schema(required = false)]
+    #[schema(value_type = Option<Object>)]
+    variables: Option<serde_json::Value>,
+    #[schema(required = false)]
+    #[schema(rename = "operationName")]
+    operation_name: Option<String>,
+}
+
 /// The operation name of a GraphQL mutation Twenty answered (for the audit log).
 #[derive(Clone)]
 struct GraphqlMutation(String);
 
+/// The tenant's Twenty REST API (`docs/twenty.md`): the request is forwarded with the tenant's workspace key;
+/// the answer is Twenty's.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/crm/rest/{path}",
+    tag = "crm",
+    summary = "Twenty's REST API, for the caller's workspace",
+    description = "Forwarded to the tenant's own Twenty workspace with its key; the answer is Twenty's. Reading \
+                   methods need a viewer, the others a member. Limits: `crm.proxy_body_limit_bytes`, \
+                   `crm.proxy_timeout_secs`.",
+    params(("path" = String, Path, description = "Twenty's REST path, e.g. `people` or `people/{id}`.")),
+    request_body(content = Object, description = "Twenty's JSON body, for writes.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Twenty's answer.", content_type = "application/json", body = Object),
+        (status = 503, description = "`crm_not_configured`, or the workspace is not ready."),
+    ),
+)]
 pub(crate) async fn rest(
     State(proxy): State<Option<CrmProxy>>,
     State(pools): State<crate::tenancy::TenantPools>,
@@ -309,6 +339,19 @@ pub(crate) async fn rest(
     response
 }
 
+/// The tenant's Twenty GraphQL API.
+#[utoipa::path(
+    post,
+    path = "/crm/graphql",
+    tag = "crm",
+    summary = "Twenty's GraphQL API, for the caller's workspace",
+    description = "POST only (405 otherwise), `application/json`. Queries need a viewer, mutations a member.",
+    request_body(content = GraphqlRequest, description = "A GraphQL request."),
+    responses(
+        (status = 200, description = "Twenty's answer.", content_type = "application/json", body = Object),
+        (status = 503, description = "`crm_not_configured`, or the workspace is not ready."),
+    ),
+)]
 pub(crate) async fn graphql(
     State(proxy): State<Option<CrmProxy>>,
     State(pools): State<crate::tenancy::TenantPools>,

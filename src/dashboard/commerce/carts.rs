@@ -25,7 +25,7 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Cart {
     #[serde(skip)]
     pub(crate) row_id: i64,
@@ -85,8 +85,9 @@ const SORTS: &[Sort<Cart>] = &[
     },
 ];
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListCarts {
     pub(crate) limit: Option<String>,
     pub(crate) cursor: Option<String>,
@@ -101,6 +102,18 @@ pub struct ListCarts {
     pub(crate) to: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/carts/abandoned",
+    tag = "commerce",
+    summary = "The store's abandoned carts",
+    description = "Pages: `limit` (1–200, default 50), `cursor` (the previous page's `next_cursor`), `sort` (allow-listed; `-` for descending).",
+    params(ListCarts),
+    responses(
+        (status = 200, description = "A page.", body = Page<Cart>),
+        (status = 400, description = "`invalid_parameter`, naming the parameter."),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,

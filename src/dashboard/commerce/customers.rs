@@ -33,7 +33,7 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Customer {
     #[serde(skip)]
     pub(crate) row_id: i64,
@@ -113,8 +113,9 @@ const SORTS: &[Sort<Customer>] = &[
     },
 ];
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListCustomers {
     pub(crate) limit: Option<String>,
     pub(crate) cursor: Option<String>,
@@ -130,6 +131,18 @@ pub struct ListCustomers {
     pub(crate) segment: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/customers",
+    tag = "commerce",
+    summary = "The store's customers",
+    description = "Pages: `limit` (1–200, default 50), `cursor` (the previous page's `next_cursor`), `sort` (allow-listed; `-` for descending). Sorts: `-created_at` (default), `created_at`, `name`, `-total_spent`, `-orders_count`, `-last_order_at`. Dates: `YYYY-MM-DD` or RFC 3339.",
+    params(ListCustomers),
+    responses(
+        (status = 200, description = "A page.", body = Page<Customer>),
+        (status = 400, description = "`invalid_parameter`, naming the parameter."),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,

@@ -35,7 +35,7 @@ static ITEMS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Order {
     #[serde(skip)]
     pub(crate) row_id: i64,
@@ -104,8 +104,9 @@ const SORTS: &[Sort<Order>] = &[
     },
 ];
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListOrders {
     pub(crate) limit: Option<String>,
     pub(crate) cursor: Option<String>,
@@ -123,6 +124,18 @@ pub struct ListOrders {
     pub(crate) payment_method: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    tag = "commerce",
+    summary = "The store's orders",
+    description = "Pages: `limit` (1–200, default 50), `cursor` (the previous page's `next_cursor`), `sort` (allow-listed; `-` for descending).",
+    params(ListOrders),
+    responses(
+        (status = 200, description = "A page.", body = Page<Order>),
+        (status = 400, description = "`invalid_parameter`, naming the parameter."),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,
@@ -174,7 +187,7 @@ pub(crate) async fn fetch(pool: &PgPool, params: &ListOrders) -> Result<Page<Ord
 }
 
 /// A line of an order.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct OrderItem {
     pub(crate) id: i64,
     pub(crate) product_id: Option<i64>,
@@ -188,7 +201,7 @@ pub struct OrderItem {
     pub(crate) currency: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub(crate) order: Order,
@@ -196,6 +209,17 @@ pub struct OrderDetail {
 }
 
 /// One order, deleted or not (its `deleted_at` says so), with its lines.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    tag = "commerce",
+    summary = "One order with its lines",
+    params(("id" = i64, Path, description = "Salla's order id.")),
+    responses(
+        (status = 200, description = "The order and its items.", body = OrderDetail),
+        (status = 404, description = "`order_not_found`."),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,

@@ -128,9 +128,10 @@ impl Cursor {
 }
 
 /// A page of a list, as returned.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<R> {
     pub data: Vec<R>,
+    /// The `cursor` of the next page; `null` on the last.
     pub next_cursor: Option<String>,
 }
 

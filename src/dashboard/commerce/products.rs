@@ -24,7 +24,7 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Product {
     #[serde(skip)]
     row_id: i64,
@@ -103,8 +103,9 @@ const SORTS: &[Sort<Product>] = &[
     },
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListProducts {
     limit: Option<String>,
     cursor: Option<String>,
@@ -116,6 +117,18 @@ pub struct ListProducts {
     include_deleted: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "commerce",
+    summary = "The store's products",
+    description = "Pages: `limit` (1–200, default 50), `cursor` (the previous page's `next_cursor`), `sort` (allow-listed; `-` for descending).",
+    params(ListProducts),
+    responses(
+        (status = 200, description = "A page.", body = Page<Product>),
+        (status = 400, description = "`invalid_parameter`, naming the parameter."),
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     ctx: TenantContext,

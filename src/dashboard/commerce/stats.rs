@@ -88,7 +88,7 @@ struct Figures {
     new_customers_30d: i64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct TopProduct {
     product_id: Option<i64>,
     name: String,
@@ -100,6 +100,68 @@ struct TopProduct {
     revenue_rank: i64,
 }
 
+/// `GET /api/stats`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct Stats {
+    sales: Sales,
+    top_products_30_days: TopProducts,
+    abandoned_carts: CartFigures,
+    customers: CustomerFigures,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+struct Sales {
+    last_7_days: Window,
+    last_30_days: Window,
+    last_90_days: Window,
+}
+
+/// One window of sales.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+struct Window {
+    orders: i64,
+    revenue: Money,
+    /// `null` without orders.
+    average_order_value: Option<Money>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+struct TopProducts {
+    by_quantity: Vec<TopProduct>,
+    by_revenue: Vec<TopProduct>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+struct CartFigures {
+    /// Open (not purchased) carts.
+    count: i64,
+    value: Money,
+    purchased: i64,
+    total: i64,
+    /// `purchased / total` to four decimals; `null` without carts.
+    recovery_rate: Option<f64>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+struct CustomerFigures {
+    total: i64,
+    new_last_30_days: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    tag = "commerce",
+    summary = "The store at a glance",
+    description = "Sales of the last 7, 30 and 90 days, top products, abandoned carts and customers.",
+    responses((status = 200, description = "The figures.", body = Stats)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,

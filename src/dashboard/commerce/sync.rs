@@ -26,7 +26,7 @@ FROM unnest(ARRAY['customers', 'products', 'orders', 'abandoned_carts', 'order_d
 LEFT JOIN sync_state s ON s.resource = r.resource
 ORDER BY r.position";
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub(crate) struct ResourceSync {
     pub(crate) resource: String,
     /// `idle`, `running`, `done` or `failed`.
@@ -57,6 +57,17 @@ pub(crate) struct ResourceSync {
 
 /// `POST /api/sync/resync` (`sync.manage`: admins): starts a full re-scan of the store (every resource walks the Merchant
 /// API again; rows are upserted idempotently). A walk already running is not started twice. 202.
+#[utoipa::path(
+    post,
+    path = "/api/sync/resync",
+    tag = "commerce",
+    summary = "Re-import the whole store from Salla",
+    responses(
+        (status = 202, description = "Enqueued.", body = Resync),
+        (status = 409, description = "`no_salla_store`: the tenant has no Salla store."),
+        (status = 503, description = "`salla_not_configured`."),
+    ),
+)]
 pub async fn resync(
     State(state): State<AppState>,
     ctx: TenantContext,
@@ -91,6 +102,30 @@ pub async fn resync(
     ))
 }
 
+/// `POST /api/sync/resync`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `resync`")]
+pub struct Resync {
+    #[schema(example = "enqueued")]
+    resync: String,
+    /// How many resource walks were started (a running one is not started twice).
+    resources_started: i64,
+}
+
+/// `GET /api/sync`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct SyncProgress {
+    resources: Vec<ResourceSync>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/sync",
+    tag = "commerce",
+    summary = "Progress of the Salla import",
+    responses((status = 200, description = "Each resource's progress.", body = SyncProgress)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     ctx: TenantContext,
