@@ -14,6 +14,40 @@ use crate::state::AppState;
 /// Sets listed by `GET /api/admin/backups`.
 const RECENT_SETS: i64 = 50;
 
+/// `GET /api/admin/backups`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `list`")]
+pub struct BackupsAnswer {
+    /// The most recent sets (at most 50), newest first: id, status, started/finished, databases, failures,
+    /// bytes, target.
+    #[schema(value_type = Vec<Object>)]
+    sets: Vec<Value>,
+    /// Tenants whose last backup attempt failed, with the error and their last success.
+    #[schema(value_type = Vec<Object>)]
+    failing_tenants: Vec<Value>,
+    /// The last restore drill (tenant, set, outcome, differences), if any ran.
+    #[schema(value_type = Option<Object>)]
+    last_drill: Option<Value>,
+}
+
+/// `GET /api/admin/backups/{set}`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answer of `show`")]
+pub struct BackupSetAnswer {
+    #[schema(value_type = Object)]
+    set: Value,
+    /// One per database: scope, tenant id, database, schema version, size, SHA-256, duration, status, error.
+    #[schema(value_type = Vec<Object>)]
+    entries: Vec<Value>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/backups",
+    tag = "admin-backups",
+    summary = "Recent backup sets, tenants whose backup fails, the last restore drill",
+    responses((status = 200, description = "The backup history.", body = BackupsAnswer)),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -29,6 +63,17 @@ pub async fn list(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/backups/{set}",
+    tag = "admin-backups",
+    summary = "One backup set, database by database",
+    params(("set" = String, Path, description = "The set's id (as listed).")),
+    responses(
+        (status = 200, description = "The set and its entries.", body = BackupSetAnswer),
+        (status = 404, description = "`backup_set_not_found`."),
+    ),
+)]
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -50,13 +50,41 @@ fn actor(auth: &AdminAuth, request_id: Option<String>) -> Actor {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "pg-2"}))]
 pub struct StartBody {
     /// The key of a `[[db.tenant_servers]]` entry.
     to: String,
 }
 
+/// A tenant move, in an answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the json! answers of the move routes")]
+pub struct MoveAnswer {
+    /// id, tenant_id, source_server, target_server, db_name, state (`prepared`, `read_only`, `copied`,
+    /// `verified`, `switched`, `source_dropped`, `failed`, `aborted`), error, timestamps, read-only seconds.
+    #[schema(value_type = Object)]
+    r#move: Value,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/move",
+    tag = "admin-tenants",
+    summary = "Move a tenant's database to another tenant server",
+    description = "Run by a worker: a short read-only window, dump and restore into the target, row counts \
+        verified, registry and caches switched on every replica; the source is dropped after \
+        `tenancy.moves.drop_source_after_secs`. Resumable and audited.",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    request_body = StartBody,
+    responses(
+        (status = 202, description = "Started.", body = MoveAnswer),
+        (status = 404, description = "`tenant_not_found`."),
+        (status = 409, description = "`same_server`, `tenant_not_movable`, `move_in_progress`."),
+        (status = 422, description = "`validation_failed`: `to` names no configured server."),
+    ),
+)]
 pub async fn start(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -70,6 +98,17 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "move": started }))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/tenants/{id}/move",
+    tag = "admin-tenants",
+    summary = "The tenant's latest move",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 200, description = "The move.", body = MoveAnswer),
+        (status = 404, description = "`tenant_not_found`, `move_not_found`."),
+    ),
+)]
 pub async fn latest(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -79,6 +118,18 @@ pub async fn latest(
     Ok(axum::Json(json!({ "move": latest })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/admin/tenants/{id}/move/abort",
+    tag = "admin-tenants",
+    summary = "Roll back a move that has not switched yet",
+    params(("id" = String, Path, description = "The tenant's id or slug.")),
+    responses(
+        (status = 202, description = "Abort requested; a worker rolls it back.", body = MoveAnswer),
+        (status = 404, description = "`tenant_not_found`, `move_not_found`."),
+        (status = 409, description = "`move_not_abortable`: already switched or finished."),
+    ),
+)]
 pub async fn abort(
     auth: AdminAuth,
     State(state): State<AppState>,
@@ -89,6 +140,17 @@ pub async fn abort(
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "move": aborted }))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/moves/{move_id}",
+    tag = "admin-tenants",
+    summary = "One move",
+    params(("move_id" = String, Path, description = "The move's id.")),
+    responses(
+        (status = 200, description = "The move.", body = MoveAnswer),
+        (status = 404, description = "`move_not_found`."),
+    ),
+)]
 pub async fn show(
     _: AdminAuth,
     State(state): State<AppState>,

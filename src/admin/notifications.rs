@@ -13,8 +13,9 @@ use crate::notify::record::{self, Filter, Page};
 use crate::state::AppState;
 use crate::tenancy::TenantId;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
     pub tenant_id: Option<TenantId>,
     pub kind: Option<String>,
@@ -68,6 +69,29 @@ impl Params {
     }
 }
 
+/// `GET /api/admin/notifications`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the answer of `list`")]
+pub struct NotificationsPage {
+    /// Deliveries, newest first: id, kind, audience, tenant_id, channel, recipient, locale, status, attempts,
+    /// subject, error, created_at, sent_at.
+    #[schema(value_type = Vec<Object>)]
+    notifications: Vec<serde_json::Value>,
+    /// Pass as `cursor` for the next (older) page; null at the end.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/admin/notifications",
+    tag = "admin-notifications",
+    summary = "Notifications sent to merchants and operators",
+    params(Params),
+    responses(
+        (status = 200, description = "A page of deliveries.", body = NotificationsPage),
+        (status = 400, description = "`invalid_query`: an unknown kind or status, a bad limit or cursor."),
+    ),
+)]
 pub async fn list(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -22,6 +22,7 @@ pub enum NotificationsAction {
         /// Only this status: pending, sent, failed or skipped.
         #[arg(long)]
         status: Option<String>,
+        /// How many deliveries, newest first (1–200).
         #[arg(long, default_value_t = 50)]
         limit: i64,
         /// The `next_cursor` of a previous page.

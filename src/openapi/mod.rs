@@ -125,6 +125,13 @@ pub fn excluded(path: &str) -> bool {
         crate::admin::audit::list,
         crate::admin::maintenance::show,
         crate::admin::maintenance::set,
+        crate::admin::backups::list,
+        crate::admin::backups::show,
+        crate::admin::moves::start,
+        crate::admin::moves::latest,
+        crate::admin::moves::abort,
+        crate::admin::moves::show,
+        crate::admin::notifications::list,
     ),
     components(schemas(ErrorEnvelope, ErrorObject)),
     modifiers(&Finish),
@@ -144,6 +151,8 @@ pub fn excluded(path: &str) -> bool {
         (name = "admin-salla", description = "Operators: installed Salla stores."),
         (name = "admin-audit", description = "Operators: the audit logs."),
         (name = "admin-maintenance", description = "Operators: maintenance mode and read-only tenants."),
+        (name = "admin-backups", description = "Operators: backup sets, failing tenants, restore drills."),
+        (name = "admin-notifications", description = "Operators: notifications sent and their outcome."),
     )
 )]
 pub struct ApiDoc;

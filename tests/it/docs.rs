@@ -132,6 +132,6 @@ fn the_scanner_finds_commands_and_skips_notation() {
     assert_eq!(cli_arguments("psql -U wosool -d wosool"), None);
     assert_eq!(
         snippets("a `wosool x` b\n```sh\nwosool y \\\n  --z\n```\n"),
-        vec!["wosool x".to_owned(), "wosool y   --z".to_owned()]
+        vec!["wosool x".to_owned(), "wosool y  --z".to_owned()]
     );
 }

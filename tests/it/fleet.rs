@@ -13,25 +13,22 @@ use wosool::tenancy::{TenantId, TenantStatus};
 
 use crate::helpers::{TestApp, database_url, spawn_app_with, tenancy_stack, test_config};
 
-/// The newest tenant migration: the audit log's origin columns (`via`, `ip`, `user_agent`, `before`, `after`)
-/// and its filter indexes (`audit_log_actor_id_idx`, `audit_log_action_id_idx`, `audit_log_subject_id_idx`).
-/// `UNDO_LATEST` removes them; a table named like its last index, created beforehand, makes the migration
-/// fail (and roll back whole).
-const LATEST: i64 = 20261203100002;
-const LATEST_MARK: &str = "audit_log_subject_id_idx";
-const BREAK_LATEST: &str = "CREATE TABLE audit_log_subject_id_idx (x int)";
-const UNBREAK_LATEST: &str = "DROP TABLE audit_log_subject_id_idx";
-const UNDO_LATEST: &str = "DROP INDEX audit_log_actor_id_idx; \
+/// The newest tenant migration: `sync_state.failing_since` (when a resource's Salla sync began failing).
+/// `UNDO_LATEST` removes it; the column added beforehand (of another type) makes the migration fail (and roll
+/// back whole).
+const LATEST: i64 = 20261206100001;
+const LATEST_MARK: &str = "failing_since";
+const BREAK_LATEST: &str = "ALTER TABLE sync_state ADD COLUMN failing_since int";
+const UNBREAK_LATEST: &str = "ALTER TABLE sync_state DROP COLUMN failing_since";
+const UNDO_LATEST: &str = "ALTER TABLE sync_state DROP COLUMN failing_since;";
+/// The one before: the audit log's origin columns (`via`, `ip`, `user_agent`, `before`, `after`) and its
+/// filter indexes.
+const PREVIOUS: i64 = 20261203100002;
+const UNDO_PREVIOUS: &str = "DROP INDEX audit_log_actor_id_idx; \
      DROP INDEX audit_log_action_id_idx; \
      DROP INDEX audit_log_subject_id_idx; \
      ALTER TABLE audit_log DROP COLUMN via, DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN before, \
      DROP COLUMN after;";
-/// The one before: the merchant app's indexes (`customers_created_at_idx`, `abandoned_carts_started_idx`,
-/// `orders_payment_method_idx`).
-const PREVIOUS: i64 = 20261202100003;
-const UNDO_PREVIOUS: &str = "DROP INDEX customers_created_at_idx; \
-     DROP INDEX abandoned_carts_started_idx; \
-     DROP INDEX orders_payment_method_idx;";
 
 struct FleetTenant {
     id: TenantId,
@@ -99,11 +96,12 @@ async fn unbreak_latest(tenant: &FleetTenant) {
         .unwrap();
 }
 
-/// Whether the tenant database has the latest migration's first index and has recorded the
-/// latest migration.
+/// Whether the tenant database has the latest migration's column (of its type, not the breaking one) and has
+/// recorded the latest migration.
 async fn has_latest(tenant: &FleetTenant) -> bool {
     let (index, recorded): (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('public.audit_log_actor_id_idx') IS NOT NULL, \
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'sync_state' \
+                 AND column_name = 'failing_since' AND data_type = 'timestamp with time zone'), \
                 EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success)",
     )
     .bind(LATEST)

@@ -53,7 +53,6 @@ const EMITTED_UNDER_CONDITIONS: &[&str] = &[
     "backup_bytes_total",
     "backup_tenants_failing",
     "backup_restore_drill_total",
-    "notifications_sent_total",
     "tenant_moves_total",
     "tenant_move_read_only_seconds",
 ];
