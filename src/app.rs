@@ -354,6 +354,7 @@ impl Application {
             db: state.db().clone(),
             redis: state.redis().cloned(),
             pools: state.pools().clone(),
+            backups: state.config().backup.enabled,
         };
         let every = std::time::Duration::from_secs(state.config().jobs.stats_interval_secs);
         tasks.spawn(async move {

@@ -229,3 +229,19 @@ pub async fn last_drill(db: &PgPool) -> Result<Option<DrillRow>, sqlx::Error> {
     .fetch_optional(db)
     .await
 }
+
+/// Per scope, when its newest backup succeeded: the end of the newest set in which every database of that
+/// scope was stored. From the history, so any replica reports it after a restart (the alert on backup age
+/// must not go quiet because the process that ran the backup is gone).
+pub async fn last_success_by_scope(db: &PgPool) -> Result<Vec<(String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT e.scope, extract(epoch FROM max(s.finished_at))::float8 \
+           FROM (SELECT set_id, scope FROM backup_entries GROUP BY set_id, scope \
+                  HAVING bool_and(status = 'succeeded')) e \
+           JOIN backup_sets s ON s.id = e.set_id \
+          WHERE s.finished_at IS NOT NULL \
+          GROUP BY e.scope",
+    )
+    .fetch_all(db)
+    .await
+}

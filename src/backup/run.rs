@@ -272,6 +272,23 @@ impl Backups {
     }
 }
 
+/// The backup gauges from the history in the global database: `backup_last_success_timestamp_seconds` per
+/// scope and `backup_tenants_failing`. Sampled by every replica with backups on (telemetry::fleet), so the
+/// gauges survive restarts and do not depend on which worker ran the last set.
+pub async fn publish_history_gauges(db: &sqlx::PgPool) {
+    match record::last_success_by_scope(db).await {
+        Ok(rows) => {
+            for (scope, at) in rows {
+                metrics::gauge!("backup_last_success_timestamp_seconds", "scope" => scope).set(at);
+            }
+        }
+        Err(error) => {
+            tracing::debug!(error = %error, "cannot read the backup history for its gauges")
+        }
+    }
+    refresh_failing_gauge(db).await;
+}
+
 /// `backup_tenants_failing`: live tenants whose most recent backup attempt failed.
 pub async fn refresh_failing_gauge(db: &sqlx::PgPool) {
     match record::failing_tenants(db).await {

@@ -1,5 +1,5 @@
 //! Gauges sampled on a timer rather than recorded where things happen: the registry's tenants by status, Salla
-//! stores by token status, whether Redis answers, and the tenant connection budget.
+//! stores by token status, whether Redis answers, the tenant connection budget, and the backups' age.
 //! Each replica samples the same shared numbers; dashboards and alerts take `max` across instances.
 
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub struct FleetGauges {
     pub db: PgPool,
     pub redis: Option<Redis>,
     pub pools: TenantPools,
+    /// Backups are on (`backup.enabled`): their age and failing tenants, from the history.
+    pub backups: bool,
 }
 
 /// Salla store statuses (`salla_stores.status`), each reported even at 0 so that an alert on one resolves.
@@ -42,6 +44,9 @@ impl FleetGauges {
             metrics::gauge!("redis_up").set(if up { 1.0 } else { 0.0 });
         }
         self.pools.publish_gauges();
+        if self.backups {
+            crate::backup::run::publish_history_gauges(&self.db).await;
+        }
     }
 
     /// Stores by status. An installed store without tokens is counted as `needs_reinstall`, as the merchant

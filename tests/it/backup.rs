@@ -692,3 +692,62 @@ async fn enabled_backups_run_on_schedule_in_the_worker() {
         assert!(kinds.iter().any(|k| k == kind), "{kinds:?}");
     }
 }
+
+/// The backup gauges come from the history, not from the process that ran the set: a replica that never ran a
+/// backup (here an API replica, started after the set) reports the age per scope and the failing tenants, so
+/// the `BackupTooOld` alert survives restarts.
+#[tokio::test]
+async fn every_replica_reports_the_backup_age_from_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut extra = local_backup_env(dir.path());
+    extra.push(("WOSOOL_BACKUP__ENABLED".into(), "true".into()));
+    extra.push(("WOSOOL_JOBS__STATS_INTERVAL_SECS".into(), "1".into()));
+    let app = spawn_app_with(Role::Api, move |env| env.extend(extra)).await;
+    // An older set where everything succeeded, a newer one where the global dump failed.
+    sqlx::raw_sql(
+        "INSERT INTO backup_sets (id, started_at, finished_at, status, target) VALUES \
+           ('s1', '2026-11-30T01:00:00Z', '2026-11-30T01:10:00Z', 'succeeded', 'local'), \
+           ('s2', '2026-12-01T01:00:00Z', '2026-12-01T01:10:00Z', 'partial', 'local'); \
+         INSERT INTO backup_entries (set_id, scope, name, database, status, object) VALUES \
+           ('s1', 'global', 'global', 'wosool', 'succeeded', 's1/global.dump'), \
+           ('s1', 'tenant', 't1', 't_1', 'succeeded', 's1/t1.dump'), \
+           ('s2', 'global', 'global', 'wosool', 'failed', 's2/global.dump'), \
+           ('s2', 'tenant', 't1', 't_1', 'succeeded', 's2/t1.dump');",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let at = |day: &str| {
+        time::OffsetDateTime::parse(day, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp() as f64
+    };
+    let metrics = eventually("the backup gauges", WAIT, || async {
+        let text = app.metrics().await;
+        metric_value(
+            &text,
+            "backup_last_success_timestamp_seconds",
+            &[("scope", "tenant")],
+        )
+        .is_some()
+        .then_some(text)
+    })
+    .await;
+    let value = |scope| {
+        metric_value(
+            &metrics,
+            "backup_last_success_timestamp_seconds",
+            &[("scope", scope)],
+        )
+    };
+    assert_eq!(value("tenant"), Some(at("2026-12-01T01:10:00Z")));
+    assert_eq!(
+        value("global"),
+        Some(at("2026-11-30T01:10:00Z")),
+        "the newest set whose global dump succeeded"
+    );
+    assert_eq!(
+        metric_value(&metrics, "backup_tenants_failing", &[]),
+        Some(0.0)
+    );
+}
