@@ -243,6 +243,38 @@ async fn installing_the_app_yields_a_ready_tenant_with_identity_and_history_then
     let needle = tokens.access_token.as_bytes();
     assert!(!sealed.windows(needle.len()).any(|w| w == needle));
 
+    // The subscription expires: the merchant is told (a plan_ending notice for this tenant, recorded as
+    // skipped here because notifications are off), once however often Salla redelivers it.
+    for _ in 0..2 {
+        deliver(&app, &for_merchant("app.subscription.expired", MERCHANT)).await;
+    }
+    let notices = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT kind, status FROM notifications WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+    };
+    eventually("the plan_ending notice", WAIT, || async {
+        notices()
+            .await
+            .iter()
+            .any(|(kind, status)| kind == "plan_ending" && status == "skipped")
+            .then_some(())
+    })
+    .await;
+    let plan_ending = notices()
+        .await
+        .iter()
+        .filter(|(kind, _)| kind == "plan_ending")
+        .count();
+    assert_eq!(
+        plan_ending, 1,
+        "a redelivered expiry tells the merchant once"
+    );
+
     // Uninstall: tokens gone, tenant suspended, deletion scheduled.
     deliver(&app, &for_merchant("app.uninstalled", MERCHANT)).await;
     wait_status(&app.db, MERCHANT, "suspended").await;
