@@ -22,6 +22,9 @@ pub struct DbConfig {
 pub struct TenantServerConfig {
     pub key: String,
     pub url: Secret,
+    /// Being emptied (`wosool tenants move`): its tenants stay and are served, no new tenant is placed here.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +96,13 @@ impl DbConfig {
                     "postgres://user:password@host:5432/postgres",
                 ),
             }
+        }
+        if !self.tenant_servers.is_empty() && self.tenant_servers.iter().all(|s| s.draining) {
+            problem(
+                "db.tenant_servers",
+                "every server is draining: new tenants would have nowhere to go".into(),
+                "at least one server with draining = false",
+            );
         }
     }
 }

@@ -45,11 +45,25 @@ pub enum ServerError {
     },
 }
 
+/// [`TenantServers::place`] over `(key, draining)` pairs in configuration order.
+fn place_among<'a>(
+    servers: impl Iterator<Item = (&'a str, bool)>,
+    counts: &std::collections::HashMap<String, i64>,
+) -> &'a str {
+    servers
+        .filter(|(_, draining)| !draining)
+        .min_by_key(|(key, _)| counts.get(*key).copied().unwrap_or(0))
+        .map(|(key, _)| key)
+        .unwrap_or(DEFAULT_SERVER_KEY)
+}
+
 /// One tenant server: a small maintenance pool for `CREATE/DROP DATABASE`, and the options tenant databases
 /// are reached with (same host and credentials, another database).
 #[derive(Clone)]
 pub struct TenantServer {
     pub key: String,
+    /// No new tenant is placed here (`db.tenant_servers[].draining`).
+    pub draining: bool,
     options: PgConnectOptions,
     maintenance: PgPool,
 }
@@ -305,6 +319,13 @@ impl TenantServers {
                 .map(|s| (s.key.clone(), s.url.expose().to_owned()))
                 .collect()
         };
+        let draining = |key: &str| {
+            config
+                .db
+                .tenant_servers
+                .iter()
+                .any(|s| s.key == key && s.draining)
+        };
         let mut servers = Vec::with_capacity(entries.len());
         let mut password = std::collections::HashMap::new();
         for (key, url) in entries {
@@ -332,6 +353,7 @@ impl TenantServers {
                 .idle_timeout(Duration::from_secs(60))
                 .connect_lazy_with(options.clone());
             servers.push(TenantServer {
+                draining: draining(&key),
                 key,
                 options,
                 maintenance,
@@ -364,13 +386,13 @@ impl TenantServers {
         self.password.get(key).cloned().flatten()
     }
 
-    /// The server a new tenant goes to: the one with the fewest live tenants (ties: configuration order).
+    /// The server a new tenant goes to: of those not draining, the one with the fewest live tenants (ties:
+    /// configuration order).
     pub fn place(&self, counts: &std::collections::HashMap<String, i64>) -> &str {
-        self.servers
-            .iter()
-            .min_by_key(|s| counts.get(&s.key).copied().unwrap_or(0))
-            .map(|s| s.key.as_str())
-            .unwrap_or(DEFAULT_SERVER_KEY)
+        place_among(
+            self.servers.iter().map(|s| (s.key.as_str(), s.draining)),
+            counts,
+        )
     }
 
     /// Brings the template of every server to the latest tenant version (startup and `wosool migrate`).
@@ -407,5 +429,30 @@ impl TenantServers {
         for server in self.servers.iter() {
             server.maintenance.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::place_among;
+
+    #[test]
+    fn new_tenants_go_to_the_emptiest_server_that_is_not_draining() {
+        let counts: HashMap<String, i64> =
+            [("pg-1".into(), 5), ("pg-2".into(), 1), ("pg-3".into(), 3)]
+                .into_iter()
+                .collect();
+        let servers = [("pg-1", false), ("pg-2", false), ("pg-3", false)];
+        assert_eq!(place_among(servers.into_iter(), &counts), "pg-2");
+        let draining = [("pg-1", false), ("pg-2", true), ("pg-3", false)];
+        assert_eq!(place_among(draining.into_iter(), &counts), "pg-3");
+        // Ties: configuration order.
+        let even: HashMap<String, i64> = HashMap::new();
+        assert_eq!(
+            place_among([("a", false), ("b", false)].into_iter(), &even),
+            "a"
+        );
     }
 }

@@ -256,3 +256,27 @@ fn twenty_instances_are_checked_and_the_base_url_is_their_shorthand() {
         error.problems
     );
 }
+
+/// A server being emptied takes no new tenant (`draining`), but at least one must take them.
+#[test]
+fn tenant_servers_may_drain_but_not_all_of_them() {
+    let servers = |first: bool, second: bool| {
+        file(&format!(
+            "[[db.tenant_servers]]\nkey = \"pg-1\"\nurl = \"postgres://u:p@h1/postgres\"\ndraining = {first}\n\
+             [[db.tenant_servers]]\nkey = \"pg-2\"\nurl = \"postgres://u:p@h2/postgres\"\ndraining = {second}\n"
+        ))
+    };
+    let one = servers(true, false);
+    let config = Config::load_from(Some(one.path()), env(&[])).unwrap();
+    assert!(config.db.tenant_servers[0].draining && !config.db.tenant_servers[1].draining);
+    let all = servers(true, true);
+    let error = Config::load_from(Some(all.path()), env(&[])).unwrap_err();
+    assert!(
+        error
+            .problems
+            .iter()
+            .any(|p| p.contains("db.tenant_servers") && p.contains("draining")),
+        "{:?}",
+        error.problems
+    );
+}
