@@ -79,6 +79,18 @@ async fn twenty_concurrent_refreshes_make_one_call_and_persist_both_tokens() {
 #[tokio::test]
 async fn invalid_grant_marks_the_store_for_reinstall_and_stops() {
     let (app, salla, tokens, _) = store_with_tokens(3 * 86_400).await;
+    // The store belongs to a tenant, whose merchant must hear of it.
+    let (status, registered) = app
+        .register(serde_json::json!({"organization_name": "Revoked Store", "admin_email": "owner@revoked.sa"}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{registered}");
+    let tenant: uuid::Uuid = registered["tenant_id"].as_str().unwrap().parse().unwrap();
+    sqlx::query("UPDATE salla_stores SET tenant_id = $2 WHERE merchant_id = $1")
+        .bind(MERCHANT_ID)
+        .bind(tenant)
+        .execute(&app.db)
+        .await
+        .unwrap();
     salla.lock().revoke_tokens(MERCHANT);
     let seen = tokens.current(MERCHANT_ID).await.unwrap().token_version;
     assert!(matches!(
@@ -98,6 +110,20 @@ async fn invalid_grant_marks_the_store_for_reinstall_and_stops() {
             .await
             .unwrap();
     assert_eq!(audited, 1);
+    // The store_needs_reinstall notice was raised with the status change (a dispatch job for the tenant).
+    let raised: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM jobs WHERE kind = 'notify.dispatch' AND tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        raised
+            .iter()
+            .any(|p| p.to_string().contains("store_needs_reinstall")),
+        "{raised:?}"
+    );
     // No loop: later attempts do not call Salla again.
     for _ in 0..3 {
         assert!(matches!(
