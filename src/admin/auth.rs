@@ -16,6 +16,21 @@ pub struct AdminAuth {
     pub origin: crate::audit::Origin,
 }
 
+impl AdminAuth {
+    /// The operator as the lifecycle services record them (audit actor, request id, IP, user agent).
+    pub(crate) fn lifecycle_actor(
+        &self,
+        request_id: Option<String>,
+    ) -> crate::provisioning::lifecycle::Actor {
+        crate::provisioning::lifecycle::Actor {
+            name: self.actor.clone(),
+            request_id,
+            ip: self.origin.ip,
+            user_agent: self.origin.user_agent.clone(),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::AdminAuth;
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, RequestId};
-use crate::provisioning::lifecycle::Actor;
 use crate::provisioning::moves::{MoveError, TenantMoves};
 use crate::state::AppState;
 
@@ -39,15 +38,6 @@ impl From<MoveError> for ApiError {
 
 fn moves(state: &AppState) -> TenantMoves {
     TenantMoves::new(state.core().clone())
-}
-
-fn actor(auth: &AdminAuth, request_id: Option<String>) -> Actor {
-    Actor {
-        name: auth.actor.clone(),
-        request_id,
-        ip: auth.origin.ip,
-        user_agent: auth.origin.user_agent.clone(),
-    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -93,7 +83,7 @@ pub async fn start(
     Json(body): Json<StartBody>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let started = moves(&state)
-        .start(&id, body.to.trim(), &actor(&auth, request_id))
+        .start(&id, body.to.trim(), &auth.lifecycle_actor(request_id))
         .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "move": started }))))
 }
@@ -136,7 +126,9 @@ pub async fn abort(
     RequestId(request_id): RequestId,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
-    let aborted = moves(&state).abort(&id, &actor(&auth, request_id)).await?;
+    let aborted = moves(&state)
+        .abort(&id, &auth.lifecycle_actor(request_id))
+        .await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "move": aborted }))))
 }
 

@@ -11,19 +11,10 @@ use crate::dashboard::{check_key_name, check_key_scope};
 use crate::error::ApiError;
 use crate::http::extract::{Json, Path, Query, RequestId};
 use crate::provisioning::RegistrationRequest;
-use crate::provisioning::lifecycle::{Actor, parse_time};
+use crate::provisioning::lifecycle::parse_time;
 use crate::state::AppState;
 use crate::tenancy::registry::TenantFilter;
 use crate::tenancy::{TenantId, TenantStatus};
-
-fn actor(auth: &AdminAuth, request_id: Option<String>) -> Actor {
-    Actor {
-        name: auth.actor.clone(),
-        request_id,
-        ip: auth.origin.ip,
-        user_agent: auth.origin.user_agent.clone(),
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -173,7 +164,11 @@ pub async fn create(
         .map_err(|fields| ApiError::Invalid { fields })?;
     let registered = state
         .lifecycle()
-        .create(valid, params.server.as_deref(), &actor(&auth, request_id))
+        .create(
+            valid,
+            params.server.as_deref(),
+            &auth.lifecycle_actor(request_id),
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -245,7 +240,7 @@ pub async fn suspend(
     }
     let tenant = state
         .lifecycle()
-        .suspend(&id, reason, &actor(&auth, request_id))
+        .suspend(&id, reason, &auth.lifecycle_actor(request_id))
         .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
 }
@@ -270,7 +265,7 @@ pub async fn activate(
 ) -> Result<axum::Json<Value>, ApiError> {
     let tenant = state
         .lifecycle()
-        .activate(&id, &actor(&auth, request_id))
+        .activate(&id, &auth.lifecycle_actor(request_id))
         .await?;
     Ok(axum::Json(json!({ "tenant": tenant })))
 }
@@ -295,7 +290,7 @@ pub async fn retry(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let (tenant, run) = state
         .lifecycle()
-        .retry(&id, &actor(&auth, request_id))
+        .retry(&id, &auth.lifecycle_actor(request_id))
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -334,7 +329,7 @@ pub async fn delete(
 ) -> Result<(StatusCode, axum::Json<Value>), ApiError> {
     let tenant = state
         .lifecycle()
-        .delete(&id, params.keep_data, &actor(&auth, request_id))
+        .delete(&id, params.keep_data, &auth.lifecycle_actor(request_id))
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -400,7 +395,7 @@ pub async fn create_key(
     let tenant = state.lifecycle().find(&id).await?;
     let (info, plain) = state
         .lifecycle()
-        .create_api_key(tenant.id, &name, scope, &actor(&auth, request_id))
+        .create_api_key(tenant.id, &name, scope, &auth.lifecycle_actor(request_id))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -428,7 +423,7 @@ pub async fn revoke_key(
     let tenant = state.lifecycle().find(&id).await?;
     if state
         .lifecycle()
-        .revoke_api_key(tenant.id, key_id, &actor(&auth, request_id))
+        .revoke_api_key(tenant.id, key_id, &auth.lifecycle_actor(request_id))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

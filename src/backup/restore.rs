@@ -392,13 +392,8 @@ impl Backups {
     ) -> Result<serde_json::Value, BackupError> {
         let db = self.core.db();
         let tenant = find_tenant(db, id_or_slug).await?;
-        let (restore_id, old, new): (i64, String, String) = sqlx::query_as(
-            "SELECT id, old_db_name, new_db_name FROM tenant_restores WHERE tenant_id = $1 AND status = 'pending'",
-        )
-        .bind(tenant.id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| BackupError::Invalid(format!("tenant {} has no restore awaiting confirmation", tenant.id)))?;
+        let (restore_id, old, new) =
+            pending_restore(db, tenant.id, "awaiting confirmation").await?;
         let old_name =
             DbName::try_from(old.clone()).map_err(|e| BackupError::Invalid(e.to_string()))?;
         self.core
@@ -431,13 +426,7 @@ impl Backups {
     ) -> Result<serde_json::Value, BackupError> {
         let db = self.core.db();
         let tenant = find_tenant(db, id_or_slug).await?;
-        let (restore_id, old, new): (i64, String, String) = sqlx::query_as(
-            "SELECT id, old_db_name, new_db_name FROM tenant_restores WHERE tenant_id = $1 AND status = 'pending'",
-        )
-        .bind(tenant.id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| BackupError::Invalid(format!("tenant {} has no restore to abort", tenant.id)))?;
+        let (restore_id, old, new) = pending_restore(db, tenant.id, "to abort").await?;
         let invalid = |e: crate::tenancy::NameError| BackupError::Invalid(e.to_string());
         let old_name = DbName::try_from(old.clone()).map_err(invalid)?;
         let new_name = DbName::try_from(new.clone()).map_err(invalid)?;
@@ -538,4 +527,19 @@ impl Backups {
             steps,
         })
     }
+}
+
+/// The tenant's restore awaiting `--confirm` or `--abort`: its id, the replaced database and the restored one.
+async fn pending_restore(
+    db: &sqlx::PgPool,
+    tenant: crate::tenancy::TenantId,
+    what: &str,
+) -> Result<(i64, String, String), BackupError> {
+    sqlx::query_as(
+        "SELECT id, old_db_name, new_db_name FROM tenant_restores WHERE tenant_id = $1 AND status = 'pending'",
+    )
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| BackupError::Invalid(format!("tenant {tenant} has no restore {what}")))
 }

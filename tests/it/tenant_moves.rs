@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use wosool::Role;
 use wosool::provisioning::moves::{MoveState, TenantMoves};
 
-use crate::helpers::{Driven, WAIT, admin_database_url, answer, eventually, spawn_driven};
+use crate::helpers::{Driven, TestApp, WAIT, admin_database_url, answer, eventually, spawn_driven};
 
 /// The second test server (its `postgres` database).
 fn second_server_url() -> String {
@@ -350,18 +350,7 @@ async fn writes_in_the_read_only_window_answer_503_and_an_interrupted_move_resum
     let target = tenant_pool("two", &db_name).await;
     assert_eq!(customers(&target).await.0, 300);
     target.close().await;
-    eventually("the key can be created again", WAIT, || async {
-        let response = app
-            .client
-            .post(app.url("/api/tenant/api-keys"))
-            .bearer_auth(&key)
-            .json(&json!({ "name": "after" }))
-            .send()
-            .await
-            .ok()?;
-        (response.status() == StatusCode::CREATED).then_some(())
-    })
-    .await;
+    writes_succeed(app, &key, "the key can be created again", "after").await;
     stop.cancel();
     worker.await.unwrap().unwrap();
 }
@@ -445,17 +434,12 @@ async fn an_abort_rolls_back_and_bad_targets_are_refused_clearly() {
     let direct = tenant_pool("one", &db_name).await;
     seed_customers(&direct, 1).await;
     direct.close().await;
-    eventually("writes through the API work again", WAIT, || async {
-        let response = app
-            .client
-            .post(app.url("/api/tenant/api-keys"))
-            .bearer_auth(&key)
-            .json(&json!({ "name": "after the abort" }))
-            .send()
-            .await
-            .ok()?;
-        (response.status() == StatusCode::CREATED).then_some(())
-    })
+    writes_succeed(
+        app,
+        &key,
+        "writes through the API work again",
+        "after the abort",
+    )
     .await;
     let out = cli(&driven, &["tenants", "move", &tenant, "--status", "--json"]).await;
     assert!(
@@ -543,4 +527,20 @@ async fn a_failing_copy_rolls_the_move_back_and_says_why() {
         metrics.contains("tenant_moves_total{outcome=\"failed\"}"),
         "{metrics}"
     );
+}
+
+/// Polls until the tenant accepts a write through the API again (an API key named `name` is created).
+async fn writes_succeed(app: &TestApp, key: &str, what: &str, name: &str) {
+    eventually(what, WAIT, || async {
+        let response = app
+            .client
+            .post(app.url("/api/tenant/api-keys"))
+            .bearer_auth(key)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == StatusCode::CREATED).then_some(())
+    })
+    .await;
 }
